@@ -1,0 +1,582 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * eth_vhost: an ethdev port whose other end is a vhost-user front end (a VM
+ * through QEMU, or a container through virtio-user). Ethdev glue only: the
+ * protocol and the rings are in lib/vhost (vhu.h).
+ *
+ * Queue mapping: ethdev RX queue i polls guest TX ring 2i+1, ethdev TX queue i
+ * fills guest RX ring 2i.
+ */
+#include <errno.h>
+#include <inttypes.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/un.h>
+
+#include <rte_eal.h>
+#include <rte_ethdev.h>
+#include <rte_kvargs.h>
+#include <rte_log.h>
+#include <rte_malloc.h>
+#include <rte_mbuf.h>
+
+#include "dpdk_driver_abi.h"
+#include "vhu.h"
+
+RTE_LOG_REGISTER(vhu_pmd_logtype, pmd.net.vhu, INFO);
+
+#define PMD_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_ ## level, vhu_pmd_logtype, "VHU: " fmt "\n", ##__VA_ARGS__)
+
+#define ARG_IFACE	"iface"
+#define ARG_QUEUES	"queues"
+#define ARG_CLIENT	"client"
+
+static const char *const valid_args[] = { ARG_IFACE, ARG_QUEUES, ARG_CLIENT, NULL };
+
+struct pmd_args {
+	char iface[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	uint16_t queues;
+	bool client;
+};
+
+struct vhost_queue {
+	struct vhu_vring *vring;
+	struct rte_mempool *mb_pool;	/* RX queues only */
+	uint16_t port_id;
+	uint64_t unsent;		/* TX: mbufs left to the caller (no guest buffer) */
+	/* Counter values at the last stats reset. */
+	struct vhu_vring_stats base;
+	uint64_t unsent_base;
+};
+
+struct pmd_internal {
+	struct vhu_port *vport;
+	struct rte_eth_dev *eth_dev;
+	uint16_t queue_pairs;
+	char iface[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* ---- devargs ---- */
+
+static int
+parse_uint(const char *value, unsigned long min, unsigned long max, unsigned long *out)
+{
+	char *end;
+
+	if (value == NULL || *value == '\0' || *value == '-' || *value == '+')
+		return -1;
+	errno = 0;
+	*out = strtoul(value, &end, 10);
+	if (errno != 0 || *end != '\0' || *out < min || *out > max)
+		return -1;
+	return 0;
+}
+
+static int
+arg_iface(const char *key __rte_unused, const char *value, void *opaque)
+{
+	struct pmd_args *a = opaque;
+
+	if (value == NULL || *value == '\0') {
+		PMD_LOG(ERR, "devarg iface is empty");
+		return -1;
+	}
+	if (strlen(value) >= sizeof(a->iface)) {
+		PMD_LOG(ERR, "devarg iface=%s: longer than the %zu bytes a Unix socket path may have",
+			value, sizeof(a->iface) - 1);
+		return -1;
+	}
+	strcpy(a->iface, value);
+	return 0;
+}
+
+static int
+arg_queues(const char *key __rte_unused, const char *value, void *opaque)
+{
+	struct pmd_args *a = opaque;
+	unsigned long v;
+
+	if (parse_uint(value, 1, VHU_MAX_QUEUE_PAIRS, &v) < 0) {
+		PMD_LOG(ERR, "devarg queues=%s: must be a number of queue pairs from 1 to %u",
+			value ? value : "", VHU_MAX_QUEUE_PAIRS);
+		return -1;
+	}
+	a->queues = (uint16_t)v;
+	return 0;
+}
+
+static int
+arg_client(const char *key __rte_unused, const char *value, void *opaque)
+{
+	struct pmd_args *a = opaque;
+	unsigned long v;
+
+	if (parse_uint(value, 0, 1, &v) < 0) {
+		PMD_LOG(ERR, "devarg client=%s: must be 0 or 1", value ? value : "");
+		return -1;
+	}
+	a->client = v == 1;
+	return 0;
+}
+
+/* Every devarg is checked by name first, so an unknown one is named in the log. */
+static int
+parse_args(const char *name, const char *args, struct pmd_args *a)
+{
+	struct rte_kvargs *kv = rte_kvargs_parse(args, NULL);
+	int ret = -EINVAL;
+
+	memset(a, 0, sizeof(*a));
+	a->queues = 1;
+	if (kv == NULL) {
+		PMD_LOG(ERR, "%s: cannot parse devargs \"%s\"", name, args);
+		return -EINVAL;
+	}
+	for (unsigned int i = 0; i < kv->count; i++) {
+		const char *key = kv->pairs[i].key;
+		bool known = false;
+
+		for (const char *const *v = valid_args; *v != NULL; v++)
+			known |= strcmp(key, *v) == 0;
+		if (!known) {
+			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client)",
+				name, key);
+			goto out;
+		}
+		if (rte_kvargs_count(kv, key) > 1) {
+			PMD_LOG(ERR, "%s: devarg %s given more than once", name, key);
+			goto out;
+		}
+	}
+	if (rte_kvargs_count(kv, ARG_IFACE) != 1) {
+		PMD_LOG(ERR, "%s: devarg iface=<socket path> is required", name);
+		goto out;
+	}
+	if (rte_kvargs_process(kv, ARG_IFACE, arg_iface, a) < 0 ||
+	    rte_kvargs_process(kv, ARG_QUEUES, arg_queues, a) < 0 ||
+	    rte_kvargs_process(kv, ARG_CLIENT, arg_client, a) < 0)
+		goto out;
+	if (a->client) {
+		PMD_LOG(ERR, "%s: client=1 (connect to the front end) is not supported yet; use client=0",
+			name);
+		goto out;
+	}
+	ret = 0;
+out:
+	rte_kvargs_free(kv);
+	return ret;
+}
+
+/* ---- data path ---- */
+
+static uint16_t
+eth_vhost_rx(void *q, struct rte_mbuf **pkts, uint16_t count)
+{
+	struct vhost_queue *rxq = q;
+	uint16_t n = vhu_dequeue_burst(rxq->vring, rxq->mb_pool, pkts, count);
+
+	for (uint16_t i = 0; i < n; i++)
+		pkts[i]->port = rxq->port_id;
+	return n;
+}
+
+static uint16_t
+eth_vhost_tx(void *q, struct rte_mbuf **pkts, uint16_t count)
+{
+	struct vhost_queue *txq = q;
+	uint16_t n = vhu_enqueue_burst(txq->vring, pkts, count);
+
+	rte_pktmbuf_free_bulk(pkts, n);
+	txq->unsent += count - n;
+	return n;
+}
+
+/* ---- events from the library (control thread) ---- */
+
+static void
+on_link_changed(void *ctx, bool up)
+{
+	struct pmd_internal *in = ctx;
+	struct rte_eth_link link = {
+		.link_speed = RTE_ETH_SPEED_NUM_10G,
+		.link_duplex = RTE_ETH_LINK_FULL_DUPLEX,
+		.link_autoneg = RTE_ETH_LINK_FIXED,
+		.link_status = up ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN,
+	};
+
+	if (vhu_eth_linkstatus_set(in->eth_dev, &link))
+		rte_eth_dev_callback_process(in->eth_dev, RTE_ETH_EVENT_INTR_LSC, NULL);
+}
+
+static void
+on_vring_state_changed(void *ctx, uint16_t ring_index, bool enabled)
+{
+	struct pmd_internal *in = ctx;
+
+	PMD_LOG(INFO, "%s: %s queue %u %s", in->eth_dev->data->name,
+		ring_index % 2 ? "RX" : "TX", ring_index / 2, enabled ? "enabled" : "disabled");
+	rte_eth_dev_callback_process(in->eth_dev, RTE_ETH_EVENT_QUEUE_STATE, NULL);
+}
+
+static const struct vhu_port_ops port_ops = {
+	.link_changed = on_link_changed,
+	.vring_state_changed = on_vring_state_changed,
+};
+
+/* ---- ethdev operations ---- */
+
+static int
+eth_dev_configure(struct rte_eth_dev *dev __rte_unused)
+{
+	return 0;
+}
+
+static int
+eth_dev_start(struct rte_eth_dev *dev)
+{
+	for (uint16_t i = 0; i < dev->data->nb_rx_queues; i++)
+		dev->data->rx_queue_state[i] = RTE_ETH_QUEUE_STATE_STARTED;
+	for (uint16_t i = 0; i < dev->data->nb_tx_queues; i++)
+		dev->data->tx_queue_state[i] = RTE_ETH_QUEUE_STATE_STARTED;
+	return 0;
+}
+
+static int
+eth_dev_stop(struct rte_eth_dev *dev)
+{
+	for (uint16_t i = 0; i < dev->data->nb_rx_queues; i++)
+		dev->data->rx_queue_state[i] = RTE_ETH_QUEUE_STATE_STOPPED;
+	for (uint16_t i = 0; i < dev->data->nb_tx_queues; i++)
+		dev->data->tx_queue_state[i] = RTE_ETH_QUEUE_STATE_STOPPED;
+	return 0;
+}
+
+static void
+release_queues(void **queues, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++) {
+		rte_free(queues[i]);
+		queues[i] = NULL;
+	}
+}
+
+static int
+eth_dev_close(struct rte_eth_dev *dev)
+{
+	struct pmd_internal *in = dev->data->dev_private;
+
+	if (rte_eal_process_type() != RTE_PROC_PRIMARY || in == NULL)
+		return 0;
+	vhu_port_destroy(in->vport);
+	in->vport = NULL;
+	release_queues(dev->data->rx_queues, dev->data->nb_rx_queues);
+	release_queues(dev->data->tx_queues, dev->data->nb_tx_queues);
+	return 0;
+}
+
+static int
+eth_link_update(struct rte_eth_dev *dev, int wait __rte_unused)
+{
+	struct pmd_internal *in = dev->data->dev_private;
+
+	on_link_changed(in, in->vport != NULL && vhu_port_link_up(in->vport));
+	return 0;
+}
+
+/* The port receives every frame the guest sends: these modes are always on. */
+static int
+eth_mode_always_on(struct rte_eth_dev *dev __rte_unused)
+{
+	return 0;
+}
+
+static int
+eth_mtu_set(struct rte_eth_dev *dev __rte_unused, uint16_t mtu __rte_unused)
+{
+	return 0;
+}
+
+static int
+eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
+{
+	struct pmd_internal *in = dev->data->dev_private;
+
+	info->max_mac_addrs = 1;
+	info->max_rx_pktlen = (uint32_t)-1;
+	info->max_rx_queues = in->queue_pairs;
+	info->max_tx_queues = in->queue_pairs;
+	info->min_rx_bufsize = 0;
+	info->rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER;
+	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	info->speed_capa = RTE_ETH_LINK_SPEED_10G;
+	return 0;
+}
+
+static void
+sum_vring(const struct vhost_queue *q, struct vhu_vring_stats *s)
+{
+	const struct vhu_vring_stats *v = vhu_vring_stats(q->vring);
+
+	s->packets = v->packets - q->base.packets;
+	s->bytes = v->bytes - q->base.bytes;
+	s->dropped = v->dropped - q->base.dropped;
+	s->alloc_failed = v->alloc_failed - q->base.alloc_failed;
+}
+
+static int
+eth_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *stats)
+{
+	for (uint16_t i = 0; i < dev->data->nb_rx_queues; i++) {
+		const struct vhost_queue *q = dev->data->rx_queues[i];
+		struct vhu_vring_stats s;
+
+		if (q == NULL)
+			continue;
+		sum_vring(q, &s);
+		stats->ipackets += s.packets;
+		stats->ibytes += s.bytes;
+		stats->ierrors += s.dropped;
+		stats->rx_nombuf += s.alloc_failed;
+		if (i < RTE_ETHDEV_QUEUE_STAT_CNTRS) {
+			stats->q_ipackets[i] = s.packets;
+			stats->q_ibytes[i] = s.bytes;
+		}
+	}
+	for (uint16_t i = 0; i < dev->data->nb_tx_queues; i++) {
+		const struct vhost_queue *q = dev->data->tx_queues[i];
+		struct vhu_vring_stats s;
+
+		if (q == NULL)
+			continue;
+		sum_vring(q, &s);
+		stats->opackets += s.packets;
+		stats->obytes += s.bytes;
+		stats->oerrors += s.dropped + (q->unsent - q->unsent_base);
+		if (i < RTE_ETHDEV_QUEUE_STAT_CNTRS) {
+			stats->q_opackets[i] = s.packets;
+			stats->q_obytes[i] = s.bytes;
+		}
+	}
+	return 0;
+}
+
+static void
+reset_queue_stats(void **queues, uint16_t n)
+{
+	for (uint16_t i = 0; i < n; i++) {
+		struct vhost_queue *q = queues[i];
+
+		if (q == NULL)
+			continue;
+		q->base = *vhu_vring_stats(q->vring);
+		q->unsent_base = q->unsent;
+	}
+}
+
+static int
+eth_stats_reset(struct rte_eth_dev *dev)
+{
+	reset_queue_stats(dev->data->rx_queues, dev->data->nb_rx_queues);
+	reset_queue_stats(dev->data->tx_queues, dev->data->nb_tx_queues);
+	return 0;
+}
+
+static struct vhost_queue *
+queue_create(struct rte_eth_dev *dev, uint16_t ring_index, unsigned int socket_id)
+{
+	struct pmd_internal *in = dev->data->dev_private;
+	struct vhost_queue *q = rte_zmalloc_socket(NULL, sizeof(*q), RTE_CACHE_LINE_SIZE,
+						   (int)socket_id);
+
+	if (q == NULL) {
+		PMD_LOG(ERR, "%s: out of memory for a queue", dev->data->name);
+		return NULL;
+	}
+	q->vring = vhu_port_vring(in->vport, ring_index);
+	q->port_id = dev->data->port_id;
+	q->base = *vhu_vring_stats(q->vring);
+	return q;
+}
+
+static int
+eth_rx_queue_setup(struct rte_eth_dev *dev, uint16_t qid, uint16_t nb_desc __rte_unused,
+		   unsigned int socket_id, const struct rte_eth_rxconf *conf __rte_unused,
+		   struct rte_mempool *mp)
+{
+	struct vhost_queue *q = queue_create(dev, 2 * qid + 1, socket_id);
+
+	if (q == NULL)
+		return -ENOMEM;
+	q->mb_pool = mp;
+	rte_free(dev->data->rx_queues[qid]);
+	dev->data->rx_queues[qid] = q;
+	return 0;
+}
+
+static int
+eth_tx_queue_setup(struct rte_eth_dev *dev, uint16_t qid, uint16_t nb_desc __rte_unused,
+		   unsigned int socket_id, const struct rte_eth_txconf *conf __rte_unused)
+{
+	struct vhost_queue *q = queue_create(dev, 2 * qid, socket_id);
+
+	if (q == NULL)
+		return -ENOMEM;
+	rte_free(dev->data->tx_queues[qid]);
+	dev->data->tx_queues[qid] = q;
+	return 0;
+}
+
+static void
+eth_rx_queue_release(struct rte_eth_dev *dev, uint16_t qid)
+{
+	rte_free(dev->data->rx_queues[qid]);
+	dev->data->rx_queues[qid] = NULL;
+}
+
+static void
+eth_tx_queue_release(struct rte_eth_dev *dev, uint16_t qid)
+{
+	rte_free(dev->data->tx_queues[qid]);
+	dev->data->tx_queues[qid] = NULL;
+}
+
+static const struct eth_dev_ops eth_vhost_ops = {
+	.dev_configure = eth_dev_configure,
+	.dev_start = eth_dev_start,
+	.dev_stop = eth_dev_stop,
+	.dev_close = eth_dev_close,
+	.link_update = eth_link_update,
+	.promiscuous_enable = eth_mode_always_on,
+	.promiscuous_disable = eth_mode_always_on,
+	.allmulticast_enable = eth_mode_always_on,
+	.allmulticast_disable = eth_mode_always_on,
+	.mtu_set = eth_mtu_set,
+	.stats_get = eth_stats_get,
+	.stats_reset = eth_stats_reset,
+	.dev_infos_get = eth_dev_info,
+	.rx_queue_setup = eth_rx_queue_setup,
+	.rx_queue_release = eth_rx_queue_release,
+	.tx_queue_setup = eth_tx_queue_setup,
+	.tx_queue_release = eth_tx_queue_release,
+};
+
+/* ---- probe / remove ---- */
+
+/*
+ * Our copy of struct rte_eth_dev must match the library's, or nothing else
+ * can be trusted: the library's name lookup must find our port at the place
+ * our layout puts it, with its name and port id where we expect them.
+ */
+static bool
+ethdev_layout_matches(struct rte_eth_dev *eth_dev, const char *name)
+{
+	return rte_eth_dev_allocated(name) == eth_dev &&
+	       eth_dev->data->port_id == (uint16_t)(eth_dev - rte_eth_devices) &&
+	       strcmp(eth_dev->data->name, name) == 0;
+}
+
+static int
+vhost_probe(struct rte_vdev_device *vdev)
+{
+	struct rte_device *dev = vdev_to_device(vdev);
+	const char *name = rte_dev_name(dev);
+	const struct rte_devargs *devargs = rte_dev_devargs(dev);
+	const char *args = devargs != NULL && devargs->args != NULL ? devargs->args : "";
+	struct rte_eth_dev *eth_dev;
+	struct pmd_internal *in;
+	struct rte_ether_addr *mac;
+	struct pmd_args a;
+	int numa = rte_dev_numa_node(dev);
+
+	if (rte_eal_process_type() != RTE_PROC_PRIMARY) {
+		PMD_LOG(ERR, "%s: secondary processes are not supported", name);
+		return -ENOTSUP;
+	}
+	if (parse_args(name, args, &a) < 0)
+		return -EINVAL;
+
+	eth_dev = rte_eth_dev_allocate(name);
+	if (eth_dev == NULL) {
+		PMD_LOG(ERR, "%s: cannot allocate an ethdev port", name);
+		return -ENOMEM;
+	}
+	if (!ethdev_layout_matches(eth_dev, name)) {
+		PMD_LOG(ERR, "%s: this DPDK's ethdev layout differs from the 22.11 one this driver was built for",
+			name);
+		rte_eth_dev_release_port(eth_dev);
+		return -ENOTSUP;
+	}
+	in = rte_zmalloc_socket(name, sizeof(*in), 0, numa);
+	mac = rte_zmalloc_socket(name, sizeof(*mac), 0, numa);
+	if (in == NULL || mac == NULL) {
+		PMD_LOG(ERR, "%s: out of memory", name);
+		rte_free(in);
+		rte_free(mac);
+		rte_eth_dev_release_port(eth_dev);
+		return -ENOMEM;
+	}
+	/* 56:48:4F:53:54 is "VHOST", the prefix DPDK's vhost PMD uses too. */
+	*mac = (struct rte_ether_addr){ { 0x56, 0x48, 0x4f, 0x53, 0x54,
+					 (uint8_t)eth_dev->data->port_id } };
+	in->eth_dev = eth_dev;
+	in->queue_pairs = a.queues;
+	memcpy(in->iface, a.iface, sizeof(in->iface));
+
+	eth_dev->data->dev_private = in;
+	eth_dev->data->mac_addrs = mac;
+	eth_dev->data->dev_link = (struct rte_eth_link){
+		.link_speed = RTE_ETH_SPEED_NUM_10G,
+		.link_duplex = RTE_ETH_LINK_FULL_DUPLEX,
+		.link_autoneg = RTE_ETH_LINK_FIXED,
+		.link_status = RTE_ETH_LINK_DOWN,
+	};
+	eth_dev->data->dev_flags = RTE_ETH_DEV_INTR_LSC;
+	eth_dev->data->numa_node = numa;
+	eth_dev->data->promiscuous = 1;
+	eth_dev->data->all_multicast = 1;
+	eth_dev->dev_ops = &eth_vhost_ops;
+	eth_dev->rx_pkt_burst = eth_vhost_rx;
+	eth_dev->tx_pkt_burst = eth_vhost_tx;
+	eth_dev->device = dev;
+
+	struct vhu_port_config cfg = {
+		.name = name,
+		.socket_path = a.iface,
+		.queue_pairs = a.queues,
+		.ops = &port_ops,
+		.ops_ctx = in,
+	};
+	in->vport = vhu_port_create(&cfg);
+	if (in->vport == NULL) {
+		rte_eth_dev_release_port(eth_dev);	/* frees in and mac */
+		return -EIO;
+	}
+	rte_eth_dev_probing_finish(eth_dev);
+	PMD_LOG(INFO, "%s: vhost-user port on %s, %u queue pair(s), driver vhu %s",
+		name, a.iface, a.queues, VHU_VERSION);
+	return 0;
+}
+
+static int
+vhost_remove(struct rte_vdev_device *vdev)
+{
+	struct rte_eth_dev *eth_dev = rte_eth_dev_allocated(rte_dev_name(vdev_to_device(vdev)));
+
+	if (eth_dev == NULL)
+		return 0;	/* already closed by the application */
+	eth_dev_close(eth_dev);
+	rte_eth_dev_release_port(eth_dev);
+	return 0;
+}
+
+static struct rte_vdev_driver vhost_driver = {
+	.probe = vhost_probe,
+	.remove = vhost_remove,
+};
+
+VHU_PMD_REGISTER_VDEV(net_vhost, "eth_vhost", vhost_driver);
+RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
+	"iface=<path> "
+	"queues=<1-128> "
+	"client=<0>");

@@ -1,0 +1,535 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Session state and the request handlers: one handler per request, found in
+ * one dispatch table, each running on a message already validated by
+ * vhu_msg_validate().
+ */
+#include "device.h"
+
+#include <inttypes.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "socket.h"
+#include "vhu_log.h"
+
+RTE_LOG_REGISTER(vhu_logtype, vhu.lib, INFO);
+
+/* What a handler asks the dispatcher to do. */
+enum handler_result {
+	HANDLED,		/* success; ack 0 when the front end wants one */
+	HANDLED_REPLY,		/* the handler filled the reply payload */
+	REFUSED,		/* logged; ack 1 when wanted, connection kept */
+	FATAL,			/* logged; the connection is closed */
+};
+
+typedef enum handler_result (*request_handler)(struct vhu_port *p, struct vhu_msg *m);
+
+static const uint64_t base_features =
+	VHU_BIT(VIRTIO_F_VERSION_1) |
+	VHU_BIT(VIRTIO_F_ANY_LAYOUT) |
+	VHU_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+	VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
+	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+	VHU_BIT(VIRTIO_NET_F_MTU) |
+	/* The control queue and the queue-pair count live in the front end
+	 * (QEMU, virtio-user); offering them lets it use several pairs. */
+	VHU_BIT(VIRTIO_NET_F_CTRL_VQ) |
+	VHU_BIT(VIRTIO_NET_F_MQ);
+
+static const uint64_t base_protocol_features =
+	VHU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_STATUS);
+
+/* Re-derive a ring's data-path view after a change, under its lock. */
+static void
+refresh_locked(struct vhu_port *p, struct vhu_vring *vr)
+{
+	vhu_vring_refresh(vr, p->mem, p->features);
+}
+
+static void
+refresh_all(struct vhu_port *p)
+{
+	for (uint32_t i = 0; i < p->nrings; i++) {
+		struct vhu_vring *vr = &p->vrings[i];
+
+		rte_spinlock_lock(&vr->lock);
+		refresh_locked(p, vr);
+		rte_spinlock_unlock(&vr->lock);
+	}
+}
+
+/* The link is up while queue pair 0 can move packets both ways. */
+static void
+update_link(struct vhu_port *p)
+{
+	bool up = p->conn != NULL && p->vrings[0].ready && p->vrings[1].ready;
+
+	if (up == p->link_up)
+		return;
+	__atomic_store_n(&p->link_up, up, __ATOMIC_RELEASE);
+	VHU_LOG(INFO, "%s: link %s", p->name, up ? "up" : "down");
+	if (p->ops != NULL && p->ops->link_changed != NULL)
+		p->ops->link_changed(p->ops_ctx, up);
+}
+
+static void
+reset_session(struct vhu_port *p)
+{
+	for (uint32_t i = 0; i < p->nrings; i++) {
+		bool was_enabled = p->vrings[i].enabled;
+
+		vhu_vring_reset(&p->vrings[i]);
+		if (was_enabled && p->ops != NULL && p->ops->vring_state_changed != NULL)
+			p->ops->vring_state_changed(p->ops_ctx, (uint16_t)i, false);
+	}
+	vhu_mem_table_put(p->mem);
+	p->mem = NULL;
+	p->features = 0;
+	p->features_set = false;
+	p->protocol_features = 0;
+	p->status = 0;
+	p->mtu = 0;
+}
+
+static void
+reply_u64(struct vhu_msg *m, uint64_t value)
+{
+	m->payload.u64 = value;
+	m->hdr.size = sizeof(uint64_t);
+}
+
+static enum handler_result
+h_get_features(struct vhu_port *p, struct vhu_msg *m)
+{
+	reply_u64(m, p->offered_features);
+	return HANDLED_REPLY;
+}
+
+static enum handler_result
+h_set_features(struct vhu_port *p, struct vhu_msg *m)
+{
+	uint64_t f = m->payload.u64;
+
+	if (f & ~p->offered_features) {
+		VHU_LOG(ERR, "%s: SET_FEATURES 0x%" PRIx64 " has bits not offered (0x%" PRIx64 ")",
+			p->name, f, f & ~p->offered_features);
+		return REFUSED;
+	}
+	p->features = f;
+	p->features_set = true;
+	/* Without protocol features there is no SET_VRING_ENABLE: rings start enabled. */
+	if (!(f & VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
+		for (uint32_t i = 0; i < p->nrings; i++)
+			p->vrings[i].enabled = true;
+	refresh_all(p);
+	VHU_LOG(INFO, "%s: features 0x%" PRIx64 " negotiated", p->name, f);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_owner(struct vhu_port *p __rte_unused, struct vhu_msg *m __rte_unused)
+{
+	return HANDLED;
+}
+
+static enum handler_result
+h_reset_owner(struct vhu_port *p, struct vhu_msg *m __rte_unused)
+{
+	reset_session(p);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_mem_table(struct vhu_port *p, struct vhu_msg *m)
+{
+	const struct vhu_memory *mem = &m->payload.memory;
+	struct vhu_mem_table *table, *old;
+
+	table = vhu_mem_table_create(mem->regions, m->fds, mem->nregions, p->name);
+	m->nfds = 0;	/* closed by vhu_mem_table_create */
+	if (table == NULL)
+		return REFUSED;
+	old = p->mem;
+	p->mem = table;
+	refresh_all(p);		/* every ring now holds the new table */
+	vhu_mem_table_put(old);
+	return HANDLED;
+}
+
+static bool
+ring_size_valid(uint32_t num)
+{
+	return num != 0 && num <= VHU_VRING_MAX_SIZE && (num & (num - 1)) == 0;
+}
+
+static enum handler_result
+h_set_vring_num(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+	uint32_t num = m->payload.state.num;
+
+	if (!ring_size_valid(num)) {
+		VHU_LOG(ERR, "%s: ring %u: size %u (must be a power of 2 up to %u)",
+			p->name, m->ring_index, num, VHU_VRING_MAX_SIZE);
+		return REFUSED;
+	}
+	rte_spinlock_lock(&vr->lock);
+	vr->size = num;
+	vr->num_set = true;
+	refresh_locked(p, vr);
+	rte_spinlock_unlock(&vr->lock);
+	update_link(p);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_addr(struct vhu_port *p, struct vhu_msg *m)
+{
+	const struct vhu_vring_addr *a = &m->payload.addr;
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+
+	if ((a->desc_user_addr & 15) || (a->avail_user_addr & 1) || (a->used_user_addr & 3)) {
+		VHU_LOG(ERR, "%s: ring %u: misaligned ring addresses (desc 0x%" PRIx64
+			" avail 0x%" PRIx64 " used 0x%" PRIx64 ")", p->name, m->ring_index,
+			a->desc_user_addr, a->avail_user_addr, a->used_user_addr);
+		return REFUSED;
+	}
+	if (a->flags & ~VHOST_VRING_F_LOG) {
+		VHU_LOG(ERR, "%s: ring %u: unknown address flags 0x%x", p->name,
+			m->ring_index, a->flags);
+		return REFUSED;
+	}
+	rte_spinlock_lock(&vr->lock);
+	vr->addr.flags = a->flags;
+	vr->addr.desc = a->desc_user_addr;
+	vr->addr.avail = a->avail_user_addr;
+	vr->addr.used = a->used_user_addr;
+	vr->addr.log = a->log_guest_addr;
+	vr->addr_set = true;
+	refresh_locked(p, vr);
+	rte_spinlock_unlock(&vr->lock);
+	update_link(p);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_base(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+
+	if (m->payload.state.num > UINT16_MAX) {
+		VHU_LOG(ERR, "%s: ring %u: base %u out of range", p->name, m->ring_index,
+			m->payload.state.num);
+		return REFUSED;
+	}
+	rte_spinlock_lock(&vr->lock);
+	vr->base_idx = (uint16_t)m->payload.state.num;
+	rte_spinlock_unlock(&vr->lock);
+	return HANDLED;
+}
+
+/* Stops the ring and reports where it stopped. */
+static enum handler_result
+h_get_vring_base(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+
+	rte_spinlock_lock(&vr->lock);
+	m->payload.state.num = vr->mem != NULL && vr->used != NULL ?
+			       vr->last_avail_idx : vr->base_idx;
+	vr->base_idx = (uint16_t)m->payload.state.num;
+	vr->started = false;
+	if (vr->kickfd >= 0)
+		close(vr->kickfd);
+	vr->kickfd = -1;
+	refresh_locked(p, vr);
+	rte_spinlock_unlock(&vr->lock);
+	update_link(p);
+	return HANDLED_REPLY;
+}
+
+/* Takes the fd of a KICK/CALL/ERR message (-1 with the no-fd bit). */
+static int
+take_ring_fd(struct vhu_msg *m)
+{
+	int fd = -1;
+
+	if (m->nfds == 1) {
+		fd = m->fds[0];
+		m->fds[0] = -1;
+	}
+	return fd;
+}
+
+static void
+replace_fd(int *slot, int fd)
+{
+	if (*slot >= 0)
+		close(*slot);
+	*slot = fd;
+}
+
+static enum handler_result
+h_set_vring_kick(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+
+	rte_spinlock_lock(&vr->lock);
+	replace_fd(&vr->kickfd, take_ring_fd(m));
+	vr->started = true;	/* a kick fd starts the ring, as every front end expects */
+	refresh_locked(p, vr);
+	rte_spinlock_unlock(&vr->lock);
+	update_link(p);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_call(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+
+	rte_spinlock_lock(&vr->lock);
+	replace_fd(&vr->callfd, take_ring_fd(m));
+	rte_spinlock_unlock(&vr->lock);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_err(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+
+	rte_spinlock_lock(&vr->lock);
+	replace_fd(&vr->errfd, take_ring_fd(m));
+	rte_spinlock_unlock(&vr->lock);
+	return HANDLED;
+}
+
+static enum handler_result
+h_get_protocol_features(struct vhu_port *p, struct vhu_msg *m)
+{
+	reply_u64(m, p->offered_protocol_features);
+	return HANDLED_REPLY;
+}
+
+static enum handler_result
+h_set_protocol_features(struct vhu_port *p, struct vhu_msg *m)
+{
+	uint64_t f = m->payload.u64;
+
+	if (f & ~p->offered_protocol_features) {
+		VHU_LOG(ERR, "%s: SET_PROTOCOL_FEATURES 0x%" PRIx64 " has bits not offered",
+			p->name, f);
+		return REFUSED;
+	}
+	p->protocol_features = f;
+	return HANDLED;
+}
+
+static enum handler_result
+h_get_queue_num(struct vhu_port *p, struct vhu_msg *m)
+{
+	reply_u64(m, p->queue_pairs);
+	return HANDLED_REPLY;
+}
+
+static enum handler_result
+h_set_vring_enable(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[m->ring_index];
+	uint32_t enable = m->payload.state.num;
+	bool changed;
+
+	if (enable > 1) {
+		VHU_LOG(ERR, "%s: ring %u: SET_VRING_ENABLE with %u", p->name,
+			m->ring_index, enable);
+		return REFUSED;
+	}
+	rte_spinlock_lock(&vr->lock);
+	changed = vr->enabled != (enable == 1);
+	vr->enabled = enable == 1;
+	refresh_locked(p, vr);
+	rte_spinlock_unlock(&vr->lock);
+	if (changed && p->ops != NULL && p->ops->vring_state_changed != NULL)
+		p->ops->vring_state_changed(p->ops_ctx, (uint16_t)m->ring_index, enable == 1);
+	update_link(p);
+	return HANDLED;
+}
+
+static enum handler_result
+h_net_set_mtu(struct vhu_port *p, struct vhu_msg *m)
+{
+	uint64_t mtu = m->payload.u64;
+
+	if (mtu < 68 || mtu > 65535) {
+		VHU_LOG(ERR, "%s: NET_SET_MTU %" PRIu64 " out of range 68..65535", p->name, mtu);
+		return REFUSED;
+	}
+	p->mtu = (uint16_t)mtu;
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_status(struct vhu_port *p, struct vhu_msg *m)
+{
+	if (m->payload.u64 > UINT8_MAX) {
+		VHU_LOG(ERR, "%s: SET_STATUS 0x%" PRIx64 " is not a status byte", p->name,
+			m->payload.u64);
+		return REFUSED;
+	}
+	p->status = m->payload.u64;
+	return HANDLED;
+}
+
+static enum handler_result
+h_get_status(struct vhu_port *p, struct vhu_msg *m)
+{
+	reply_u64(m, p->status);
+	return HANDLED_REPLY;
+}
+
+static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
+	[VHOST_USER_GET_FEATURES] = h_get_features,
+	[VHOST_USER_SET_FEATURES] = h_set_features,
+	[VHOST_USER_SET_OWNER] = h_set_owner,
+	[VHOST_USER_RESET_OWNER] = h_reset_owner,
+	[VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
+	[VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
+	[VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
+	[VHOST_USER_SET_VRING_BASE] = h_set_vring_base,
+	[VHOST_USER_GET_VRING_BASE] = h_get_vring_base,
+	[VHOST_USER_SET_VRING_KICK] = h_set_vring_kick,
+	[VHOST_USER_SET_VRING_CALL] = h_set_vring_call,
+	[VHOST_USER_SET_VRING_ERR] = h_set_vring_err,
+	[VHOST_USER_GET_PROTOCOL_FEATURES] = h_get_protocol_features,
+	[VHOST_USER_SET_PROTOCOL_FEATURES] = h_set_protocol_features,
+	[VHOST_USER_GET_QUEUE_NUM] = h_get_queue_num,
+	[VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
+	[VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
+	[VHOST_USER_SET_STATUS] = h_set_status,
+	[VHOST_USER_GET_STATUS] = h_get_status,
+};
+
+enum vhu_dispatch
+vhu_device_handle(struct vhu_port *p, struct vhu_msg *m)
+{
+	enum handler_result r;
+	bool want_ack;
+
+	if (vhu_msg_validate(m, p->nrings, p->name) < 0 || handlers[m->hdr.request] == NULL) {
+		vhu_msg_close_fds(m);
+		return VHU_DISPATCH_CLOSE;
+	}
+	want_ack = (m->hdr.flags & VHOST_USER_NEED_REPLY) &&
+		   (p->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	VHU_LOG(DEBUG, "%s: %s", p->name, vhu_request_name(m->hdr.request));
+	r = handlers[m->hdr.request](p, m);
+	vhu_msg_close_fds(m);
+
+	switch (r) {
+	case HANDLED_REPLY:
+		return VHU_DISPATCH_REPLY;
+	case FATAL:
+		return VHU_DISPATCH_CLOSE;
+	case HANDLED:
+	case REFUSED:
+		if (vhu_request_has_reply(m->hdr.request)) {
+			/* A request that always answers gets an answer, even a refusal. */
+			return VHU_DISPATCH_REPLY;
+		}
+		if (!want_ack)
+			return VHU_DISPATCH_DONE;
+		reply_u64(m, r == REFUSED ? 1 : 0);
+		return VHU_DISPATCH_REPLY;
+	}
+	return VHU_DISPATCH_CLOSE;
+}
+
+void
+vhu_device_disconnected(struct vhu_port *p)
+{
+	reset_session(p);
+	update_link(p);
+}
+
+/* ---- public API ---- */
+
+struct vhu_port *
+vhu_port_create(const struct vhu_port_config *cfg)
+{
+	struct vhu_port *p;
+	uint32_t nrings;
+
+	if (cfg->queue_pairs == 0 || cfg->queue_pairs > VHU_MAX_QUEUE_PAIRS) {
+		VHU_LOG(ERR, "%s: %u queue pairs (1..%u allowed)", cfg->name, cfg->queue_pairs,
+			VHU_MAX_QUEUE_PAIRS);
+		return NULL;
+	}
+	nrings = 2u * cfg->queue_pairs;
+	p = calloc(1, sizeof(*p) + nrings * sizeof(p->vrings[0]));
+	if (p == NULL) {
+		VHU_LOG(ERR, "%s: out of memory", cfg->name);
+		return NULL;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", cfg->name);
+	if (snprintf(p->socket_path, sizeof(p->socket_path), "%s", cfg->socket_path) >=
+	    (int)sizeof(p->socket_path)) {
+		VHU_LOG(ERR, "%s: socket path longer than %zu bytes: %s", cfg->name,
+			sizeof(p->socket_path) - 1, cfg->socket_path);
+		free(p);
+		return NULL;
+	}
+	p->queue_pairs = cfg->queue_pairs;
+	p->nrings = nrings;
+	p->ops = cfg->ops;
+	p->ops_ctx = cfg->ops_ctx;
+	p->offered_features = base_features;
+	p->offered_protocol_features = base_protocol_features;
+	p->listen_fd = -1;
+	for (uint32_t i = 0; i < nrings; i++)
+		vhu_vring_init(&p->vrings[i], (uint16_t)i, p->name);
+
+	if (vhu_socket_listen(p) < 0) {
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+vhu_port_destroy(struct vhu_port *p)
+{
+	if (p == NULL)
+		return;
+	/* No callbacks into an owner that is going away. */
+	vhu_ctl_lock();
+	p->ops = NULL;
+	vhu_ctl_unlock();
+	vhu_socket_close(p);
+	reset_session(p);
+	free(p);
+}
+
+struct vhu_vring *
+vhu_port_vring(struct vhu_port *p, uint16_t ring_index)
+{
+	return ring_index < p->nrings ? &p->vrings[ring_index] : NULL;
+}
+
+bool
+vhu_port_link_up(const struct vhu_port *p)
+{
+	return __atomic_load_n(&p->link_up, __ATOMIC_ACQUIRE);
+}
+
+const struct vhu_vring_stats *
+vhu_vring_stats(const struct vhu_vring *vr)
+{
+	return &vr->stats;
+}

@@ -1,0 +1,59 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A port: the long-lived object behind one socket path, holding its rings,
+ * and the state of the session with the front end currently connected. Each
+ * new connection starts from a clean session; nothing is carried over.
+ */
+#ifndef VHU_DEVICE_H
+#define VHU_DEVICE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include "message.h"
+#include "vhu.h"
+#include "vring.h"
+
+struct vhu_conn;
+
+struct vhu_port {
+	char name[64];
+	char socket_path[sizeof(((struct sockaddr_un *)0)->sun_path)];
+	uint16_t queue_pairs;
+	uint32_t nrings;
+	const struct vhu_port_ops *ops;
+	void *ops_ctx;
+	uint64_t offered_features;
+	uint64_t offered_protocol_features;
+
+	/* socket.c */
+	int listen_fd;
+	uint64_t listen_handle;
+	struct vhu_conn *conn;		/* the front end, or NULL */
+
+	/* session, reset on every connection (device.c) */
+	uint64_t features;
+	bool features_set;
+	uint64_t protocol_features;
+	uint64_t status;
+	uint16_t mtu;
+	struct vhu_mem_table *mem;
+	bool link_up;			/* read by any thread */
+
+	struct vhu_vring vrings[];
+};
+
+enum vhu_dispatch {
+	VHU_DISPATCH_DONE,	/* nothing to send */
+	VHU_DISPATCH_REPLY,	/* send the message back as the reply */
+	VHU_DISPATCH_CLOSE,	/* the front end broke the protocol: hang up */
+};
+
+/* Validate and handle one request; fds not taken by a handler are closed. */
+enum vhu_dispatch vhu_device_handle(struct vhu_port *port, struct vhu_msg *msg);
+
+/* A connection ended: drop the whole session and report the link down. */
+void vhu_device_disconnected(struct vhu_port *port);
+
+#endif /* VHU_DEVICE_H */

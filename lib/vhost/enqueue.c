@@ -1,0 +1,179 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* mbufs -> guest RX ring (the ethdev TX direction). */
+#include <inttypes.h>
+#include <stddef.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+
+#include "guest_copy.h"
+#include "vhu.h"
+#include "virtqueue_split.h"
+
+enum enqueue_result {
+	ENQ_DELIVERED,
+	ENQ_DROPPED,	/* consumed but not delivered: it cannot fit */
+	ENQ_NO_ROOM,	/* not consumed: the guest has no buffers for it now */
+};
+
+/* Where the source mbuf chain is up to. */
+struct mbuf_reader {
+	const struct rte_mbuf *seg;
+	uint32_t off;
+};
+
+/* Copies as much of the rest of the frame as fits in @cur; returns bytes copied. */
+static uint32_t
+copy_frame(struct mbuf_reader *rd, struct vhu_cursor *cur)
+{
+	uint32_t copied = 0;
+
+	while (rd->seg != NULL) {
+		uint32_t left = rd->seg->data_len - rd->off;
+		uint32_t n = vhu_cursor_write(cur, rte_pktmbuf_mtod_offset(rd->seg, const void *,
+									   rd->off), left);
+
+		copied += n;
+		rd->off += n;
+		if (n < left)
+			break;	/* guest buffer full */
+		rd->seg = rd->seg->next;
+		rd->off = 0;
+	}
+	return copied;
+}
+
+/* Takes the next writable chain, completing malformed ones with length 0. */
+static enum vhu_take
+take_rx_chain(struct vhu_vring *vr, uint16_t *avail, uint64_t want, struct vhu_chain *c)
+{
+	while (*avail > 0) {
+		enum vhu_take t = vhu_split_take(vr, true, want, c);
+
+		(*avail)--;
+		if (t != VHU_TAKE_MALFORMED)
+			return t;
+		vhu_split_complete(vr, c->id, 0);
+	}
+	return VHU_TAKE_BROKEN;	/* nothing (usable) left */
+}
+
+/* Without mergeable buffers one chain holds the header and the whole frame. */
+static enum enqueue_result
+enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
+		  struct vhu_chain *c)
+{
+	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
+	struct mbuf_reader rd = { .seg = m, .off = 0 };
+	uint64_t need = vr->hdr_len + (uint64_t)m->pkt_len;
+	struct vhu_cursor cur;
+
+	if (take_rx_chain(vr, avail, need, c) != VHU_TAKE_OK)
+		return ENQ_NO_ROOM;
+	if (c->len < need) {
+		/* Leave the buffer to the guest; this frame is too big for its buffers. */
+		vr->last_avail_idx--;
+		(*avail)++;
+		return ENQ_DROPPED;
+	}
+	vhu_cursor_init(&cur, c->iov, c->niov);
+	vhu_cursor_write(&cur, &hdr, vr->hdr_len);
+	copy_frame(&rd, &cur);
+	vhu_split_complete(vr, c->id, (uint32_t)need);
+	return ENQ_DELIVERED;
+}
+
+/*
+ * With mergeable buffers the frame spreads over as many chains as it needs;
+ * the header in the first one says how many. If the guest runs out of
+ * buffers half-way, everything taken for this frame is given back.
+ */
+static enum enqueue_result
+enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
+		  struct vhu_chain *c)
+{
+	const uint16_t start_avail_idx = vr->last_avail_idx;
+	const uint16_t start_used_idx = vr->last_used_idx;
+	const uint16_t start_avail = *avail;
+	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 0 };
+	struct mbuf_reader rd = { .seg = m, .off = 0 };
+	uint64_t left = vr->hdr_len + (uint64_t)m->pkt_len;
+	uint8_t *num_buffers[2] = { NULL, NULL };
+	uint16_t nbufs = 0;
+
+	while (left > 0) {
+		struct vhu_cursor cur;
+		uint32_t written = 0;
+
+		if (take_rx_chain(vr, avail, left, c) != VHU_TAKE_OK) {
+			vr->last_avail_idx = start_avail_idx;
+			vr->last_used_idx = start_used_idx;
+			*avail = start_avail;
+			return ENQ_NO_ROOM;
+		}
+		vhu_cursor_init(&cur, c->iov, c->niov);
+		if (nbufs == 0) {
+			if (c->len < vr->hdr_len) {
+				vhu_vring_guest_error(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
+						      c->id, c->len);
+				vhu_split_complete(vr, c->id, 0);
+				continue;
+			}
+			/*
+			 * num_buffers is known only at the end: remember where
+			 * its two bytes land (they may sit in different pieces).
+			 */
+			vhu_cursor_write(&cur, &hdr, offsetof(struct virtio_net_hdr_mrg_rxbuf,
+							      num_buffers));
+			for (int b = 0; b < 2; b++) {
+				num_buffers[b] = vhu_cursor_ptr(&cur);
+				vhu_cursor_advance(&cur, 1);
+			}
+			written = vr->hdr_len;
+		}
+		written += copy_frame(&rd, &cur);
+		vhu_split_complete(vr, c->id, written);
+		left -= written;
+		nbufs++;
+	}
+	num_buffers[0][0] = (uint8_t)(nbufs & 0xff);
+	num_buffers[1][0] = (uint8_t)(nbufs >> 8);
+	return ENQ_DELIVERED;
+}
+
+uint16_t
+vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
+{
+	/* One chain at a time: the burst loop keeps nothing per chain. */
+	struct vhu_chain chain;
+	uint16_t used_before;
+	uint16_t consumed = 0;
+	uint16_t avail;
+
+	if (!rte_spinlock_trylock(&vr->lock))
+		return 0;
+	if (!vr->ready || vr->broken)
+		goto out;
+	avail = vhu_split_available(vr, UINT16_MAX);
+	used_before = vr->last_used_idx;
+	for (; consumed < count && avail > 0; consumed++) {
+		struct rte_mbuf *m = pkts[consumed];
+		enum enqueue_result r = vr->mrg_rxbuf ?
+			enqueue_mergeable(vr, m, &avail, &chain) :
+			enqueue_one_chain(vr, m, &avail, &chain);
+
+		if (r == ENQ_NO_ROOM)
+			break;
+		if (r == ENQ_DROPPED) {
+			vr->stats.dropped++;
+			continue;
+		}
+		vr->stats.packets++;
+		vr->stats.bytes += m->pkt_len;
+	}
+	if (vr->last_used_idx != used_before)
+		vhu_split_publish(vr);
+out:
+	rte_spinlock_unlock(&vr->lock);
+	return consumed;
+}

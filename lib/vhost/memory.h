@@ -1,0 +1,106 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Guest memory table. A table is immutable once built and reference counted:
+ * SET_MEM_TABLE builds a new one and swaps it in; the old one is unmapped when
+ * the last ring (or, later, the last zero-copy mbuf) drops its reference.
+ *
+ * Every host pointer derived from a guest value comes from the translation
+ * functions here, which check the whole (address, length) range.
+ */
+#ifndef VHU_MEMORY_H
+#define VHU_MEMORY_H
+
+#include <stdbool.h>
+#include <stddef.h>
+#include <stdint.h>
+
+#define VHU_MEM_MAX_REGIONS 8
+
+struct vhu_mem_region {
+	uint64_t guest_phys_addr;	/* start in guest physical space */
+	uint64_t size;
+	uint64_t frontend_addr;		/* start in the front end's virtual space */
+	uint8_t *host_addr;		/* where guest_phys_addr is mapped here */
+	void *mmap_addr;		/* the whole mapping, for munmap */
+	size_t mmap_size;
+};
+
+struct vhu_mem_table {
+	uint32_t refcnt;
+	uint32_t nregions;
+	struct vhu_mem_region regions[VHU_MEM_MAX_REGIONS];
+};
+
+/* One piece of a guest buffer, contiguous in our address space. */
+struct vhu_iov {
+	uint8_t *addr;
+	uint32_t len;
+	uint64_t guest_phys_addr;	/* for dirty-page logging */
+};
+
+/* A region as the front end describes it in SET_MEM_TABLE. */
+struct vhu_mem_region_desc {
+	uint64_t guest_phys_addr;
+	uint64_t size;
+	uint64_t frontend_addr;
+	uint64_t mmap_offset;
+};
+
+/*
+ * Validate @n region descriptions (overflow, overlap, file size) and map them
+ * from @fds. The fds are always closed. Returns the new table with one
+ * reference, or NULL with a log line naming the problem.
+ */
+struct vhu_mem_table *vhu_mem_table_create(const struct vhu_mem_region_desc *desc,
+					   const int *fds, uint32_t n,
+					   const char *log_name);
+
+/* Take or drop a reference; dropping the last one unmaps the regions. */
+void vhu_mem_table_get(struct vhu_mem_table *mem);
+void vhu_mem_table_put(struct vhu_mem_table *mem);
+
+static inline bool
+vhu_range_inside(uint64_t addr, uint64_t len, uint64_t start, uint64_t size)
+{
+	/* addr >= start and addr + len <= start + size, without overflow */
+	return addr >= start && addr - start <= size && len <= size - (addr - start);
+}
+
+/*
+ * Front-end virtual address range -> host pointer. The whole range must lie
+ * in one region (rings are mapped this way). NULL if not.
+ */
+static inline void *
+vhu_mem_frontend_to_host(const struct vhu_mem_table *mem, uint64_t addr, uint64_t len)
+{
+	for (uint32_t i = 0; i < mem->nregions; i++) {
+		const struct vhu_mem_region *r = &mem->regions[i];
+
+		if (vhu_range_inside(addr, len, r->frontend_addr, r->size))
+			return r->host_addr + (addr - r->frontend_addr);
+	}
+	return NULL;
+}
+
+/* Guest physical range -> host pointer, the whole range in one region. */
+static inline void *
+vhu_mem_guest_to_host(const struct vhu_mem_table *mem, uint64_t gpa, uint64_t len)
+{
+	for (uint32_t i = 0; i < mem->nregions; i++) {
+		const struct vhu_mem_region *r = &mem->regions[i];
+
+		if (vhu_range_inside(gpa, len, r->guest_phys_addr, r->size))
+			return r->host_addr + (gpa - r->guest_phys_addr);
+	}
+	return NULL;
+}
+
+/*
+ * Guest physical range -> up to @max pieces, split where it crosses from one
+ * region into an adjacent one. Returns the number of pieces, or -1 when a
+ * byte of the range is unmapped or more than @max pieces would be needed.
+ */
+int vhu_mem_guest_to_iov(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
+			 struct vhu_iov *iov, uint32_t max);
+
+#endif /* VHU_MEMORY_H */

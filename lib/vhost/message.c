@@ -1,0 +1,199 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "message.h"
+
+#include <inttypes.h>
+#include <stddef.h>
+#include <unistd.h>
+
+#include "vhu_log.h"
+
+enum payload_rule {
+	PAYLOAD_NONE,
+	PAYLOAD_U64,
+	PAYLOAD_STATE,
+	PAYLOAD_ADDR,
+	PAYLOAD_MEMORY,
+};
+
+enum fd_rule {
+	FDS_NONE,
+	FDS_PER_REGION,
+	FDS_UNLESS_NOFD,	/* one fd unless the payload's "no fd" bit is set */
+};
+
+enum ring_rule {
+	RING_NONE,
+	RING_STATE,		/* vhu_vring_state.index */
+	RING_ADDR,		/* vhu_vring_addr.index */
+	RING_U64,		/* low 8 bits of the u64 */
+};
+
+struct request_rule {
+	const char *name;
+	uint8_t payload;	/* enum payload_rule */
+	uint8_t fds;		/* enum fd_rule */
+	uint8_t ring;		/* enum ring_rule */
+	bool reply;		/* always answered with a payload */
+};
+
+#define RULE(req, pl, fd, rg, rep) \
+	[VHOST_USER_ ## req] = { #req, PAYLOAD_ ## pl, FDS_ ## fd, RING_ ## rg, rep }
+
+static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
+	RULE(GET_FEATURES,          NONE,   NONE,        NONE,  true),
+	RULE(SET_FEATURES,          U64,    NONE,        NONE,  false),
+	RULE(SET_OWNER,             NONE,   NONE,        NONE,  false),
+	RULE(RESET_OWNER,           NONE,   NONE,        NONE,  false),
+	RULE(SET_MEM_TABLE,         MEMORY, PER_REGION,  NONE,  false),
+	RULE(SET_VRING_NUM,         STATE,  NONE,        STATE, false),
+	RULE(SET_VRING_ADDR,        ADDR,   NONE,        ADDR,  false),
+	RULE(SET_VRING_BASE,        STATE,  NONE,        STATE, false),
+	RULE(GET_VRING_BASE,        STATE,  NONE,        STATE, true),
+	RULE(SET_VRING_KICK,        U64,    UNLESS_NOFD, U64,   false),
+	RULE(SET_VRING_CALL,        U64,    UNLESS_NOFD, U64,   false),
+	RULE(SET_VRING_ERR,         U64,    UNLESS_NOFD, U64,   false),
+	RULE(GET_PROTOCOL_FEATURES, NONE,   NONE,        NONE,  true),
+	RULE(SET_PROTOCOL_FEATURES, U64,    NONE,        NONE,  false),
+	RULE(GET_QUEUE_NUM,         NONE,   NONE,        NONE,  true),
+	RULE(SET_VRING_ENABLE,      STATE,  NONE,        STATE, false),
+	RULE(NET_SET_MTU,           U64,    NONE,        NONE,  false),
+	RULE(SET_STATUS,            U64,    NONE,        NONE,  false),
+	RULE(GET_STATUS,            NONE,   NONE,        NONE,  true),
+};
+
+static const struct request_rule *
+rule_of(uint32_t request)
+{
+	if (request >= VHOST_USER_REQUEST_MAX || request_rules[request].name == NULL)
+		return NULL;
+	return &request_rules[request];
+}
+
+const char *
+vhu_request_name(uint32_t request)
+{
+	const struct request_rule *r = rule_of(request);
+
+	return r != NULL ? r->name : "unknown";
+}
+
+bool
+vhu_request_has_reply(uint32_t request)
+{
+	const struct request_rule *r = rule_of(request);
+
+	return r != NULL && r->reply;
+}
+
+static int
+payload_size_ok(const struct vhu_msg *msg, enum payload_rule rule)
+{
+	uint32_t size = msg->hdr.size;
+
+	switch (rule) {
+	case PAYLOAD_NONE:
+		return size == 0;
+	case PAYLOAD_U64:
+		return size == sizeof(uint64_t);
+	case PAYLOAD_STATE:
+		return size == sizeof(struct vhu_vring_state);
+	case PAYLOAD_ADDR:
+		return size == sizeof(struct vhu_vring_addr);
+	case PAYLOAD_MEMORY: {
+		const uint32_t fixed = offsetof(struct vhu_memory, regions);
+
+		if (size < fixed)
+			return 0;
+		uint32_t n = msg->payload.memory.nregions;
+
+		return n >= 1 && n <= VHU_MEM_MAX_REGIONS &&
+		       size == fixed + n * sizeof(struct vhu_mem_region_desc);
+	}
+	}
+	return 0;
+}
+
+static uint32_t
+expected_fds(const struct vhu_msg *msg, enum fd_rule rule)
+{
+	switch (rule) {
+	case FDS_PER_REGION:
+		return msg->payload.memory.nregions;
+	case FDS_UNLESS_NOFD:
+		return (msg->payload.u64 & VHOST_USER_VRING_NOFD) ? 0 : 1;
+	case FDS_NONE:
+		break;
+	}
+	return 0;
+}
+
+static uint64_t
+ring_index_of(const struct vhu_msg *msg, enum ring_rule rule)
+{
+	switch (rule) {
+	case RING_STATE:
+		return msg->payload.state.index;
+	case RING_ADDR:
+		return msg->payload.addr.index;
+	case RING_U64:
+		return msg->payload.u64 & VHOST_USER_VRING_IDX_MASK;
+	case RING_NONE:
+		break;
+	}
+	return 0;
+}
+
+int
+vhu_msg_validate(struct vhu_msg *msg, uint32_t nrings, const char *log_name)
+{
+	const struct vhu_msg_hdr *h = &msg->hdr;
+	const struct request_rule *r = rule_of(h->request);
+
+	if ((h->flags & VHOST_USER_VERSION_MASK) != VHOST_USER_VERSION ||
+	    (h->flags & ~(VHOST_USER_VERSION_MASK | VHOST_USER_NEED_REPLY)) != 0) {
+		VHU_LOG(ERR, "%s: request %u with bad flags 0x%x (version must be 1, reply bit clear)",
+			log_name, h->request, h->flags);
+		return -1;
+	}
+	if (r == NULL) {
+		VHU_LOG(ERR, "%s: unsupported request %u", log_name, h->request);
+		return -1;
+	}
+	if (!payload_size_ok(msg, r->payload)) {
+		VHU_LOG(ERR, "%s: %s with a payload of %u bytes", log_name, r->name, h->size);
+		return -1;
+	}
+	if (r->ring == RING_U64 &&
+	    (msg->payload.u64 & ~(uint64_t)(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD))) {
+		VHU_LOG(ERR, "%s: %s with unknown bits in 0x%" PRIx64, log_name, r->name,
+			msg->payload.u64);
+		return -1;
+	}
+	if (msg->nfds != expected_fds(msg, r->fds)) {
+		VHU_LOG(ERR, "%s: %s with %u file descriptors, %u expected", log_name, r->name,
+			msg->nfds, expected_fds(msg, r->fds));
+		return -1;
+	}
+	if (r->ring != RING_NONE) {
+		uint64_t idx = ring_index_of(msg, r->ring);
+
+		if (idx >= nrings) {
+			VHU_LOG(ERR, "%s: %s for ring %" PRIu64 ", but this port has %u rings (queues=%u)",
+				log_name, r->name, idx, nrings, nrings / 2);
+			return -1;
+		}
+		msg->ring_index = (uint32_t)idx;
+	}
+	return 0;
+}
+
+void
+vhu_msg_close_fds(struct vhu_msg *msg)
+{
+	for (uint32_t i = 0; i < msg->nfds; i++) {
+		if (msg->fds[i] >= 0)
+			close(msg->fds[i]);
+		msg->fds[i] = -1;
+	}
+	msg->nfds = 0;
+}

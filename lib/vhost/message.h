@@ -1,0 +1,123 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The vhost-user wire format: message header, typed payloads, and the one
+ * table that says, per request, which payload, fds and ring index are valid.
+ * vhu_msg_validate() applies that table before any handler sees a message.
+ */
+#ifndef VHU_MESSAGE_H
+#define VHU_MESSAGE_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "memory.h"
+
+enum vhu_request {
+	VHOST_USER_GET_FEATURES = 1,
+	VHOST_USER_SET_FEATURES = 2,
+	VHOST_USER_SET_OWNER = 3,
+	VHOST_USER_RESET_OWNER = 4,
+	VHOST_USER_SET_MEM_TABLE = 5,
+	VHOST_USER_SET_LOG_BASE = 6,
+	VHOST_USER_SET_LOG_FD = 7,
+	VHOST_USER_SET_VRING_NUM = 8,
+	VHOST_USER_SET_VRING_ADDR = 9,
+	VHOST_USER_SET_VRING_BASE = 10,
+	VHOST_USER_GET_VRING_BASE = 11,
+	VHOST_USER_SET_VRING_KICK = 12,
+	VHOST_USER_SET_VRING_CALL = 13,
+	VHOST_USER_SET_VRING_ERR = 14,
+	VHOST_USER_GET_PROTOCOL_FEATURES = 15,
+	VHOST_USER_SET_PROTOCOL_FEATURES = 16,
+	VHOST_USER_GET_QUEUE_NUM = 17,
+	VHOST_USER_SET_VRING_ENABLE = 18,
+	VHOST_USER_SEND_RARP = 19,
+	VHOST_USER_NET_SET_MTU = 20,
+	VHOST_USER_SET_STATUS = 39,
+	VHOST_USER_GET_STATUS = 40,
+	VHOST_USER_REQUEST_MAX = 41,	/* one past the highest code in the table */
+};
+
+/* Protocol feature bits. */
+#define VHOST_USER_PROTOCOL_F_MQ		0
+#define VHOST_USER_PROTOCOL_F_LOG_SHMFD		1
+#define VHOST_USER_PROTOCOL_F_RARP		2
+#define VHOST_USER_PROTOCOL_F_REPLY_ACK		3
+#define VHOST_USER_PROTOCOL_F_NET_MTU		4
+#define VHOST_USER_PROTOCOL_F_STATUS		16
+
+/* Header flags. */
+#define VHOST_USER_VERSION_MASK		0x3u
+#define VHOST_USER_VERSION		0x1u
+#define VHOST_USER_REPLY		0x4u
+#define VHOST_USER_NEED_REPLY		0x8u
+
+/* SET_VRING_KICK/CALL/ERR payload: ring index and "no fd" bit. */
+#define VHOST_USER_VRING_IDX_MASK	0xffu
+#define VHOST_USER_VRING_NOFD		0x100u
+
+/* Ring address flag: log used-ring writes. */
+#define VHOST_VRING_F_LOG		0x1u
+
+#define VHU_MSG_MAX_FDS 8
+/* Largest payload any request we know may carry; bigger ones are refused. */
+#define VHU_MSG_MAX_PAYLOAD 512
+
+struct vhu_msg_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+} __attribute__((packed));
+
+struct vhu_vring_state {
+	uint32_t index;
+	uint32_t num;
+};
+
+struct vhu_vring_addr {
+	uint32_t index;
+	uint32_t flags;
+	uint64_t desc_user_addr;
+	uint64_t used_user_addr;
+	uint64_t avail_user_addr;
+	uint64_t log_guest_addr;
+};
+
+struct vhu_memory {
+	uint32_t nregions;
+	uint32_t padding;
+	struct vhu_mem_region_desc regions[VHU_MEM_MAX_REGIONS];
+};
+
+struct vhu_msg {
+	struct vhu_msg_hdr hdr;
+	union {
+		uint64_t u64;
+		struct vhu_vring_state state;
+		struct vhu_vring_addr addr;
+		struct vhu_memory memory;
+		uint8_t raw[VHU_MSG_MAX_PAYLOAD];
+	} payload;
+	int fds[VHU_MSG_MAX_FDS];
+	uint32_t nfds;
+	/* Filled by validation. */
+	uint32_t ring_index;	/* for requests that name a ring */
+};
+
+/* Name of a request code, for logs ("unknown" for codes not in the table). */
+const char *vhu_request_name(uint32_t request);
+
+/* Whether the request's handler always answers with a payload. */
+bool vhu_request_has_reply(uint32_t request);
+
+/*
+ * Checks header flags, payload size, fd count and ring index of @msg against
+ * the request table. @nrings: rings of this port. Returns 0, or -1 after
+ * logging what is wrong. Fds are left for the caller to close.
+ */
+int vhu_msg_validate(struct vhu_msg *msg, uint32_t nrings, const char *log_name);
+
+/* Close the fds a message still holds (those a handler did not take). */
+void vhu_msg_close_fds(struct vhu_msg *msg);
+
+#endif /* VHU_MESSAGE_H */

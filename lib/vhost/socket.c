@@ -1,0 +1,465 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#ifndef _GNU_SOURCE
+#define _GNU_SOURCE
+#endif
+#include "socket.h"
+
+#include <errno.h>
+#include <pthread.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/epoll.h>
+#include <sys/eventfd.h>
+#include <sys/socket.h>
+#include <sys/stat.h>
+#include <sys/un.h>
+#include <unistd.h>
+
+#include <rte_lcore.h>
+
+#include "device.h"
+#include "message.h"
+#include "vhu_log.h"
+
+/* Messages handled per connection per wake-up, so one chatty front end cannot starve others. */
+#define MSGS_PER_WAKEUP 32
+#define LISTEN_BACKLOG 4
+
+typedef void (*fd_callback)(void *ctx, uint32_t events);
+
+/*
+ * Registered fds live in slots; epoll carries (generation << 32 | slot), so an
+ * event that arrives for an fd unregistered meanwhile is recognised and dropped.
+ */
+struct fd_slot {
+	fd_callback cb;
+	void *ctx;
+	uint32_t generation;
+	bool used;
+};
+
+static struct {
+	pthread_mutex_t lock;	/* recursive: callbacks may (un)register */
+	pthread_mutex_t lifecycle;	/* serialises thread start and stop */
+	int epfd;
+	int wakefd;
+	pthread_t thread;
+	bool stop;
+	unsigned int users;	/* ports that have a listening socket */
+	struct fd_slot *slots;
+	uint32_t nslots;
+} ctl = {
+	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
+	.lifecycle = PTHREAD_MUTEX_INITIALIZER,
+	.epfd = -1,
+	.wakefd = -1,
+};
+
+#define WAKE_TOKEN UINT64_MAX
+
+void
+vhu_ctl_lock(void)
+{
+	pthread_mutex_lock(&ctl.lock);
+}
+
+void
+vhu_ctl_unlock(void)
+{
+	pthread_mutex_unlock(&ctl.lock);
+}
+
+/* Call with ctl.lock held. Returns a handle, or 0 on failure. */
+static uint64_t
+ctl_register(int fd, fd_callback cb, void *ctx)
+{
+	uint32_t i;
+
+	for (i = 0; i < ctl.nslots && ctl.slots[i].used; i++)
+		;
+	if (i == ctl.nslots) {
+		uint32_t n = ctl.nslots ? 2 * ctl.nslots : 16;
+		struct fd_slot *s = realloc(ctl.slots, n * sizeof(*s));
+
+		if (s == NULL)
+			return 0;
+		memset(s + ctl.nslots, 0, (n - ctl.nslots) * sizeof(*s));
+		ctl.slots = s;
+		ctl.nslots = n;
+	}
+	struct fd_slot *slot = &ctl.slots[i];
+	uint64_t handle = ((uint64_t)(slot->generation + 1) << 32) | i;
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = handle };
+
+	if (epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
+		VHU_LOG(ERR, "epoll_ctl add fd %d: %s", fd, strerror(errno));
+		return 0;
+	}
+	slot->generation++;
+	slot->cb = cb;
+	slot->ctx = ctx;
+	slot->used = true;
+	return handle;
+}
+
+/* Call with ctl.lock held. */
+static void
+ctl_unregister(int fd, uint64_t handle)
+{
+	struct fd_slot *slot = &ctl.slots[(uint32_t)handle];
+
+	epoll_ctl(ctl.epfd, EPOLL_CTL_DEL, fd, NULL);
+	slot->used = false;
+	slot->cb = NULL;
+	slot->ctx = NULL;
+}
+
+static void
+ctl_dispatch(uint64_t handle, uint32_t events)
+{
+	uint32_t idx = (uint32_t)handle;
+	uint32_t gen = (uint32_t)(handle >> 32);
+
+	if (idx >= ctl.nslots || !ctl.slots[idx].used || ctl.slots[idx].generation != gen)
+		return;	/* unregistered after epoll_wait returned */
+	ctl.slots[idx].cb(ctl.slots[idx].ctx, events);
+}
+
+static void *
+ctl_thread_main(void *arg __rte_unused)
+{
+	struct epoll_event evs[32];
+
+	for (;;) {
+		int n = epoll_wait(ctl.epfd, evs, RTE_DIM(evs), -1);
+
+		if (n < 0) {
+			if (errno == EINTR)
+				continue;
+			VHU_LOG(ERR, "control thread: epoll_wait: %s", strerror(errno));
+			return NULL;
+		}
+		pthread_mutex_lock(&ctl.lock);
+		for (int i = 0; i < n; i++) {
+			if (evs[i].data.u64 == WAKE_TOKEN) {
+				eventfd_t v;
+
+				eventfd_read(ctl.wakefd, &v);
+				continue;
+			}
+			ctl_dispatch(evs[i].data.u64, evs[i].events);
+		}
+		bool stop = ctl.stop;
+
+		pthread_mutex_unlock(&ctl.lock);
+		if (stop)
+			return NULL;
+	}
+}
+
+static int
+ctl_start(void)
+{
+	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TOKEN };
+
+	ctl.epfd = epoll_create1(EPOLL_CLOEXEC);
+	ctl.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+	if (ctl.epfd < 0 || ctl.wakefd < 0 ||
+	    epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, ctl.wakefd, &ev) < 0) {
+		VHU_LOG(ERR, "control thread set-up: %s", strerror(errno));
+		goto fail;
+	}
+	ctl.stop = false;
+	if (rte_ctrl_thread_create(&ctl.thread, "vhu-ctl", NULL, ctl_thread_main, NULL) != 0) {
+		VHU_LOG(ERR, "cannot create the control thread");
+		goto fail;
+	}
+	return 0;
+fail:
+	if (ctl.epfd >= 0)
+		close(ctl.epfd);
+	if (ctl.wakefd >= 0)
+		close(ctl.wakefd);
+	ctl.epfd = ctl.wakefd = -1;
+	return -1;
+}
+
+static void
+ctl_stop(void)
+{
+	pthread_mutex_lock(&ctl.lock);
+	ctl.stop = true;
+	pthread_mutex_unlock(&ctl.lock);
+	eventfd_write(ctl.wakefd, 1);
+	pthread_join(ctl.thread, NULL);
+	close(ctl.epfd);
+	close(ctl.wakefd);
+	ctl.epfd = ctl.wakefd = -1;
+	free(ctl.slots);
+	ctl.slots = NULL;
+	ctl.nslots = 0;
+}
+
+/* ---- connections ---- */
+
+struct vhu_conn {
+	struct vhu_port *port;
+	int fd;
+	uint64_t handle;
+	uint32_t got;		/* bytes of the current message received so far */
+	struct vhu_msg msg;
+};
+
+static void
+conn_close(struct vhu_conn *c)
+{
+	struct vhu_port *p = c->port;
+
+	ctl_unregister(c->fd, c->handle);
+	close(c->fd);
+	vhu_msg_close_fds(&c->msg);
+	p->conn = NULL;
+	free(c);
+	VHU_LOG(INFO, "%s: front end disconnected", p->name);
+	vhu_device_disconnected(p);
+}
+
+/* Keeps the fds of an SCM_RIGHTS message; false if fds were lost or too many. */
+static bool
+collect_fds(struct vhu_conn *c, struct msghdr *mh)
+{
+	bool ok = !(mh->msg_flags & MSG_CTRUNC);
+
+	for (struct cmsghdr *cm = CMSG_FIRSTHDR(mh); cm != NULL; cm = CMSG_NXTHDR(mh, cm)) {
+		if (cm->cmsg_level != SOL_SOCKET || cm->cmsg_type != SCM_RIGHTS)
+			continue;
+		size_t n = (cm->cmsg_len - CMSG_LEN(0)) / sizeof(int);
+		int *fds = (int *)CMSG_DATA(cm);
+
+		for (size_t i = 0; i < n; i++) {
+			if (c->msg.nfds < VHU_MSG_MAX_FDS) {
+				c->msg.fds[c->msg.nfds++] = fds[i];
+			} else {
+				close(fds[i]);
+				ok = false;
+			}
+		}
+	}
+	if (!ok)
+		VHU_LOG(ERR, "%s: more than %u file descriptors on one message",
+			c->port->name, VHU_MSG_MAX_FDS);
+	return ok;
+}
+
+static int
+send_reply(struct vhu_conn *c)
+{
+	struct vhu_msg *m = &c->msg;
+	size_t len = sizeof(m->hdr) + m->hdr.size;
+	uint8_t buf[sizeof(m->hdr) + sizeof(m->payload)];
+	ssize_t n;
+
+	m->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY;
+	memcpy(buf, &m->hdr, sizeof(m->hdr));
+	memcpy(buf + sizeof(m->hdr), &m->payload, m->hdr.size);
+	do {
+		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+	} while (n < 0 && errno == EINTR);
+	if (n != (ssize_t)len) {
+		VHU_LOG(ERR, "%s: cannot send the %s reply: %s", c->port->name,
+			vhu_request_name(m->hdr.request), n < 0 ? strerror(errno) : "short write");
+		return -1;
+	}
+	return 0;
+}
+
+/*
+ * Reads what is there of the current message. Returns 1 when a whole message
+ * is assembled, 0 when more bytes are needed later, -1 when the connection
+ * must close.
+ */
+static int
+conn_read(struct vhu_conn *c)
+{
+	const uint32_t hdr_size = sizeof(c->msg.hdr);
+	char control[CMSG_SPACE(VHU_MSG_MAX_FDS * sizeof(int))];
+	struct iovec iov;
+	struct msghdr mh = {
+		.msg_iov = &iov, .msg_iovlen = 1,
+		.msg_control = control, .msg_controllen = sizeof(control),
+	};
+	ssize_t n;
+
+	if (c->got < hdr_size) {
+		iov.iov_base = (uint8_t *)&c->msg.hdr + c->got;
+		iov.iov_len = hdr_size - c->got;
+	} else {
+		iov.iov_base = c->msg.payload.raw + (c->got - hdr_size);
+		iov.iov_len = hdr_size + c->msg.hdr.size - c->got;
+	}
+	do {
+		n = recvmsg(c->fd, &mh, MSG_DONTWAIT | MSG_CMSG_CLOEXEC);
+	} while (n < 0 && errno == EINTR);
+	if (n < 0)
+		return errno == EAGAIN || errno == EWOULDBLOCK ? 0 : -1;
+	if (n == 0)
+		return -1;
+	if (!collect_fds(c, &mh))
+		return -1;
+	c->got += (uint32_t)n;
+	if (c->got == hdr_size && c->msg.hdr.size > VHU_MSG_MAX_PAYLOAD) {
+		VHU_LOG(ERR, "%s: request %u announces a %u-byte payload (at most %u)",
+			c->port->name, c->msg.hdr.request, c->msg.hdr.size, VHU_MSG_MAX_PAYLOAD);
+		return -1;
+	}
+	return c->got >= hdr_size && c->got == hdr_size + c->msg.hdr.size;
+}
+
+static void
+conn_event(void *ctx, uint32_t events __rte_unused)
+{
+	struct vhu_conn *c = ctx;
+
+	for (int i = 0; i < MSGS_PER_WAKEUP; i++) {
+		int r = conn_read(c);
+
+		if (r == 0)
+			return;
+		if (r < 0) {
+			conn_close(c);
+			return;
+		}
+		enum vhu_dispatch d = vhu_device_handle(c->port, &c->msg);
+
+		if (d == VHU_DISPATCH_CLOSE || (d == VHU_DISPATCH_REPLY && send_reply(c) < 0)) {
+			VHU_LOG(ERR, "%s: closing the connection after %s", c->port->name,
+				vhu_request_name(c->msg.hdr.request));
+			conn_close(c);
+			return;
+		}
+		c->got = 0;
+		c->msg.nfds = 0;
+	}
+}
+
+static void
+listen_event(void *ctx, uint32_t events __rte_unused)
+{
+	struct vhu_port *p = ctx;
+	struct vhu_conn *c;
+	int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			VHU_LOG(ERR, "%s: accept: %s", p->name, strerror(errno));
+		return;
+	}
+	if (p->conn != NULL) {
+		VHU_LOG(WARNING, "%s: refusing a second front end on %s: one is already connected",
+			p->name, p->socket_path);
+		close(fd);
+		return;
+	}
+	c = calloc(1, sizeof(*c));
+	if (c == NULL) {
+		VHU_LOG(ERR, "%s: out of memory for a connection", p->name);
+		close(fd);
+		return;
+	}
+	c->port = p;
+	c->fd = fd;
+	c->handle = ctl_register(fd, conn_event, c);
+	if (c->handle == 0) {
+		close(fd);
+		free(c);
+		return;
+	}
+	p->conn = c;
+	VHU_LOG(INFO, "%s: front end connected on %s", p->name, p->socket_path);
+}
+
+/* Removes a stale socket file left by a process that is gone; refuses a live one. */
+static int
+clear_stale_socket(const struct vhu_port *p, const struct sockaddr_un *sa)
+{
+	struct stat st;
+	int fd, r;
+
+	if (lstat(p->socket_path, &st) < 0)
+		return 0;
+	if (!S_ISSOCK(st.st_mode)) {
+		VHU_LOG(ERR, "%s: %s exists and is not a socket", p->name, p->socket_path);
+		return -1;
+	}
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
+	if (fd < 0)
+		return -1;
+	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
+	close(fd);
+	if (r == 0) {
+		VHU_LOG(ERR, "%s: %s is in use by another process", p->name, p->socket_path);
+		return -1;
+	}
+	unlink(p->socket_path);
+	return 0;
+}
+
+int
+vhu_socket_listen(struct vhu_port *p)
+{
+	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	int fd;
+
+	memcpy(sa.sun_path, p->socket_path, sizeof(sa.sun_path));
+	if (clear_stale_socket(p, &sa) < 0)
+		return -1;
+	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
+	    listen(fd, LISTEN_BACKLOG) < 0) {
+		VHU_LOG(ERR, "%s: cannot listen on %s: %s", p->name, p->socket_path,
+			strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+
+	pthread_mutex_lock(&ctl.lifecycle);
+	if (ctl.users == 0 && ctl_start() < 0)
+		goto fail;
+	pthread_mutex_lock(&ctl.lock);
+	p->listen_fd = fd;
+	p->listen_handle = ctl_register(fd, listen_event, p);
+	pthread_mutex_unlock(&ctl.lock);
+	if (p->listen_handle == 0) {
+		if (ctl.users == 0)
+			ctl_stop();
+		goto fail;
+	}
+	ctl.users++;
+	pthread_mutex_unlock(&ctl.lifecycle);
+	VHU_LOG(INFO, "%s: listening on %s", p->name, p->socket_path);
+	return 0;
+fail:
+	pthread_mutex_unlock(&ctl.lifecycle);
+	p->listen_fd = -1;
+	close(fd);
+	unlink(p->socket_path);
+	return -1;
+}
+
+void
+vhu_socket_close(struct vhu_port *p)
+{
+	pthread_mutex_lock(&ctl.lifecycle);
+	pthread_mutex_lock(&ctl.lock);
+	if (p->conn != NULL)
+		conn_close(p->conn);
+	ctl_unregister(p->listen_fd, p->listen_handle);
+	close(p->listen_fd);
+	p->listen_fd = -1;
+	unlink(p->socket_path);
+	pthread_mutex_unlock(&ctl.lock);
+	if (--ctl.users == 0)
+		ctl_stop();
+	pthread_mutex_unlock(&ctl.lifecycle);
+}

@@ -1,0 +1,83 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * vhu: the vhost-user back end library. This is its only public header: the
+ * PMD (drivers/net/vhost) sees ports, rings and bursts, never the wire format.
+ *
+ * Threads: vhu_port_create/destroy run on an application thread; every
+ * vhost-user message is handled on one control thread shared by all ports of
+ * the process, which also calls the port's ops; each ring is polled with
+ * vhu_dequeue_burst/vhu_enqueue_burst by at most one lcore at a time, with no
+ * lock shared between rings.
+ */
+#ifndef VHU_H
+#define VHU_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+struct rte_mbuf;
+struct rte_mempool;
+
+/* Most queue pairs one port can offer (ring index 2k: guest RX, 2k+1: guest TX). */
+#define VHU_MAX_QUEUE_PAIRS 128
+#define VHU_MAX_VRINGS (2 * VHU_MAX_QUEUE_PAIRS)
+
+struct vhu_port;
+struct vhu_vring;
+
+/* Callbacks into the port's owner, run on the control thread. */
+struct vhu_port_ops {
+	/* The front end finished (up) or lost (down) the set-up of queue pair 0. */
+	void (*link_changed)(void *ctx, bool up);
+	/* Ring @ring_index was enabled or disabled by the front end. */
+	void (*vring_state_changed)(void *ctx, uint16_t ring_index, bool enabled);
+};
+
+struct vhu_port_config {
+	const char *name;		/* for log lines, e.g. the ethdev name */
+	const char *socket_path;	/* Unix socket we listen on */
+	uint16_t queue_pairs;		/* 1..VHU_MAX_QUEUE_PAIRS */
+	const struct vhu_port_ops *ops;
+	void *ops_ctx;
+};
+
+/* Counters of one ring, written only by the lcore polling it. */
+struct vhu_vring_stats {
+	uint64_t packets;		/* frames delivered (enqueue) or received (dequeue) */
+	uint64_t bytes;			/* their bytes, without virtio-net header */
+	uint64_t dropped;		/* frames given up: no room, malformed chain */
+	uint64_t malformed;		/* descriptor chains refused */
+	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue) */
+	uint64_t notifications;		/* guest interrupts sent through the call fd */
+};
+
+/*
+ * Create a port: binds and listens on cfg->socket_path (an existing socket
+ * file there is replaced). Returns NULL with a log line on failure.
+ */
+struct vhu_port *vhu_port_create(const struct vhu_port_config *cfg);
+
+/* Close the connection and the socket, unmap guest memory, free the port. */
+void vhu_port_destroy(struct vhu_port *port);
+
+/* The ring with index @ring_index (< 2 * queue_pairs), valid until destroy. */
+struct vhu_vring *vhu_port_vring(struct vhu_port *port, uint16_t ring_index);
+
+/* True while a front end is connected and queue pair 0 is set up. */
+bool vhu_port_link_up(const struct vhu_port *port);
+
+/* Guest TX ring -> mbufs allocated from @mp. Returns the number received. */
+uint16_t vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp,
+			   struct rte_mbuf **pkts, uint16_t count);
+
+/*
+ * mbufs -> guest RX ring, copied. Returns how many of @pkts were consumed
+ * (delivered, or dropped and counted because they can never fit); the caller
+ * frees those and keeps the rest. The mbufs are not freed here.
+ */
+uint16_t vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts,
+			   uint16_t count);
+
+const struct vhu_vring_stats *vhu_vring_stats(const struct vhu_vring *vr);
+
+#endif /* VHU_H */

@@ -1,0 +1,102 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Wire-level constants and layouts of virtio rings and the virtio-net header,
+ * as the VIRTIO 1.1 specification defines them. Only facts live here: no code.
+ * Everything is little-endian on the wire; this back end builds for x86-64
+ * and other little-endian hosts only (checked in meson.build).
+ */
+#ifndef VHU_VIRTIO_DEFS_H
+#define VHU_VIRTIO_DEFS_H
+
+#include <stdint.h>
+
+/* Device-independent feature bits. */
+#define VIRTIO_F_NOTIFY_ON_EMPTY	24
+#define VIRTIO_F_ANY_LAYOUT		27
+#define VIRTIO_RING_F_INDIRECT_DESC	28
+#define VIRTIO_RING_F_EVENT_IDX		29
+#define VHOST_USER_F_PROTOCOL_FEATURES	30
+#define VIRTIO_F_VERSION_1		32
+#define VIRTIO_F_ACCESS_PLATFORM	33
+#define VIRTIO_F_RING_PACKED		34
+#define VIRTIO_F_IN_ORDER		35
+#define VHOST_F_LOG_ALL			26
+
+/* virtio-net feature bits. */
+#define VIRTIO_NET_F_CSUM		0
+#define VIRTIO_NET_F_GUEST_CSUM		1
+#define VIRTIO_NET_F_MTU		3
+#define VIRTIO_NET_F_MAC		5
+#define VIRTIO_NET_F_GUEST_TSO4		7
+#define VIRTIO_NET_F_GUEST_TSO6		8
+#define VIRTIO_NET_F_HOST_TSO4		11
+#define VIRTIO_NET_F_HOST_TSO6		12
+#define VIRTIO_NET_F_MRG_RXBUF		15
+#define VIRTIO_NET_F_STATUS		16
+#define VIRTIO_NET_F_CTRL_VQ		17
+#define VIRTIO_NET_F_GUEST_ANNOUNCE	21
+#define VIRTIO_NET_F_MQ			22
+
+#define VHU_BIT(b) (UINT64_C(1) << (b))
+
+/* Split ring descriptor flags. */
+#define VRING_DESC_F_NEXT	1
+#define VRING_DESC_F_WRITE	2
+#define VRING_DESC_F_INDIRECT	4
+
+/* Split ring: driver asks for no interrupts; device asks for no kicks. */
+#define VRING_AVAIL_F_NO_INTERRUPT	1
+#define VRING_USED_F_NO_NOTIFY		1
+
+/* Largest ring the virtio specification allows. */
+#define VHU_VRING_MAX_SIZE	32768
+
+struct vring_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;
+	uint16_t next;
+};
+
+struct vring_avail {
+	uint16_t flags;
+	uint16_t idx;
+	uint16_t ring[];	/* followed by used_event with EVENT_IDX */
+};
+
+struct vring_used_elem {
+	uint32_t id;
+	uint32_t len;
+};
+
+struct vring_used {
+	uint16_t flags;
+	uint16_t idx;
+	struct vring_used_elem ring[];	/* followed by avail_event */
+};
+
+/* Sizes of the split ring areas for a ring of @num entries (event fields included). */
+static inline uint64_t vring_desc_area_size(uint32_t num) { return 16ULL * num; }
+static inline uint64_t vring_avail_area_size(uint32_t num) { return 6ULL + 2ULL * num; }
+static inline uint64_t vring_used_area_size(uint32_t num) { return 6ULL + 8ULL * num; }
+
+/* virtio-net header. */
+#define VIRTIO_NET_HDR_F_NEEDS_CSUM	1
+#define VIRTIO_NET_HDR_F_DATA_VALID	2
+#define VIRTIO_NET_HDR_GSO_NONE		0
+
+struct virtio_net_hdr {
+	uint8_t flags;
+	uint8_t gso_type;
+	uint16_t hdr_len;
+	uint16_t gso_size;
+	uint16_t csum_start;
+	uint16_t csum_offset;
+};
+
+struct virtio_net_hdr_mrg_rxbuf {
+	struct virtio_net_hdr hdr;
+	uint16_t num_buffers;
+};
+
+#endif /* VHU_VIRTIO_DEFS_H */

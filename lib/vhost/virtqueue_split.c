@@ -1,0 +1,128 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "virtqueue_split.h"
+
+#include <inttypes.h>
+
+#include <rte_atomic.h>
+
+uint16_t
+vhu_split_available(struct vhu_vring *vr, uint16_t max)
+{
+	uint16_t avail_idx = __atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE);
+	uint16_t n = (uint16_t)(avail_idx - vr->last_avail_idx);
+
+	if (n > vr->size) {
+		vr->broken = true;
+		vhu_vring_guest_error(vr, "available index %u is %u entries ahead of %u in a %u-entry ring; ring stopped",
+				      avail_idx, n, vr->last_avail_idx, vr->size);
+		return 0;
+	}
+	return RTE_MIN(n, max);
+}
+
+/*
+ * Walks the chain starting at @head, following at most one indirect table,
+ * and maps its buffers into @c until @want bytes are mapped. Returns false
+ * (logged) on any descriptor the specification does not allow.
+ */
+static bool
+walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t want,
+	   struct vhu_chain *c)
+{
+	const volatile struct vring_desc *table = vr->desc;
+	uint32_t table_size = vr->size;
+	uint32_t idx = head;
+	uint32_t visited = 0;
+	bool in_indirect = false;
+
+	for (;;) {
+		struct vring_desc d;
+
+		if (idx >= table_size) {
+			vhu_vring_guest_error(vr, "chain %u: next index %u beyond %s of %u",
+					      head, idx, in_indirect ? "indirect table" : "ring",
+					      table_size);
+			return false;
+		}
+		if (++visited > table_size) {
+			vhu_vring_guest_error(vr, "chain %u: longer than its table (descriptor loop)",
+					      head);
+			return false;
+		}
+		d = table[idx];	/* read once; the guest may rewrite it */
+
+		if (d.flags & VRING_DESC_F_INDIRECT) {
+			if (in_indirect || (d.flags & VRING_DESC_F_NEXT)) {
+				vhu_vring_guest_error(vr, "chain %u: indirect descriptor %s",
+						      head, in_indirect ? "inside an indirect table" :
+						      "with the next flag");
+				return false;
+			}
+			if (d.len == 0 || d.len % sizeof(struct vring_desc) != 0 ||
+			    d.len / sizeof(struct vring_desc) > VHU_VRING_MAX_SIZE) {
+				vhu_vring_guest_error(vr, "chain %u: indirect table of %u bytes",
+						      head, d.len);
+				return false;
+			}
+			table = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+			if (table == NULL) {
+				vhu_vring_guest_error(vr, "chain %u: indirect table 0x%" PRIx64 "+%u not inside one guest memory region",
+						      head, d.addr, d.len);
+				return false;
+			}
+			table_size = d.len / sizeof(struct vring_desc);
+			idx = 0;
+			visited = 0;
+			in_indirect = true;
+			continue;
+		}
+		if (((d.flags & VRING_DESC_F_WRITE) != 0) != device_writes) {
+			vhu_vring_guest_error(vr, "chain %u: %s descriptor on a guest %s ring",
+					      head, device_writes ? "read-only" : "writable",
+					      device_writes ? "RX" : "TX");
+			return false;
+		}
+		int n = vhu_mem_guest_to_iov(vr->mem, d.addr, d.len, &c->iov[c->niov],
+					     VHU_CHAIN_MAX_IOV - c->niov);
+		if (n < 0) {
+			vhu_vring_guest_error(vr, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces",
+					      head, d.addr, d.len);
+			return false;
+		}
+		c->niov += (uint32_t)n;
+		c->len += d.len;
+		if (c->len >= want || !(d.flags & VRING_DESC_F_NEXT))
+			return true;
+		idx = d.next;
+	}
+}
+
+enum vhu_take
+vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
+{
+	uint16_t slot = vr->last_avail_idx & (vr->size - 1);
+	uint16_t head = __atomic_load_n(&vr->avail->ring[slot], __ATOMIC_RELAXED);
+
+	vr->last_avail_idx++;
+	c->id = head;
+	c->niov = 0;
+	c->len = 0;
+	if (head >= vr->size) {
+		vr->broken = true;
+		vhu_vring_guest_error(vr, "available entry names head %u of a %u-entry ring; ring stopped",
+				      head, vr->size);
+		return VHU_TAKE_BROKEN;
+	}
+	return walk_chain(vr, head, device_writes, want, c) ? VHU_TAKE_OK : VHU_TAKE_MALFORMED;
+}
+
+void
+vhu_split_publish(struct vhu_vring *vr)
+{
+	/* Used entries must be visible before the index that announces them. */
+	__atomic_store_n(&vr->used->idx, vr->last_used_idx, __ATOMIC_RELEASE);
+	/* The index store must be visible before we read the driver's flags. */
+	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (!(__atomic_load_n(&vr->avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT))
+		vhu_vring_call(vr);
+}

@@ -1,0 +1,49 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Split virtqueue, device side: available-ring consumption, descriptor chain
+ * walking, used-ring production. Bookkeeping only; no packet data is copied.
+ *
+ * Every value read from guest memory is read once into a local and checked
+ * before use: the guest may change the ring under us at any time.
+ */
+#ifndef VHU_VIRTQUEUE_SPLIT_H
+#define VHU_VIRTQUEUE_SPLIT_H
+
+#include "vring.h"
+
+/* Result of taking a chain. */
+enum vhu_take {
+	VHU_TAKE_OK,
+	VHU_TAKE_MALFORMED,	/* chain consumed; complete it with length 0 */
+	VHU_TAKE_BROKEN,	/* the ring itself is corrupt; stop using it */
+};
+
+/*
+ * Number of chains the driver has made available (at most @max).
+ * An available index more than a ring ahead marks the ring broken.
+ */
+uint16_t vhu_split_available(struct vhu_vring *vr, uint16_t max);
+
+/*
+ * Take the next available chain. @device_writes: the chain must be writable
+ * (guest RX) or read-only (guest TX). Walking stops once @want bytes are
+ * mapped, so a long chain costs no more than what is used of it.
+ */
+enum vhu_take vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
+			     struct vhu_chain *c);
+
+/* Record that chain @id is done, @len bytes written into it. Not yet visible. */
+static inline void
+vhu_split_complete(struct vhu_vring *vr, uint16_t id, uint32_t len)
+{
+	struct vring_used_elem *e = &vr->used->ring[vr->last_used_idx & (vr->size - 1)];
+
+	e->id = id;
+	e->len = len;
+	vr->last_used_idx++;
+}
+
+/* Make completed chains visible to the driver and interrupt it unless it asked not to. */
+void vhu_split_publish(struct vhu_vring *vr);
+
+#endif /* VHU_VIRTQUEUE_SPLIT_H */

@@ -1,0 +1,155 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "vring.h"
+
+#include <inttypes.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
+
+#include "vhu_log.h"
+
+/* Guest errors logged per ring before the log goes quiet (counters go on). */
+#define VHU_GUEST_ERRORS_LOGGED 8
+
+static void
+close_fd(int *fd)
+{
+	if (*fd >= 0)
+		close(*fd);
+	*fd = -1;
+}
+
+void
+vhu_vring_init(struct vhu_vring *vr, uint16_t index, const char *port_name)
+{
+	memset(vr, 0, sizeof(*vr));
+	rte_spinlock_init(&vr->lock);
+	vr->index = index;
+	vr->port_name = port_name;
+	vr->callfd = -1;
+	vr->kickfd = -1;
+	vr->errfd = -1;
+}
+
+void
+vhu_vring_reset(struct vhu_vring *vr)
+{
+	rte_spinlock_lock(&vr->lock);
+	close_fd(&vr->callfd);
+	close_fd(&vr->kickfd);
+	close_fd(&vr->errfd);
+	vhu_mem_table_put(vr->mem);
+	vr->mem = NULL;
+	vr->ready = false;
+	vr->broken = false;
+	vr->num_set = false;
+	vr->addr_set = false;
+	vr->started = false;
+	vr->enabled = false;
+	vr->base_idx = 0;
+	vr->errors_logged = 0;
+	vr->size = 0;
+	vr->desc = NULL;
+	vr->avail = NULL;
+	vr->used = NULL;
+	memset(&vr->addr, 0, sizeof(vr->addr));
+	rte_spinlock_unlock(&vr->lock);
+}
+
+/* Maps the three split-ring areas; false (logged) when one is not mapped. */
+static bool
+translate_split(struct vhu_vring *vr, const struct vhu_mem_table *mem)
+{
+	vr->desc = vhu_mem_frontend_to_host(mem, vr->addr.desc,
+					    vring_desc_area_size(vr->size));
+	vr->avail = vhu_mem_frontend_to_host(mem, vr->addr.avail,
+					     vring_avail_area_size(vr->size));
+	vr->used = vhu_mem_frontend_to_host(mem, vr->addr.used,
+					    vring_used_area_size(vr->size));
+	if (vr->desc != NULL && vr->avail != NULL && vr->used != NULL)
+		return true;
+	VHU_LOG(ERR, "%s: ring %u: %s area (0x%" PRIx64 ") of a %u-entry ring is not inside guest memory",
+		vr->port_name, vr->index,
+		vr->desc == NULL ? "descriptor" : vr->avail == NULL ? "available" : "used",
+		vr->desc == NULL ? vr->addr.desc : vr->avail == NULL ? vr->addr.avail : vr->addr.used,
+		vr->size);
+	vr->desc = NULL;
+	vr->avail = NULL;
+	vr->used = NULL;
+	return false;
+}
+
+void
+vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t features)
+{
+	bool was_ready = vr->ready;
+
+	vr->ready = false;
+	vr->broken = false;
+	vr->hdr_len = (features & (VHU_BIT(VIRTIO_F_VERSION_1) |
+				   VHU_BIT(VIRTIO_NET_F_MRG_RXBUF))) ?
+		      sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
+	vr->mrg_rxbuf = (features & VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)) != 0;
+
+	if (vr->mem != mem) {
+		if (mem != NULL)
+			vhu_mem_table_get(mem);
+		vhu_mem_table_put(vr->mem);
+		vr->mem = mem;
+	}
+	if (mem == NULL || !vr->num_set || !vr->addr_set || !vr->started) {
+		vr->desc = NULL;
+		vr->avail = NULL;
+		vr->used = NULL;
+		return;
+	}
+	if (!translate_split(vr, mem))
+		return;
+
+	if (!was_ready) {
+		/*
+		 * The used index in guest memory is the truth: whatever was
+		 * taken beyond it was never completed and the front end
+		 * offers it again after a reconnect.
+		 */
+		uint16_t used_idx = __atomic_load_n(&vr->used->idx, __ATOMIC_ACQUIRE);
+
+		if (used_idx != vr->base_idx)
+			VHU_LOG(INFO, "%s: ring %u: base %u differs from used index %u; resuming at the used index",
+				vr->port_name, vr->index, vr->base_idx, used_idx);
+		vr->last_used_idx = used_idx;
+		vr->last_avail_idx = used_idx;
+		/* We poll: tell the driver not to kick us. */
+		__atomic_store_n(&vr->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+	}
+	vr->ready = vr->enabled;
+}
+
+void
+vhu_vring_guest_error(struct vhu_vring *vr, const char *fmt, ...)
+{
+	char msg[256];
+	va_list ap;
+
+	vr->stats.malformed++;
+	if (vr->errors_logged >= VHU_GUEST_ERRORS_LOGGED)
+		return;
+	vr->errors_logged++;
+	va_start(ap, fmt);
+	vsnprintf(msg, sizeof(msg), fmt, ap);
+	va_end(ap);
+	VHU_LOG(ERR, "%s: ring %u: %s%s", vr->port_name, vr->index, msg,
+		vr->errors_logged == VHU_GUEST_ERRORS_LOGGED ?
+		" (further errors on this ring are only counted)" : "");
+}
+
+void
+vhu_vring_call(struct vhu_vring *vr)
+{
+	if (vr->callfd < 0)
+		return;
+	if (eventfd_write(vr->callfd, 1) == 0)
+		vr->stats.notifications++;
+}

@@ -1,0 +1,99 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Ring state shared by both ring layouts. Two halves:
+ * - the control half (what the front end told us), written only on the
+ *   control thread with @lock held;
+ * - the data-path view derived from it (host pointers, indices, fds), read
+ *   and advanced by the one lcore polling the ring while it holds @lock,
+ *   taken with a trylock once per burst.
+ */
+#ifndef VHU_VRING_H
+#define VHU_VRING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_spinlock.h>
+
+#include "memory.h"
+#include "vhu.h"
+#include "virtio_defs.h"
+
+/* Most pieces one descriptor chain may map to (after region splits). */
+#define VHU_CHAIN_MAX_IOV 128
+/* Longest frame accepted from a guest: a 64 KiB GSO frame plus headers. */
+#define VHU_MAX_FRAME_LEN (65536 + 256)
+
+/* A descriptor chain fetched from a ring, translated to host memory. */
+struct vhu_chain {
+	uint16_t id;		/* head index (split) / buffer id (packed) */
+	uint32_t niov;
+	uint64_t len;		/* sum of iov[].len */
+	struct vhu_iov iov[VHU_CHAIN_MAX_IOV];
+};
+
+struct vhu_vring_addr_config {
+	uint32_t flags;
+	uint64_t desc;		/* front-end virtual addresses */
+	uint64_t avail;
+	uint64_t used;
+	uint64_t log;		/* guest physical */
+};
+
+struct vhu_vring {
+	rte_spinlock_t lock;
+
+	/* ---- data-path view, valid while @ready ---- */
+	bool ready;
+	bool broken;		/* the guest corrupted the ring: not polled until re-set-up */
+	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
+	bool mrg_rxbuf;
+	uint32_t size;
+	uint16_t last_avail_idx;	/* next available entry we will take */
+	uint16_t last_used_idx;		/* next used entry we will write */
+	int callfd;
+	struct vhu_mem_table *mem;	/* one reference held */
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	struct vhu_vring_stats stats;
+	uint32_t errors_logged;
+
+	/* ---- control half ---- */
+	uint16_t index;
+	const char *port_name;
+	bool num_set;
+	bool addr_set;
+	bool started;		/* kick fd received, not stopped by GET_VRING_BASE */
+	bool enabled;
+	uint16_t base_idx;	/* from SET_VRING_BASE */
+	int kickfd;
+	int errfd;
+	struct vhu_vring_addr_config addr;
+};
+
+/* Put a ring in its initial state (no fds held). Control thread. */
+void vhu_vring_init(struct vhu_vring *vr, uint16_t index, const char *port_name);
+
+/* Drop everything a connection gave the ring: fds, memory, addresses. */
+void vhu_vring_reset(struct vhu_vring *vr);
+
+/*
+ * Recompute the data-path view after a control change, with the lock held:
+ * translates the ring addresses with @mem, takes a reference on it, reads the
+ * starting used index from guest memory. @features: negotiated features.
+ */
+void vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem,
+		       uint64_t features);
+
+/*
+ * A data-path error caused by the guest: counted, and logged for the first
+ * few occurrences on this ring only, so a hostile guest cannot flood the log.
+ */
+void vhu_vring_guest_error(struct vhu_vring *vr, const char *fmt, ...)
+	__attribute__((format(printf, 2, 3)));
+
+/* Signal the guest through the call fd. */
+void vhu_vring_call(struct vhu_vring *vr);
+
+#endif /* VHU_VRING_H */
