@@ -39,11 +39,17 @@ static const uint64_t base_features =
 	VHU_BIT(VIRTIO_NET_F_CTRL_VQ) |
 	VHU_BIT(VIRTIO_NET_F_MQ);
 
+/*
+ * PROTOCOL_F_STATUS is not offered (GET/SET_STATUS are still served when a
+ * front end sends them): DPDK 22.11's virtio-user sends GET_STATUS from its
+ * interrupt thread, woken by any reply arriving on the socket, while its main
+ * thread waits for a reply-ack on the same socket; one thread then takes the
+ * other's reply and port start hangs. Without the feature it never sends them.
+ */
 static const uint64_t base_protocol_features =
 	VHU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU) |
-	VHU_BIT(VHOST_USER_PROTOCOL_F_STATUS);
+	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
 
 /* Re-derive a ring's data-path view after a change, under its lock. */
 static void
