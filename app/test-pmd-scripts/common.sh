@@ -1,0 +1,51 @@
+# SPDX-License-Identifier: BSD-3-Clause
+# Shared by the set-up scripts here: where things are, and how to start and
+# stop testpmd processes. Source it; do not run it.
+
+VHU_ROOT=$(cd "$(dirname "${BASH_SOURCE[0]}")/../.." && pwd)
+VHU_PMD=${VHU_PMD:-$VHU_ROOT/build/drivers/net/vhost/librte_net_vhu.so}
+TESTPMD=${TESTPMD:-dpdk-testpmd}
+EAL_COMMON=(--no-pci --no-huge -m 1024)
+WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/testpmd-setup.XXXXXX")
+PIDS=()
+
+[ -f "$VHU_PMD" ] || { echo "no PMD at $VHU_PMD: build first (scripts/setup.sh)" >&2; exit 1; }
+
+cleanup() {
+    for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done
+    sleep 1
+    for pid in "${PIDS[@]}"; do kill -KILL "$pid" 2>/dev/null || true; done
+    [ -n "${KEEP_LOGS:-}" ] && echo "logs kept in $WORKDIR" || rm -rf "$WORKDIR"
+}
+trap cleanup EXIT
+
+# start_testpmd <name> <testpmd args...>: runs in the background, output in $WORKDIR/<name>.log.
+# Its stdin is a fifo this shell holds open: testpmd -a quits when stdin ends.
+start_testpmd() {
+    local name=$1 fd; shift
+    mkfifo "$WORKDIR/$name.stdin"
+    exec {fd}<>"$WORKDIR/$name.stdin"
+    stdbuf -oL "$TESTPMD" "$@" < "$WORKDIR/$name.stdin" > "$WORKDIR/$name.log" 2>&1 &
+    PIDS+=($!)
+    eval "PID_${name}=$!"
+}
+
+# wait_for_file <path> <seconds>
+wait_for_file() {
+    for _ in $(seq $(( $2 * 10 ))); do [ -e "$1" ] && return 0; sleep 0.1; done
+    echo "timed out waiting for $1" >&2; return 1
+}
+
+# stop_testpmd <name>: SIGINT makes testpmd print its final statistics and close its ports.
+stop_testpmd() {
+    local pid_var="PID_$1"
+    kill -INT "${!pid_var}" 2>/dev/null || true
+    wait "${!pid_var}" 2>/dev/null || true
+}
+
+# show_stats <name> <title>: the final per-port statistics of a testpmd log.
+show_stats() {
+    echo "=== $2 ==="
+    grep -E "VHU: .*vhost-user port|Forward statistics for port|RX-packets|TX-packets|RX-total|TX-total" \
+        "$WORKDIR/$1.log" | grep -v "^\s*$" || true
+}

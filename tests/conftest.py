@@ -1,0 +1,123 @@
+"""pytest fixtures for the eth_vhost end-to-end suite (see README.md)."""
+
+from __future__ import annotations
+
+import os
+import shutil
+import signal
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness import Launcher, PmdSelection
+from harness import sanitizers
+
+DEFAULT_TEST_TIMEOUT = 240  # seconds, per test (override: @pytest.mark.timeout(N))
+
+
+def pytest_configure(config):
+    # also in pytest.ini; repeated here for runs that do not pick that file up
+    config.addinivalue_line("markers", "slow: takes tens of seconds (deselect with -m 'not slow')")
+    config.addinivalue_line("markers", "ours_only: needs OUR PMD; skipped when VHU_PMD=distro")
+    config.addinivalue_line("markers", "timeout(seconds): wall-clock limit of one test "
+                            f"(default {DEFAULT_TEST_TIMEOUT}s, env VHU_TEST_TIMEOUT)")
+
+
+def pytest_report_header(config):
+    sel = PmdSelection.from_env()
+    lines = [f"vhost PMD under test: {sel.describe()}"]
+    if sanitizers.asan_requested():
+        lines.append("VHU_ASAN=1: our side runs with LD_PRELOAD of the ASan runtime")
+    prob = sel.problem()
+    if prob:
+        lines.append(f"WARNING: {prob}")
+    return lines
+
+
+def pytest_runtest_setup(item):
+    if item.get_closest_marker("ours_only") and PmdSelection.from_env().is_distro:
+        pytest.skip("checks behaviour of OUR PMD only (VHU_PMD=distro selects net_vhost)")
+
+
+@pytest.fixture(scope="session")
+def pmd() -> PmdSelection:
+    """The PMD serving our side; fails (does not skip) if our .so is missing."""
+    sel = PmdSelection.from_env()
+    prob = sel.problem()
+    if prob:
+        pytest.fail(prob, pytrace=False)
+    if sanitizers.asan_requested():
+        try:
+            sanitizers.asan_runtime()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+    return sel
+
+
+class _TestTimeout(Exception):
+    pass
+
+
+@pytest.fixture(autouse=True)
+def _time_limit(request):
+    """Bound every test in wall-clock time with SIGALRM (no plugin needed).
+
+    The launcher's teardown disarms it before stopping processes, and every
+    stop is itself bounded (quit -> SIGTERM -> SIGKILL)."""
+    marker = request.node.get_closest_marker("timeout")
+    limit = int(marker.args[0]) if marker else int(os.environ.get("VHU_TEST_TIMEOUT",
+                                                                  DEFAULT_TEST_TIMEOUT))
+
+    def on_alarm(signum, frame):
+        raise _TestTimeout(f"test exceeded its time limit of {limit}s")
+
+    old = signal.signal(signal.SIGALRM, on_alarm)
+    signal.alarm(limit)
+    try:
+        yield
+    finally:
+        signal.alarm(0)
+        signal.signal(signal.SIGALRM, old)
+
+
+@pytest.hookimpl(hookwrapper=True, tryfirst=True)
+def pytest_runtest_makereport(item, call):
+    outcome = yield
+    rep = outcome.get_result()
+    setattr(item, "rep_" + rep.when, rep)
+    launcher = getattr(item, "_vhu_launcher", None)
+    if rep.failed and launcher is not None:
+        rep.sections.append(("vhu work dir (kept)", str(launcher.workdir)))
+        for tp in launcher.instances:
+            log = tp.log
+            if len(log) > 200_000:
+                log = f"[... {len(log) - 200_000} chars cut; full log in {tp.log_path}]\n" + \
+                      log[-200_000:]
+            rep.sections.append((f"testpmd {tp.name} (rc={tp.returncode}) "
+                                 f"$ {tp.command_line}", log))
+
+
+@pytest.fixture
+def workdir(request):
+    """A short per-test directory under /tmp (AF_UNIX paths are limited to 107
+    bytes, pytest's tmp_path can be longer).  Kept when the test fails."""
+    path = Path(tempfile.mkdtemp(prefix="vhu-", dir=os.environ.get("VHU_TMPDIR", "/tmp")))
+    yield path
+    failed = any(getattr(request.node, f"rep_{w}", None) is not None and
+                 getattr(request.node, f"rep_{w}").failed for w in ("setup", "call"))
+    if not failed and not os.environ.get("VHU_KEEP"):
+        shutil.rmtree(path, ignore_errors=True)
+
+
+@pytest.fixture
+def launcher(request, pmd, workdir):
+    """Starts testpmds for the test; stops all of them at teardown, and under
+    VHU_ASAN=1 fails the test if an unchecked our-side log has findings."""
+    lau = Launcher(workdir, pmd, asan=sanitizers.asan_requested())
+    request.node._vhu_launcher = lau
+    yield lau
+    signal.alarm(0)  # teardown is bounded by itself; never interrupt it half-way
+    problems = lau.close_all()
+    if problems:
+        pytest.fail("after the test:\n" + "\n".join(problems), pytrace=False)

@@ -1,0 +1,272 @@
+"""End-to-end tests of the eth_vhost PMD against DPDK's virtio-user front end.
+
+Our side: dpdk-testpmd with eth_vhost (the vhost-user server) + net_pcap,
+forwarding on lcore 1.  Peer side: dpdk-testpmd with net_virtio_user (the
+front end, i.e. the "guest") + net_pcap, forwarding on lcore 0.  Frames are
+injected from a pcap file on one side and captured to a pcap file on the other;
+on a single queue they must arrive byte-exact AND in order.
+
+Run: /usr/bin/python3 -m pytest tests/ -v   (see tests/README.md)
+"""
+
+from __future__ import annotations
+
+import re
+import socket
+
+import pytest
+
+from harness import (assert_driver_identity, assert_frames_equal, gen_frames, gen_jumbo_mix,
+                     pcap_vdev, read_pcap, total_bytes, vhost_vdev, virtio_user_vdev, write_pcap)
+from harness.flows import (PCAP_PORT, VHOST_PORT, assert_vhost_stats, one_way_transfer)
+
+MIXED_FRAMES = 400      # frames of 60..1514 bytes per one-way transfer
+JUMBO_FRAMES = 120      # 9000-byte frames mixed with others
+
+
+def _check_transfer(res, what):
+    assert_frames_equal(res.sent, res.received, what)
+    assert_vhost_stats(res)
+
+
+# --------------------------------------------------------------------- a, b, c, f
+
+@pytest.mark.parametrize("mrg_rxbuf", [0, 1], ids=["mrg_rxbuf0", "mrg_rxbuf1"])
+def test_guest_to_host(launcher, mrg_rxbuf):
+    """a/c/f: peer pcap -> virtio-user -> eth_vhost -> our pcap, byte-exact, in order;
+    our vhost port's ipackets/ibytes equal what was sent."""
+    frames = gen_frames(MIXED_FRAMES, seed=100 + mrg_rxbuf)
+    res = one_way_transfer(launcher, "g2h", frames, mrg_rxbuf=mrg_rxbuf, in_order=0)
+    _check_transfer(res, f"guest->host mrg_rxbuf={mrg_rxbuf}")
+    # the peer's virtio port sent them all (sanity of the set-up itself)
+    assert res.peer_stats[VHOST_PORT]["opackets"] == len(frames)
+
+
+@pytest.mark.parametrize("mrg_rxbuf", [0, 1], ids=["mrg_rxbuf0", "mrg_rxbuf1"])
+def test_host_to_guest(launcher, mrg_rxbuf):
+    """b/c/f: our pcap -> eth_vhost -> virtio-user -> peer pcap, byte-exact, in order;
+    our vhost port's opackets/obytes equal what was sent."""
+    frames = gen_frames(MIXED_FRAMES, seed=200 + mrg_rxbuf)
+    res = one_way_transfer(launcher, "h2g", frames, mrg_rxbuf=mrg_rxbuf, in_order=0)
+    _check_transfer(res, f"host->guest mrg_rxbuf={mrg_rxbuf}")
+    st = res.peer_stats[VHOST_PORT]
+    assert (st["ipackets"], st["ibytes"]) == (len(frames), total_bytes(frames)), st
+
+
+# --------------------------------------------------------------------------- d
+
+@pytest.mark.slow
+@pytest.mark.parametrize("direction", ["g2h", "h2g"], ids=["guest_to_host", "host_to_guest"])
+def test_jumbo_mrg_rxbuf(launcher, direction):
+    """d: 9000-byte frames (chains of 5 default-size mbufs on both sides) mixed
+    with 60..1514 and 1515..9000 byte frames, mrg_rxbuf=1."""
+    frames = gen_jumbo_mix(JUMBO_FRAMES, seed=300 + (direction == "h2g"))
+    assert sum(len(f) == 9000 for f in frames) >= JUMBO_FRAMES // 3
+    res = one_way_transfer(launcher, direction, frames, mrg_rxbuf=1, in_order=0, jumbo=True,
+                           timeout=120)
+    _check_transfer(res, f"jumbo {direction}")
+
+
+# --------------------------------------------------------------------------- f
+
+def test_stats_bidirectional(launcher):
+    """f: both directions at once on one link; our vhost port counts exactly
+    the frames/bytes (no CRC) in each direction, and both captures are exact."""
+    sock = launcher.path("vh0.sock")
+    to_host = gen_frames(300, seed=400)
+    to_guest = gen_frames(250, seed=401, tag=1)
+    p = {k: launcher.path(f"{k}.pcap") for k in ("ours_in", "ours_out", "peer_in", "peer_out")}
+    write_pcap(p["ours_in"], to_guest)
+    write_pcap(p["peer_in"], to_host)
+    ours = launcher.ours([vhost_vdev(0, sock),
+                          pcap_vdev(0, rx_pcap=p["ours_in"], tx_pcap=p["ours_out"])])
+    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1, in_order=0),
+                          pcap_vdev(0, rx_pcap=p["peer_in"], tx_pcap=p["peer_out"])])
+    ours.wait_link_up(VHOST_PORT)
+    peer.wait_link_up(VHOST_PORT)
+    for tp in (ours, peer):
+        tp.enable_tx_retry()
+    ours.start_forwarding()
+    peer.start_forwarding()
+    ours.wait_stat(PCAP_PORT, "opackets", len(to_host), timeout=60, stall=10,
+                   raise_on_timeout=False)
+    peer.wait_stat(PCAP_PORT, "opackets", len(to_guest), timeout=60, stall=10,
+                   raise_on_timeout=False)
+    st = ours.stats(VHOST_PORT)
+    pcap_st = ours.stats(PCAP_PORT)
+    ours.stop_forwarding()
+    peer.stop_forwarding()
+    peer.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+
+    assert_frames_equal(to_host, read_pcap(p["ours_out"]), "guest->host")
+    assert_frames_equal(to_guest, read_pcap(p["peer_out"]), "host->guest")
+    assert (st["ipackets"], st["ibytes"]) == (len(to_host), total_bytes(to_host)), st
+    assert (st["opackets"], st["obytes"]) == (len(to_guest), total_bytes(to_guest)), st
+    assert st["ierrors"] == 0 and st["missed"] == 0, st  # oerrors: see assert_vhost_stats
+    assert (pcap_st["ipackets"], pcap_st["opackets"]) == (len(to_guest), len(to_host)), pcap_st
+
+
+# --------------------------------------------------------------------------- e
+
+@pytest.mark.slow
+@pytest.mark.timeout(300)
+def test_two_ports_paired(launcher):
+    """e: our testpmd with eth_vhost0 and eth_vhost1 forwarding to each other
+    (io, paired); peer A on vhost0, peer B on vhost1.  A's frames arrive at B
+    byte-exact and in order, and B's at A.
+
+    CPU plan (2 CPUs): our side forwards on lcore 1, both peers forward on
+    lcore 0 (they time-share that CPU; io-retry forwarding everywhere makes a
+    full ring stall instead of drop, so this is slow but lossless)."""
+    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    frames_a = gen_frames(200, seed=500, tag=0xA)
+    frames_b = gen_frames(150, seed=501, tag=0xB)
+    pc = {k: launcher.path(f"{k}.pcap") for k in ("a_in", "a_out", "b_in", "b_out")}
+    write_pcap(pc["a_in"], frames_a)
+    write_pcap(pc["b_in"], frames_b)
+
+    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
+    peer_a = launcher.peer([virtio_user_vdev(0, sock_a, mrg_rxbuf=1, in_order=0),
+                            pcap_vdev(0, rx_pcap=pc["a_in"], tx_pcap=pc["a_out"])], name="peerA")
+    peer_b = launcher.peer([virtio_user_vdev(0, sock_b, mrg_rxbuf=0, in_order=0),
+                            pcap_vdev(0, rx_pcap=pc["b_in"], tx_pcap=pc["b_out"])], name="peerB")
+    for port in (0, 1):
+        ours.wait_link_up(port)
+    for tp in (peer_a, peer_b):
+        tp.wait_link_up(VHOST_PORT)
+    for tp in (ours, peer_a, peer_b):
+        tp.enable_tx_retry()
+    ours.start_forwarding()
+    peer_b.start_forwarding()
+    peer_a.start_forwarding()
+    peer_b.wait_stat(PCAP_PORT, "opackets", len(frames_a), timeout=150, stall=20,
+                     raise_on_timeout=False)
+    peer_a.wait_stat(PCAP_PORT, "opackets", len(frames_b), timeout=150, stall=20,
+                     raise_on_timeout=False)
+    st = ours.stats_all()
+    for tp in (peer_a, peer_b, ours):
+        tp.stop_forwarding()
+    peer_a.quit()
+    peer_b.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
+
+    assert_frames_equal(frames_a, read_pcap(pc["b_out"]), "peer A -> peer B")
+    assert_frames_equal(frames_b, read_pcap(pc["a_out"]), "peer B -> peer A")
+    na, ba, nb, bb = len(frames_a), total_bytes(frames_a), len(frames_b), total_bytes(frames_b)
+    assert (st[0]["ipackets"], st[0]["ibytes"], st[0]["opackets"], st[0]["obytes"]) == \
+        (na, ba, nb, bb), st[0]
+    assert (st[1]["ipackets"], st[1]["ibytes"], st[1]["opackets"], st[1]["obytes"]) == \
+        (nb, bb, na, ba), st[1]
+
+
+# --------------------------------------------------------------------------- g
+
+def test_driver_identity(launcher, pmd):
+    """g: the port is served by the selected PMD: with ours, the VHU probe and
+    version lines are logged and the distribution's VHOST_CONFIG lines are
+    absent; with VHU_PMD=distro the VHOST_CONFIG lines must be present (which
+    checks the check)."""
+    sock = launcher.path("vh0.sock")
+    ours = launcher.ours([vhost_vdev(0, sock)])
+    info = ours.port_info(0)
+    assert info.get("Device name") == "eth_vhost0", info
+    assert info.get("Link status") == "down", "no front end connected, link must be down"
+    ours.quit()
+    assert_driver_identity(ours.log, pmd, {"eth_vhost0": sock})
+    launcher.finish_ours(ours)
+
+
+# --------------------------------------------------------------------------- h
+
+PROBE_FAILED_RE = re.compile(r"failed to initialize eth_vhost0|No probed ethernet devices"
+                             r"|Bus \(vdev\) probe failed")
+
+
+@pytest.mark.ours_only
+@pytest.mark.parametrize("devargs, offending", [
+    ("iface={sock},queues=0", "queues"),
+    ("iface={sock},queues=129", "queues"),
+    ("iface={sock},queues=abc", "queues"),
+    ("queues=1", "iface"),
+    ("iface={sock},queues=1,foo=1", "foo"),
+], ids=["queues0", "queues129", "queues_abc", "missing_iface", "unknown_foo"])
+def test_bad_devargs(launcher, devargs, offending):
+    """h: invalid devargs make the probe fail cleanly (no crash, no port) and
+    our PMD names the offending devarg in a VHU log line."""
+    sock = launcher.path("vh0.sock")
+    vdev = "eth_vhost0," + devargs.format(sock=sock)
+    tp = launcher.ours([vdev], expect_prompt=False, allow_port_failure=True,
+                       startup_timeout=60)
+    if tp.alive:
+        # testpmd survived the failed probe and shows its prompt
+        summary = tp.cmd("show port summary all")
+        ports = re.search(r"Number of available ports:\s*(\d+)", summary)
+        assert ports and int(ports.group(1)) == 0, \
+            f"a port was created from bad devargs {vdev!r}:\n{summary}"
+        tp.quit()
+    else:
+        tp.wait_exit(10)
+    log = tp.log
+    rc = tp.returncode
+    assert rc is not None and rc >= 0, f"testpmd died from signal {-rc} on {vdev!r}"
+    assert rc != 0 or PROBE_FAILED_RE.search(log), \
+        f"no sign of a failed probe for {vdev!r} (rc={rc})"
+    vhu_lines = [l for l in log.splitlines() if "VHU" in l]
+    assert any(re.search(f"(?i){offending}", l) for l in vhu_lines), (
+        f"no VHU log line mentions {offending!r} for {vdev!r}; VHU lines: {vhu_lines}")
+    assert not (launcher.workdir / "vh0.sock").exists(), "socket left behind by a failed probe"
+
+
+# --------------------------------------------------------------------------- i
+
+@pytest.mark.ours_only
+def test_second_frontend_refused(launcher):
+    """i: a second connection to the socket of a connected port is closed by
+    the server, and the first connection keeps carrying traffic."""
+    sock = launcher.path("vh0.sock")
+    in_pcap, out_pcap = launcher.path("in.pcap"), launcher.path("out.pcap")
+    frames = gen_frames(200, seed=600)
+    write_pcap(in_pcap, frames)
+    ours = launcher.ours([vhost_vdev(0, sock), pcap_vdev(0, tx_pcap=out_pcap)])
+    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1, in_order=0),
+                          pcap_vdev(0, rx_pcap=in_pcap)])
+    ours.wait_link_up(VHOST_PORT)
+    peer.wait_link_up(VHOST_PORT)
+
+    intruder = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    intruder.settimeout(5.0)
+    outcome = None
+    try:
+        try:
+            intruder.connect(sock)
+        except ConnectionRefusedError:
+            outcome = "connect refused"
+        if outcome is None:
+            try:
+                data = intruder.recv(4096)
+                outcome = "closed" if data == b"" else f"server sent {data!r}"
+            except ConnectionResetError:
+                outcome = "closed (reset)"
+            except socket.timeout:
+                outcome = f"still open after {5.0}s"
+    finally:
+        intruder.close()
+    assert outcome in ("closed", "closed (reset)", "connect refused"), \
+        f"second front end was not refused: {outcome}"
+
+    assert ours.alive, "our testpmd died when a second front end connected"
+    assert ours.link_up(VHOST_PORT), "first connection lost its link"
+    for tp in (ours, peer):
+        tp.enable_tx_retry()
+    ours.start_forwarding()
+    peer.start_forwarding()
+    ours.wait_stat(PCAP_PORT, "opackets", len(frames), timeout=60, stall=10,
+                   raise_on_timeout=False)
+    st = ours.stats(VHOST_PORT)
+    peer.stop_forwarding()
+    ours.stop_forwarding()
+    peer.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+    assert_frames_equal(frames, read_pcap(out_pcap), "guest->host after refused intruder")
+    assert (st["ipackets"], st["ibytes"]) == (len(frames), total_bytes(frames)), st

@@ -1,0 +1,210 @@
+"""Self-tests of the harness: parsers, comparison, identity and sanitizer
+checks must be able to FAIL, otherwise the e2e tests prove nothing.
+
+Fast; only the sanitizer self-test starts a (single) testpmd.
+"""
+
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import tempfile
+from pathlib import Path
+
+import pytest
+
+from harness import (PmdSelection, driver_identity_problems, first_mismatch, gen_frames,
+                     gen_jumbo_mix, parse_port_stats, read_pcap, vhost_vdev, write_pcap)
+from harness import sanitizers
+from harness.launcher import Launcher
+
+STATS_TEXT = """
+  ######################## NIC statistics for port 0  ########################
+  RX-packets: 12         RX-missed: 1          RX-bytes:  3456
+  RX-errors: 2
+  RX-nombuf:  0
+  TX-packets: 7          TX-errors: 3          TX-bytes:  890
+
+  Throughput (since last show)
+  Rx-pps:            0          Rx-bps:            0
+  Tx-pps:            0          Tx-bps:            0
+  ############################################################################
+
+  ######################## NIC statistics for port 1  ########################
+  RX-packets: 0          RX-missed: 0          RX-bytes:  0
+  RX-errors: 0
+  RX-nombuf:  0
+  TX-packets: 12         TX-errors: 0          TX-bytes:  3456
+
+  Throughput (since last show)
+  Rx-pps:            0          Rx-bps:            0
+  Tx-pps:            0          Tx-bps:            0
+  ############################################################################
+"""
+
+
+def test_parse_port_stats():
+    st = parse_port_stats(STATS_TEXT)
+    assert st[0] == {"ipackets": 12, "missed": 1, "ibytes": 3456, "ierrors": 2, "rx_nombuf": 0,
+                     "opackets": 7, "oerrors": 3, "obytes": 890, "errors": 5}
+    assert st[1]["opackets"] == 12 and st[1]["obytes"] == 3456
+
+
+def test_frames_deterministic_and_ranged(tmp_path):
+    a, b = gen_frames(300, seed=5), gen_frames(300, seed=5)
+    assert a == b and a != gen_frames(300, seed=6)
+    assert min(map(len, a)) == 60 and max(map(len, a)) == 1514
+    # IPv4 and IPv6 (ethertype at offset 12), TCP and UDP all present
+    ethertypes = {f[12:14] for f in a}
+    assert ethertypes == {b"\x08\x00", b"\x86\xdd"}
+    j = gen_jumbo_mix(30, seed=1)
+    assert 9000 in map(len, j)
+    write_pcap(tmp_path / "x.pcap", a + j)
+    assert read_pcap(tmp_path / "x.pcap") == a + j
+
+
+def test_compare_reports_first_mismatch():
+    frames = gen_frames(20, seed=7)
+    assert first_mismatch(frames, list(frames)) is None
+    corrupt = list(frames)
+    corrupt[4] = corrupt[4][:33] + bytes([corrupt[4][33] ^ 0xFF]) + corrupt[4][34:]
+    msg = first_mismatch(frames, corrupt)
+    assert msg.startswith("frame 4 differs") and "offset 33" in msg and "corruption" in msg
+    swapped = list(frames)
+    swapped[2], swapped[3] = swapped[3], swapped[2]
+    msg = first_mismatch(frames, swapped)  # same multiset, wrong order
+    assert msg.startswith("frame 2 differs") and "reordering" in msg
+    msg = first_mismatch(frames, frames[:-1])
+    assert "frame count differs" in msg and "index 19" in msg
+    msg = first_mismatch(frames, frames + frames[:1])
+    assert "extra" in msg
+
+
+def test_identity_check_logic():
+    ours = PmdSelection("ours", Path("/x/librte_net_vhu.so"))
+    distro = PmdSelection("distro")
+    sock = "/tmp/vhu-x/vh0.sock"
+    ours_log = (f"VHU: eth_vhost0: vhost-user port on {sock}, 1 queue pair(s), driver vhu 9.9.9\n")
+    distro_log = f"VHOST_CONFIG: ({sock}) vhost-user server: socket created, fd: 21\n"
+    ports = {"eth_vhost0": sock}
+    from harness import pmd as pmd_mod
+    real = pmd_mod.repo_version
+    pmd_mod.repo_version = lambda: "9.9.9"
+    try:
+        assert driver_identity_problems(ours_log, ours, ports) == []
+        assert driver_identity_problems(ours_log + distro_log, ours, ports)  # both present
+        assert driver_identity_problems(distro_log, ours, ports)
+        pmd_mod.repo_version = lambda: "1.0.0"  # stale build
+        assert driver_identity_problems(ours_log, ours, ports)
+    finally:
+        pmd_mod.repo_version = real
+    assert driver_identity_problems(distro_log, distro, ports) == []
+    assert driver_identity_problems(ours_log, distro, ports)
+
+
+def test_sanitizer_log_judgement():
+    leak_ours = ("Direct leak of 8 byte(s) in 1 object(s) allocated from:\n"
+                 "    #0 0x1 in malloc x.cpp:1 [(libasan.so+0x1)]\n"
+                 "    #1 0x2 in vhu_probe drivers/net/vhost/x.c:3 [(librte_net_vhu.so+0x2)]\n\n")
+    leak_eal = ("Indirect leak of 8 byte(s) in 1 object(s) allocated from:\n"
+                "    #0 0x1 in malloc x.cpp:1 [(libasan.so+0x1)]\n"
+                "    #1 0x2 in foo (/lib/librte_eal.so.23+0x2) [(librte_eal.so.23+0x2)]\n\n")
+    assert sanitizers.sanitizer_problems(leak_eal) == []
+    assert len(sanitizers.foreign_leaks(leak_eal)) == 1
+    assert sanitizers.sanitizer_problems(leak_ours + leak_eal)
+    assert sanitizers.sanitizer_problems("x.c:1:2: runtime error: shift exponent 40\n")
+    assert sanitizers.sanitizer_problems("==1==ERROR: AddressSanitizer: heap-buffer-overflow\n")
+    assert sanitizers.acceptable_exit(0, "", asan=False)
+    assert not sanitizers.acceptable_exit(-11, "", asan=True)
+    assert sanitizers.acceptable_exit(sanitizers.ASAN_EXITCODE, leak_eal, asan=True)
+
+
+# ------------------------------------------------------------------------
+# The ASan plumbing for real: an instrumented plugin loaded with -d into a
+# testpmd run the way our side is run under VHU_ASAN=1.
+
+_PLUGIN_SRC = r"""
+#include <stdlib.h>
+#include <string.h>
+#include <stdio.h>
+__attribute__((noinline)) static void *vhu_selftest_alloc(size_t n) { return malloc(n); }
+__attribute__((constructor)) static void vhu_selftest_init(void)
+{
+    const char *what = getenv("VHU_SELFTEST_BUG");
+    volatile char *p;
+    fprintf(stderr, "VHU selftest plugin loaded (%s)\n", what ? what : "none");
+    if (!what)
+        return;
+    if (!strcmp(what, "leak")) {
+        p = vhu_selftest_alloc(77);
+        p[0] = 1;
+        p = NULL;
+    } else if (!strcmp(what, "overflow")) {
+        p = vhu_selftest_alloc(16);
+        p[16] = 1;
+        free((void *)p);
+    } else if (!strcmp(what, "ub")) {
+        volatile int x = 0x7fffffff;
+        x = x + 1;
+    }
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def asan_plugin():
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not available")
+    try:
+        sanitizers.asan_runtime()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    # EAL refuses -d plugins below a world-writable directory such as /tmp.
+    base = Path.home() / ".cache"
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="vhu-selftest-", dir=base))
+    os.chmod(d, 0o755)
+    src, so = d / "plugin.c", d / "librte_net_vhu_selftest.so"
+    src.write_text(_PLUGIN_SRC)
+    res = subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer",
+                          "-fsanitize=address,undefined", "-o", str(so), str(src)],
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        pytest.skip(f"cannot build an ASan plugin: {res.stderr[-500:]}")
+    yield so
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("bug, expect", [
+    ("none", None),
+    ("leak", "LeakSanitizer leak(s) in our code"),
+    ("overflow", "AddressSanitizer report"),
+    ("ub", "UBSan reports"),
+], ids=["clean", "leak", "heap_overflow", "ub"])
+def test_sanitizer_plumbing(asan_plugin, pmd, workdir, bug, expect):
+    """testpmd runs under LD_PRELOAD=libasan with an instrumented plugin, and
+    each kind of finding in 'our' code is caught by the post-mortem."""
+    lau = Launcher(workdir, pmd, asan=True)
+    env_bug = {} if bug == "none" else {"VHU_SELFTEST_BUG": bug}
+    try:
+        tp = lau.spawn("asan-selftest", role="ours", lcores=["-l", "0,1"],
+                       vdevs=[vhost_vdev(0, lau.path("vh0.sock"))],
+                       eal_args=list(pmd.eal_args()) + ["-d", str(asan_plugin)],
+                       env={**sanitizers.sanitizer_env(), **env_bug}, expect_prompt=False)
+        if tp.alive:
+            tp.quit(30)
+        else:
+            tp.wait_exit(10)
+        problems = lau.our_side_problems(tp)
+        problems = [p for p in problems if "exited with status" not in p]
+        assert "VHU selftest plugin loaded" in tp.log, tp.tail()
+        if expect is None:
+            assert problems == [], problems
+            assert tp.returncode == 0, tp.tail()
+        else:
+            assert any(expect in p for p in problems), (problems, tp.tail())
+            assert tp.returncode != 0
+    finally:
+        lau.close_all()
