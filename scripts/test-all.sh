@@ -10,9 +10,9 @@ PMD=drivers/net/vhost/librte_net_vhu.so
 echo "== unit tests =="
 meson test -C build --print-errorlogs
 echo "== end-to-end tests =="
-VHU_PMD="$PWD/build/$PMD" $PY -m pytest -v tests/ "$@"
+VHU_PMD="$(scripts/stage-pmd.sh build/$PMD)" $PY -m pytest -v tests/ "$@"
 
 echo "== unit tests, ASan+UBSan =="
 meson test -C build-asan --print-errorlogs
 echo "== end-to-end tests, ASan+UBSan =="
-VHU_ASAN=1 VHU_PMD="$PWD/build-asan/$PMD" $PY -m pytest -v tests/ "$@"
+VHU_ASAN=1 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" $PY -m pytest -v tests/ "$@"

@@ -10,6 +10,7 @@ WORKDIR=$(mktemp -d "${TMPDIR:-/tmp}/testpmd-setup.XXXXXX")
 PIDS=()
 
 [ -f "$VHU_PMD" ] || { echo "no PMD at $VHU_PMD: build first (scripts/setup.sh)" >&2; exit 1; }
+VHU_PMD=$("$VHU_ROOT/scripts/stage-pmd.sh" "$VHU_PMD")
 
 cleanup() {
     for pid in "${PIDS[@]}"; do kill -INT "$pid" 2>/dev/null || true; done

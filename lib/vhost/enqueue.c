@@ -43,21 +43,6 @@ copy_frame(struct mbuf_reader *rd, struct vhu_cursor *cur)
 	return copied;
 }
 
-/* Takes the next writable chain, completing malformed ones with length 0. */
-static enum vhu_take
-take_rx_chain(struct vhu_vring *vr, uint16_t *avail, uint64_t want, struct vhu_chain *c)
-{
-	while (*avail > 0) {
-		enum vhu_take t = vhu_split_take(vr, true, want, c);
-
-		(*avail)--;
-		if (t != VHU_TAKE_MALFORMED)
-			return t;
-		vhu_split_complete(vr, c->id, 0);
-	}
-	return VHU_TAKE_BROKEN;	/* nothing (usable) left */
-}
-
 /* Without mergeable buffers one chain holds the header and the whole frame. */
 static enum enqueue_result
 enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
@@ -68,8 +53,18 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
 	uint64_t need = vr->hdr_len + (uint64_t)m->pkt_len;
 	struct vhu_cursor cur;
 
-	if (take_rx_chain(vr, avail, need, c) != VHU_TAKE_OK)
+	if (*avail == 0)
 		return ENQ_NO_ROOM;
+	(*avail)--;
+	switch (vhu_split_take(vr, true, need, c)) {
+	case VHU_TAKE_BROKEN:
+		return ENQ_NO_ROOM;
+	case VHU_TAKE_MALFORMED:
+		vhu_split_complete(vr, c->id, 0);
+		return ENQ_DROPPED;
+	case VHU_TAKE_OK:
+		break;
+	}
 	if (c->len < need) {
 		/* Leave the buffer to the guest; this frame is too big for its buffers. */
 		vr->last_avail_idx--;
@@ -86,7 +81,10 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
 /*
  * With mergeable buffers the frame spreads over as many chains as it needs;
  * the header in the first one says how many. If the guest runs out of
- * buffers half-way, everything taken for this frame is given back.
+ * buffers half-way, everything taken for this frame is given back, unless
+ * the guest had its whole ring posted: then the frame can never fit and is
+ * dropped. A malformed chain drops the frame, and every chain it took goes
+ * back to the guest empty.
  */
 static enum enqueue_result
 enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
@@ -104,21 +102,30 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
 	while (left > 0) {
 		struct vhu_cursor cur;
 		uint32_t written = 0;
+		enum vhu_take t = VHU_TAKE_BROKEN;
 
-		if (take_rx_chain(vr, avail, left, c) != VHU_TAKE_OK) {
+		if (*avail > 0) {
+			(*avail)--;
+			t = vhu_split_take(vr, true, left, c);
+		}
+		if (t == VHU_TAKE_BROKEN) {
 			vr->last_avail_idx = start_avail_idx;
 			vr->last_used_idx = start_used_idx;
 			*avail = start_avail;
-			return ENQ_NO_ROOM;
+			return start_avail == vr->size ? ENQ_DROPPED : ENQ_NO_ROOM;
+		}
+		if (t == VHU_TAKE_OK && nbufs == 0 && c->len < vr->hdr_len) {
+			vhu_vring_guest_error(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
+					      c->id, c->len);
+			t = VHU_TAKE_MALFORMED;
+		}
+		if (t == VHU_TAKE_MALFORMED) {
+			vhu_split_complete(vr, c->id, 0);
+			vhu_split_discard_since(vr, start_used_idx);
+			return ENQ_DROPPED;
 		}
 		vhu_cursor_init(&cur, c->iov, c->niov);
 		if (nbufs == 0) {
-			if (c->len < vr->hdr_len) {
-				vhu_vring_guest_error(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
-						      c->id, c->len);
-				vhu_split_complete(vr, c->id, 0);
-				continue;
-			}
 			/*
 			 * num_buffers is known only at the end: remember where
 			 * its two bytes land (they may sit in different pieces).

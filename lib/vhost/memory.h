@@ -48,7 +48,7 @@ struct vhu_mem_region_desc {
 
 /*
  * Validate @n region descriptions (overflow, overlap, file size) and map them
- * from @fds. The fds are always closed. Returns the new table with one
+ * from @fds. fds[0 .. min(n, VHU_MEM_MAX_REGIONS) - 1] are always closed. Returns the new table with one
  * reference, or NULL with a log line naming the problem.
  */
 struct vhu_mem_table *vhu_mem_table_create(const struct vhu_mem_region_desc *desc,

@@ -2,6 +2,7 @@
 #include "virtqueue_split.h"
 
 #include <inttypes.h>
+#include <string.h>
 
 #include <rte_atomic.h>
 
@@ -29,7 +30,8 @@ static bool
 walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t want,
 	   struct vhu_chain *c)
 {
-	const volatile struct vring_desc *table = vr->desc;
+	/* Bytes, not descriptors: an indirect table need not be 16-byte aligned. */
+	const uint8_t *table = (const uint8_t *)vr->desc;
 	uint32_t table_size = vr->size;
 	uint32_t idx = head;
 	uint32_t visited = 0;
@@ -49,7 +51,12 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 					      head);
 			return false;
 		}
-		d = table[idx];	/* read once; the guest may rewrite it */
+		/*
+		 * Read once: the guest may rewrite the descriptor, and the
+		 * barrier keeps the compiler from reading it again instead of d.
+		 */
+		memcpy(&d, table + (size_t)idx * sizeof(d), sizeof(d));
+		rte_compiler_barrier();
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (in_indirect || (d.flags & VRING_DESC_F_NEXT)) {

@@ -43,6 +43,14 @@ vhu_split_complete(struct vhu_vring *vr, uint16_t id, uint32_t len)
 	vr->last_used_idx++;
 }
 
+/* Return every chain completed since used index @start with length 0 (nothing written). */
+static inline void
+vhu_split_discard_since(struct vhu_vring *vr, uint16_t start)
+{
+	for (uint16_t i = start; i != vr->last_used_idx; i++)
+		vr->used->ring[i & (vr->size - 1)].len = 0;
+}
+
 /* Make completed chains visible to the driver and interrupt it unless it asked not to. */
 void vhu_split_publish(struct vhu_vring *vr);
 

@@ -1,0 +1,2179 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Unit tests of the split ring data path (virtqueue_split.c, dequeue.c,
+ * enqueue.c, the data-path parts of vring.c) on rings laid out in memory the
+ * test owns.
+ *
+ * The test plays the guest driver: it maps the same memfds as the table
+ * (MAP_SHARED), writes descriptors and available entries through its own
+ * mapping and reads the used ring back. The front-end addresses given to the
+ * library are non-canonical (never dereferenceable), so anything that uses
+ * them without translating them through the memory table crashes at once.
+ *
+ * Guest memory:
+ *   region 0: GPA_BASE,  GUEST_SIZE bytes  (rings, indirect tables, buffers)
+ *   region 1: GPA2_BASE, GUEST2_SIZE bytes (adjacent to region 0 in gpa space,
+ *             a different file: buffers can straddle the two)
+ */
+#define _GNU_SOURCE
+#include <errno.h>
+#include <limits.h>
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sched.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_lcore.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "memory.h"
+#include "vhu.h"
+#include "virtio_defs.h"
+#include "virtqueue_split.h"
+#include "vring.h"
+
+#include "check.h"
+
+#define GUEST_SIZE	(4u << 20)
+#define GUEST2_SIZE	0x10000u
+#define GPA_BASE	UINT64_C(0x100000)
+#define GPA2_BASE	(GPA_BASE + GUEST_SIZE)
+/* Non-canonical x86-64 addresses: dereferencing one faults. */
+#define FE_BASE		UINT64_C(0x8000123400000000)
+#define FE2_BASE	UINT64_C(0x8000567800000000)
+
+/* Layout of region 0 (room for rings of up to 4096 entries). */
+#define DESC_OFF	0x00000u
+#define AVAIL_OFF	0x10000u
+#define USED_OFF	0x20000u
+#define INDIR_OFF	0x30000u
+#define BUF_OFF		0x40000u
+
+#define V1	VHU_BIT(VIRTIO_F_VERSION_1)
+#define MRG	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)
+
+#define SENTINEL	0xcc	/* fresh RX buffers are filled with it */
+#define HDR_BYTE	0xee	/* TX virtio-net headers are filled with it */
+
+#define POOL_N		4095u
+#define MAX_TRACKED	512
+
+static struct rte_mempool *mp;
+
+/* ---- the fixture: one ring in fresh guest memory ---- */
+
+struct fx {
+	bool active;
+	int memfd, memfd2;
+	uint8_t *g, *g2;		/* our (the guest's) view of the regions */
+	struct vhu_mem_table *mem;	/* our own reference */
+	struct vhu_vring vr;
+	int callfd;			/* owned by vr */
+	uint32_t size;
+	struct vring_desc *desc;	/* guest views of the ring */
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t avail_idx;		/* the driver's shadow of avail->idx */
+	uint16_t start_idx;
+	uint32_t next_desc;
+	uint32_t buf_next;
+	uint32_t indir_next;
+	struct rte_mbuf *mbufs[MAX_TRACKED];	/* freed at teardown */
+	unsigned int nmbufs;
+};
+
+static struct fx F;
+
+static void
+die(const char *what)
+{
+	perror(what);
+	exit(2);
+}
+
+static int
+new_memfd(size_t size)
+{
+	char name[64];
+	int fd;
+
+	snprintf(name, sizeof(name), "vhu-unit-split-%d", (int)getpid());
+	fd = memfd_create(name, MFD_CLOEXEC);
+	if (fd < 0)
+		die("memfd_create");
+	if (ftruncate(fd, (off_t)size) < 0)
+		die("ftruncate");
+	return fd;
+}
+
+static uint8_t *
+map_shared(int fd, size_t size)
+{
+	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+
+	if (p == MAP_FAILED)
+		die("mmap");
+	return p;
+}
+
+static int
+xdup(int fd)
+{
+	int d = dup(fd);
+
+	if (d < 0)
+		die("dup");
+	return d;
+}
+
+/* Like the control thread: fills in the ring's control half and refreshes. */
+static void
+fx_refresh(uint64_t features)
+{
+	rte_spinlock_lock(&F.vr.lock);
+	vhu_vring_refresh(&F.vr, F.mem, features);
+	rte_spinlock_unlock(&F.vr.lock);
+}
+
+/*
+ * Fresh guest memory and a ring of @size entries whose used and available
+ * indices start at @start. False when the ring did not become ready.
+ */
+static bool
+fx_setup_at(uint32_t size, uint64_t features, uint16_t start)
+{
+	struct vhu_mem_region_desc d[2] = {
+		{ .guest_phys_addr = GPA_BASE, .size = GUEST_SIZE, .frontend_addr = FE_BASE },
+		{ .guest_phys_addr = GPA2_BASE, .size = GUEST2_SIZE, .frontend_addr = FE2_BASE },
+	};
+	int fds[2];
+
+	memset(&F, 0, sizeof(F));
+	F.active = true;
+	F.size = size;
+	F.memfd = new_memfd(GUEST_SIZE);
+	F.memfd2 = new_memfd(GUEST2_SIZE);
+	F.g = map_shared(F.memfd, GUEST_SIZE);
+	F.g2 = map_shared(F.memfd2, GUEST2_SIZE);
+	F.desc = (struct vring_desc *)(F.g + DESC_OFF);
+	F.avail = (struct vring_avail *)(F.g + AVAIL_OFF);
+	F.used = (struct vring_used *)(F.g + USED_OFF);
+	F.buf_next = BUF_OFF;
+	F.indir_next = INDIR_OFF;
+	F.start_idx = start;
+	F.avail_idx = start;
+	F.avail->idx = start;
+	F.used->idx = start;
+
+	fds[0] = xdup(F.memfd);
+	fds[1] = xdup(F.memfd2);
+	F.mem = vhu_mem_table_create(d, fds, 2, "unit");
+	if (F.mem == NULL)
+		die("vhu_mem_table_create");
+
+	vhu_vring_init(&F.vr, 0, "unit");
+	F.vr.size = size;
+	F.vr.num_set = true;
+	F.vr.addr.desc = FE_BASE + DESC_OFF;
+	F.vr.addr.avail = FE_BASE + AVAIL_OFF;
+	F.vr.addr.used = FE_BASE + USED_OFF;
+	F.vr.addr_set = true;
+	F.vr.started = true;
+	F.vr.enabled = true;
+	F.callfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (F.callfd < 0)
+		die("eventfd");
+	F.vr.callfd = F.callfd;
+	fx_refresh(features);
+	return F.vr.ready;
+}
+
+static bool
+fx_setup(uint32_t size, uint64_t features)
+{
+	return fx_setup_at(size, features, 0);
+}
+
+static void
+fx_teardown(void)
+{
+	if (!F.active)
+		return;
+	for (unsigned int i = 0; i < F.nmbufs; i++)
+		rte_pktmbuf_free(F.mbufs[i]);
+	F.nmbufs = 0;
+	vhu_vring_reset(&F.vr);		/* closes the call fd, drops the ring's reference */
+	EXPECT_EQ(F.mem->refcnt, 1);	/* only ours is left */
+	vhu_mem_table_put(F.mem);
+	munmap(F.g, GUEST_SIZE);
+	munmap(F.g2, GUEST2_SIZE);
+	close(F.memfd);
+	close(F.memfd2);
+	/* every mbuf the library allocated went back to the pool or to us */
+	EXPECT_EQ(rte_mempool_avail_count(mp), POOL_N);
+	F.active = false;
+}
+
+static void
+track(struct rte_mbuf *m)
+{
+	if (F.nmbufs == MAX_TRACKED) {
+		fprintf(stderr, "too many mbufs in one test\n");
+		exit(2);
+	}
+	F.mbufs[F.nmbufs++] = m;
+}
+
+/* ---- the guest driver ---- */
+
+static uint64_t
+gpa(const void *p)
+{
+	const uint8_t *q = p;
+
+	if (q >= F.g && q < F.g + GUEST_SIZE)
+		return GPA_BASE + (uint64_t)(q - F.g);
+	if (q >= F.g2 && q <= F.g2 + GUEST2_SIZE)
+		return GPA2_BASE + (uint64_t)(q - F.g2);
+	fprintf(stderr, "gpa(): %p is not guest memory\n", p);
+	abort();
+}
+
+/* A fresh buffer in region 0, filled with SENTINEL. */
+static uint8_t *
+galloc(uint32_t len)
+{
+	uint8_t *p;
+
+	if (F.buf_next + len > GUEST_SIZE) {
+		fprintf(stderr, "galloc: out of guest memory\n");
+		exit(2);
+	}
+	p = F.g + F.buf_next;
+	memset(p, SENTINEL, len);
+	F.buf_next = RTE_ALIGN_CEIL(F.buf_next + len, 64u);
+	return p;
+}
+
+/* Room for an indirect table of @n descriptors. */
+static struct vring_desc *
+indirect_alloc(uint32_t n)
+{
+	struct vring_desc *t = (struct vring_desc *)(F.g + F.indir_next);
+
+	F.indir_next = RTE_ALIGN_CEIL(F.indir_next + n * 16, 64u);
+	if (F.indir_next > BUF_OFF) {
+		fprintf(stderr, "indirect_alloc: out of room\n");
+		exit(2);
+	}
+	memset(t, 0, n * 16);
+	return t;
+}
+
+static uint16_t
+new_desc(void)
+{
+	return (uint16_t)(F.next_desc++ % F.size);
+}
+
+static void
+set_desc(struct vring_desc *table, uint16_t i, uint64_t addr, uint32_t len, uint16_t flags,
+	 uint16_t next)
+{
+	table[i].addr = addr;
+	table[i].len = len;
+	table[i].flags = flags;
+	table[i].next = next;
+}
+
+/* Makes @head available. */
+static void
+push(uint16_t head)
+{
+	F.avail->ring[F.avail_idx % F.size] = head;
+	F.avail_idx++;
+	__atomic_store_n(&F.avail->idx, F.avail_idx, __ATOMIC_RELEASE);
+}
+
+static uint16_t
+used_idx(void)
+{
+	return __atomic_load_n(&F.used->idx, __ATOMIC_ACQUIRE);
+}
+
+/* The @n-th used entry written since the fixture was set up. */
+static struct vring_used_elem
+used_at(uint16_t n)
+{
+	return F.used->ring[(uint16_t)(F.start_idx + n) % F.size];
+}
+
+/* Interrupts sent since the last call (reads and clears the eventfd). */
+static uint64_t
+calls(void)
+{
+	eventfd_t v;
+
+	if (eventfd_read(F.callfd, &v) == 0)
+		return v;
+	if (errno != EAGAIN)
+		die("eventfd_read");
+	return 0;
+}
+
+static const struct vhu_vring_stats *
+stats(void)
+{
+	return vhu_vring_stats(&F.vr);
+}
+
+/* A recognisable frame: Ethernet header, then a pattern from @seed. */
+static void
+make_frame(uint8_t *f, uint32_t len, uint32_t seed)
+{
+	static const uint8_t eth[14] = {
+		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0x08, 0x00,
+	};
+
+	for (uint32_t i = 0; i < len; i++)
+		f[i] = i < sizeof(eth) ? eth[i] : (uint8_t)(seed * 31 + i * 7 + (i >> 8));
+}
+
+/*
+ * A TX chain of consecutive ring descriptors with buffer lengths @lens,
+ * holding @hdr_len header bytes (HDR_BYTE) and then @frame. Returns the head.
+ */
+static uint16_t
+tx_chain(const uint32_t *lens, unsigned int n, uint32_t hdr_len, const uint8_t *frame)
+{
+	uint16_t head = 0, prev = 0;
+	uint32_t pos = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint16_t d = new_desc();
+		uint8_t *b = galloc(lens[i]);
+
+		for (uint32_t k = 0; k < lens[i]; k++, pos++)
+			b[k] = pos < hdr_len ? HDR_BYTE : frame[pos - hdr_len];
+		set_desc(F.desc, d, gpa(b), lens[i], 0, 0);
+		if (i == 0)
+			head = d;
+		else {
+			F.desc[prev].flags |= VRING_DESC_F_NEXT;
+			F.desc[prev].next = d;
+		}
+		prev = d;
+	}
+	return head;
+}
+
+/* One descriptor holding the header and the frame. */
+static uint16_t
+tx_simple(uint32_t hdr_len, const uint8_t *frame, uint32_t frame_len)
+{
+	uint32_t len = hdr_len + frame_len;
+
+	return tx_chain(&len, 1, hdr_len, frame);
+}
+
+/* An RX chain: its buffers, for reading back what the device wrote. */
+struct rx_chain {
+	uint16_t head;
+	unsigned int n;
+	uint8_t *buf[16];
+	uint32_t len[16];
+};
+
+static struct rx_chain
+rx_chain(const uint32_t *lens, unsigned int n, uint16_t flags)
+{
+	struct rx_chain c = { .n = n };
+	uint16_t prev = 0;
+
+	for (unsigned int i = 0; i < n; i++) {
+		uint16_t d = new_desc();
+
+		c.buf[i] = galloc(lens[i]);
+		c.len[i] = lens[i];
+		set_desc(F.desc, d, gpa(c.buf[i]), lens[i], flags, 0);
+		if (i == 0)
+			c.head = d;
+		else {
+			F.desc[prev].flags |= VRING_DESC_F_NEXT;
+			F.desc[prev].next = d;
+		}
+		prev = d;
+	}
+	return c;
+}
+
+static struct rx_chain
+rx_simple(uint32_t len)
+{
+	return rx_chain(&len, 1, VRING_DESC_F_WRITE);
+}
+
+/* Concatenates the first @len bytes of @c's buffers into @out. */
+static void
+rx_read(const struct rx_chain *c, uint8_t *out, uint32_t len)
+{
+	uint32_t pos = 0;
+
+	for (unsigned int i = 0; i < c->n && pos < len; i++) {
+		uint32_t k = RTE_MIN(c->len[i], len - pos);
+
+		memcpy(out + pos, c->buf[i], k);
+		pos += k;
+	}
+}
+
+/* True when the buffers hold only SENTINEL bytes from byte @from on. */
+static bool
+rx_untouched_from(const struct rx_chain *c, uint32_t from)
+{
+	uint32_t pos = 0;
+
+	for (unsigned int i = 0; i < c->n; i++)
+		for (uint32_t k = 0; k < c->len[i]; k++, pos++)
+			if (pos >= from && c->buf[i][k] != SENTINEL)
+				return false;
+	return true;
+}
+
+/* An mbuf (chain) from the test pool holding @data, in segments of @seglens. */
+static struct rte_mbuf *
+mk_mbuf(const uint8_t *data, const uint32_t *seglens, unsigned int nseg)
+{
+	struct rte_mbuf *head = NULL;
+	uint32_t pos = 0;
+
+	for (unsigned int i = 0; i < nseg; i++) {
+		struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+		char *p;
+
+		if (m == NULL)
+			die("rte_pktmbuf_alloc");
+		p = rte_pktmbuf_append(m, (uint16_t)seglens[i]);
+		if (p == NULL)
+			die("rte_pktmbuf_append");
+		memcpy(p, data + pos, seglens[i]);
+		pos += seglens[i];
+		if (head == NULL)
+			head = m;
+		else if (rte_pktmbuf_chain(head, m) != 0)
+			die("rte_pktmbuf_chain");
+	}
+	track(head);
+	return head;
+}
+
+/* As few segments as @len needs (one unless it exceeds the data room). */
+static struct rte_mbuf *
+mk_mbuf1(const uint8_t *data, uint32_t len)
+{
+	uint32_t segs[32];
+	unsigned int n = 0;
+
+	do {
+		segs[n] = RTE_MIN(len, (uint32_t)RTE_MBUF_DEFAULT_DATAROOM);
+		len -= segs[n++];
+	} while (len > 0 && n < RTE_DIM(segs));
+	return mk_mbuf(data, segs, n);
+}
+
+/* Checks an mbuf chain's lengths and bytes; prints what differs. */
+static bool
+mbuf_is(const struct rte_mbuf *m, const uint8_t *exp, uint32_t len)
+{
+	uint32_t pos = 0, segs = 0;
+
+	if (m->pkt_len != len) {
+		fprintf(stderr, "  mbuf pkt_len %u, expected %u\n", m->pkt_len, len);
+		return false;
+	}
+	for (const struct rte_mbuf *s = m; s != NULL; s = s->next, segs++) {
+		if (pos + s->data_len > len) {
+			fprintf(stderr, "  mbuf segments hold more than pkt_len\n");
+			return false;
+		}
+		if (memcmp(rte_pktmbuf_mtod(s, const uint8_t *), exp + pos, s->data_len) != 0) {
+			fprintf(stderr, "  mbuf segment %u (bytes %u..%u) differs\n", segs, pos,
+				pos + s->data_len);
+			return false;
+		}
+		pos += s->data_len;
+	}
+	if (pos != len || segs != m->nb_segs) {
+		fprintf(stderr, "  mbuf: %u bytes in %u segments, nb_segs %u\n", pos, segs,
+			m->nb_segs);
+		return false;
+	}
+	return true;
+}
+
+static uint16_t
+deq(struct rte_mbuf **pkts, uint16_t n)
+{
+	uint16_t r = vhu_dequeue_burst(&F.vr, mp, pkts, n);
+
+	for (uint16_t i = 0; i < r; i++)
+		track(pkts[i]);
+	return r;
+}
+
+static uint16_t
+enq(struct rte_mbuf **pkts, uint16_t n)
+{
+	return vhu_enqueue_burst(&F.vr, pkts, n);
+}
+
+/* ==================================================================== */
+/* set-up                                                               */
+/* ==================================================================== */
+
+static void
+test_refresh(void)
+{
+	CHECK(fx_setup_at(16, V1, 7));
+	CHECK(F.vr.ready);
+	CHECK(!F.vr.broken);
+	CHECK_EQ(F.vr.hdr_len, 12);
+	CHECK(!F.vr.mrg_rxbuf);
+	CHECK_EQ(F.mem->refcnt, 2);		/* ours and the ring's */
+	/* resumes at the used index found in guest memory */
+	CHECK_EQ(F.vr.last_used_idx, 7);
+	CHECK_EQ(F.vr.last_avail_idx, 7);
+	/* we poll: the driver is told not to kick */
+	CHECK_EQ(F.used->flags, VRING_USED_F_NO_NOTIFY);
+	/* host pointers of the ring are the table's mapping of the right offsets */
+	CHECK(F.vr.desc == vhu_mem_guest_to_host(F.mem, GPA_BASE + DESC_OFF, 16 * 16));
+	CHECK(F.vr.avail == vhu_mem_guest_to_host(F.mem, GPA_BASE + AVAIL_OFF, 38));
+	CHECK(F.vr.used == vhu_mem_guest_to_host(F.mem, GPA_BASE + USED_OFF, 134));
+
+	/* header length by features */
+	fx_refresh(0);
+	CHECK_EQ(F.vr.hdr_len, 10);
+	fx_refresh(MRG);
+	CHECK_EQ(F.vr.hdr_len, 12);
+	CHECK(F.vr.mrg_rxbuf);
+	fx_refresh(V1 | MRG);
+	CHECK_EQ(F.vr.hdr_len, 12);
+	CHECK_EQ(F.mem->refcnt, 2);		/* the same table is not referenced twice */
+
+	/* a ring area outside guest memory: not ready, bursts do nothing */
+	F.vr.addr.used = FE_BASE + GUEST_SIZE - 0x10;
+	fx_refresh(V1);
+	CHECK(!F.vr.ready);
+	F.vr.addr.used = FE_BASE + USED_OFF;
+	fx_refresh(V1);
+	CHECK(F.vr.ready);
+
+	/* disabled ring: not ready */
+	F.vr.enabled = false;
+	fx_refresh(V1);
+	CHECK(!F.vr.ready);
+	{
+		uint8_t frame[60];
+		struct rte_mbuf *pkts[4];
+
+		make_frame(frame, sizeof(frame), 1);
+		push(tx_simple(12, frame, sizeof(frame)));
+		CHECK_EQ(deq(pkts, 4), 0);
+		CHECK_EQ(used_idx(), 7);
+		F.vr.enabled = true;
+		fx_refresh(V1);
+		CHECK(F.vr.ready);
+		CHECK_EQ(deq(pkts, 4), 1);
+		CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	}
+
+	/* no memory: the ring drops its reference */
+	rte_spinlock_lock(&F.vr.lock);
+	vhu_vring_refresh(&F.vr, NULL, V1);
+	rte_spinlock_unlock(&F.vr.lock);
+	CHECK(!F.vr.ready);
+	CHECK_EQ(F.mem->refcnt, 1);
+	fx_refresh(V1);
+	CHECK_EQ(F.mem->refcnt, 2);
+}
+
+/* A burst while another thread holds the ring lock does nothing. */
+static void
+test_locked_ring(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 2);
+	push(tx_simple(12, frame, sizeof(frame)));
+	rte_spinlock_lock(&F.vr.lock);
+	CHECK_EQ(deq(pkts, 4), 0);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 0);
+	rte_spinlock_unlock(&F.vr.lock);
+	CHECK_EQ(used_idx(), 0);
+	CHECK_EQ(deq(pkts, 4), 1);
+}
+
+/* ==================================================================== */
+/* dequeue (guest TX)                                                   */
+/* ==================================================================== */
+
+static void
+test_deq_single(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[8];
+	uint16_t head;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 3);
+	CHECK_EQ(deq(pkts, 8), 0);			/* nothing yet */
+	CHECK_EQ(calls(), 0);
+
+	head = tx_simple(12, frame, sizeof(frame));
+	push(head);
+	CHECK_EQ(deq(pkts, 8), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK_EQ(pkts[0]->nb_segs, 1);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(used_at(0).id, head);
+	CHECK_EQ(used_at(0).len, 0);
+	CHECK_EQ(calls(), 1);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(stats()->bytes, sizeof(frame));
+	CHECK_EQ(stats()->notifications, 1);
+	CHECK_EQ(stats()->dropped, 0);
+	CHECK_EQ(stats()->malformed, 0);
+
+	/* nothing more: no completion, no interrupt */
+	CHECK_EQ(deq(pkts, 8), 0);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(calls(), 0);
+}
+
+/* Several packets, the burst smaller than what is available. */
+static void
+test_deq_burst_limit(void)
+{
+	uint8_t frame[5][100];
+	uint16_t head[5];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(fx_setup(16, V1));
+	for (int i = 0; i < 5; i++) {
+		make_frame(frame[i], 60 + i * 10, 10 + i);
+		head[i] = tx_simple(12, frame[i], 60 + i * 10);
+		push(head[i]);
+	}
+	CHECK_EQ(deq(pkts, 2), 2);
+	CHECK_EQ(used_idx(), 2);
+	CHECK(mbuf_is(pkts[0], frame[0], 60));
+	CHECK(mbuf_is(pkts[1], frame[1], 70));
+	CHECK_EQ(deq(pkts, 8), 3);
+	CHECK_EQ(used_idx(), 5);
+	for (int i = 0; i < 3; i++)
+		CHECK(mbuf_is(pkts[i], frame[i + 2], 80 + i * 10));
+	for (uint16_t i = 0; i < 5; i++)
+		CHECK_EQ(used_at(i).id, head[i]);
+	CHECK_EQ(stats()->packets, 5);
+	CHECK_EQ(stats()->bytes, 60 + 70 + 80 + 90 + 100);
+}
+
+static void
+test_deq_header_own_descriptor(void)
+{
+	static const uint32_t lens[] = { 12, 30, 70, 1 };
+	uint8_t frame[101];
+	struct rte_mbuf *pkts[4];
+	uint16_t head;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 4);
+	head = tx_chain(lens, 4, 12, frame);
+	push(head);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK_EQ(used_at(0).id, head);
+	CHECK_EQ(used_at(0).len, 0);
+}
+
+static void
+test_deq_header_split(void)
+{
+	/* 5 + 7 header bytes; the second descriptor also carries frame bytes */
+	static const uint32_t lens[] = { 5, 27, 50 };
+	uint8_t frame[5 + 27 + 50 - 12];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 5);
+	push(tx_chain(lens, 3, 12, frame));
+	/* and a header split exactly 5 + 7 */
+	static const uint32_t lens2[] = { 5, 7, 64 };
+	uint8_t frame2[64];
+
+	make_frame(frame2, sizeof(frame2), 6);
+	push(tx_chain(lens2, 3, 12, frame2));
+
+	CHECK_EQ(deq(pkts, 4), 2);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(mbuf_is(pkts[1], frame2, sizeof(frame2)));
+}
+
+/* A buffer that straddles two guest memory regions adjacent in gpa space. */
+static void
+test_deq_buffer_across_regions(void)
+{
+	uint8_t frame[300];
+	struct rte_mbuf *pkts[4];
+	uint8_t *end;
+	uint16_t d;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 7);
+	end = F.g + GUEST_SIZE - 100;		/* 100 bytes in region 0 ... */
+	memset(end, HDR_BYTE, 12);
+	memcpy(end + 12, frame, 88);
+	memcpy(F.g2, frame + 88, sizeof(frame) - 88);	/* ... the rest in region 1 */
+	d = new_desc();
+	set_desc(F.desc, d, gpa(end), 12 + sizeof(frame), 0, 0);
+	push(d);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+}
+
+static void
+test_deq_indirect(void)
+{
+	uint8_t frame[200], frame2[80];
+	struct rte_mbuf *pkts[4];
+	struct vring_desc *t;
+	uint8_t *h, *b1, *b2;
+	uint16_t head, head2;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 8);
+	h = galloc(12);
+	memset(h, HDR_BYTE, 12);
+	b1 = galloc(50);
+	memcpy(b1, frame, 50);
+	b2 = galloc(150);
+	memcpy(b2, frame + 50, 150);
+	/* out of order inside the table: 0 -> 2 -> 1 */
+	t = indirect_alloc(3);
+	set_desc(t, 0, gpa(h), 12, VRING_DESC_F_NEXT, 2);
+	set_desc(t, 2, gpa(b1), 50, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, gpa(b2), 150, 0, 0);
+	head = new_desc();
+	set_desc(F.desc, head, gpa(t), 3 * 16, VRING_DESC_F_INDIRECT, 0);
+	push(head);
+
+	/* the write flag on the descriptor naming the table is ignored (spec 2.7.5.3.2) */
+	make_frame(frame2, sizeof(frame2), 9);
+	h = galloc(12 + sizeof(frame2));
+	memset(h, HDR_BYTE, 12);
+	memcpy(h + 12, frame2, sizeof(frame2));
+	t = indirect_alloc(1);
+	set_desc(t, 0, gpa(h), 12 + sizeof(frame2), 0, 0);
+	head2 = new_desc();
+	set_desc(F.desc, head2, gpa(t), 16, VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE, 0);
+	push(head2);
+
+	CHECK_EQ(deq(pkts, 4), 2);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(mbuf_is(pkts[1], frame2, sizeof(frame2)));
+	CHECK_EQ(used_at(0).id, head);
+	CHECK_EQ(used_at(1).id, head2);
+	CHECK_EQ(stats()->malformed, 0);
+}
+
+/* An indirect table may follow direct descriptors in a chain. */
+static void
+test_deq_direct_then_indirect(void)
+{
+	uint8_t frame[100];
+	struct rte_mbuf *pkts[4];
+	struct vring_desc *t;
+	uint8_t *h, *b;
+	uint16_t d0, d1;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 10);
+	h = galloc(12);
+	memset(h, HDR_BYTE, 12);
+	b = galloc(sizeof(frame));
+	memcpy(b, frame, sizeof(frame));
+	t = indirect_alloc(1);
+	set_desc(t, 0, gpa(b), sizeof(frame), 0, 0);
+	d0 = new_desc();
+	d1 = new_desc();
+	set_desc(F.desc, d0, gpa(h), 12, VRING_DESC_F_NEXT, d1);
+	set_desc(F.desc, d1, gpa(t), 16, VRING_DESC_F_INDIRECT, 0);
+	push(d0);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+}
+
+/* Frames longer than one mbuf come out as a chain. */
+static void
+test_deq_mbuf_chain(void)
+{
+	static uint8_t frame[VHU_MAX_FRAME_LEN];
+	const uint32_t room = RTE_MBUF_DEFAULT_DATAROOM;
+	struct rte_mbuf *pkts[4];
+	const struct rte_mbuf *s;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 11);
+	push(tx_simple(12, frame, 5000));
+	/* the largest frame accepted, split over descriptors too */
+	{
+		uint32_t lens[] = { 1000, 30000, 12 + VHU_MAX_FRAME_LEN - 31000 };
+
+		push(tx_chain(lens, 3, 12, frame));
+	}
+	CHECK_EQ(deq(pkts, 4), 2);
+	CHECK(mbuf_is(pkts[0], frame, 5000));
+	CHECK_EQ(pkts[0]->nb_segs, (5000 + room - 1) / room);
+	s = pkts[0];
+	CHECK_EQ(s->data_len, room);
+	CHECK_EQ(s->next->data_len, room);
+	CHECK_EQ(s->next->next->data_len, 5000 - 2 * room);
+	CHECK_NULL(s->next->next->next);
+	CHECK(mbuf_is(pkts[1], frame, VHU_MAX_FRAME_LEN));
+	CHECK_EQ(pkts[1]->nb_segs, (VHU_MAX_FRAME_LEN + room - 1) / room);
+	CHECK_EQ(stats()->bytes, 5000 + VHU_MAX_FRAME_LEN);
+}
+
+/* Without VERSION_1 (and without MRG_RXBUF) the header is 10 bytes. */
+static void
+test_deq_legacy_header(void)
+{
+	static const uint32_t lens[] = { 10, 64 };
+	uint8_t frame[64];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup(16, 0));
+	CHECK_EQ(F.vr.hdr_len, 10);
+	make_frame(frame, sizeof(frame), 12);
+	push(tx_simple(10, frame, sizeof(frame)));
+	push(tx_chain(lens, 2, 10, frame));
+	CHECK_EQ(deq(pkts, 4), 2);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(mbuf_is(pkts[1], frame, sizeof(frame)));
+
+	/* legacy with MRG_RXBUF: 12 bytes */
+	fx_refresh(MRG);
+	push(tx_simple(12, frame, sizeof(frame)));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+}
+
+/* 16-bit ring indices wrap around. */
+static void
+test_deq_index_wrap(void)
+{
+	uint8_t frame[6][80];
+	uint16_t head[6];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(fx_setup_at(4, V1, 0xfffe));
+	for (int i = 0; i < 4; i++) {
+		make_frame(frame[i], 60 + i, 20 + i);
+		head[i] = tx_simple(12, frame[i], 60 + i);
+		push(head[i]);
+	}
+	CHECK_EQ(deq(pkts, 8), 4);		/* exactly a full ring */
+	CHECK_EQ(used_idx(), 2);
+	for (uint16_t i = 0; i < 4; i++) {
+		CHECK(mbuf_is(pkts[i], frame[i], 60 + i));
+		CHECK_EQ(used_at(i).id, head[i]);
+	}
+	for (int i = 4; i < 6; i++) {
+		make_frame(frame[i], 70, 20 + i);
+		head[i] = tx_simple(12, frame[i], 70);
+		push(head[i]);
+	}
+	CHECK_EQ(deq(pkts, 8), 2);
+	CHECK_EQ(used_idx(), 4);
+	CHECK(mbuf_is(pkts[1], frame[5], 70));
+	CHECK(!F.vr.broken);
+}
+
+static void
+test_deq_no_interrupt(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 13);
+	F.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	push(tx_simple(12, frame, sizeof(frame)));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK_EQ(used_idx(), 1);		/* published all the same */
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(stats()->notifications, 0);
+	F.avail->flags = 0;
+	push(tx_simple(12, frame, sizeof(frame)));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK_EQ(calls(), 1);
+	CHECK_EQ(stats()->notifications, 1);
+}
+
+/* Running out of mbufs for a chain drops the frame and leaks nothing. */
+static void
+test_deq_alloc_failure(void)
+{
+	static uint8_t frame[5000];
+	struct rte_mempool *small;
+	struct rte_mbuf *pkts[4];
+	uint16_t head;
+
+	CHECK(fx_setup(16, V1));
+	small = rte_pktmbuf_pool_create("vhu_unit_small", 2, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					(int)rte_socket_id());
+	CHECK_NOT_NULL(small);
+	make_frame(frame, sizeof(frame), 14);
+	head = tx_simple(12, frame, sizeof(frame));	/* needs 3 mbufs */
+	push(head);
+	EXPECT_EQ(vhu_dequeue_burst(&F.vr, small, pkts, 4), 0);
+	EXPECT_EQ(used_idx(), 1);
+	EXPECT_EQ(used_at(0).id, head);
+	EXPECT_EQ(stats()->alloc_failed, 1);
+	EXPECT_EQ(stats()->dropped, 1);
+	EXPECT_EQ(rte_mempool_avail_count(small), 2);
+	/* an empty pool: nothing taken from the ring */
+	{
+		struct rte_mbuf *hold[2];
+
+		EXPECT_EQ(rte_pktmbuf_alloc_bulk(small, hold, 2), 0);
+		push(tx_simple(12, frame, 60));
+		EXPECT_EQ(vhu_dequeue_burst(&F.vr, small, pkts, 4), 0);
+		EXPECT_EQ(used_idx(), 1);
+		EXPECT_EQ(stats()->alloc_failed, 2);
+		rte_pktmbuf_free_bulk(hold, 2);
+		EXPECT_EQ(vhu_dequeue_burst(&F.vr, small, pkts, 4), 1);
+		EXPECT(mbuf_is(pkts[0], frame, 60));
+		rte_pktmbuf_free(pkts[0]);
+	}
+	rte_mempool_free(small);
+}
+
+/* ---- malformed TX chains ---- */
+
+/* Each builds one bad chain (not yet available) and returns its head. */
+typedef uint16_t (*bad_builder)(void);
+
+/*
+ * A valid-looking descriptor in @slot, just past the end of a table: a chain
+ * that wrongly reached it would make a good packet (catches off-by-one).
+ */
+static void
+bait(struct vring_desc *table, uint32_t slot)
+{
+	uint8_t *b = galloc(12 + 60);
+
+	memset(b, HDR_BYTE, 12);
+	make_frame(b + 12, 60, 98);
+	set_desc(table, (uint16_t)slot, gpa(b), 12 + 60, 0, 0);
+}
+
+static uint16_t
+bad_next_out_of_range(void)
+{
+	uint16_t d = new_desc();
+
+	bait(F.desc, F.size);
+	set_desc(F.desc, d, gpa(galloc(12)), 12, VRING_DESC_F_NEXT, (uint16_t)F.size);
+	return d;
+}
+
+static uint16_t
+bad_next_ffff(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, gpa(galloc(12)), 12, VRING_DESC_F_NEXT, 0xffff);
+	return d;
+}
+
+static uint16_t
+bad_loop(void)
+{
+	uint16_t a = new_desc(), b = new_desc();
+
+	set_desc(F.desc, a, gpa(galloc(8)), 8, VRING_DESC_F_NEXT, b);
+	set_desc(F.desc, b, gpa(galloc(8)), 8, VRING_DESC_F_NEXT, a);
+	return a;
+}
+
+static uint16_t
+bad_self_loop_empty(void)
+{
+	uint16_t a = new_desc();
+
+	set_desc(F.desc, a, gpa(galloc(1)), 0, VRING_DESC_F_NEXT, a);
+	return a;
+}
+
+static uint16_t
+indirect_head(const struct vring_desc *t, uint32_t len, uint16_t flags)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, gpa(t), len, VRING_DESC_F_INDIRECT | flags, 0);
+	return d;
+}
+
+/* A valid 1-entry table holding a whole packet. */
+static struct vring_desc *
+good_table(void)
+{
+	struct vring_desc *t = indirect_alloc(2);
+	uint8_t *b = galloc(100);
+
+	memset(b, HDR_BYTE, 12);
+	make_frame(b + 12, 88, 99);
+	set_desc(t, 0, gpa(b), 100, 0, 0);
+	return t;
+}
+
+static uint16_t
+bad_nested_indirect(void)
+{
+	struct vring_desc *inner = good_table();
+	struct vring_desc *outer = indirect_alloc(1);
+
+	set_desc(outer, 0, gpa(inner), 16, VRING_DESC_F_INDIRECT, 0);
+	return indirect_head(outer, 16, 0);
+}
+
+/* A table of 1 descriptor whose chain goes on into a second one (bait) */
+static uint16_t
+bad_indirect_len_16_next(void)
+{
+	struct vring_desc *t = indirect_alloc(2);
+
+	set_desc(t, 0, gpa(galloc(12)), 12, VRING_DESC_F_NEXT, 1);
+	bait(t, 1);
+	return indirect_head(t, 16, 0);
+}
+
+static uint16_t
+bad_indirect_len_24(void)
+{
+	return indirect_head(good_table(), 24, 0);
+}
+
+static uint16_t
+bad_indirect_len_0(void)
+{
+	return indirect_head(good_table(), 0, 0);
+}
+
+static uint16_t
+bad_indirect_with_next(void)
+{
+	uint16_t d = indirect_head(good_table(), 16, VRING_DESC_F_NEXT);
+
+	F.desc[d].next = (uint16_t)((d + 1) % F.size);
+	set_desc(F.desc, (uint16_t)((d + 1) % F.size), gpa(galloc(20)), 20, 0, 0);
+	new_desc();
+	return d;
+}
+
+static uint16_t
+bad_indirect_table_outside(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, UINT64_C(0x40000000), 32, VRING_DESC_F_INDIRECT, 0);
+	return d;
+}
+
+static uint16_t
+bad_indirect_table_runs_off(void)
+{
+	uint16_t d = new_desc();
+
+	/* starts 16 bytes before the end of guest memory, 32 bytes long */
+	set_desc(F.desc, d, GPA2_BASE + GUEST2_SIZE - 16, 32, VRING_DESC_F_INDIRECT, 0);
+	return d;
+}
+
+static uint16_t
+bad_indirect_next_out_of_range(void)
+{
+	struct vring_desc *t = indirect_alloc(3);
+
+	set_desc(t, 0, gpa(galloc(12)), 12, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, gpa(galloc(20)), 20, VRING_DESC_F_NEXT, 2);	/* the table has 2 */
+	bait(t, 2);
+	return indirect_head(t, 32, 0);
+}
+
+static uint16_t
+bad_indirect_loop(void)
+{
+	struct vring_desc *t = indirect_alloc(2);
+
+	set_desc(t, 0, gpa(galloc(8)), 8, VRING_DESC_F_NEXT, 1);
+	set_desc(t, 1, gpa(galloc(8)), 8, VRING_DESC_F_NEXT, 0);
+	return indirect_head(t, 32, 0);
+}
+
+static uint16_t
+bad_buffer_outside(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, UINT64_C(0x40000000), 100, 0, 0);
+	return d;
+}
+
+static uint16_t
+bad_buffer_runs_off(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, GPA2_BASE + GUEST2_SIZE - 50, 100, 0, 0);
+	return d;
+}
+
+static uint16_t
+bad_buffer_starts_before(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, GPA_BASE - 10, 100, 0, 0);
+	return d;
+}
+
+static uint16_t
+bad_buffer_wraps(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, UINT64_MAX - 10, 100, 0, 0);
+	return d;
+}
+
+static uint16_t
+bad_second_buffer_outside(void)
+{
+	uint16_t a = new_desc(), b = new_desc();
+
+	set_desc(F.desc, a, gpa(galloc(12)), 12, VRING_DESC_F_NEXT, b);
+	set_desc(F.desc, b, UINT64_C(0x40000000), 60, 0, 0);
+	return a;
+}
+
+static uint16_t
+bad_writable(void)
+{
+	uint8_t *b = galloc(72);
+	uint16_t d = new_desc();
+
+	memset(b, HDR_BYTE, 12);
+	make_frame(b + 12, 60, 1);
+	set_desc(F.desc, d, gpa(b), 72, VRING_DESC_F_WRITE, 0);
+	return d;
+}
+
+static uint16_t
+bad_writable_second(void)
+{
+	uint16_t a = new_desc(), b = new_desc();
+
+	set_desc(F.desc, a, gpa(galloc(12)), 12, VRING_DESC_F_NEXT, b);
+	set_desc(F.desc, b, gpa(galloc(60)), 60, VRING_DESC_F_WRITE, 0);
+	return a;
+}
+
+static uint16_t
+bad_writable_in_indirect(void)
+{
+	struct vring_desc *t = good_table();
+
+	t[0].flags |= VRING_DESC_F_WRITE;
+	return indirect_head(t, 16, 0);
+}
+
+static uint16_t
+bad_shorter_than_header(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, gpa(galloc(8)), 8, 0, 0);
+	return d;
+}
+
+static uint16_t
+bad_no_ethernet_header(void)
+{
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, gpa(galloc(12 + 13)), 12 + 13, 0, 0);
+	return d;
+}
+
+static uint16_t
+bad_frame_too_long(void)
+{
+	uint32_t len = 12 + VHU_MAX_FRAME_LEN + 1;
+	uint16_t d = new_desc();
+
+	set_desc(F.desc, d, gpa(galloc(len)), len, 0, 0);
+	return d;
+}
+
+/* More pieces than a chain may have (VHU_CHAIN_MAX_IOV): refused, no overflow. */
+static uint16_t
+bad_too_many_pieces(void)
+{
+	const uint32_t n = VHU_CHAIN_MAX_IOV + 2;
+	struct vring_desc *t = indirect_alloc(n);
+	uint8_t *b = galloc(n);
+
+	for (uint32_t i = 0; i < n; i++)
+		set_desc(t, (uint16_t)i, gpa(b + i), 1,
+			 i + 1 < n ? VRING_DESC_F_NEXT : 0, (uint16_t)(i + 1));
+	return indirect_head(t, n * 16, 0);
+}
+
+/* Zero-length buffers must still point into guest memory. */
+static uint16_t
+bad_empty_buffer_outside(void)
+{
+	uint16_t a = new_desc(), b = new_desc();
+
+	set_desc(F.desc, a, UINT64_C(0x40000000), 0, VRING_DESC_F_NEXT, b);
+	set_desc(F.desc, b, gpa(galloc(80)), 80, 0, 0);
+	return a;
+}
+
+struct bad_case {
+	const char *name;
+	bad_builder build;
+};
+
+#define BAD(fn) { #fn, fn }
+static const struct bad_case bad_tx_cases[] = {
+	BAD(bad_next_out_of_range),
+	BAD(bad_next_ffff),
+	BAD(bad_loop),
+	BAD(bad_self_loop_empty),
+	BAD(bad_nested_indirect),
+	BAD(bad_indirect_len_16_next),
+	BAD(bad_indirect_len_24),
+	BAD(bad_indirect_len_0),
+	BAD(bad_indirect_with_next),
+	BAD(bad_indirect_table_outside),
+	BAD(bad_indirect_table_runs_off),
+	BAD(bad_indirect_next_out_of_range),
+	BAD(bad_indirect_loop),
+	BAD(bad_buffer_outside),
+	BAD(bad_buffer_runs_off),
+	BAD(bad_buffer_starts_before),
+	BAD(bad_buffer_wraps),
+	BAD(bad_second_buffer_outside),
+	BAD(bad_writable),
+	BAD(bad_writable_second),
+	BAD(bad_writable_in_indirect),
+	BAD(bad_shorter_than_header),
+	BAD(bad_no_ethernet_header),
+	BAD(bad_frame_too_long),
+	BAD(bad_too_many_pieces),
+	BAD(bad_empty_buffer_outside),
+};
+
+/*
+ * good, bad, good in one burst, then good again: the bad chain is completed
+ * in order with length 0 and counted; the good ones are unaffected.
+ */
+static void
+malformed_tx_case(const struct bad_case *bc)
+{
+	uint8_t frame[3][90];
+	uint16_t head[4];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(fx_setup(16, V1));
+	for (int i = 0; i < 3; i++)
+		make_frame(frame[i], sizeof(frame[i]), 40 + i);
+	head[0] = tx_simple(12, frame[0], sizeof(frame[0]));
+	push(head[0]);
+	head[1] = bc->build();
+	push(head[1]);
+	head[2] = tx_simple(12, frame[1], sizeof(frame[1]));
+	push(head[2]);
+
+	CHECK_EQ(deq(pkts, 8), 2);
+	CHECK(mbuf_is(pkts[0], frame[0], sizeof(frame[0])));
+	CHECK(mbuf_is(pkts[1], frame[1], sizeof(frame[1])));
+	CHECK_EQ(used_idx(), 3);
+	for (uint16_t i = 0; i < 3; i++) {
+		CHECK_EQ(used_at(i).id, head[i]);
+		CHECK_EQ(used_at(i).len, 0);
+	}
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 2);
+	CHECK_EQ(stats()->bytes, 2 * sizeof(frame[0]));
+	CHECK(!F.vr.broken);
+	CHECK_EQ(calls(), 1);
+
+	head[3] = tx_simple(12, frame[2], sizeof(frame[2]));
+	push(head[3]);
+	CHECK_EQ(deq(pkts, 8), 1);
+	CHECK(mbuf_is(pkts[0], frame[2], sizeof(frame[2])));
+	CHECK_EQ(used_at(3).id, head[3]);
+	CHECK_EQ(stats()->malformed, 1);
+}
+
+static void
+test_deq_malformed(void)
+{
+	for (size_t i = 0; i < RTE_DIM(bad_tx_cases); i++) {
+		unsigned int before = check_failures;
+
+		malformed_tx_case(&bad_tx_cases[i]);
+		fx_teardown();
+		if (check_failures != before)
+			fprintf(stderr, "  ^ in case %s\n", bad_tx_cases[i].name);
+	}
+}
+
+/* A chain as long as the ring is fine; one descriptor more is a loop. */
+static void
+test_deq_chain_length_limit(void)
+{
+	struct rte_mbuf *pkts[4];
+	uint32_t lens[8];
+	uint8_t frame[200];
+
+	CHECK(fx_setup(8, V1));
+	make_frame(frame, sizeof(frame), 50);
+	for (int i = 0; i < 8; i++)
+		lens[i] = i == 0 ? 12 : 20;
+	push(tx_chain(lens, 8, 12, frame));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, 7 * 20));
+	CHECK_EQ(stats()->malformed, 0);
+}
+
+/* The available index more than a ring ahead: the ring stops for good. */
+static void
+test_deq_avail_jump(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[32];
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 51);
+	for (int i = 0; i < 16; i++)
+		push(tx_simple(12, frame, sizeof(frame)));
+	/* exactly a ring's worth is fine */
+	CHECK_EQ(deq(pkts, 32), 16);
+	CHECK_EQ(used_idx(), 16);
+	CHECK(!F.vr.broken);
+
+	__atomic_store_n(&F.avail->idx, (uint16_t)(F.avail_idx + 17), __ATOMIC_RELEASE);
+	CHECK_EQ(deq(pkts, 32), 0);
+	CHECK(F.vr.broken);
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(used_idx(), 16);
+	/* even a sane index does not revive it */
+	__atomic_store_n(&F.avail->idx, (uint16_t)(F.avail_idx + 1), __ATOMIC_RELEASE);
+	CHECK_EQ(deq(pkts, 32), 0);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 0);
+	CHECK_EQ(used_idx(), 16);
+	/* until the control thread sets the ring up again */
+	fx_refresh(V1);
+	CHECK(!F.vr.broken);
+}
+
+/* A head index beyond the ring: what came before it is delivered, then the ring stops. */
+static void
+test_deq_head_out_of_range(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[8];
+	uint16_t head;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 52);
+	head = tx_simple(12, frame, sizeof(frame));
+	push(head);
+	bait(F.desc, 16);
+	push(16);
+	push(tx_simple(12, frame, sizeof(frame)));
+	CHECK_EQ(deq(pkts, 8), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(F.vr.broken);
+	CHECK_EQ(used_idx(), 1);		/* the bad entry is not completed */
+	CHECK_EQ(used_at(0).id, head);
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(deq(pkts, 8), 0);
+	CHECK_EQ(used_idx(), 1);
+}
+
+/*
+ * An indirect table at an address that is not a multiple of 16: the
+ * specification puts no alignment requirement on indirect tables (only on
+ * the three ring areas), and the address comes from the guest. Descriptors
+ * must then be read bytewise: a misaligned 8-byte load through a struct
+ * pointer is undefined behaviour that UBSan (halt_on_error, set in
+ * meson.build) turns into a crash a guest could cause at will.
+ */
+static void
+test_deq_indirect_unaligned(void)
+{
+	uint8_t frame[100];
+	struct rte_mbuf *pkts[4];
+	struct vring_desc t[1];
+	uint8_t *where, *b;
+	uint16_t head;
+
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 53);
+	b = galloc(12 + sizeof(frame));
+	memset(b, HDR_BYTE, 12);
+	memcpy(b + 12, frame, sizeof(frame));
+	set_desc(t, 0, gpa(b), 12 + sizeof(frame), 0, 0);
+	where = galloc(64) + 3;
+	memcpy(where, t, sizeof(t));
+	head = new_desc();
+	set_desc(F.desc, head, gpa(where), 16, VRING_DESC_F_INDIRECT, 0);
+	push(head);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+}
+
+/* ==================================================================== */
+/* enqueue (guest RX)                                                   */
+/* ==================================================================== */
+
+static void
+check_hdr(const uint8_t *h, uint32_t hdr_len, uint16_t num_buffers, int *ok)
+{
+	uint8_t exp[12] = { 0 };
+
+	exp[10] = (uint8_t)num_buffers;
+	exp[11] = (uint8_t)(num_buffers >> 8);
+	*ok = memcmp(h, exp, hdr_len) == 0;
+	if (!*ok) {
+		fprintf(stderr, "  header:");
+		for (uint32_t i = 0; i < hdr_len; i++)
+			fprintf(stderr, " %02x", h[i]);
+		fprintf(stderr, "\n");
+	}
+}
+
+static void
+test_enq_simple(void)
+{
+	uint8_t frame[2][1000], got[2048];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[3];
+	int ok;
+
+	CHECK(fx_setup(16, V1));
+	for (int i = 0; i < 3; i++) {
+		c[i] = rx_simple(1518);
+		push(c[i].head);
+	}
+	make_frame(frame[0], 60, 60);
+	make_frame(frame[1], 1000, 61);
+	pkts[0] = mk_mbuf1(frame[0], 60);
+	pkts[1] = mk_mbuf1(frame[1], 1000);
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK_EQ(used_idx(), 2);
+	CHECK_EQ(used_at(0).id, c[0].head);
+	CHECK_EQ(used_at(0).len, 12 + 60);
+	CHECK_EQ(used_at(1).id, c[1].head);
+	CHECK_EQ(used_at(1).len, 12 + 1000);
+	check_hdr(c[0].buf[0], 12, 1, &ok);
+	CHECK(ok);
+	check_hdr(c[1].buf[0], 12, 1, &ok);
+	CHECK(ok);
+	rx_read(&c[0], got, 72);
+	CHECK_MEM_EQ(got + 12, frame[0], 60);
+	CHECK(rx_untouched_from(&c[0], 72));
+	rx_read(&c[1], got, 1012);
+	CHECK_MEM_EQ(got + 12, frame[1], 1000);
+	CHECK(rx_untouched_from(&c[1], 1012));
+	CHECK(rx_untouched_from(&c[2], 0));
+	CHECK_EQ(calls(), 1);
+	CHECK_EQ(stats()->packets, 2);
+	CHECK_EQ(stats()->bytes, 1060);
+	CHECK_EQ(stats()->notifications, 1);
+	CHECK_EQ(stats()->dropped, 0);
+	/* the mbufs are not freed by the library (teardown frees them; a double free would show) */
+	CHECK_EQ(rte_mbuf_refcnt_read(pkts[0]), 1);
+}
+
+/* Header and frame over several descriptors, header split 5 + 7. */
+static void
+test_enq_chain(void)
+{
+	static const uint32_t lens[] = { 5, 7, 30, 100 };
+	uint8_t frame[120], got[142];
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c;
+	int ok;
+
+	CHECK(fx_setup(16, V1));
+	c = rx_chain(lens, 4, VRING_DESC_F_WRITE);
+	push(c.head);
+	make_frame(frame, sizeof(frame), 62);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_at(0).id, c.head);
+	CHECK_EQ(used_at(0).len, 132);
+	rx_read(&c, got, 142);
+	check_hdr(got, 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+	CHECK(rx_untouched_from(&c, 132));
+}
+
+/* Without VERSION_1: 10-byte header, no num_buffers. */
+static void
+test_enq_legacy_header(void)
+{
+	uint8_t frame[64], got[100];
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c;
+	int ok;
+
+	CHECK(fx_setup(16, 0));
+	c = rx_simple(100);
+	push(c.head);
+	make_frame(frame, sizeof(frame), 63);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_at(0).len, 10 + 64);
+	rx_read(&c, got, 100);
+	check_hdr(got, 10, 0, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 10, frame, sizeof(frame));
+	CHECK(rx_untouched_from(&c, 74));
+}
+
+/* A frame too big for the chain: dropped and counted; the chain stays for the next one. */
+static void
+test_enq_too_small(void)
+{
+	uint8_t big[100], small[30], got[50];
+	struct rte_mbuf *pkts[3];
+	struct rx_chain c;
+	int ok;
+
+	CHECK(fx_setup(16, V1));
+	c = rx_simple(50);
+	push(c.head);
+	make_frame(big, sizeof(big), 64);
+	make_frame(small, sizeof(small), 65);
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	CHECK_EQ(enq(pkts, 1), 1);		/* consumed (dropped) */
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 0);
+	CHECK_EQ(stats()->malformed, 0);
+	CHECK_EQ(used_idx(), 0);		/* nothing completed, nothing published */
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(F.vr.last_avail_idx, 0);	/* the chain was not consumed */
+	CHECK(rx_untouched_from(&c, 0));
+
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	pkts[1] = mk_mbuf1(small, sizeof(small));
+	pkts[2] = mk_mbuf1(small, sizeof(small));
+	CHECK_EQ(enq(pkts, 3), 2);		/* dropped, delivered, no room */
+	CHECK_EQ(stats()->dropped, 2);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(used_at(0).id, c.head);
+	CHECK_EQ(used_at(0).len, 42);
+	rx_read(&c, got, 50);
+	check_hdr(got, 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 12, small, sizeof(small));
+	CHECK_EQ(calls(), 1);
+}
+
+static void
+test_enq_no_buffers(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[1];
+
+	CHECK(fx_setup(16, V1 | MRG));
+	make_frame(frame, sizeof(frame), 66);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 0);
+	CHECK_EQ(used_idx(), 0);
+	CHECK_EQ(calls(), 0);
+	fx_refresh(V1);
+	CHECK_EQ(enq(pkts, 1), 0);
+	CHECK_EQ(used_idx(), 0);
+	CHECK_EQ(stats()->dropped, 0);
+}
+
+static void
+test_enq_mrg(void)
+{
+	static uint8_t frame[3000], got[2048];
+	uint8_t frame2[100];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[3];
+	int ok;
+
+	CHECK(fx_setup(16, V1 | MRG));
+	for (int i = 0; i < 3; i++) {
+		c[i] = rx_simple(2048);
+		push(c[i].head);
+	}
+	make_frame(frame, sizeof(frame), 67);
+	make_frame(frame2, sizeof(frame2), 68);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	pkts[1] = mk_mbuf1(frame2, sizeof(frame2));
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK_EQ(used_idx(), 3);
+	CHECK_EQ(used_at(0).id, c[0].head);
+	CHECK_EQ(used_at(0).len, 2048);
+	CHECK_EQ(used_at(1).id, c[1].head);
+	CHECK_EQ(used_at(1).len, 3012 - 2048);
+	CHECK_EQ(used_at(2).id, c[2].head);
+	CHECK_EQ(used_at(2).len, 112);
+	check_hdr(c[0].buf[0], 12, 2, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(c[0].buf[0] + 12, frame, 2036);
+	CHECK_MEM_EQ(c[1].buf[0], frame + 2036, 964);
+	CHECK(rx_untouched_from(&c[1], 964));
+	check_hdr(c[2].buf[0], 12, 1, &ok);
+	CHECK(ok);
+	rx_read(&c[2], got, 112);
+	CHECK_MEM_EQ(got + 12, frame2, sizeof(frame2));
+	CHECK(rx_untouched_from(&c[2], 112));
+	CHECK_EQ(stats()->packets, 2);
+	CHECK_EQ(stats()->bytes, 3100);
+	CHECK_EQ(calls(), 1);
+}
+
+/* num_buffers above 255, and its two bytes in different descriptors. */
+static void
+test_enq_mrg_num_buffers_bytes(void)
+{
+	static uint8_t frame[300 * 32 - 12];
+	static const uint32_t first[] = { 11, 21 };
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c[300];
+	uint32_t pos;
+
+	CHECK(fx_setup(512, V1 | MRG));
+	c[0] = rx_chain(first, 2, VRING_DESC_F_WRITE);
+	push(c[0].head);
+	for (int i = 1; i < 300; i++) {
+		c[i] = rx_simple(32);
+		push(c[i].head);
+	}
+	make_frame(frame, sizeof(frame), 69);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_idx(), 300);
+	/* header: 10 zero bytes, num_buffers = 300 = 0x012c, low byte last in desc 0 */
+	for (int i = 0; i < 10; i++)
+		CHECK_EQ(c[0].buf[0][i], 0);
+	CHECK_EQ(c[0].buf[0][10], 0x2c);
+	CHECK_EQ(c[0].buf[1][0], 0x01);
+	CHECK_MEM_EQ(c[0].buf[1] + 1, frame, 20);
+	pos = 20;
+	for (uint16_t i = 1; i < 300; i++) {
+		CHECK_EQ(used_at(i).id, c[i].head);
+		CHECK_EQ(used_at(i).len, 32);
+		CHECK_MEM_EQ(c[i].buf[0], frame + pos, 32);
+		pos += 32;
+	}
+	CHECK_EQ(used_at(0).len, 32);
+	CHECK_EQ(pos, sizeof(frame));
+}
+
+/* Out of buffers half-way through a frame: nothing of it is published. */
+static void
+test_enq_mrg_out_of_buffers(void)
+{
+	static uint8_t small[500], big[3000];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[5];
+	int ok;
+
+	CHECK(fx_setup(16, V1 | MRG));
+	for (int i = 0; i < 2; i++) {
+		c[i] = rx_simple(1024);
+		push(c[i].head);
+	}
+	make_frame(small, sizeof(small), 70);
+	make_frame(big, sizeof(big), 71);
+	pkts[0] = mk_mbuf1(small, sizeof(small));
+	pkts[1] = mk_mbuf1(big, sizeof(big));
+	CHECK_EQ(enq(pkts, 2), 1);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(used_at(0).id, c[0].head);
+	CHECK_EQ(used_at(0).len, 512);
+	CHECK_EQ(F.vr.last_avail_idx, 1);	/* c[1] given back */
+	CHECK_EQ(F.vr.last_used_idx, 1);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(stats()->dropped, 0);
+	CHECK_EQ(calls(), 1);
+
+	/* still no room: no change at all, no interrupt */
+	CHECK_EQ(enq(&pkts[1], 1), 0);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(calls(), 0);
+
+	/* more buffers: the frame goes into c[1], c[2], c[3] */
+	for (int i = 2; i < 5; i++) {
+		c[i] = rx_simple(1024);
+		push(c[i].head);
+	}
+	CHECK_EQ(enq(&pkts[1], 1), 1);
+	CHECK_EQ(used_idx(), 4);
+	CHECK_EQ(used_at(1).id, c[1].head);
+	CHECK_EQ(used_at(1).len, 1024);
+	CHECK_EQ(used_at(2).id, c[2].head);
+	CHECK_EQ(used_at(2).len, 1024);
+	CHECK_EQ(used_at(3).id, c[3].head);
+	CHECK_EQ(used_at(3).len, 3012 - 2048);
+	check_hdr(c[1].buf[0], 12, 3, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(c[1].buf[0] + 12, big, 1012);
+	CHECK_MEM_EQ(c[2].buf[0], big + 1012, 1024);
+	CHECK_MEM_EQ(c[3].buf[0], big + 2036, 964);
+	CHECK(rx_untouched_from(&c[4], 0));
+}
+
+/* Multi-segment mbufs, with segment and buffer boundaries in different places. */
+static void
+test_enq_multiseg(void)
+{
+	static const uint32_t segs[] = { 100, 1, 200, 50, 649 };
+	uint8_t frame[1000], got[1100];
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c[8];
+	int ok;
+
+	/* one chain per packet */
+	CHECK(fx_setup(16, V1));
+	make_frame(frame, sizeof(frame), 72);
+	c[0] = rx_simple(1100);
+	push(c[0].head);
+	pkts[0] = mk_mbuf(frame, segs, 5);
+	CHECK_EQ(pkts[0]->nb_segs, 5);
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_at(0).len, 1012);
+	rx_read(&c[0], got, 1100);
+	check_hdr(got, 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+	CHECK(rx_untouched_from(&c[0], 1012));
+	fx_teardown();
+
+	/* mergeable, 128-byte buffers */
+	CHECK(fx_setup(16, V1 | MRG));
+	for (int i = 0; i < 8; i++) {
+		c[i] = rx_simple(128);
+		push(c[i].head);
+	}
+	pkts[0] = mk_mbuf(frame, segs, 5);
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_idx(), 8);		/* 1012 bytes: 7 full buffers + 116 */
+	for (uint16_t i = 0; i < 8; i++) {
+		CHECK_EQ(used_at(i).id, c[i].head);
+		CHECK_EQ(used_at(i).len, i < 7 ? 128 : 1012 - 7 * 128);
+		memcpy(got + i * 128, c[i].buf[0], 128);
+	}
+	check_hdr(got, 12, 8, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+	CHECK(rx_untouched_from(&c[7], 1012 - 7 * 128));
+}
+
+/*
+ * A read-only descriptor on the RX ring: the chain is refused and returned
+ * empty, and the frame that met it is dropped; the next frame uses the next chain.
+ */
+static void
+enq_readonly_case(uint64_t features)
+{
+	static const uint32_t lens[] = { 12, 100 };
+	uint8_t frame[60], got[112];
+	struct rte_mbuf *pkts[3];
+	struct rx_chain bad1, bad2, good;
+	int ok;
+
+	CHECK(fx_setup(16, features));
+	bad1 = rx_chain(lens, 1, 0);			/* read-only */
+	push(bad1.head);
+	bad2 = rx_chain(lens, 2, VRING_DESC_F_WRITE);
+	F.desc[(bad2.head + 1) % 16].flags &= (uint16_t)~VRING_DESC_F_WRITE;	/* second one read-only */
+	push(bad2.head);
+	good = rx_simple(112);
+	push(good.head);
+	make_frame(frame, sizeof(frame), 73);
+	for (int i = 0; i < 3; i++)
+		pkts[i] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 3), 3);
+	CHECK_EQ(used_idx(), 3);
+	CHECK_EQ(used_at(0).id, bad1.head);
+	CHECK_EQ(used_at(0).len, 0);
+	CHECK_EQ(used_at(1).id, bad2.head);
+	CHECK_EQ(used_at(1).len, 0);
+	CHECK_EQ(used_at(2).id, good.head);
+	CHECK_EQ(used_at(2).len, 72);
+	CHECK(rx_untouched_from(&bad1, 0));
+	rx_read(&good, got, 112);
+	check_hdr(got, 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+	CHECK_EQ(stats()->malformed, 2);
+	CHECK_EQ(stats()->dropped, 2);
+	CHECK_EQ(stats()->packets, 1);
+}
+
+static void
+test_enq_readonly(void)
+{
+	enq_readonly_case(V1);
+	fx_teardown();
+	enq_readonly_case(V1 | MRG);
+}
+
+/* Malformed chains are completed empty and published; the frames meeting them are dropped. */
+static void
+test_enq_only_malformed(void)
+{
+	static const uint32_t len = 200;
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[3];
+	struct rx_chain bad;
+	uint16_t d;
+
+	CHECK(fx_setup(16, V1));
+	bad = rx_chain(&len, 1, 0);
+	push(bad.head);
+	d = new_desc();
+	set_desc(F.desc, d, gpa(galloc(10)), 10, VRING_DESC_F_WRITE | VRING_DESC_F_NEXT, 16);
+	push(d);
+	make_frame(frame, sizeof(frame), 74);
+	for (int i = 0; i < 3; i++)
+		pkts[i] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 3), 2);		/* two dropped, no room for the third */
+	CHECK_EQ(used_idx(), 2);
+	CHECK_EQ(used_at(0).id, bad.head);
+	CHECK_EQ(used_at(0).len, 0);
+	CHECK_EQ(used_at(1).id, d);
+	CHECK_EQ(used_at(1).len, 0);
+	CHECK_EQ(stats()->malformed, 2);
+	CHECK_EQ(stats()->dropped, 2);
+	CHECK_EQ(stats()->packets, 0);
+	CHECK_EQ(calls(), 1);
+	rte_pktmbuf_free(pkts[2]);
+}
+
+/*
+ * Walking a chain stops once it holds what is needed (virtqueue_split.h):
+ * what lies beyond, even a bad next index, is not looked at.
+ */
+static void
+test_enq_walk_stops_at_want(void)
+{
+	uint8_t frame[60], got[72];
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c;
+	int ok;
+
+	CHECK(fx_setup(16, V1));
+	c = rx_simple(200);
+	F.desc[c.head].flags |= VRING_DESC_F_NEXT;
+	F.desc[c.head].next = 0xffff;
+	push(c.head);
+	make_frame(frame, sizeof(frame), 78);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_at(0).id, c.head);
+	CHECK_EQ(used_at(0).len, 72);
+	CHECK_EQ(stats()->malformed, 0);
+	rx_read(&c, got, 72);
+	check_hdr(got, 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+}
+
+/* With mergeable buffers a first chain shorter than the header drops the frame. */
+static void
+test_enq_mrg_short_first(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain tiny, good;
+	int ok;
+
+	CHECK(fx_setup(16, V1 | MRG));
+	tiny = rx_simple(8);
+	push(tiny.head);
+	good = rx_simple(256);
+	push(good.head);
+	make_frame(frame, sizeof(frame), 75);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	pkts[1] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK_EQ(used_idx(), 2);
+	CHECK_EQ(used_at(0).id, tiny.head);
+	CHECK_EQ(used_at(0).len, 0);
+	CHECK_EQ(used_at(1).id, good.head);
+	CHECK_EQ(used_at(1).len, 72);
+	check_hdr(good.buf[0], 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(good.buf[0] + 12, frame, sizeof(frame));
+	CHECK(rx_untouched_from(&tiny, 0));
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 1);
+}
+
+/*
+ * A malformed chain in the middle of a mergeable frame: the frame is dropped
+ * and every chain it took goes back empty, so the driver never sees a frame
+ * with an empty buffer inside it.
+ */
+static void
+test_enq_mrg_malformed_mid_frame(void)
+{
+	static uint8_t big[3000], small[60];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain a, bad, c;
+	int ok;
+
+	CHECK(fx_setup(16, V1 | MRG));
+	a = rx_simple(1024);
+	push(a.head);
+	bad = rx_chain((const uint32_t[]){ 1024 }, 1, 0);	/* read-only */
+	push(bad.head);
+	c = rx_simple(2048);
+	push(c.head);
+	make_frame(big, sizeof(big), 79);
+	make_frame(small, sizeof(small), 80);
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	pkts[1] = mk_mbuf1(small, sizeof(small));
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK_EQ(used_idx(), 3);
+	CHECK_EQ(used_at(0).id, a.head);
+	CHECK_EQ(used_at(0).len, 0);
+	CHECK_EQ(used_at(1).id, bad.head);
+	CHECK_EQ(used_at(1).len, 0);
+	CHECK_EQ(used_at(2).id, c.head);
+	CHECK_EQ(used_at(2).len, 72);
+	check_hdr(c.buf[0], 12, 1, &ok);
+	CHECK(ok);
+	CHECK_MEM_EQ(c.buf[0] + 12, small, sizeof(small));
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(stats()->malformed, 1);
+}
+
+/*
+ * A mergeable frame larger than all the buffers of a full ring can never be
+ * delivered: it is dropped (not left to block the queue), and the buffers
+ * stay with the guest for the next frame.
+ */
+static void
+test_enq_mrg_larger_than_ring(void)
+{
+	static uint8_t big[1000], small[60];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[4];
+
+	CHECK(fx_setup(4, V1 | MRG));
+	for (int i = 0; i < 4; i++) {
+		c[i] = rx_simple(100);
+		push(c[i].head);
+	}
+	make_frame(big, sizeof(big), 81);
+	make_frame(small, sizeof(small), 82);
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	pkts[1] = mk_mbuf1(small, sizeof(small));
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(used_at(0).id, c[0].head);
+	CHECK_EQ(used_at(0).len, 72);
+}
+
+static void
+test_enq_no_interrupt(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[1];
+
+	CHECK(fx_setup(16, V1));
+	F.avail->flags = VRING_AVAIL_F_NO_INTERRUPT;
+	push(rx_simple(100).head);
+	make_frame(frame, sizeof(frame), 76);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(stats()->notifications, 0);
+}
+
+/* The RX ring stops on a bad available index or head, like the TX ring. */
+static void
+test_enq_broken(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[3];
+	struct rx_chain c;
+
+	make_frame(frame, sizeof(frame), 77);
+
+	CHECK(fx_setup(16, V1));
+	__atomic_store_n(&F.avail->idx, 17, __ATOMIC_RELEASE);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 0);
+	CHECK(F.vr.broken);
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(used_idx(), 0);
+	fx_teardown();
+
+	for (int mrg = 0; mrg < 2; mrg++) {
+		CHECK(fx_setup(16, mrg ? V1 | MRG : V1));
+		c = rx_simple(100);
+		push(c.head);
+		push(16);
+		push(rx_simple(100).head);
+		for (int i = 0; i < 3; i++)
+			pkts[i] = mk_mbuf1(frame, sizeof(frame));
+		CHECK_EQ(enq(pkts, 3), 1);
+		CHECK(F.vr.broken);
+		CHECK_EQ(used_idx(), 1);
+		CHECK_EQ(used_at(0).id, c.head);
+		CHECK_EQ(used_at(0).len, 72);
+		CHECK_EQ(enq(&pkts[1], 2), 0);
+		CHECK_EQ(used_idx(), 1);
+		fx_teardown();
+	}
+}
+
+/* ==================================================================== */
+
+static void
+teardown_hook(void)
+{
+	fx_teardown();
+}
+
+/* EAL on one lcore we may run on, no hugepages, no files left behind. */
+static int
+eal_init(const char *prog)
+{
+	char prefix[64], lcore[16];
+	cpu_set_t set;
+	int cpu = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+			;
+	/*
+	 * --no-shconf: no shared config, no IPC socket, nothing in the runtime
+	 * directory, so one fixed prefix serves any number of concurrent runs
+	 * and a crashed run leaves at most one empty directory behind.
+	 */
+	snprintf(prefix, sizeof(prefix), "--file-prefix=vhu-unit");
+	snprintf(lcore, sizeof(lcore), "%d", cpu);
+	char *argv[] = {
+		(char *)prog, "--no-pci", "--no-huge", "-m", "64", "--no-shconf",
+		"--no-telemetry", prefix, "-l", lcore, "--log-level=lib.eal:warning",
+		NULL,
+	};
+	return rte_eal_init((int)RTE_DIM(argv) - 1, argv);
+}
+
+int
+main(int argc __rte_unused, char **argv)
+{
+	char runtime_dir[PATH_MAX];
+	int status;
+
+	if (eal_init(argv[0]) < 0) {
+		fprintf(stderr, "rte_eal_init failed\n");
+		return 2;
+	}
+	mp = rte_pktmbuf_pool_create("vhu_unit", POOL_N, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+				     (int)rte_socket_id());
+	if (mp == NULL) {
+		fprintf(stderr, "rte_pktmbuf_pool_create failed\n");
+		rte_eal_cleanup();
+		return 2;
+	}
+	check_after_each = teardown_hook;
+
+	RUN_TEST(test_refresh);
+	RUN_TEST(test_locked_ring);
+
+	RUN_TEST(test_deq_single);
+	RUN_TEST(test_deq_burst_limit);
+	RUN_TEST(test_deq_header_own_descriptor);
+	RUN_TEST(test_deq_header_split);
+	RUN_TEST(test_deq_buffer_across_regions);
+	RUN_TEST(test_deq_indirect);
+	RUN_TEST(test_deq_direct_then_indirect);
+	RUN_TEST(test_deq_mbuf_chain);
+	RUN_TEST(test_deq_legacy_header);
+	RUN_TEST(test_deq_index_wrap);
+	RUN_TEST(test_deq_no_interrupt);
+	RUN_TEST(test_deq_alloc_failure);
+	RUN_TEST(test_deq_malformed);
+	RUN_TEST(test_deq_chain_length_limit);
+	RUN_TEST(test_deq_avail_jump);
+	RUN_TEST(test_deq_head_out_of_range);
+	RUN_TEST(test_deq_indirect_unaligned);
+
+	RUN_TEST(test_enq_simple);
+	RUN_TEST(test_enq_chain);
+	RUN_TEST(test_enq_legacy_header);
+	RUN_TEST(test_enq_too_small);
+	RUN_TEST(test_enq_no_buffers);
+	RUN_TEST(test_enq_mrg);
+	RUN_TEST(test_enq_mrg_num_buffers_bytes);
+	RUN_TEST(test_enq_mrg_out_of_buffers);
+	RUN_TEST(test_enq_multiseg);
+	RUN_TEST(test_enq_readonly);
+	RUN_TEST(test_enq_only_malformed);
+	RUN_TEST(test_enq_walk_stops_at_want);
+	RUN_TEST(test_enq_mrg_short_first);
+	RUN_TEST(test_enq_mrg_malformed_mid_frame);
+	RUN_TEST(test_enq_mrg_larger_than_ring);
+	RUN_TEST(test_enq_no_interrupt);
+	RUN_TEST(test_enq_broken);
+
+	status = check_summary("test_split");
+	rte_mempool_free(mp);
+	/* With --no-shconf EAL leaves only its (empty) runtime directory behind. */
+	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
+	if (rte_eal_cleanup() != 0)
+		fprintf(stderr, "rte_eal_cleanup failed\n");
+	rmdir(runtime_dir);
+	return status;
+}
