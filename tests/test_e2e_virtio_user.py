@@ -190,7 +190,12 @@ PROBE_FAILED_RE = re.compile(r"failed to initialize eth_vhost0|No probed etherne
     ("iface={sock},queues=abc", "queues"),
     ("queues=1", "iface"),
     ("iface={sock},queues=1,foo=1", "foo"),
-], ids=["queues0", "queues129", "queues_abc", "missing_iface", "unknown_foo"])
+    ("iface={sock},queues=1,queues=2", "queues"),
+    ("iface={sock},client=2", "client"),
+    ("iface={sock},client=1", "client"),
+    ("iface=/" + "x" * 120, "iface"),
+], ids=["queues0", "queues129", "queues_abc", "missing_iface", "unknown_foo", "queues_twice",
+        "client2", "client1_not_yet", "iface_too_long"])
 def test_bad_devargs(launcher, devargs, offending):
     """h: invalid devargs make the probe fail cleanly (no crash, no port) and
     our PMD names the offending devarg in a VHU log line."""

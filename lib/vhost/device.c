@@ -273,12 +273,17 @@ take_ring_fd(struct vhu_msg *m)
 	return fd;
 }
 
+/* Replaces one of a ring's fds (@slot) with the message's, or none, under the ring lock. */
 static void
-replace_fd(int *slot, int fd)
+replace_ring_fd(struct vhu_vring *vr, int *slot, struct vhu_msg *m)
 {
+	int fd = take_ring_fd(m);
+
+	rte_spinlock_lock(&vr->lock);
 	if (*slot >= 0)
 		close(*slot);
 	*slot = fd;
+	rte_spinlock_unlock(&vr->lock);
 }
 
 static enum handler_result
@@ -286,8 +291,8 @@ h_set_vring_kick(struct vhu_port *p, struct vhu_msg *m)
 {
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 
+	replace_ring_fd(vr, &vr->kickfd, m);
 	rte_spinlock_lock(&vr->lock);
-	replace_fd(&vr->kickfd, take_ring_fd(m));
 	vr->started = true;	/* a kick fd starts the ring, as every front end expects */
 	refresh_locked(p, vr);
 	rte_spinlock_unlock(&vr->lock);
@@ -300,9 +305,7 @@ h_set_vring_call(struct vhu_port *p, struct vhu_msg *m)
 {
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 
-	rte_spinlock_lock(&vr->lock);
-	replace_fd(&vr->callfd, take_ring_fd(m));
-	rte_spinlock_unlock(&vr->lock);
+	replace_ring_fd(vr, &vr->callfd, m);
 	return HANDLED;
 }
 
@@ -311,9 +314,7 @@ h_set_vring_err(struct vhu_port *p, struct vhu_msg *m)
 {
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 
-	rte_spinlock_lock(&vr->lock);
-	replace_fd(&vr->errfd, take_ring_fd(m));
-	rte_spinlock_unlock(&vr->lock);
+	replace_ring_fd(vr, &vr->errfd, m);
 	return HANDLED;
 }
 
