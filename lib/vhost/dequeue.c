@@ -95,7 +95,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		vhu_split_complete(vr, chain.id, 0);
 		completed++;
 		if (ok) {
-			vr->stats.bytes += m->pkt_len;
+			vhu_vring_count_frame(vr, m);
 			received++;
 		} else {
 			/* Give the mbuf back its first-segment-only, empty state for reuse. */
@@ -108,7 +108,6 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	if (completed > 0)
 		vhu_split_publish(vr);
 	rte_pktmbuf_free_bulk(&pkts[received], avail - received);
-	vr->stats.packets += received;
 out:
 	rte_spinlock_unlock(&vr->lock);
 	return received;

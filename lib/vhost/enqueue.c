@@ -175,8 +175,7 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 			vr->stats.dropped++;
 			continue;
 		}
-		vr->stats.packets++;
-		vr->stats.bytes += m->pkt_len;
+		vhu_vring_count_frame(vr, m);
 	}
 	if (vr->last_used_idx != used_before)
 		vhu_split_publish(vr);

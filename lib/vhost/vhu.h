@@ -41,11 +41,30 @@ struct vhu_port_config {
 	void *ops_ctx;
 };
 
-/* Counters of one ring, written only by the lcore polling it. */
+/* Frame size classes counted per ring (the classes of DPDK's vhost xstats). */
+enum vhu_size_class {
+	VHU_SIZE_UNDER_64,
+	VHU_SIZE_64,
+	VHU_SIZE_65_127,
+	VHU_SIZE_128_255,
+	VHU_SIZE_256_511,
+	VHU_SIZE_512_1023,
+	VHU_SIZE_1024_1518,
+	VHU_SIZE_1519_MAX,
+	VHU_SIZE_CLASSES
+};
+
+/*
+ * Counters of one ring, written only by the lcore polling it. Every member is
+ * a uint64_t, so a reader may treat the struct as an array of counters.
+ */
 struct vhu_vring_stats {
 	uint64_t packets;		/* frames delivered (enqueue) or received (dequeue) */
 	uint64_t bytes;			/* their bytes, without virtio-net header */
-	uint64_t dropped;		/* frames given up: no room, malformed chain */
+	uint64_t multicast;		/* of those, to a multicast address (not broadcast) */
+	uint64_t broadcast;
+	uint64_t size[VHU_SIZE_CLASSES];	/* by frame length */
+	uint64_t dropped;		/* frames given up: cannot fit, malformed chain */
 	uint64_t malformed;		/* descriptor chains refused */
 	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue) */
 	uint64_t notifications;		/* guest interrupts sent through the call fd */

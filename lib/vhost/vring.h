@@ -13,6 +13,8 @@
 #include <stdbool.h>
 #include <stdint.h>
 
+#include <rte_ether.h>
+#include <rte_mbuf.h>
 #include <rte_spinlock.h>
 
 #include "memory.h"
@@ -92,6 +94,37 @@ void vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem,
  */
 void vhu_vring_guest_error(struct vhu_vring *vr, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+static inline enum vhu_size_class
+vhu_size_class(uint32_t len)
+{
+	if (len < 64)
+		return VHU_SIZE_UNDER_64;
+	if (len == 64)
+		return VHU_SIZE_64;
+	if (len < 1024)	/* 65..127 -> 2, 128..255 -> 3, ... 512..1023 -> 5 */
+		return (enum vhu_size_class)(31 - __builtin_clz(len) - 4);
+	return len <= 1518 ? VHU_SIZE_1024_1518 : VHU_SIZE_1519_MAX;
+}
+
+/* Counts one frame that crossed the ring: packets, bytes, size class, address class. */
+static inline void
+vhu_vring_count_frame(struct vhu_vring *vr, const struct rte_mbuf *m)
+{
+	struct vhu_vring_stats *s = &vr->stats;
+
+	s->packets++;
+	s->bytes += m->pkt_len;
+	s->size[vhu_size_class(m->pkt_len)]++;
+	if (m->data_len >= RTE_ETHER_ADDR_LEN) {
+		const struct rte_ether_addr *dst = rte_pktmbuf_mtod(m, const struct rte_ether_addr *);
+
+		if (rte_is_broadcast_ether_addr(dst))
+			s->broadcast++;
+		else if (rte_is_multicast_ether_addr(dst))
+			s->multicast++;
+	}
+}
 
 /* Signal the guest through the call fd. */
 void vhu_vring_call(struct vhu_vring *vr);

@@ -167,9 +167,10 @@ struct eth_dev_ops {
 
 	int (*stats_get)(struct rte_eth_dev *dev, struct rte_eth_stats *stats);
 	int (*stats_reset)(struct rte_eth_dev *dev);
-	vhu_unused_op xstats_get;
-	vhu_unused_op xstats_reset;
-	vhu_unused_op xstats_get_names;
+	int (*xstats_get)(struct rte_eth_dev *dev, struct rte_eth_xstat *xstats, unsigned int n);
+	int (*xstats_reset)(struct rte_eth_dev *dev);
+	int (*xstats_get_names)(struct rte_eth_dev *dev, struct rte_eth_xstat_name *names,
+				unsigned int size);
 	vhu_unused_op queue_stats_mapping_set;
 
 	int (*dev_infos_get)(struct rte_eth_dev *dev, struct rte_eth_dev_info *info);
