@@ -192,7 +192,6 @@ PROBE_FAILED_RE = re.compile(r"failed to initialize eth_vhost0|No probed etherne
     ("iface={sock},queues=1,foo=1", "foo"),
     ("iface={sock},queues=1,queues=2", "queues"),
     ("iface={sock},client=2", "client"),
-    ("iface={sock},client=1", "client"),
     ("iface=/" + "x" * 120, "iface"),
 ], ids=["queues0", "queues129", "queues_abc", "missing_iface", "unknown_foo", "queues_twice",
         "client2", "client1_not_yet", "iface_too_long"])

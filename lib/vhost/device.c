@@ -498,11 +498,12 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	p->ops_ctx = cfg->ops_ctx;
 	p->offered_features = base_features;
 	p->offered_protocol_features = base_protocol_features;
-	p->listen_fd = -1;
+	p->client = cfg->client;
+	p->endpoint_fd = -1;
 	for (uint32_t i = 0; i < nrings; i++)
 		vhu_vring_init(&p->vrings[i], (uint16_t)i, p->name);
 
-	if (vhu_socket_listen(p) < 0) {
+	if (vhu_socket_open(p) < 0) {
 		free(p);
 		return NULL;
 	}

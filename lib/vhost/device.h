@@ -28,8 +28,10 @@ struct vhu_port {
 	uint64_t offered_protocol_features;
 
 	/* socket.c */
-	int listen_fd;
-	uint64_t listen_handle;
+	bool client;			/* we connect (and reconnect) to the front end */
+	bool waiting_logged;		/* client: "waiting for the front end" said once */
+	int endpoint_fd;		/* server: listening socket; client: retry timer */
+	uint64_t endpoint_handle;
 	struct vhu_conn *conn;		/* the front end, or NULL */
 
 	/* session, reset on every connection (device.c) */

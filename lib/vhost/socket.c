@@ -12,6 +12,7 @@
 #include <sys/eventfd.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/timerfd.h>
 #include <sys/un.h>
 #include <unistd.h>
 
@@ -24,6 +25,8 @@
 /* Messages handled per connection per wake-up, so one chatty front end cannot starve others. */
 #define MSGS_PER_WAKEUP 32
 #define LISTEN_BACKLOG 4
+/* Client mode: seconds between connection attempts. */
+#define RECONNECT_INTERVAL_S 1
 
 typedef void (*fd_callback)(void *ctx, uint32_t events);
 
@@ -342,25 +345,12 @@ conn_event(void *ctx, uint32_t events __rte_unused)
 	}
 }
 
+/* Takes a connected socket as the port's front end. Call with ctl.lock held. */
 static void
-listen_event(void *ctx, uint32_t events __rte_unused)
+conn_open(struct vhu_port *p, int fd)
 {
-	struct vhu_port *p = ctx;
-	struct vhu_conn *c;
-	int fd = accept4(p->listen_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct vhu_conn *c = calloc(1, sizeof(*c));
 
-	if (fd < 0) {
-		if (errno != EAGAIN && errno != EINTR)
-			VHU_LOG(ERR, "%s: accept: %s", p->name, strerror(errno));
-		return;
-	}
-	if (p->conn != NULL) {
-		VHU_LOG(WARNING, "%s: refusing a second front end on %s: one is already connected",
-			p->name, p->socket_path);
-		close(fd);
-		return;
-	}
-	c = calloc(1, sizeof(*c));
 	if (c == NULL) {
 		VHU_LOG(ERR, "%s: out of memory for a connection", p->name);
 		close(fd);
@@ -375,7 +365,72 @@ listen_event(void *ctx, uint32_t events __rte_unused)
 		return;
 	}
 	p->conn = c;
+	p->waiting_logged = false;
 	VHU_LOG(INFO, "%s: front end connected on %s", p->name, p->socket_path);
+}
+
+static void
+listen_event(void *ctx, uint32_t events __rte_unused)
+{
+	struct vhu_port *p = ctx;
+	int fd = accept4(p->endpoint_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+
+	if (fd < 0) {
+		if (errno != EAGAIN && errno != EINTR)
+			VHU_LOG(ERR, "%s: accept: %s", p->name, strerror(errno));
+		return;
+	}
+	if (p->conn != NULL) {
+		VHU_LOG(WARNING, "%s: refusing a second front end on %s: one is already connected",
+			p->name, p->socket_path);
+		close(fd);
+		return;
+	}
+	conn_open(p, fd);
+}
+
+static void
+fill_sockaddr(const struct vhu_port *p, struct sockaddr_un *sa)
+{
+	memset(sa, 0, sizeof(*sa));
+	sa->sun_family = AF_UNIX;
+	memcpy(sa->sun_path, p->socket_path, sizeof(sa->sun_path));
+}
+
+/* Client mode: one connection attempt. Call with ctl.lock held. */
+static void
+try_connect(struct vhu_port *p)
+{
+	struct sockaddr_un sa;
+	/*
+	 * Non-blocking: a front end whose listen backlog is full makes
+	 * connect() fail with EAGAIN instead of stalling the control thread.
+	 */
+	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
+
+	fill_sockaddr(p, &sa);
+	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+		if (!p->waiting_logged)
+			VHU_LOG(INFO, "%s: front end not there yet at %s (%s); retrying every %d s",
+				p->name, p->socket_path, strerror(errno), RECONNECT_INTERVAL_S);
+		p->waiting_logged = true;
+		if (fd >= 0)
+			close(fd);
+		return;
+	}
+	conn_open(p, fd);
+}
+
+static void
+reconnect_timer_event(void *ctx, uint32_t events __rte_unused)
+{
+	struct vhu_port *p = ctx;
+	uint64_t expirations;
+
+	if (read(p->endpoint_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		VHU_LOG(ERR, "%s: reconnect timer: %s", p->name, strerror(errno));
+	if (p->conn == NULL)
+		try_connect(p);
 }
 
 /* Removes a stale socket file left by a process that is gone; refuses a live one. */
@@ -404,13 +459,14 @@ clear_stale_socket(const struct vhu_port *p, const struct sockaddr_un *sa)
 	return 0;
 }
 
-int
-vhu_socket_listen(struct vhu_port *p)
+/* Server mode: a listening socket. Returns its fd, or -1 (logged). */
+static int
+server_socket(struct vhu_port *p)
 {
-	struct sockaddr_un sa = { .sun_family = AF_UNIX };
+	struct sockaddr_un sa;
 	int fd;
 
-	memcpy(sa.sun_path, p->socket_path, sizeof(sa.sun_path));
+	fill_sockaddr(p, &sa);
 	if (clear_stale_socket(p, &sa) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
@@ -422,28 +478,61 @@ vhu_socket_listen(struct vhu_port *p)
 			close(fd);
 		return -1;
 	}
+	return fd;
+}
+
+/* Client mode: the periodic timer driving connection attempts. */
+static int
+reconnect_timer(struct vhu_port *p)
+{
+	struct itimerspec every = {
+		.it_interval = { .tv_sec = RECONNECT_INTERVAL_S },
+		.it_value = { .tv_sec = RECONNECT_INTERVAL_S },
+	};
+	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
+
+	if (fd < 0 || timerfd_settime(fd, 0, &every, NULL) < 0) {
+		VHU_LOG(ERR, "%s: reconnect timer: %s", p->name, strerror(errno));
+		if (fd >= 0)
+			close(fd);
+		return -1;
+	}
+	return fd;
+}
+
+int
+vhu_socket_open(struct vhu_port *p)
+{
+	int fd = p->client ? reconnect_timer(p) : server_socket(p);
+
+	if (fd < 0)
+		return -1;
 
 	pthread_mutex_lock(&ctl.lifecycle);
 	if (ctl.users == 0 && ctl_start() < 0)
 		goto fail;
 	pthread_mutex_lock(&ctl.lock);
-	p->listen_fd = fd;
-	p->listen_handle = ctl_register(fd, listen_event, p);
+	p->endpoint_fd = fd;
+	p->endpoint_handle = ctl_register(fd, p->client ? reconnect_timer_event : listen_event, p);
+	if (p->endpoint_handle != 0 && p->client)
+		try_connect(p);
 	pthread_mutex_unlock(&ctl.lock);
-	if (p->listen_handle == 0) {
+	if (p->endpoint_handle == 0) {
 		if (ctl.users == 0)
 			ctl_stop();
 		goto fail;
 	}
 	ctl.users++;
 	pthread_mutex_unlock(&ctl.lifecycle);
-	VHU_LOG(INFO, "%s: listening on %s", p->name, p->socket_path);
+	if (!p->client)
+		VHU_LOG(INFO, "%s: listening on %s", p->name, p->socket_path);
 	return 0;
 fail:
 	pthread_mutex_unlock(&ctl.lifecycle);
-	p->listen_fd = -1;
+	p->endpoint_fd = -1;
 	close(fd);
-	unlink(p->socket_path);
+	if (!p->client)
+		unlink(p->socket_path);
 	return -1;
 }
 
@@ -454,10 +543,11 @@ vhu_socket_close(struct vhu_port *p)
 	pthread_mutex_lock(&ctl.lock);
 	if (p->conn != NULL)
 		conn_close(p->conn);
-	ctl_unregister(p->listen_fd, p->listen_handle);
-	close(p->listen_fd);
-	p->listen_fd = -1;
-	unlink(p->socket_path);
+	ctl_unregister(p->endpoint_fd, p->endpoint_handle);
+	close(p->endpoint_fd);
+	p->endpoint_fd = -1;
+	if (!p->client)
+		unlink(p->socket_path);	/* ours; in client mode the front end owns it */
 	pthread_mutex_unlock(&ctl.lock);
 	if (--ctl.users == 0)
 		ctl_stop();

@@ -10,12 +10,16 @@
 
 struct vhu_port;
 
-/* Bind and listen on port->socket_path; start the control thread if needed. */
-int vhu_socket_listen(struct vhu_port *port);
+/*
+ * Server: bind and listen on port->socket_path. Client: try to connect now
+ * and every second until connected, and again after each disconnect.
+ * Starts the control thread if needed.
+ */
+int vhu_socket_open(struct vhu_port *port);
 
 /*
- * Stop listening, close the connection, remove the socket file. When it
- * returns no control-thread code runs for this port any more.
+ * Stop listening or reconnecting, close the connection, remove the socket
+ * file we created. When it returns no control-thread code runs for this port.
  */
 void vhu_socket_close(struct vhu_port *port);
 

@@ -35,7 +35,10 @@ struct vhu_port_ops {
 
 struct vhu_port_config {
 	const char *name;		/* for log lines, e.g. the ethdev name */
-	const char *socket_path;	/* Unix socket we listen on */
+	const char *socket_path;	/* Unix socket of the port */
+	bool client;			/* false: listen on it; true: connect to it, retrying
+					 * every second until the front end is there and
+					 * again after every disconnect */
 	uint16_t queue_pairs;		/* 1..VHU_MAX_QUEUE_PAIRS */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;
@@ -71,8 +74,9 @@ struct vhu_vring_stats {
 };
 
 /*
- * Create a port: binds and listens on cfg->socket_path (an existing socket
- * file there is replaced). Returns NULL with a log line on failure.
+ * Create a port: listens on cfg->socket_path (a stale socket file there is
+ * replaced), or in client mode starts connecting to it. Returns NULL with a
+ * log line on failure.
  */
 struct vhu_port *vhu_port_create(const struct vhu_port_config *cfg);
 

@@ -159,11 +159,6 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 	    rte_kvargs_process(kv, ARG_QUEUES, arg_queues, a) < 0 ||
 	    rte_kvargs_process(kv, ARG_CLIENT, arg_client, a) < 0)
 		goto out;
-	if (a->client) {
-		PMD_LOG(ERR, "%s: client=1 (connect to the front end) is not supported yet; use client=0",
-			name);
-		goto out;
-	}
 	ret = 0;
 out:
 	rte_kvargs_free(kv);
@@ -638,6 +633,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.name = name,
 		.socket_path = a.iface,
 		.queue_pairs = a.queues,
+		.client = a.client,
 		.ops = &port_ops,
 		.ops_ctx = in,
 	};
@@ -647,8 +643,8 @@ vhost_probe(struct rte_vdev_device *vdev)
 		return -EIO;
 	}
 	rte_eth_dev_probing_finish(eth_dev);
-	PMD_LOG(INFO, "%s: vhost-user port on %s, %u queue pair(s), driver vhu %s",
-		name, a.iface, a.queues, VHU_VERSION);
+	PMD_LOG(INFO, "%s: vhost-user port on %s (%s), %u queue pair(s), driver vhu %s",
+		name, a.iface, a.client ? "client" : "server", a.queues, VHU_VERSION);
 	return 0;
 }
 
@@ -673,4 +669,4 @@ VHU_PMD_REGISTER_VDEV(net_vhost, "eth_vhost", vhost_driver);
 RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
 	"iface=<path> "
 	"queues=<1-128> "
-	"client=<0>");
+	"client=<0|1>");
