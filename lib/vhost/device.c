@@ -499,6 +499,7 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	p->offered_features = base_features;
 	p->offered_protocol_features = base_protocol_features;
 	p->client = cfg->client;
+	p->session_id = -1;
 	p->endpoint_fd = -1;
 	for (uint32_t i = 0; i < nrings; i++)
 		vhu_vring_init(&p->vrings[i], (uint16_t)i, p->name);
@@ -528,6 +529,12 @@ struct vhu_vring *
 vhu_port_vring(struct vhu_port *p, uint16_t ring_index)
 {
 	return ring_index < p->nrings ? &p->vrings[ring_index] : NULL;
+}
+
+int
+vhu_port_session_id(const struct vhu_port *p)
+{
+	return __atomic_load_n(&p->session_id, __ATOMIC_ACQUIRE);
 }
 
 bool

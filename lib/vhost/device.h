@@ -33,6 +33,7 @@ struct vhu_port {
 	int endpoint_fd;		/* server: listening socket; client: retry timer */
 	uint64_t endpoint_handle;
 	struct vhu_conn *conn;		/* the front end, or NULL */
+	int session_id;			/* of conn; -1 without one (read by any thread) */
 
 	/* session, reset on every connection (device.c) */
 	uint64_t features;

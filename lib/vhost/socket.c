@@ -51,6 +51,7 @@ static struct {
 	unsigned int users;	/* ports that have a listening socket */
 	struct fd_slot *slots;
 	uint32_t nslots;
+	int next_session_id;
 } ctl = {
 	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
 	.lifecycle = PTHREAD_MUTEX_INITIALIZER,
@@ -222,6 +223,7 @@ conn_close(struct vhu_conn *c)
 	close(c->fd);
 	vhu_msg_close_fds(&c->msg);
 	p->conn = NULL;
+	__atomic_store_n(&p->session_id, -1, __ATOMIC_RELEASE);
 	free(c);
 	VHU_LOG(INFO, "%s: front end disconnected", p->name);
 	vhu_device_disconnected(p);
@@ -366,6 +368,7 @@ conn_open(struct vhu_port *p, int fd)
 	}
 	p->conn = c;
 	p->waiting_logged = false;
+	__atomic_store_n(&p->session_id, ctl.next_session_id++ & INT32_MAX, __ATOMIC_RELEASE);
 	VHU_LOG(INFO, "%s: front end connected on %s", p->name, p->socket_path);
 }
 

@@ -86,6 +86,9 @@ void vhu_port_destroy(struct vhu_port *port);
 /* The ring with index @ring_index (< 2 * queue_pairs), valid until destroy. */
 struct vhu_vring *vhu_port_vring(struct vhu_port *port, uint16_t ring_index);
 
+/* Identifier of the connected front end's session (new for every connection), or -1. */
+int vhu_port_session_id(const struct vhu_port *port);
+
 /* True while a front end is connected and queue pair 0 is set up. */
 bool vhu_port_link_up(const struct vhu_port *port);
 

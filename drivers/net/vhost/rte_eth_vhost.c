@@ -22,7 +22,10 @@
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
 
+#include <rte_spinlock.h>
+
 #include "dpdk_driver_abi.h"
+#include "rte_eth_vhost.h"
 #include "vhu.h"
 
 RTE_LOG_REGISTER(vhu_pmd_logtype, pmd.net.vhu, INFO);
@@ -56,6 +59,11 @@ struct pmd_internal {
 	struct vhu_port *vport;
 	struct rte_eth_dev *eth_dev;
 	uint16_t queue_pairs;
+	/* Ring enable states as the front end set them, and as last reported
+	 * through rte_eth_vhost_get_queue_event(). */
+	rte_spinlock_t queue_event_lock;
+	bool ring_enabled[VHU_MAX_VRINGS];
+	bool ring_reported[VHU_MAX_VRINGS];
 	char iface[sizeof(((struct sockaddr_un *)0)->sun_path)];
 };
 
@@ -213,6 +221,9 @@ on_vring_state_changed(void *ctx, uint16_t ring_index, bool enabled)
 
 	PMD_LOG(INFO, "%s: %s queue %u %s", in->eth_dev->data->name,
 		ring_index % 2 ? "RX" : "TX", ring_index / 2, enabled ? "enabled" : "disabled");
+	rte_spinlock_lock(&in->queue_event_lock);
+	in->ring_enabled[ring_index] = enabled;
+	rte_spinlock_unlock(&in->queue_event_lock);
 	rte_eth_dev_callback_process(in->eth_dev, RTE_ETH_EVENT_QUEUE_STATE, NULL);
 }
 
@@ -550,6 +561,48 @@ static const struct eth_dev_ops eth_vhost_ops = {
 	.tx_queue_release = eth_tx_queue_release,
 };
 
+/* ---- public API (rte_eth_vhost.h) ---- */
+
+static struct pmd_internal *
+vhost_port(uint16_t port_id)
+{
+	if (!rte_eth_dev_is_valid_port(port_id) ||
+	    rte_eth_devices[port_id].dev_ops != &eth_vhost_ops)
+		return NULL;
+	return rte_eth_devices[port_id].data->dev_private;
+}
+
+__attribute__((visibility("default"))) int
+rte_eth_vhost_get_queue_event(uint16_t port_id, struct rte_eth_vhost_queue_event *event)
+{
+	struct pmd_internal *in = vhost_port(port_id);
+	int ret = -1;
+
+	if (in == NULL || event == NULL)
+		return -1;
+	rte_spinlock_lock(&in->queue_event_lock);
+	for (uint32_t i = 0; i < 2u * in->queue_pairs; i++) {
+		if (in->ring_enabled[i] == in->ring_reported[i])
+			continue;
+		in->ring_reported[i] = in->ring_enabled[i];
+		event->queue_id = (uint16_t)(i / 2);
+		event->rx = i % 2 == 1;
+		event->enable = in->ring_enabled[i];
+		ret = 0;
+		break;
+	}
+	rte_spinlock_unlock(&in->queue_event_lock);
+	return ret;
+}
+
+__attribute__((visibility("default"))) int
+rte_eth_vhost_get_vid_from_port_id(uint16_t port_id)
+{
+	struct pmd_internal *in = vhost_port(port_id);
+
+	return in != NULL && in->vport != NULL ? vhu_port_session_id(in->vport) : -1;
+}
+
 /* ---- probe / remove ---- */
 
 /*
@@ -610,6 +663,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 					 (uint8_t)eth_dev->data->port_id } };
 	in->eth_dev = eth_dev;
 	in->queue_pairs = a.queues;
+	rte_spinlock_init(&in->queue_event_lock);
 	memcpy(in->iface, a.iface, sizeof(in->iface));
 
 	eth_dev->data->dev_private = in;
