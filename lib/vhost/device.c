@@ -31,6 +31,9 @@ static const uint64_t base_features =
 	VHU_BIT(VIRTIO_F_VERSION_1) |
 	VHU_BIT(VIRTIO_F_ANY_LAYOUT) |
 	VHU_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+	VHU_BIT(VIRTIO_RING_F_EVENT_IDX) |
+	/* Chains are always completed in the order they were made available. */
+	VHU_BIT(VIRTIO_F_IN_ORDER) |
 	VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
 	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 	VHU_BIT(VIRTIO_NET_F_MTU) |

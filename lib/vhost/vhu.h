@@ -71,6 +71,7 @@ struct vhu_vring_stats {
 	uint64_t malformed;		/* descriptor chains refused */
 	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue) */
 	uint64_t notifications;		/* guest interrupts sent through the call fd */
+	uint64_t notifications_suppressed;	/* not sent: the driver did not want one */
 };
 
 /*

@@ -123,13 +123,39 @@ vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct v
 	return walk_chain(vr, head, device_writes, want, c) ? VHU_TAKE_OK : VHU_TAKE_MALFORMED;
 }
 
+/*
+ * Whether the driver wants an interrupt now. With EVENT_IDX it names the used
+ * index it waits for (used_event, after the available ring): call when the
+ * used index just moved past it. Without it, a flag turns interrupts off.
+ */
+static bool
+driver_wants_call(struct vhu_vring *vr)
+{
+	uint16_t new_idx = vr->last_used_idx;
+
+	if (!vr->event_idx)
+		return !(__atomic_load_n(&vr->avail->flags, __ATOMIC_RELAXED) &
+			 VRING_AVAIL_F_NO_INTERRUPT);
+
+	uint16_t old_idx = vr->signalled_used_idx;
+	uint16_t used_event = __atomic_load_n(&vr->avail->ring[vr->size], __ATOMIC_RELAXED);
+	bool valid = vr->signalled_valid;
+
+	vr->signalled_used_idx = new_idx;
+	vr->signalled_valid = true;
+	/* The first decision after a start has nothing to compare with: call. */
+	return !valid || (uint16_t)(new_idx - used_event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
 void
 vhu_split_publish(struct vhu_vring *vr)
 {
 	/* Used entries must be visible before the index that announces them. */
 	__atomic_store_n(&vr->used->idx, vr->last_used_idx, __ATOMIC_RELEASE);
-	/* The index store must be visible before we read the driver's flags. */
+	/* The index store must be visible before we read the driver's wishes. */
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
-	if (!(__atomic_load_n(&vr->avail->flags, __ATOMIC_RELAXED) & VRING_AVAIL_F_NO_INTERRUPT))
+	if (driver_wants_call(vr))
 		vhu_vring_call(vr);
+	else
+		vr->stats.notifications_suppressed++;
 }

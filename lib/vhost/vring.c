@@ -92,6 +92,7 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 				   VHU_BIT(VIRTIO_NET_F_MRG_RXBUF))) ?
 		      sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
 	vr->mrg_rxbuf = (features & VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)) != 0;
+	vr->event_idx = (features & VHU_BIT(VIRTIO_RING_F_EVENT_IDX)) != 0;
 
 	if (vr->mem != mem) {
 		if (mem != NULL)
@@ -121,7 +122,12 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 				vr->port_name, vr->index, vr->base_idx, used_idx);
 		vr->last_used_idx = used_idx;
 		vr->last_avail_idx = used_idx;
-		/* We poll: tell the driver not to kick us. */
+		vr->signalled_valid = false;
+		/*
+		 * We poll: tell the driver not to kick us. With EVENT_IDX the
+		 * flag is ignored and avail_event rules; we never move it, so
+		 * the driver kicks about once per 65536 buffers.
+		 */
 		__atomic_store_n(&vr->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 	}
 	vr->ready = vr->enabled;

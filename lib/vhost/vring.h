@@ -50,6 +50,9 @@ struct vhu_vring {
 	bool broken;		/* the guest corrupted the ring: not polled until re-set-up */
 	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
 	bool mrg_rxbuf;
+	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
+	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */
+	uint16_t signalled_used_idx;	/* used index when we last decided whether to call */
 	uint32_t size;
 	uint16_t last_avail_idx;	/* next available entry we will take */
 	uint16_t last_used_idx;		/* next used entry we will write */

@@ -412,6 +412,7 @@ static const struct {
 	XSTAT("size_1024_1518_packets", size[VHU_SIZE_1024_1518]),
 	XSTAT("size_1519_max_packets", size[VHU_SIZE_1519_MAX]),
 	XSTAT("guest_notifications", notifications),
+	XSTAT("guest_notifications_suppressed", notifications_suppressed),
 	XSTAT("dropped_packets", dropped),
 	XSTAT("malformed_chains", malformed),
 	XSTAT("mbuf_alloc_failed", alloc_failed),
