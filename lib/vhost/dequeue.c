@@ -87,12 +87,12 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		enum vhu_take t = vhu_split_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
 						 &chain);
 
-		if (t == VHU_TAKE_BROKEN)
+		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
 			break;
 		struct rte_mbuf *m = pkts[received];
 		bool ok = t == VHU_TAKE_OK && chain_to_mbuf(vr, &chain, m, mp);
 
-		vhu_split_complete(vr, chain.id, 0);
+		vhu_split_complete(vr, &chain, 0);
 		completed++;
 		if (ok) {
 			vhu_vring_count_frame(vr, m);

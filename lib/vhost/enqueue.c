@@ -45,36 +45,34 @@ copy_frame(struct mbuf_reader *rd, struct vhu_cursor *cur)
 
 /* Without mergeable buffers one chain holds the header and the whole frame. */
 static enum enqueue_result
-enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
-		  struct vhu_chain *c)
+enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 {
 	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
 	uint64_t need = vr->hdr_len + (uint64_t)m->pkt_len;
 	struct vhu_cursor cur;
+	struct vhu_vq_mark mark;
 
-	if (*avail == 0)
-		return ENQ_NO_ROOM;
-	(*avail)--;
+	vhu_vq_mark(vr, &mark);
 	switch (vhu_split_take(vr, true, need, c)) {
+	case VHU_TAKE_EMPTY:
 	case VHU_TAKE_BROKEN:
 		return ENQ_NO_ROOM;
 	case VHU_TAKE_MALFORMED:
-		vhu_split_complete(vr, c->id, 0);
+		vhu_split_complete(vr, c, 0);
 		return ENQ_DROPPED;
 	case VHU_TAKE_OK:
 		break;
 	}
 	if (c->len < need) {
 		/* Leave the buffer to the guest; this frame is too big for its buffers. */
-		vr->last_avail_idx--;
-		(*avail)++;
+		vhu_vq_rewind(vr, &mark);
 		return ENQ_DROPPED;
 	}
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	vhu_cursor_write(&cur, &hdr, vr->hdr_len);
 	copy_frame(&rd, &cur);
-	vhu_split_complete(vr, c->id, (uint32_t)need);
+	vhu_split_complete(vr, c, (uint32_t)need);
 	return ENQ_DELIVERED;
 }
 
@@ -82,37 +80,31 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
  * With mergeable buffers the frame spreads over as many chains as it needs;
  * the header in the first one says how many. If the guest runs out of
  * buffers half-way, everything taken for this frame is given back, unless
- * the guest had its whole ring posted: then the frame can never fit and is
- * dropped. A malformed chain drops the frame, and every chain it took goes
- * back to the guest empty.
+ * the frame took the whole ring: then it can never fit and is dropped. A
+ * malformed chain drops the frame, and every chain it took goes back to the
+ * guest empty.
  */
 static enum enqueue_result
-enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
-		  struct vhu_chain *c)
+enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 {
-	const uint16_t start_avail_idx = vr->last_avail_idx;
-	const uint16_t start_used_idx = vr->last_used_idx;
-	const uint16_t start_avail = *avail;
 	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 0 };
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
 	uint64_t left = vr->hdr_len + (uint64_t)m->pkt_len;
 	uint8_t *num_buffers[2] = { NULL, NULL };
 	uint16_t nbufs = 0;
+	struct vhu_vq_mark mark;
 
+	vhu_vq_mark(vr, &mark);
 	while (left > 0) {
 		struct vhu_cursor cur;
 		uint32_t written = 0;
-		enum vhu_take t = VHU_TAKE_BROKEN;
+		enum vhu_take t = vhu_split_take(vr, true, left, c);
 
-		if (*avail > 0) {
-			(*avail)--;
-			t = vhu_split_take(vr, true, left, c);
-		}
-		if (t == VHU_TAKE_BROKEN) {
-			vr->last_avail_idx = start_avail_idx;
-			vr->last_used_idx = start_used_idx;
-			*avail = start_avail;
-			return start_avail == vr->size ? ENQ_DROPPED : ENQ_NO_ROOM;
+		if (t == VHU_TAKE_EMPTY || t == VHU_TAKE_BROKEN) {
+			bool whole_ring = vhu_vq_slots_since(vr, &mark) >= vr->size;
+
+			vhu_vq_rewind(vr, &mark);
+			return whole_ring ? ENQ_DROPPED : ENQ_NO_ROOM;
 		}
 		if (t == VHU_TAKE_OK && nbufs == 0 && c->len < vr->hdr_len) {
 			vhu_vring_guest_error(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
@@ -120,8 +112,8 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
 			t = VHU_TAKE_MALFORMED;
 		}
 		if (t == VHU_TAKE_MALFORMED) {
-			vhu_split_complete(vr, c->id, 0);
-			vhu_split_discard_since(vr, start_used_idx);
+			vhu_split_complete(vr, c, 0);
+			vhu_split_discard_since(vr, &mark);
 			return ENQ_DROPPED;
 		}
 		vhu_cursor_init(&cur, c->iov, c->niov);
@@ -139,7 +131,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, uint16_t *avail,
 			written = vr->hdr_len;
 		}
 		written += copy_frame(&rd, &cur);
-		vhu_split_complete(vr, c->id, written);
+		vhu_split_complete(vr, c, written);
 		left -= written;
 		nbufs++;
 	}
@@ -155,19 +147,17 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	struct vhu_chain chain;
 	uint16_t used_before;
 	uint16_t consumed = 0;
-	uint16_t avail;
 
 	if (!rte_spinlock_trylock(&vr->lock))
 		return 0;
-	if (!vr->ready || vr->broken)
+	if (!vr->ready || vr->broken || vhu_split_available(vr, UINT16_MAX) == 0)
 		goto out;
-	avail = vhu_split_available(vr, UINT16_MAX);
 	used_before = vr->last_used_idx;
-	for (; consumed < count && avail > 0; consumed++) {
+	for (; consumed < count; consumed++) {
 		struct rte_mbuf *m = pkts[consumed];
 		enum enqueue_result r = vr->mrg_rxbuf ?
-			enqueue_mergeable(vr, m, &avail, &chain) :
-			enqueue_one_chain(vr, m, &avail, &chain);
+			enqueue_mergeable(vr, m, &chain) :
+			enqueue_one_chain(vr, m, &chain);
 
 		if (r == ENQ_NO_ROOM)
 			break;

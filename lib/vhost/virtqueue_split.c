@@ -12,13 +12,16 @@ vhu_split_available(struct vhu_vring *vr, uint16_t max)
 	uint16_t avail_idx = __atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE);
 	uint16_t n = (uint16_t)(avail_idx - vr->last_avail_idx);
 
+	vr->avail_idx_shadow = vr->last_avail_idx;
 	if (n > vr->size) {
 		vr->broken = true;
 		vhu_vring_guest_error(vr, "available index %u is %u entries ahead of %u in a %u-entry ring; ring stopped",
 				      avail_idx, n, vr->last_avail_idx, vr->size);
 		return 0;
 	}
-	return RTE_MIN(n, max);
+	n = RTE_MIN(n, max);
+	vr->avail_idx_shadow = (uint16_t)(vr->last_avail_idx + n);
+	return n;
 }
 
 /*
@@ -108,10 +111,14 @@ enum vhu_take
 vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {
 	uint16_t slot = vr->last_avail_idx & (vr->size - 1);
-	uint16_t head = __atomic_load_n(&vr->avail->ring[slot], __ATOMIC_RELAXED);
+	uint16_t head;
 
+	if (vr->last_avail_idx == vr->avail_idx_shadow)
+		return VHU_TAKE_EMPTY;
+	head = __atomic_load_n(&vr->avail->ring[slot], __ATOMIC_RELAXED);
 	vr->last_avail_idx++;
 	c->id = head;
+	c->nslots = 1;
 	c->niov = 0;
 	c->len = 0;
 	if (head >= vr->size) {

@@ -11,16 +11,12 @@
 
 #include "vring.h"
 
-/* Result of taking a chain. */
-enum vhu_take {
-	VHU_TAKE_OK,
-	VHU_TAKE_MALFORMED,	/* chain consumed; complete it with length 0 */
-	VHU_TAKE_BROKEN,	/* the ring itself is corrupt; stop using it */
-};
+#include "virtqueue.h"
 
 /*
- * Number of chains the driver has made available (at most @max).
- * An available index more than a ring ahead marks the ring broken.
+ * Number of chains the driver has made available (at most @max); they are
+ * what vhu_split_take() hands out until the next call. An available index
+ * more than a ring ahead marks the ring broken.
  */
 uint16_t vhu_split_available(struct vhu_vring *vr, uint16_t max);
 
@@ -32,22 +28,22 @@ uint16_t vhu_split_available(struct vhu_vring *vr, uint16_t max);
 enum vhu_take vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			     struct vhu_chain *c);
 
-/* Record that chain @id is done, @len bytes written into it. Not yet visible. */
+/* Record that chain @c is done, @len bytes written into it. Not yet visible. */
 static inline void
-vhu_split_complete(struct vhu_vring *vr, uint16_t id, uint32_t len)
+vhu_split_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len)
 {
 	struct vring_used_elem *e = &vr->used->ring[vr->last_used_idx & (vr->size - 1)];
 
-	e->id = id;
+	e->id = c->id;
 	e->len = len;
 	vr->last_used_idx++;
 }
 
-/* Return every chain completed since used index @start with length 0 (nothing written). */
+/* Every chain completed since @m goes back with length 0 (nothing written). */
 static inline void
-vhu_split_discard_since(struct vhu_vring *vr, uint16_t start)
+vhu_split_discard_since(struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
-	for (uint16_t i = start; i != vr->last_used_idx; i++)
+	for (uint16_t i = m->used_idx; i != vr->last_used_idx; i++)
 		vr->used->ring[i & (vr->size - 1)].len = 0;
 }
 

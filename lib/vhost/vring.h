@@ -29,6 +29,7 @@
 /* A descriptor chain fetched from a ring, translated to host memory. */
 struct vhu_chain {
 	uint16_t id;		/* head index (split) / buffer id (packed) */
+	uint16_t nslots;	/* ring slots it occupies (packed: descriptors in the ring) */
 	uint32_t niov;
 	uint64_t len;		/* sum of iov[].len */
 	struct vhu_iov iov[VHU_CHAIN_MAX_IOV];
@@ -56,6 +57,7 @@ struct vhu_vring {
 	uint32_t size;
 	uint16_t last_avail_idx;	/* next available entry we will take */
 	uint16_t last_used_idx;		/* next used entry we will write */
+	uint16_t avail_idx_shadow;	/* split: available index as last read */
 	int callfd;
 	struct vhu_mem_table *mem;	/* one reference held */
 	struct vring_desc *desc;
