@@ -31,30 +31,37 @@ def _check_transfer(res, what):
 
 # --------------------------------------------------------------------- a, b, c, f
 
-# virtio-user's ring paths: mergeable buffers or not, in-order or not (split ring).
-RING_PATHS = pytest.mark.parametrize("mrg_rxbuf, in_order", [(0, 0), (1, 0), (0, 1), (1, 1)],
-                                     ids=["mrg0_inorder0", "mrg1_inorder0", "mrg0_inorder1",
-                                          "mrg1_inorder1"])
+# virtio-user's ring paths: split or packed ring, mergeable buffers or not,
+# in-order or not.
+RING_PATHS = pytest.mark.parametrize(
+    "packed_vq, mrg_rxbuf, in_order",
+    [(p, m, i) for p in (0, 1) for m in (0, 1) for i in (0, 1)],
+    ids=[f"{'packed' if p else 'split'}_mrg{m}_inorder{i}"
+         for p in (0, 1) for m in (0, 1) for i in (0, 1)])
 
 
 @RING_PATHS
-def test_guest_to_host(launcher, mrg_rxbuf, in_order):
+def test_guest_to_host(launcher, packed_vq, mrg_rxbuf, in_order):
     """a/c/f: peer pcap -> virtio-user -> eth_vhost -> our pcap, byte-exact, in order;
     our vhost port's ipackets/ibytes equal what was sent."""
     frames = gen_frames(MIXED_FRAMES, seed=100 + mrg_rxbuf)
-    res = one_way_transfer(launcher, "g2h", frames, mrg_rxbuf=mrg_rxbuf, in_order=in_order)
-    _check_transfer(res, f"guest->host mrg_rxbuf={mrg_rxbuf} in_order={in_order}")
+    res = one_way_transfer(launcher, "g2h", frames, mrg_rxbuf=mrg_rxbuf, in_order=in_order,
+                           packed_vq=packed_vq)
+    _check_transfer(res, f"guest->host packed_vq={packed_vq} mrg_rxbuf={mrg_rxbuf} "
+                         f"in_order={in_order}")
     # the peer's virtio port sent them all (sanity of the set-up itself)
     assert res.peer_stats[VHOST_PORT]["opackets"] == len(frames)
 
 
 @RING_PATHS
-def test_host_to_guest(launcher, mrg_rxbuf, in_order):
+def test_host_to_guest(launcher, packed_vq, mrg_rxbuf, in_order):
     """b/c/f: our pcap -> eth_vhost -> virtio-user -> peer pcap, byte-exact, in order;
     our vhost port's opackets/obytes equal what was sent."""
     frames = gen_frames(MIXED_FRAMES, seed=200 + mrg_rxbuf)
-    res = one_way_transfer(launcher, "h2g", frames, mrg_rxbuf=mrg_rxbuf, in_order=in_order)
-    _check_transfer(res, f"host->guest mrg_rxbuf={mrg_rxbuf} in_order={in_order}")
+    res = one_way_transfer(launcher, "h2g", frames, mrg_rxbuf=mrg_rxbuf, in_order=in_order,
+                           packed_vq=packed_vq)
+    _check_transfer(res, f"host->guest packed_vq={packed_vq} mrg_rxbuf={mrg_rxbuf} "
+                         f"in_order={in_order}")
     st = res.peer_stats[VHOST_PORT]
     assert (st["ipackets"], st["ibytes"]) == (len(frames), total_bytes(frames)), st
 
@@ -62,15 +69,26 @@ def test_host_to_guest(launcher, mrg_rxbuf, in_order):
 # --------------------------------------------------------------------------- d
 
 @pytest.mark.slow
+@pytest.mark.parametrize("packed_vq", [0, 1], ids=["split", "packed"])
 @pytest.mark.parametrize("direction", ["g2h", "h2g"], ids=["guest_to_host", "host_to_guest"])
-def test_jumbo_mrg_rxbuf(launcher, direction):
+def test_jumbo_mrg_rxbuf(launcher, direction, packed_vq):
     """d: 9000-byte frames (chains of 5 default-size mbufs on both sides) mixed
     with 60..1514 and 1515..9000 byte frames, mrg_rxbuf=1."""
     frames = gen_jumbo_mix(JUMBO_FRAMES, seed=300 + (direction == "h2g"))
     assert sum(len(f) == 9000 for f in frames) >= JUMBO_FRAMES // 3
     res = one_way_transfer(launcher, direction, frames, mrg_rxbuf=1, in_order=0, jumbo=True,
-                           timeout=120)
+                           packed_vq=packed_vq, timeout=120)
     _check_transfer(res, f"jumbo {direction}")
+
+
+@pytest.mark.parametrize("queue_size", [200, 1000], ids=["qsize200", "qsize1000"])
+def test_packed_ring_size_not_power_of_two(launcher, queue_size):
+    """Packed rings may have any size: frames cross both ways byte-exact."""
+    for direction in ("g2h", "h2g"):
+        frames = gen_frames(MIXED_FRAMES, seed=400 + queue_size)
+        res = one_way_transfer(launcher, direction, frames, mrg_rxbuf=1, in_order=0,
+                               packed_vq=1, queue_size=queue_size, tag=direction)
+        _check_transfer(res, f"packed {direction} queue_size={queue_size}")
 
 
 # --------------------------------------------------------------------------- f

@@ -7,7 +7,7 @@
 
 #include "guest_copy.h"
 #include "vhu.h"
-#include "virtqueue_split.h"
+#include "virtqueue.h"
 
 /*
  * Copies the frame in @c, after its virtio-net header, into @m, chaining
@@ -76,7 +76,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		return 0;
 	if (!vr->ready || vr->broken)
 		goto out;
-	avail = vhu_split_available(vr, count);
+	avail = vhu_vq_available(vr, count);
 	if (avail == 0)
 		goto out;
 	if (rte_pktmbuf_alloc_bulk(mp, pkts, avail) != 0) {
@@ -84,7 +84,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		goto out;
 	}
 	for (uint16_t i = 0; i < avail; i++) {
-		enum vhu_take t = vhu_split_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
+		enum vhu_take t = vhu_vq_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
 						 &chain);
 
 		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
@@ -92,7 +92,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		struct rte_mbuf *m = pkts[received];
 		bool ok = t == VHU_TAKE_OK && chain_to_mbuf(vr, &chain, m, mp);
 
-		vhu_split_complete(vr, &chain, 0);
+		vhu_vq_complete(vr, &chain, 0);
 		completed++;
 		if (ok) {
 			vhu_vring_count_frame(vr, m);
@@ -106,7 +106,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		}
 	}
 	if (completed > 0)
-		vhu_split_publish(vr);
+		vhu_vq_publish(vr);
 	rte_pktmbuf_free_bulk(&pkts[received], avail - received);
 out:
 	rte_spinlock_unlock(&vr->lock);

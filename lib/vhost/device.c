@@ -34,6 +34,7 @@ static const uint64_t base_features =
 	VHU_BIT(VIRTIO_RING_F_EVENT_IDX) |
 	/* Chains are always completed in the order they were made available. */
 	VHU_BIT(VIRTIO_F_IN_ORDER) |
+	VHU_BIT(VIRTIO_F_RING_PACKED) |
 	VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
 	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF) |
 	VHU_BIT(VIRTIO_NET_F_MTU) |
@@ -171,10 +172,11 @@ h_set_mem_table(struct vhu_port *p, struct vhu_msg *m)
 	return HANDLED;
 }
 
+/* Split rings need a power of two; packed rings any size up to the maximum. */
 static bool
-ring_size_valid(uint32_t num)
+ring_size_valid(uint32_t num, bool packed)
 {
-	return num != 0 && num <= VHU_VRING_MAX_SIZE && (num & (num - 1)) == 0;
+	return num != 0 && num <= VHU_VRING_MAX_SIZE && (packed || (num & (num - 1)) == 0);
 }
 
 static enum handler_result
@@ -183,9 +185,11 @@ h_set_vring_num(struct vhu_port *p, struct vhu_msg *m)
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 	uint32_t num = m->payload.state.num;
 
-	if (!ring_size_valid(num)) {
-		VHU_LOG(ERR, "%s: ring %u: size %u (must be a power of 2 up to %u)",
-			p->name, m->ring_index, num, VHU_VRING_MAX_SIZE);
+	bool packed = (p->features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
+
+	if (!ring_size_valid(num, packed)) {
+		VHU_LOG(ERR, "%s: ring %u: size %u (must be %sup to %u)", p->name, m->ring_index,
+			num, packed ? "" : "a power of 2 ", VHU_VRING_MAX_SIZE);
 		return REFUSED;
 	}
 	rte_spinlock_lock(&vr->lock);
@@ -231,28 +235,42 @@ static enum handler_result
 h_set_vring_base(struct vhu_port *p, struct vhu_msg *m)
 {
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
+	bool packed = (p->features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
 
+	/* Split: the next available index. Packed: slot and wrap counter (16 bits). */
 	if (m->payload.state.num > UINT16_MAX) {
-		VHU_LOG(ERR, "%s: ring %u: base %u out of range", p->name, m->ring_index,
+		VHU_LOG(ERR, "%s: ring %u: base 0x%x out of range", p->name, m->ring_index,
 			m->payload.state.num);
 		return REFUSED;
 	}
 	rte_spinlock_lock(&vr->lock);
-	vr->base_idx = (uint16_t)m->payload.state.num;
+	vr->base = m->payload.state.num;
+	vr->base_pending = packed;
+	vr->indices_valid = false;	/* the front end says where the ring is now */
 	rte_spinlock_unlock(&vr->lock);
 	return HANDLED;
 }
 
-/* Stops the ring and reports where it stopped. */
+/*
+ * Stops the ring and reports where it stopped: split, the next available
+ * index; packed, slot and wrap counter of the next available (bits 0-15) and
+ * of the next used (bits 16-31) descriptor.
+ */
 static enum handler_result
 h_get_vring_base(struct vhu_port *p, struct vhu_msg *m)
 {
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 
 	rte_spinlock_lock(&vr->lock);
-	m->payload.state.num = vr->mem != NULL && vr->used != NULL ?
-			       vr->last_avail_idx : vr->base_idx;
-	vr->base_idx = (uint16_t)m->payload.state.num;
+	if (vr->indices_valid) {
+		if (vr->packed)
+			vr->base = (uint32_t)(vr->last_avail_idx | vr->avail_wrap << 15) |
+				   (uint32_t)(vr->last_used_idx | vr->used_wrap << 15) << 16;
+		else
+			vr->base = vr->last_avail_idx;
+	}
+	m->payload.state.num = vr->base;
+	vr->base &= UINT16_MAX;
 	vr->started = false;
 	if (vr->kickfd >= 0)
 		close(vr->kickfd);

@@ -8,7 +8,7 @@
 
 #include "guest_copy.h"
 #include "vhu.h"
-#include "virtqueue_split.h"
+#include "virtqueue.h"
 
 enum enqueue_result {
 	ENQ_DELIVERED,
@@ -54,12 +54,12 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 	struct vhu_vq_mark mark;
 
 	vhu_vq_mark(vr, &mark);
-	switch (vhu_split_take(vr, true, need, c)) {
+	switch (vhu_vq_take(vr, true, need, c)) {
 	case VHU_TAKE_EMPTY:
 	case VHU_TAKE_BROKEN:
 		return ENQ_NO_ROOM;
 	case VHU_TAKE_MALFORMED:
-		vhu_split_complete(vr, c, 0);
+		vhu_vq_complete(vr, c, 0);
 		return ENQ_DROPPED;
 	case VHU_TAKE_OK:
 		break;
@@ -72,7 +72,7 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	vhu_cursor_write(&cur, &hdr, vr->hdr_len);
 	copy_frame(&rd, &cur);
-	vhu_split_complete(vr, c, (uint32_t)need);
+	vhu_vq_complete(vr, c, (uint32_t)need);
 	return ENQ_DELIVERED;
 }
 
@@ -98,7 +98,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 	while (left > 0) {
 		struct vhu_cursor cur;
 		uint32_t written = 0;
-		enum vhu_take t = vhu_split_take(vr, true, left, c);
+		enum vhu_take t = vhu_vq_take(vr, true, left, c);
 
 		if (t == VHU_TAKE_EMPTY || t == VHU_TAKE_BROKEN) {
 			bool whole_ring = vhu_vq_slots_since(vr, &mark) >= vr->size;
@@ -112,8 +112,8 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			t = VHU_TAKE_MALFORMED;
 		}
 		if (t == VHU_TAKE_MALFORMED) {
-			vhu_split_complete(vr, c, 0);
-			vhu_split_discard_since(vr, &mark);
+			vhu_vq_complete(vr, c, 0);
+			vhu_vq_discard_since(vr, &mark);
 			return ENQ_DROPPED;
 		}
 		vhu_cursor_init(&cur, c->iov, c->niov);
@@ -131,7 +131,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			written = vr->hdr_len;
 		}
 		written += copy_frame(&rd, &cur);
-		vhu_split_complete(vr, c, written);
+		vhu_vq_complete(vr, c, written);
 		left -= written;
 		nbufs++;
 	}
@@ -145,14 +145,14 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 {
 	/* One chain at a time: the burst loop keeps nothing per chain. */
 	struct vhu_chain chain;
-	uint16_t used_before;
+	struct vhu_vq_mark burst_start;
 	uint16_t consumed = 0;
 
 	if (!rte_spinlock_trylock(&vr->lock))
 		return 0;
-	if (!vr->ready || vr->broken || vhu_split_available(vr, UINT16_MAX) == 0)
+	if (!vr->ready || vr->broken || vhu_vq_available(vr, UINT16_MAX) == 0)
 		goto out;
-	used_before = vr->last_used_idx;
+	vhu_vq_mark(vr, &burst_start);
 	for (; consumed < count; consumed++) {
 		struct rte_mbuf *m = pkts[consumed];
 		enum enqueue_result r = vr->mrg_rxbuf ?
@@ -167,8 +167,8 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 		}
 		vhu_vring_count_frame(vr, m);
 	}
-	if (vr->last_used_idx != used_before)
-		vhu_split_publish(vr);
+	if (vhu_vq_completed_since(vr, &burst_start))
+		vhu_vq_publish(vr);
 out:
 	rte_spinlock_unlock(&vr->lock);
 	return consumed;

@@ -80,6 +80,27 @@ static inline uint64_t vring_desc_area_size(uint32_t num) { return 16ULL * num; 
 static inline uint64_t vring_avail_area_size(uint32_t num) { return 6ULL + 2ULL * num; }
 static inline uint64_t vring_used_area_size(uint32_t num) { return 6ULL + 8ULL * num; }
 
+/* Packed ring descriptor: flags AVAIL and USED carry the wrap counters. */
+#define VRING_PACKED_DESC_F_AVAIL	(1u << 7)
+#define VRING_PACKED_DESC_F_USED	(1u << 15)
+
+struct vring_packed_desc {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t id;
+	uint16_t flags;
+};
+
+/* Packed ring event suppression area (one for the driver, one for the device). */
+#define VRING_PACKED_EVENT_FLAG_ENABLE	0
+#define VRING_PACKED_EVENT_FLAG_DISABLE	1
+#define VRING_PACKED_EVENT_FLAG_DESC	2	/* with EVENT_IDX: at off_wrap */
+
+struct vring_packed_desc_event {
+	uint16_t off_wrap;	/* bits 0-14 descriptor offset, bit 15 wrap counter */
+	uint16_t flags;
+};
+
 /* virtio-net header. */
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM	1
 #define VIRTIO_NET_HDR_F_DATA_VALID	2

@@ -1,26 +1,54 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the copy paths (enqueue.c, dequeue.c) need from a ring, whatever its
- * layout: take the next available chain, complete it, give back what a frame
- * took, publish a burst. virtqueue_split.c implements it for split rings.
+ * layout: see how much is available, take the next chain, complete it, give
+ * back what a frame took, publish a burst. Each call picks the layout's
+ * implementation (virtqueue_split.c, virtqueue_packed.c).
  */
 #ifndef VHU_VIRTQUEUE_H
 #define VHU_VIRTQUEUE_H
 
-#include "vring.h"
+#include "virtqueue_packed.h"
+#include "virtqueue_split.h"
 
-/* Result of taking a chain. */
-enum vhu_take {
-	VHU_TAKE_OK,
-	VHU_TAKE_MALFORMED,	/* chain consumed; complete it with length 0 */
-	VHU_TAKE_BROKEN,	/* the ring itself is corrupt; stop using it */
-	VHU_TAKE_EMPTY,		/* nothing (more) available */
-};
+/*
+ * Chains available now, at most @max. For a packed ring, where counting
+ * means walking, this is @max when at least one chain is there, else 0.
+ */
+static inline uint16_t
+vhu_vq_available(struct vhu_vring *vr, uint16_t max)
+{
+	return vr->packed ? vhu_packed_available(vr, max) : vhu_split_available(vr, max);
+}
 
-/* A position in the ring to come back to (a frame that could not finish). */
+/*
+ * Take the next available chain. @device_writes: it must be writable (guest
+ * RX) or read-only (guest TX). Translation stops once @want bytes are mapped.
+ */
+static inline enum vhu_take
+vhu_vq_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
+{
+	return vr->packed ? vhu_packed_take(vr, device_writes, want, c) :
+			    vhu_split_take(vr, device_writes, want, c);
+}
+
+/* Chain @c is done, @len bytes written into it; visible at the next publish. */
+static inline void
+vhu_vq_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len)
+{
+	if (vr->packed)
+		vhu_packed_complete(vr, c, len);
+	else
+		vhu_split_complete(vr, c, len);
+}
+
+/* A position to come back to when a frame cannot finish. */
 struct vhu_vq_mark {
 	uint16_t avail_idx;
 	uint16_t used_idx;
+	bool avail_wrap;
+	bool used_wrap;
+	uint32_t npending;
 };
 
 static inline void
@@ -28,6 +56,9 @@ vhu_vq_mark(const struct vhu_vring *vr, struct vhu_vq_mark *m)
 {
 	m->avail_idx = vr->last_avail_idx;
 	m->used_idx = vr->last_used_idx;
+	m->avail_wrap = vr->avail_wrap;
+	m->used_wrap = vr->used_wrap;
+	m->npending = vr->npending;
 }
 
 /* Give back everything taken and completed since @m. */
@@ -36,13 +67,49 @@ vhu_vq_rewind(struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
 	vr->last_avail_idx = m->avail_idx;
 	vr->last_used_idx = m->used_idx;
+	vr->avail_wrap = m->avail_wrap;
+	vr->used_wrap = m->used_wrap;
+	vr->npending = m->npending;
 }
 
 /* Ring slots taken since @m. */
-static inline uint16_t
+static inline uint32_t
 vhu_vq_slots_since(const struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
-	return (uint16_t)(vr->last_avail_idx - m->avail_idx);
+	if (!vr->packed)
+		return (uint16_t)(vr->last_avail_idx - m->avail_idx);
+	return vr->last_avail_idx + (vr->avail_wrap != m->avail_wrap ? vr->size : 0) -
+	       m->avail_idx;
+}
+
+/* Whether chains were completed since @m (and not given back). */
+static inline bool
+vhu_vq_completed_since(const struct vhu_vring *vr, const struct vhu_vq_mark *m)
+{
+	return vr->packed ? vr->npending != m->npending : vr->last_used_idx != m->used_idx;
+}
+
+/* Every chain completed since @m goes back with length 0 (nothing written). */
+static inline void
+vhu_vq_discard_since(struct vhu_vring *vr, const struct vhu_vq_mark *m)
+{
+	if (vr->packed) {
+		for (uint32_t i = m->npending; i < vr->npending; i++)
+			vr->pending[i].len = 0;
+	} else {
+		for (uint16_t i = m->used_idx; i != vr->last_used_idx; i++)
+			vr->used->ring[i & (vr->size - 1)].len = 0;
+	}
+}
+
+/* Make the completions visible and call the guest unless it asked not to be. */
+static inline void
+vhu_vq_publish(struct vhu_vring *vr)
+{
+	if (vr->packed)
+		vhu_packed_publish(vr);
+	else
+		vhu_split_publish(vr);
 }
 
 #endif /* VHU_VIRTQUEUE_H */

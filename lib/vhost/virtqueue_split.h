@@ -11,8 +11,6 @@
 
 #include "vring.h"
 
-#include "virtqueue.h"
-
 /*
  * Number of chains the driver has made available (at most @max); they are
  * what vhu_split_take() hands out until the next call. An available index
@@ -37,14 +35,6 @@ vhu_split_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len
 	e->id = c->id;
 	e->len = len;
 	vr->last_used_idx++;
-}
-
-/* Every chain completed since @m goes back with length 0 (nothing written). */
-static inline void
-vhu_split_discard_since(struct vhu_vring *vr, const struct vhu_vq_mark *m)
-{
-	for (uint16_t i = m->used_idx; i != vr->last_used_idx; i++)
-		vr->used->ring[i & (vr->size - 1)].len = 0;
 }
 
 /* Make completed chains visible to the driver and interrupt it unless it asked not to. */

@@ -4,6 +4,7 @@
 #include <inttypes.h>
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <unistd.h>
@@ -33,6 +34,17 @@ vhu_vring_init(struct vhu_vring *vr, uint16_t index, const char *port_name)
 	vr->errfd = -1;
 }
 
+static void
+unmap_rings(struct vhu_vring *vr)
+{
+	vr->desc = NULL;
+	vr->avail = NULL;
+	vr->used = NULL;
+	vr->pdesc = NULL;
+	vr->driver_event = NULL;
+	vr->device_event = NULL;
+}
+
 void
 vhu_vring_reset(struct vhu_vring *vr)
 {
@@ -48,12 +60,16 @@ vhu_vring_reset(struct vhu_vring *vr)
 	vr->addr_set = false;
 	vr->started = false;
 	vr->enabled = false;
-	vr->base_idx = 0;
+	vr->base = 0;
+	vr->base_pending = false;
+	vr->indices_valid = false;
 	vr->errors_logged = 0;
 	vr->size = 0;
-	vr->desc = NULL;
-	vr->avail = NULL;
-	vr->used = NULL;
+	unmap_rings(vr);
+	free(vr->pending);
+	vr->pending = NULL;
+	vr->pending_cap = 0;
+	vr->npending = 0;
 	memset(&vr->addr, 0, sizeof(vr->addr));
 	rte_spinlock_unlock(&vr->lock);
 }
@@ -75,10 +91,91 @@ translate_split(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 		vr->desc == NULL ? "descriptor" : vr->avail == NULL ? "available" : "used",
 		vr->desc == NULL ? vr->addr.desc : vr->avail == NULL ? vr->addr.avail : vr->addr.used,
 		vr->size);
-	vr->desc = NULL;
-	vr->avail = NULL;
-	vr->used = NULL;
+	unmap_rings(vr);
 	return false;
+}
+
+/*
+ * Maps the packed ring and its two event suppression areas (SET_VRING_ADDR's
+ * avail and used addresses), and makes room for a ring's worth of pending
+ * completions.
+ */
+static bool
+translate_packed(struct vhu_vring *vr, const struct vhu_mem_table *mem)
+{
+	vr->pdesc = vhu_mem_frontend_to_host(mem, vr->addr.desc,
+					     (uint64_t)vr->size * sizeof(struct vring_packed_desc));
+	vr->driver_event = vhu_mem_frontend_to_host(mem, vr->addr.avail,
+						    sizeof(struct vring_packed_desc_event));
+	vr->device_event = vhu_mem_frontend_to_host(mem, vr->addr.used,
+						    sizeof(struct vring_packed_desc_event));
+	if (vr->pdesc == NULL || vr->driver_event == NULL || vr->device_event == NULL) {
+		VHU_LOG(ERR, "%s: ring %u: %s of a %u-entry packed ring is not inside guest memory",
+			vr->port_name, vr->index,
+			vr->pdesc == NULL ? "descriptor area" : vr->driver_event == NULL ?
+			"driver event area" : "device event area", vr->size);
+		unmap_rings(vr);
+		return false;
+	}
+	if (vr->pending_cap < vr->size) {
+		struct vhu_packed_used *p = realloc(vr->pending, vr->size * sizeof(*p));
+
+		if (p == NULL) {
+			VHU_LOG(ERR, "%s: ring %u: out of memory", vr->port_name, vr->index);
+			unmap_rings(vr);
+			return false;
+		}
+		vr->pending = p;
+		vr->pending_cap = vr->size;
+	}
+	return true;
+}
+
+/* Where a ring (re)starts: the split used index in guest memory, or the packed base. */
+static void
+start_indices(struct vhu_vring *vr)
+{
+	vr->signalled_valid = false;
+	vr->npending = 0;
+	vr->indices_valid = true;
+	if (vr->packed) {
+		if (vr->base_pending) {
+			/* bits 0-14: next available slot, bit 15: its wrap counter */
+			vr->last_avail_idx = vr->base & 0x7fff;
+			vr->avail_wrap = (vr->base >> 15) & 1;
+			/* Nothing stays in flight here: used catches up with avail. */
+			vr->last_used_idx = vr->last_avail_idx;
+			vr->used_wrap = vr->avail_wrap;
+			vr->base_pending = false;
+		}
+		if (vr->last_avail_idx >= vr->size) {
+			vr->broken = true;
+			vhu_vring_guest_error(vr, "base slot %u beyond a %u-entry ring; ring stopped",
+					      vr->last_avail_idx, vr->size);
+		}
+		/* We poll: no kicks, please. */
+		__atomic_store_n(&vr->device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE,
+				 __ATOMIC_RELAXED);
+		return;
+	}
+	/*
+	 * The used index in guest memory is the truth: whatever was taken
+	 * beyond it was never completed and the front end offers it again
+	 * after a reconnect.
+	 */
+	uint16_t used_idx = __atomic_load_n(&vr->used->idx, __ATOMIC_ACQUIRE);
+
+	if (used_idx != (uint16_t)vr->base)
+		VHU_LOG(INFO, "%s: ring %u: base %u differs from used index %u; resuming at the used index",
+			vr->port_name, vr->index, vr->base, used_idx);
+	vr->last_used_idx = used_idx;
+	vr->last_avail_idx = used_idx;
+	/*
+	 * We poll: tell the driver not to kick us. With EVENT_IDX the flag is
+	 * ignored and avail_event rules; we never move it, so the driver
+	 * kicks about once per 65536 buffers.
+	 */
+	__atomic_store_n(&vr->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
 
 void
@@ -93,6 +190,7 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 		      sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
 	vr->mrg_rxbuf = (features & VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)) != 0;
 	vr->event_idx = (features & VHU_BIT(VIRTIO_RING_F_EVENT_IDX)) != 0;
+	vr->packed = (features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
 
 	if (vr->mem != mem) {
 		if (mem != NULL)
@@ -100,37 +198,14 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 		vhu_mem_table_put(vr->mem);
 		vr->mem = mem;
 	}
-	if (mem == NULL || !vr->num_set || !vr->addr_set || !vr->started) {
-		vr->desc = NULL;
-		vr->avail = NULL;
-		vr->used = NULL;
+	unmap_rings(vr);
+	if (mem == NULL || !vr->num_set || !vr->addr_set || !vr->started)
 		return;
-	}
-	if (!translate_split(vr, mem))
+	if (!(vr->packed ? translate_packed(vr, mem) : translate_split(vr, mem)))
 		return;
-
-	if (!was_ready) {
-		/*
-		 * The used index in guest memory is the truth: whatever was
-		 * taken beyond it was never completed and the front end
-		 * offers it again after a reconnect.
-		 */
-		uint16_t used_idx = __atomic_load_n(&vr->used->idx, __ATOMIC_ACQUIRE);
-
-		if (used_idx != vr->base_idx)
-			VHU_LOG(INFO, "%s: ring %u: base %u differs from used index %u; resuming at the used index",
-				vr->port_name, vr->index, vr->base_idx, used_idx);
-		vr->last_used_idx = used_idx;
-		vr->last_avail_idx = used_idx;
-		vr->signalled_valid = false;
-		/*
-		 * We poll: tell the driver not to kick us. With EVENT_IDX the
-		 * flag is ignored and avail_event rules; we never move it, so
-		 * the driver kicks about once per 65536 buffers.
-		 */
-		__atomic_store_n(&vr->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
-	}
-	vr->ready = vr->enabled;
+	if (!was_ready)
+		start_indices(vr);
+	vr->ready = vr->enabled && !vr->broken;
 }
 
 void

@@ -26,6 +26,22 @@
 /* Longest frame accepted from a guest: a 64 KiB GSO frame plus headers. */
 #define VHU_MAX_FRAME_LEN (65536 + 256)
 
+/* Result of taking a chain from a ring. */
+enum vhu_take {
+	VHU_TAKE_OK,
+	VHU_TAKE_MALFORMED,	/* chain consumed; complete it with length 0 */
+	VHU_TAKE_BROKEN,	/* the ring itself is corrupt; stop using it */
+	VHU_TAKE_EMPTY,		/* nothing (more) available */
+};
+
+/* A completion not yet visible to the driver (packed rings publish them in one go). */
+struct vhu_packed_used {
+	uint16_t slot;
+	uint16_t id;
+	uint32_t len;
+	uint16_t flags;		/* AVAIL|USED as the used wrap counter was at that slot */
+};
+
 /* A descriptor chain fetched from a ring, translated to host memory. */
 struct vhu_chain {
 	uint16_t id;		/* head index (split) / buffer id (packed) */
@@ -51,6 +67,7 @@ struct vhu_vring {
 	bool broken;		/* the guest corrupted the ring: not polled until re-set-up */
 	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
 	bool mrg_rxbuf;
+	bool packed;		/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */
 	uint16_t signalled_used_idx;	/* used index when we last decided whether to call */
@@ -60,9 +77,20 @@ struct vhu_vring {
 	uint16_t avail_idx_shadow;	/* split: available index as last read */
 	int callfd;
 	struct vhu_mem_table *mem;	/* one reference held */
+	/* split layout */
 	struct vring_desc *desc;
 	struct vring_avail *avail;
 	struct vring_used *used;
+	/* packed layout: indices are slots, each with a wrap counter */
+	struct vring_packed_desc *pdesc;
+	struct vring_packed_desc_event *driver_event;
+	struct vring_packed_desc_event *device_event;
+	bool avail_wrap;
+	bool used_wrap;
+	bool signalled_used_wrap;
+	uint32_t npending;
+	uint32_t pending_cap;
+	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
 	struct vhu_vring_stats stats;
 	uint32_t errors_logged;
 
@@ -73,7 +101,9 @@ struct vhu_vring {
 	bool addr_set;
 	bool started;		/* kick fd received, not stopped by GET_VRING_BASE */
 	bool enabled;
-	uint16_t base_idx;	/* from SET_VRING_BASE */
+	uint32_t base;		/* from SET_VRING_BASE (packed: with wrap counters) */
+	bool base_pending;	/* packed: base not applied to the indices yet */
+	bool indices_valid;	/* the indices have been started and say where the ring is */
 	int kickfd;
 	int errfd;
 	struct vhu_vring_addr_config addr;

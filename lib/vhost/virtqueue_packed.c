@@ -1,0 +1,212 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "virtqueue_packed.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include <rte_atomic.h>
+
+/* The driver made the descriptor with these flags available in this lap. */
+static inline bool
+desc_available(uint16_t flags, bool wrap)
+{
+	return ((flags & VRING_PACKED_DESC_F_AVAIL) != 0) == wrap &&
+	       ((flags & VRING_PACKED_DESC_F_USED) != 0) != wrap;
+}
+
+uint16_t
+vhu_packed_available(struct vhu_vring *vr, uint16_t max)
+{
+	uint16_t flags = __atomic_load_n(&vr->pdesc[vr->last_avail_idx].flags, __ATOMIC_ACQUIRE);
+
+	return desc_available(flags, vr->avail_wrap) ? max : 0;
+}
+
+/* Copies descriptor @i of @table out of guest memory, once. */
+static inline void
+read_desc(const void *table, uint32_t i, struct vring_packed_desc *d)
+{
+	memcpy(d, (const uint8_t *)table + (size_t)i * sizeof(*d), sizeof(*d));
+	rte_compiler_barrier();
+}
+
+/* Maps one buffer into @c unless @want bytes are mapped already. */
+static bool
+map_buffer(struct vhu_vring *vr, const struct vring_packed_desc *d, bool device_writes,
+	   uint64_t want, struct vhu_chain *c, const char **why)
+{
+	if (((d->flags & VRING_DESC_F_WRITE) != 0) != device_writes) {
+		*why = device_writes ? "read-only descriptor on a guest RX ring" :
+				       "writable descriptor on a guest TX ring";
+		return false;
+	}
+	if (c->len >= want)
+		return true;
+	int n = vhu_mem_guest_to_iov(vr->mem, d->addr, d->len, &c->iov[c->niov],
+				     VHU_CHAIN_MAX_IOV - c->niov);
+	if (n < 0) {
+		*why = "buffer outside guest memory or in too many pieces";
+		return false;
+	}
+	c->niov += (uint32_t)n;
+	c->len += d->len;
+	return true;
+}
+
+/* The buffers of an indirect table, in table order. */
+static bool
+walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool device_writes,
+	      uint64_t want, struct vhu_chain *c, const char **why)
+{
+	const void *table;
+	uint32_t n;
+
+	if (d->len == 0 || d->len % sizeof(struct vring_packed_desc) != 0 ||
+	    d->len / sizeof(struct vring_packed_desc) > VHU_VRING_MAX_SIZE) {
+		*why = "indirect table of a bad length";
+		return false;
+	}
+	table = vhu_mem_guest_to_host(vr->mem, d->addr, d->len);
+	if (table == NULL) {
+		*why = "indirect table not inside one guest memory region";
+		return false;
+	}
+	n = d->len / sizeof(struct vring_packed_desc);
+	for (uint32_t i = 0; i < n && c->len < want; i++) {
+		struct vring_packed_desc e;
+
+		read_desc(table, i, &e);
+		if (e.flags & VRING_DESC_F_INDIRECT) {
+			*why = "indirect descriptor inside an indirect table";
+			return false;
+		}
+		/*
+		 * DPDK's virtio PMD marks every entry of its packed indirect
+		 * tables writable, TX ones too; reading a buffer the driver
+		 * lets us write is harmless, so only RX is held to the flag.
+		 */
+		if (!device_writes)
+			e.flags &= (uint16_t)~VRING_DESC_F_WRITE;
+		if (!map_buffer(vr, &e, device_writes, want, c, why))
+			return false;
+	}
+	return true;
+}
+
+enum vhu_take
+vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
+{
+	const uint16_t head = vr->last_avail_idx;
+	uint16_t flags = __atomic_load_n(&vr->pdesc[head].flags, __ATOMIC_ACQUIRE);
+	const char *why = NULL;
+	uint32_t slot = head;
+	uint16_t nslots = 0;
+
+	if (!desc_available(flags, vr->avail_wrap))
+		return VHU_TAKE_EMPTY;
+	c->niov = 0;
+	c->len = 0;
+	/*
+	 * The chain runs over consecutive slots while NEXT is set. Even after
+	 * a bad descriptor we follow it to its end, to stay in step with the
+	 * driver; a chain longer than the ring cannot be followed at all.
+	 */
+	for (;;) {
+		struct vring_packed_desc d;
+
+		if (nslots == vr->size) {
+			vr->broken = true;
+			vhu_vring_guest_error(vr, "chain at slot %u longer than the ring; ring stopped",
+					      head);
+			return VHU_TAKE_BROKEN;
+		}
+		read_desc(vr->pdesc, slot, &d);
+		nslots++;
+		if (why == NULL) {
+			if (d.flags & VRING_DESC_F_INDIRECT) {
+				if (nslots != 1 || (d.flags & VRING_DESC_F_NEXT))
+					why = "indirect descriptor inside a chain";
+				else
+					walk_indirect(vr, &d, device_writes, want, c, &why);
+			} else {
+				map_buffer(vr, &d, device_writes, want, c, &why);
+			}
+		}
+		if (!(d.flags & VRING_DESC_F_NEXT)) {
+			c->id = d.id;	/* the buffer id is in the chain's last descriptor */
+			break;
+		}
+		if (++slot == vr->size)
+			slot = 0;
+	}
+	c->nslots = nslots;
+	vr->last_avail_idx += nslots;
+	if (vr->last_avail_idx >= vr->size) {
+		vr->last_avail_idx -= vr->size;
+		vr->avail_wrap = !vr->avail_wrap;
+	}
+	if (why != NULL) {
+		vhu_vring_guest_error(vr, "chain at slot %u (buffer %u): %s", head, c->id, why);
+		return VHU_TAKE_MALFORMED;
+	}
+	return VHU_TAKE_OK;
+}
+
+/*
+ * With EVENT_IDX the driver may ask for a call only once the device passes a
+ * given slot in a given lap (off_wrap); the positions are compared on a line
+ * that unrolls the last lap, as the specification's vring_need_event does.
+ */
+static bool
+driver_wants_call(struct vhu_vring *vr)
+{
+	uint16_t flags = __atomic_load_n(&vr->driver_event->flags, __ATOMIC_RELAXED);
+	uint16_t new_idx = vr->last_used_idx;
+	uint16_t old_idx = vr->signalled_used_idx;
+	bool old_wrap = vr->signalled_used_wrap;
+	bool valid = vr->signalled_valid;
+
+	vr->signalled_used_idx = new_idx;
+	vr->signalled_used_wrap = vr->used_wrap;
+	vr->signalled_valid = true;
+	if (flags == VRING_PACKED_EVENT_FLAG_DISABLE)
+		return false;
+	if (flags != VRING_PACKED_EVENT_FLAG_DESC || !vr->event_idx || !valid)
+		return true;
+
+	uint16_t off_wrap = __atomic_load_n(&vr->driver_event->off_wrap, __ATOMIC_RELAXED);
+	uint16_t event = off_wrap & 0x7fff;
+
+	if (old_wrap != vr->used_wrap)
+		old_idx -= vr->size;
+	if ((off_wrap >> 15) != vr->used_wrap)
+		event -= vr->size;
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
+void
+vhu_packed_publish(struct vhu_vring *vr)
+{
+	if (vr->npending == 0)
+		return;
+	/*
+	 * Ids and lengths first, then each slot's flags with release order; the
+	 * first slot's flags last of all, since the driver reads in order and
+	 * stops at the first slot it does not see used.
+	 */
+	for (uint32_t i = vr->npending; i-- > 0;) {
+		const struct vhu_packed_used *u = &vr->pending[i];
+		struct vring_packed_desc *d = &vr->pdesc[u->slot];
+
+		d->id = u->id;
+		d->len = u->len;
+		__atomic_store_n(&d->flags, u->flags | (u->len ? VRING_DESC_F_WRITE : 0),
+				 __ATOMIC_RELEASE);
+	}
+	vr->npending = 0;
+	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+	if (driver_wants_call(vr))
+		vhu_vring_call(vr);
+	else
+		vr->stats.notifications_suppressed++;
+}
