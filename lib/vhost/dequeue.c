@@ -6,6 +6,7 @@
 #include <rte_mbuf.h>
 
 #include "guest_copy.h"
+#include "netoffload.h"
 #include "vhu.h"
 #include "virtqueue.h"
 
@@ -24,13 +25,13 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	uint64_t frame_len;
 
 	if (c->len < vr->hdr_len + (uint64_t)RTE_ETHER_HDR_LEN) {
-		vhu_vring_guest_error(vr, "chain %u: %" PRIu64 " bytes, too short for a %u-byte header and an Ethernet frame",
+		vhu_vring_bad_input(vr, "chain %u: %" PRIu64 " bytes, too short for a %u-byte header and an Ethernet frame",
 				      c->id, c->len, vr->hdr_len);
 		return false;
 	}
 	frame_len = c->len - vr->hdr_len;
 	if (frame_len > VHU_MAX_FRAME_LEN) {
-		vhu_vring_guest_error(vr, "chain %u: frame longer than %u bytes", c->id,
+		vhu_vring_bad_input(vr, "chain %u: frame longer than %u bytes", c->id,
 				      VHU_MAX_FRAME_LEN);
 		return false;
 	}
@@ -60,7 +61,8 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 		m->pkt_len += n;
 		frame_len -= n;
 	}
-	return true;
+	return (hdr.hdr.flags == 0 && hdr.hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) ||
+	       vhu_offload_from_guest(vr, &hdr.hdr, m);
 }
 
 uint16_t

@@ -41,7 +41,17 @@ static const uint64_t base_features =
 	/* The control queue and the queue-pair count live in the front end
 	 * (QEMU, virtio-user); offering them lets it use several pairs. */
 	VHU_BIT(VIRTIO_NET_F_CTRL_VQ) |
-	VHU_BIT(VIRTIO_NET_F_MQ);
+	VHU_BIT(VIRTIO_NET_F_MQ) |
+	/* Checksums: left to us (guest TX) and handed on (guest RX), see netoffload.h. */
+	VHU_BIT(VIRTIO_NET_F_CSUM) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM);
+
+/* TCP segmentation offload both ways, unless the port turns it off. */
+static const uint64_t tso_features =
+	VHU_BIT(VIRTIO_NET_F_HOST_TSO4) |
+	VHU_BIT(VIRTIO_NET_F_HOST_TSO6) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_TSO4) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_TSO6);
 
 /*
  * PROTOCOL_F_STATUS is not offered (GET/SET_STATUS are still served when a
@@ -517,7 +527,7 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	p->nrings = nrings;
 	p->ops = cfg->ops;
 	p->ops_ctx = cfg->ops_ctx;
-	p->offered_features = base_features;
+	p->offered_features = base_features | (cfg->tso ? tso_features : 0);
 	p->offered_protocol_features = base_protocol_features;
 	p->client = cfg->client;
 	p->session_id = -1;

@@ -7,6 +7,7 @@
 #include <rte_mbuf.h>
 
 #include "guest_copy.h"
+#include "netoffload.h"
 #include "vhu.h"
 #include "virtqueue.h"
 
@@ -15,6 +16,8 @@ enum enqueue_result {
 	ENQ_DROPPED,	/* consumed but not delivered: it cannot fit */
 	ENQ_NO_ROOM,	/* not consumed: the guest has no buffers for it now */
 };
+
+#define OFFLOAD_REQUESTS (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM)
 
 /* Where the source mbuf chain is up to. */
 struct mbuf_reader {
@@ -45,9 +48,9 @@ copy_frame(struct mbuf_reader *rd, struct vhu_cursor *cur)
 
 /* Without mergeable buffers one chain holds the header and the whole frame. */
 static enum enqueue_result
-enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m,
+		  const struct virtio_net_hdr_mrg_rxbuf *hdr, struct vhu_chain *c)
 {
-	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
 	uint64_t need = vr->hdr_len + (uint64_t)m->pkt_len;
 	struct vhu_cursor cur;
@@ -70,7 +73,7 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 		return ENQ_DROPPED;
 	}
 	vhu_cursor_init(&cur, c->iov, c->niov);
-	vhu_cursor_write(&cur, &hdr, vr->hdr_len);
+	vhu_cursor_write(&cur, hdr, vr->hdr_len);
 	copy_frame(&rd, &cur);
 	vhu_vq_complete(vr, c, (uint32_t)need);
 	return ENQ_DELIVERED;
@@ -78,16 +81,16 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 
 /*
  * With mergeable buffers the frame spreads over as many chains as it needs;
- * the header in the first one says how many. If the guest runs out of
+ * the header @hdr goes in the first one, with num_buffers saying how many. If the guest runs out of
  * buffers half-way, everything taken for this frame is given back, unless
  * the frame took the whole ring: then it can never fit and is dropped. A
  * malformed chain drops the frame, and every chain it took goes back to the
  * guest empty.
  */
 static enum enqueue_result
-enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
+		  const struct virtio_net_hdr_mrg_rxbuf *hdr, struct vhu_chain *c)
 {
-	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 0 };
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
 	uint64_t left = vr->hdr_len + (uint64_t)m->pkt_len;
 	uint8_t *num_buffers[2] = { NULL, NULL };
@@ -107,7 +110,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			return whole_ring ? ENQ_DROPPED : ENQ_NO_ROOM;
 		}
 		if (t == VHU_TAKE_OK && nbufs == 0 && c->len < vr->hdr_len) {
-			vhu_vring_guest_error(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
+			vhu_vring_bad_input(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
 					      c->id, c->len);
 			t = VHU_TAKE_MALFORMED;
 		}
@@ -122,8 +125,8 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			 * num_buffers is known only at the end: remember where
 			 * its two bytes land (they may sit in different pieces).
 			 */
-			vhu_cursor_write(&cur, &hdr, offsetof(struct virtio_net_hdr_mrg_rxbuf,
-							      num_buffers));
+			vhu_cursor_write(&cur, hdr, offsetof(struct virtio_net_hdr_mrg_rxbuf,
+							     num_buffers));
 			for (int b = 0; b < 2; b++) {
 				num_buffers[b] = vhu_cursor_ptr(&cur);
 				vhu_cursor_advance(&cur, 1);
@@ -155,9 +158,15 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	vhu_vq_mark(vr, &burst_start);
 	for (; consumed < count; consumed++) {
 		struct rte_mbuf *m = pkts[consumed];
-		enum enqueue_result r = vr->mrg_rxbuf ?
-			enqueue_mergeable(vr, m, &chain) :
-			enqueue_one_chain(vr, m, &chain);
+		struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
+		enum enqueue_result r;
+
+		if ((m->ol_flags & OFFLOAD_REQUESTS) && !vhu_offload_to_guest(vr, m, &hdr.hdr))
+			r = ENQ_DROPPED;
+		else if (vr->mrg_rxbuf)
+			r = enqueue_mergeable(vr, m, &hdr, &chain);
+		else
+			r = enqueue_one_chain(vr, m, &hdr, &chain);
 
 		if (r == ENQ_NO_ROOM)
 			break;

@@ -40,6 +40,7 @@ struct vhu_port_config {
 					 * every second until the front end is there and
 					 * again after every disconnect */
 	uint16_t queue_pairs;		/* 1..VHU_MAX_QUEUE_PAIRS */
+	bool tso;			/* offer TCP segmentation offload both ways */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;
 };

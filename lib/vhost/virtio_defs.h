@@ -105,6 +105,14 @@ struct vring_packed_desc_event {
 #define VIRTIO_NET_HDR_F_NEEDS_CSUM	1
 #define VIRTIO_NET_HDR_F_DATA_VALID	2
 #define VIRTIO_NET_HDR_GSO_NONE		0
+#define VIRTIO_NET_HDR_GSO_TCPV4	1
+#define VIRTIO_NET_HDR_GSO_UDP		3
+#define VIRTIO_NET_HDR_GSO_TCPV6	4
+#define VIRTIO_NET_HDR_GSO_ECN		0x80
+
+/* Where the checksum field sits in a TCP and a UDP header. */
+#define VHU_TCP_CSUM_OFFSET		16
+#define VHU_UDP_CSUM_OFFSET		6
 
 struct virtio_net_hdr {
 	uint8_t flags;

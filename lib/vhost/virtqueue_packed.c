@@ -116,7 +116,7 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 
 		if (nslots == vr->size) {
 			vr->broken = true;
-			vhu_vring_guest_error(vr, "chain at slot %u longer than the ring; ring stopped",
+			vhu_vring_bad_input(vr, "chain at slot %u longer than the ring; ring stopped",
 					      head);
 			return VHU_TAKE_BROKEN;
 		}
@@ -146,7 +146,7 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 		vr->avail_wrap = !vr->avail_wrap;
 	}
 	if (why != NULL) {
-		vhu_vring_guest_error(vr, "chain at slot %u (buffer %u): %s", head, c->id, why);
+		vhu_vring_bad_input(vr, "chain at slot %u (buffer %u): %s", head, c->id, why);
 		return VHU_TAKE_MALFORMED;
 	}
 	return VHU_TAKE_OK;

@@ -15,7 +15,7 @@ vhu_split_available(struct vhu_vring *vr, uint16_t max)
 	vr->avail_idx_shadow = vr->last_avail_idx;
 	if (n > vr->size) {
 		vr->broken = true;
-		vhu_vring_guest_error(vr, "available index %u is %u entries ahead of %u in a %u-entry ring; ring stopped",
+		vhu_vring_bad_input(vr, "available index %u is %u entries ahead of %u in a %u-entry ring; ring stopped",
 				      avail_idx, n, vr->last_avail_idx, vr->size);
 		return 0;
 	}
@@ -44,13 +44,13 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 		struct vring_desc d;
 
 		if (idx >= table_size) {
-			vhu_vring_guest_error(vr, "chain %u: next index %u beyond %s of %u",
+			vhu_vring_bad_input(vr, "chain %u: next index %u beyond %s of %u",
 					      head, idx, in_indirect ? "indirect table" : "ring",
 					      table_size);
 			return false;
 		}
 		if (++visited > table_size) {
-			vhu_vring_guest_error(vr, "chain %u: longer than its table (descriptor loop)",
+			vhu_vring_bad_input(vr, "chain %u: longer than its table (descriptor loop)",
 					      head);
 			return false;
 		}
@@ -63,20 +63,20 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (in_indirect || (d.flags & VRING_DESC_F_NEXT)) {
-				vhu_vring_guest_error(vr, "chain %u: indirect descriptor %s",
+				vhu_vring_bad_input(vr, "chain %u: indirect descriptor %s",
 						      head, in_indirect ? "inside an indirect table" :
 						      "with the next flag");
 				return false;
 			}
 			if (d.len == 0 || d.len % sizeof(struct vring_desc) != 0 ||
 			    d.len / sizeof(struct vring_desc) > VHU_VRING_MAX_SIZE) {
-				vhu_vring_guest_error(vr, "chain %u: indirect table of %u bytes",
+				vhu_vring_bad_input(vr, "chain %u: indirect table of %u bytes",
 						      head, d.len);
 				return false;
 			}
 			table = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
 			if (table == NULL) {
-				vhu_vring_guest_error(vr, "chain %u: indirect table 0x%" PRIx64 "+%u not inside one guest memory region",
+				vhu_vring_bad_input(vr, "chain %u: indirect table 0x%" PRIx64 "+%u not inside one guest memory region",
 						      head, d.addr, d.len);
 				return false;
 			}
@@ -87,7 +87,7 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 			continue;
 		}
 		if (((d.flags & VRING_DESC_F_WRITE) != 0) != device_writes) {
-			vhu_vring_guest_error(vr, "chain %u: %s descriptor on a guest %s ring",
+			vhu_vring_bad_input(vr, "chain %u: %s descriptor on a guest %s ring",
 					      head, device_writes ? "read-only" : "writable",
 					      device_writes ? "RX" : "TX");
 			return false;
@@ -95,7 +95,7 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 		int n = vhu_mem_guest_to_iov(vr->mem, d.addr, d.len, &c->iov[c->niov],
 					     VHU_CHAIN_MAX_IOV - c->niov);
 		if (n < 0) {
-			vhu_vring_guest_error(vr, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces",
+			vhu_vring_bad_input(vr, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces",
 					      head, d.addr, d.len);
 			return false;
 		}
@@ -123,7 +123,7 @@ vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct v
 	c->len = 0;
 	if (head >= vr->size) {
 		vr->broken = true;
-		vhu_vring_guest_error(vr, "available entry names head %u of a %u-entry ring; ring stopped",
+		vhu_vring_bad_input(vr, "available entry names head %u of a %u-entry ring; ring stopped",
 				      head, vr->size);
 		return VHU_TAKE_BROKEN;
 	}

@@ -150,7 +150,7 @@ start_indices(struct vhu_vring *vr)
 		}
 		if (vr->last_avail_idx >= vr->size) {
 			vr->broken = true;
-			vhu_vring_guest_error(vr, "base slot %u beyond a %u-entry ring; ring stopped",
+			vhu_vring_bad_input(vr, "base slot %u beyond a %u-entry ring; ring stopped",
 					      vr->last_avail_idx, vr->size);
 		}
 		/* We poll: no kicks, please. */
@@ -189,6 +189,7 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 				   VHU_BIT(VIRTIO_NET_F_MRG_RXBUF))) ?
 		      sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
 	vr->mrg_rxbuf = (features & VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)) != 0;
+	vr->features = features;
 	vr->event_idx = (features & VHU_BIT(VIRTIO_RING_F_EVENT_IDX)) != 0;
 	vr->packed = (features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
 
@@ -209,7 +210,7 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 }
 
 void
-vhu_vring_guest_error(struct vhu_vring *vr, const char *fmt, ...)
+vhu_vring_bad_input(struct vhu_vring *vr, const char *fmt, ...)
 {
 	char msg[256];
 	va_list ap;

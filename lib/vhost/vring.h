@@ -67,6 +67,7 @@ struct vhu_vring {
 	bool broken;		/* the guest corrupted the ring: not polled until re-set-up */
 	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
 	bool mrg_rxbuf;
+	uint64_t features;	/* negotiated (offloads look at the GUEST_* bits) */
 	bool packed;		/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */
@@ -124,10 +125,11 @@ void vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem,
 		       uint64_t features);
 
 /*
- * A data-path error caused by the guest: counted, and logged for the first
- * few occurrences on this ring only, so a hostile guest cannot flood the log.
+ * Bad input on the data path (a malformed chain or header from the guest, an
+ * offload request that cannot be met): counted, and logged for the first few
+ * occurrences on this ring only, so a hostile guest cannot flood the log.
  */
-void vhu_vring_guest_error(struct vhu_vring *vr, const char *fmt, ...)
+void vhu_vring_bad_input(struct vhu_vring *vr, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
 static inline enum vhu_size_class

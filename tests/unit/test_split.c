@@ -62,6 +62,16 @@
 #define SENTINEL	0xcc	/* fresh RX buffers are filled with it */
 #define HDR_BYTE	0xee	/* TX virtio-net headers are filled with it */
 
+/* A @len-byte TX header asking for no offload: flags and gso_type 0, the rest HDR_BYTE. */
+static void
+no_offload_hdr(uint8_t *h, size_t len)
+{
+	memset(h, HDR_BYTE, len);
+	h[0] = 0;
+	if (len > 1)
+		h[1] = 0;
+}
+
 #define POOL_N		4095u
 #define MAX_TRACKED	512
 
@@ -348,7 +358,9 @@ make_frame(uint8_t *f, uint32_t len, uint32_t seed)
 
 /*
  * A TX chain of consecutive ring descriptors with buffer lengths @lens,
- * holding @hdr_len header bytes (HDR_BYTE) and then @frame. Returns the head.
+ * holding an @hdr_len-byte header that asks for no offload (flags and
+ * gso_type 0, every other byte HDR_BYTE, which must then be ignored) and
+ * then @frame. Returns the head.
  */
 static uint16_t
 tx_chain(const uint32_t *lens, unsigned int n, uint32_t hdr_len, const uint8_t *frame)
@@ -361,7 +373,7 @@ tx_chain(const uint32_t *lens, unsigned int n, uint32_t hdr_len, const uint8_t *
 		uint8_t *b = galloc(lens[i]);
 
 		for (uint32_t k = 0; k < lens[i]; k++, pos++)
-			b[k] = pos < hdr_len ? HDR_BYTE : frame[pos - hdr_len];
+			b[k] = pos < hdr_len ? (pos < 2 ? 0 : HDR_BYTE) : frame[pos - hdr_len];
 		set_desc(F.desc, d, gpa(b), lens[i], 0, 0);
 		if (i == 0)
 			head = d;
@@ -741,7 +753,7 @@ test_deq_buffer_across_regions(void)
 	CHECK(fx_setup(16, V1));
 	make_frame(frame, sizeof(frame), 7);
 	end = F.g + GUEST_SIZE - 100;		/* 100 bytes in region 0 ... */
-	memset(end, HDR_BYTE, 12);
+	no_offload_hdr(end, 12);
 	memcpy(end + 12, frame, 88);
 	memcpy(F.g2, frame + 88, sizeof(frame) - 88);	/* ... the rest in region 1 */
 	d = new_desc();
@@ -763,7 +775,7 @@ test_deq_indirect(void)
 	CHECK(fx_setup(16, V1));
 	make_frame(frame, sizeof(frame), 8);
 	h = galloc(12);
-	memset(h, HDR_BYTE, 12);
+	no_offload_hdr(h, 12);
 	b1 = galloc(50);
 	memcpy(b1, frame, 50);
 	b2 = galloc(150);
@@ -780,7 +792,7 @@ test_deq_indirect(void)
 	/* the write flag on the descriptor naming the table is ignored (spec 2.7.5.3.2) */
 	make_frame(frame2, sizeof(frame2), 9);
 	h = galloc(12 + sizeof(frame2));
-	memset(h, HDR_BYTE, 12);
+	no_offload_hdr(h, 12);
 	memcpy(h + 12, frame2, sizeof(frame2));
 	t = indirect_alloc(1);
 	set_desc(t, 0, gpa(h), 12 + sizeof(frame2), 0, 0);
@@ -809,7 +821,7 @@ test_deq_direct_then_indirect(void)
 	CHECK(fx_setup(16, V1));
 	make_frame(frame, sizeof(frame), 10);
 	h = galloc(12);
-	memset(h, HDR_BYTE, 12);
+	no_offload_hdr(h, 12);
 	b = galloc(sizeof(frame));
 	memcpy(b, frame, sizeof(frame));
 	t = indirect_alloc(1);
@@ -983,7 +995,7 @@ bait(struct vring_desc *table, uint32_t slot)
 {
 	uint8_t *b = galloc(12 + 60);
 
-	memset(b, HDR_BYTE, 12);
+	no_offload_hdr(b, 12);
 	make_frame(b + 12, 60, 98);
 	set_desc(table, (uint16_t)slot, gpa(b), 12 + 60, 0, 0);
 }
@@ -1042,7 +1054,7 @@ good_table(void)
 	struct vring_desc *t = indirect_alloc(2);
 	uint8_t *b = galloc(100);
 
-	memset(b, HDR_BYTE, 12);
+	no_offload_hdr(b, 12);
 	make_frame(b + 12, 88, 99);
 	set_desc(t, 0, gpa(b), 100, 0, 0);
 	return t;
@@ -1184,7 +1196,7 @@ bad_writable(void)
 	uint8_t *b = galloc(72);
 	uint16_t d = new_desc();
 
-	memset(b, HDR_BYTE, 12);
+	no_offload_hdr(b, 12);
 	make_frame(b + 12, 60, 1);
 	set_desc(F.desc, d, gpa(b), 72, VRING_DESC_F_WRITE, 0);
 	return d;
@@ -1449,7 +1461,7 @@ test_deq_indirect_unaligned(void)
 	CHECK(fx_setup(16, V1));
 	make_frame(frame, sizeof(frame), 53);
 	b = galloc(12 + sizeof(frame));
-	memset(b, HDR_BYTE, 12);
+	no_offload_hdr(b, 12);
 	memcpy(b + 12, frame, sizeof(frame));
 	set_desc(t, 0, gpa(b), 12 + sizeof(frame), 0, 0);
 	where = galloc(64) + 3;

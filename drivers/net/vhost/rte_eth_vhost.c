@@ -36,13 +36,15 @@ RTE_LOG_REGISTER(vhu_pmd_logtype, pmd.net.vhu, INFO);
 #define ARG_IFACE	"iface"
 #define ARG_QUEUES	"queues"
 #define ARG_CLIENT	"client"
+#define ARG_TSO		"tso"
 
-static const char *const valid_args[] = { ARG_IFACE, ARG_QUEUES, ARG_CLIENT, NULL };
+static const char *const valid_args[] = { ARG_IFACE, ARG_QUEUES, ARG_CLIENT, ARG_TSO, NULL };
 
 struct pmd_args {
 	char iface[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	uint16_t queues;
 	bool client;
+	bool tso;
 };
 
 struct vhost_queue {
@@ -59,6 +61,7 @@ struct pmd_internal {
 	struct vhu_port *vport;
 	struct rte_eth_dev *eth_dev;
 	uint16_t queue_pairs;
+	bool tso;
 	/* Ring enable states as the front end set them, and as last reported
 	 * through rte_eth_vhost_get_queue_event(). */
 	rte_spinlock_t queue_event_lock;
@@ -116,17 +119,17 @@ arg_queues(const char *key __rte_unused, const char *value, void *opaque)
 	return 0;
 }
 
+/* A 0/1 devarg into the bool at @opaque. */
 static int
-arg_client(const char *key __rte_unused, const char *value, void *opaque)
+arg_bool(const char *key, const char *value, void *opaque)
 {
-	struct pmd_args *a = opaque;
 	unsigned long v;
 
 	if (parse_uint(value, 0, 1, &v) < 0) {
-		PMD_LOG(ERR, "devarg client=%s: must be 0 or 1", value ? value : "");
+		PMD_LOG(ERR, "devarg %s=%s: must be 0 or 1", key, value ? value : "");
 		return -1;
 	}
-	a->client = v == 1;
+	*(bool *)opaque = v == 1;
 	return 0;
 }
 
@@ -139,6 +142,7 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 
 	memset(a, 0, sizeof(*a));
 	a->queues = 1;
+	a->tso = true;
 	if (kv == NULL) {
 		PMD_LOG(ERR, "%s: cannot parse devargs \"%s\"", name, args);
 		return -EINVAL;
@@ -150,7 +154,7 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 		for (const char *const *v = valid_args; *v != NULL; v++)
 			known |= strcmp(key, *v) == 0;
 		if (!known) {
-			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client)",
+			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client, tso)",
 				name, key);
 			goto out;
 		}
@@ -165,7 +169,8 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 	}
 	if (rte_kvargs_process(kv, ARG_IFACE, arg_iface, a) < 0 ||
 	    rte_kvargs_process(kv, ARG_QUEUES, arg_queues, a) < 0 ||
-	    rte_kvargs_process(kv, ARG_CLIENT, arg_client, a) < 0)
+	    rte_kvargs_process(kv, ARG_CLIENT, arg_bool, &a->client) < 0 ||
+	    rte_kvargs_process(kv, ARG_TSO, arg_bool, &a->tso) < 0)
 		goto out;
 	ret = 0;
 out:
@@ -318,8 +323,17 @@ eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 	info->max_rx_queues = in->queue_pairs;
 	info->max_tx_queues = in->queue_pairs;
 	info->min_rx_bufsize = 0;
-	info->rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER;
-	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS;
+	/*
+	 * RX: frames a guest sent with checksum or segmentation left to us
+	 * arrive with the matching TX offload requests set (see netoffload.h).
+	 * TX: requests are handed to the guest, or finished in software.
+	 */
+	info->rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER | RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+				RTE_ETH_RX_OFFLOAD_UDP_CKSUM |
+				(in->tso ? RTE_ETH_RX_OFFLOAD_TCP_LRO : 0);
+	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
+				RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
+				(in->tso ? RTE_ETH_TX_OFFLOAD_TCP_TSO : 0);
 	info->speed_capa = RTE_ETH_LINK_SPEED_10G;
 	return 0;
 }
@@ -664,6 +678,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 					 (uint8_t)eth_dev->data->port_id } };
 	in->eth_dev = eth_dev;
 	in->queue_pairs = a.queues;
+	in->tso = a.tso;
 	rte_spinlock_init(&in->queue_event_lock);
 	memcpy(in->iface, a.iface, sizeof(in->iface));
 
@@ -689,6 +704,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.socket_path = a.iface,
 		.queue_pairs = a.queues,
 		.client = a.client,
+		.tso = a.tso,
 		.ops = &port_ops,
 		.ops_ctx = in,
 	};
@@ -724,4 +740,5 @@ VHU_PMD_REGISTER_VDEV(net_vhost, "eth_vhost", vhost_driver);
 RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
 	"iface=<path> "
 	"queues=<1-128> "
-	"client=<0|1>");
+	"client=<0|1> "
+	"tso=<0|1>");

@@ -1,0 +1,169 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "netoffload.h"
+
+#include <stddef.h>
+
+#include <rte_ip.h>
+#include <rte_net.h>
+
+/*
+ * Stores the two bytes of @value as they lie in memory at byte @off of the
+ * frame: checksums computed by rte_raw_cksum are already in wire order so.
+ */
+static void
+store16(struct rte_mbuf *m, uint32_t off, uint16_t value)
+{
+	const uint8_t *bytes = (const uint8_t *)&value;
+	int b = 0;
+
+	for (struct rte_mbuf *seg = m; seg != NULL && b < 2; seg = seg->next) {
+		while (b < 2 && off < seg->data_len)
+			*rte_pktmbuf_mtod_offset(seg, uint8_t *, off++) = bytes[b++];
+		off -= seg->data_len;
+	}
+}
+
+/*
+ * The one's-complement sum from @start to the end of the frame, folded and
+ * complemented, stored at @start + @offset: what NEEDS_CSUM asks for (the
+ * field already holds the pseudo-header sum).
+ */
+static void
+finish_checksum(struct rte_mbuf *m, uint32_t start, uint32_t offset, bool udp)
+{
+	uint16_t sum = 0;
+
+	rte_raw_cksum_mbuf(m, start, m->pkt_len - start, &sum);
+	sum = (uint16_t)~sum;
+	if (udp && sum == 0)
+		sum = 0xffff;	/* 0 means "no checksum" in UDP */
+	store16(m, start + offset, sum);
+}
+
+bool
+vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
+		       struct rte_mbuf *m)
+{
+	uint8_t gso = h->gso_type;
+	struct rte_net_hdr_lens lens;
+	uint32_t ptype, l4;
+	bool ipv4, ipv6, l4_known;
+
+	if (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)) {
+		if (gso == VIRTIO_NET_HDR_GSO_NONE)
+			return true;
+		vhu_vring_bad_input(vr, "GSO type %u without NEEDS_CSUM; frame dropped", gso);
+		return false;
+	}
+	if ((uint32_t)h->csum_start + h->csum_offset + 2 > m->pkt_len) {
+		vhu_vring_bad_input(vr, "checksum at %u+%u outside a %u-byte frame; frame dropped",
+				    h->csum_start, h->csum_offset, m->pkt_len);
+		return false;
+	}
+	ptype = rte_net_get_ptype(m, &lens, RTE_PTYPE_L2_MASK | RTE_PTYPE_L3_MASK |
+				  RTE_PTYPE_L4_MASK);
+	l4 = ptype & RTE_PTYPE_L4_MASK;
+	ipv4 = RTE_ETH_IS_IPV4_HDR(ptype);
+	ipv6 = RTE_ETH_IS_IPV6_HDR(ptype);
+	l4_known = (ipv4 || ipv6) && h->csum_start == lens.l2_len + lens.l3_len &&
+		   ((l4 == RTE_PTYPE_L4_TCP && h->csum_offset == VHU_TCP_CSUM_OFFSET) ||
+		    (l4 == RTE_PTYPE_L4_UDP && h->csum_offset == VHU_UDP_CSUM_OFFSET));
+
+	if (gso != VIRTIO_NET_HDR_GSO_NONE) {
+		bool tcp4 = gso == VIRTIO_NET_HDR_GSO_TCPV4 && ipv4;
+		bool tcp6 = gso == VIRTIO_NET_HDR_GSO_TCPV6 && ipv6;
+
+		if (!l4_known || l4 != RTE_PTYPE_L4_TCP || !(tcp4 || tcp6) || h->gso_size == 0) {
+			vhu_vring_bad_input(vr, "GSO type 0x%x, size %u does not match the frame; frame dropped",
+					    gso, h->gso_size);
+			return false;
+		}
+		m->tso_segsz = h->gso_size;
+		m->ol_flags |= RTE_MBUF_F_TX_TCP_SEG;
+	}
+	if (!l4_known) {
+		/* A checksum mbuf flags cannot ask for: finish it here. */
+		finish_checksum(m, h->csum_start, h->csum_offset, false);
+		return true;
+	}
+	m->l2_len = lens.l2_len;
+	m->l3_len = lens.l3_len;
+	m->l4_len = lens.l4_len;
+	m->ol_flags |= (ipv4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) |
+		       (l4 == RTE_PTYPE_L4_TCP ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
+	return true;
+}
+
+static bool
+has(const struct vhu_vring *vr, unsigned int feature)
+{
+	return (vr->features & VHU_BIT(feature)) != 0;
+}
+
+/* Writes are only ours to make in an mbuf nobody else holds. */
+static bool
+writable(struct vhu_vring *vr, const struct rte_mbuf *m)
+{
+	if (RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1)
+		return true;
+	vhu_vring_bad_input(vr, "checksum to finish in a shared or indirect mbuf; frame dropped");
+	return false;
+}
+
+bool
+vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net_hdr *h)
+{
+	uint64_t ol = m->ol_flags;
+	uint64_t l4 = ol & RTE_MBUF_F_TX_L4_MASK;
+	uint16_t csum_start = (uint16_t)(m->l2_len + m->l3_len);
+
+	if (ol & RTE_MBUF_F_TX_IP_CKSUM) {
+		/* virtio has no IPv4 header checksum offload. */
+		struct rte_ipv4_hdr ip;
+
+		if (!writable(vr, m) || m->pkt_len < (uint32_t)m->l2_len + sizeof(ip))
+			return false;
+		rte_memcpy(&ip, rte_pktmbuf_read(m, m->l2_len, sizeof(ip), &ip), sizeof(ip));
+		ip.hdr_checksum = 0;
+		store16(m, m->l2_len + offsetof(struct rte_ipv4_hdr, hdr_checksum),
+			   rte_ipv4_cksum(&ip));
+	}
+	if (ol & RTE_MBUF_F_TX_TCP_SEG) {
+		bool v4 = (ol & RTE_MBUF_F_TX_IPV4) != 0;
+
+		if (!has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
+		    !has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6)) {
+			vhu_vring_bad_input(vr, "TCP segmentation for a guest without GUEST_TSO%c; frame dropped",
+					    v4 ? '4' : '6');
+			return false;
+		}
+		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		h->gso_type = v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
+		h->gso_size = m->tso_segsz;
+		h->hdr_len = (uint16_t)(csum_start + m->l4_len);
+		h->csum_start = csum_start;
+		h->csum_offset = VHU_TCP_CSUM_OFFSET;
+		return true;
+	}
+	if (l4 != RTE_MBUF_F_TX_TCP_CKSUM && l4 != RTE_MBUF_F_TX_UDP_CKSUM)
+		return true;
+
+	uint16_t csum_offset = l4 == RTE_MBUF_F_TX_TCP_CKSUM ? VHU_TCP_CSUM_OFFSET :
+							       VHU_UDP_CSUM_OFFSET;
+
+	if ((uint32_t)csum_start + csum_offset + 2 > m->pkt_len) {
+		vhu_vring_bad_input(vr, "checksum offload at %u+%u beyond a %u-byte frame; frame dropped",
+				    csum_start, csum_offset, m->pkt_len);
+		return false;
+	}
+	if (has(vr, VIRTIO_NET_F_GUEST_CSUM)) {
+		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		h->csum_start = csum_start;
+		h->csum_offset = csum_offset;
+		return true;
+	}
+	if (!writable(vr, m))
+		return false;
+	finish_checksum(m, csum_start, csum_offset, l4 == RTE_MBUF_F_TX_UDP_CKSUM);
+	return true;
+}
