@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "netoffload.h"
 #include "socket.h"
 #include "vhu_log.h"
 
@@ -532,10 +533,17 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	p->client = cfg->client;
 	p->session_id = -1;
 	p->endpoint_fd = -1;
-	for (uint32_t i = 0; i < nrings; i++)
+	for (uint32_t i = 0; i < nrings; i++) {
 		vhu_vring_init(&p->vrings[i], (uint16_t)i, p->name);
-
+		p->vrings[i].gso = &p->gso;
+	}
+	/* Guests offered GUEST_TSO may still refuse it: keep a way to segment. */
+	if (cfg->tso && vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {
+		free(p);
+		return NULL;
+	}
 	if (vhu_socket_open(p) < 0) {
+		vhu_gso_pools_free(&p->gso);
 		free(p);
 		return NULL;
 	}
@@ -553,6 +561,7 @@ vhu_port_destroy(struct vhu_port *p)
 	vhu_ctl_unlock();
 	vhu_socket_close(p);
 	reset_session(p);
+	vhu_gso_pools_free(&p->gso);
 	free(p);
 }
 

@@ -11,6 +11,8 @@
 #include <stdint.h>
 #include <sys/un.h>
 
+#include <rte_gso.h>
+
 #include "message.h"
 #include "vhu.h"
 #include "vring.h"
@@ -26,6 +28,7 @@ struct vhu_port {
 	void *ops_ctx;
 	uint64_t offered_features;
 	uint64_t offered_protocol_features;
+	struct rte_gso_ctx gso;		/* software segmentation, when TSO is offered */
 
 	/* socket.c */
 	bool client;			/* we connect (and reconnect) to the front end */

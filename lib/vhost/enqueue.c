@@ -15,6 +15,7 @@ enum enqueue_result {
 	ENQ_DELIVERED,
 	ENQ_DROPPED,	/* consumed but not delivered: it cannot fit */
 	ENQ_NO_ROOM,	/* not consumed: the guest has no buffers for it now */
+	ENQ_SEGMENTED,	/* consumed as segments, counted one by one */
 };
 
 #define OFFLOAD_REQUESTS (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM)
@@ -143,6 +144,51 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 	return ENQ_DELIVERED;
 }
 
+/* One frame with its header, whichever way the guest takes buffers. */
+static enum enqueue_result
+enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+{
+	struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
+
+	if ((m->ol_flags & OFFLOAD_REQUESTS) && !vhu_offload_to_guest(vr, m, &hdr.hdr))
+		return ENQ_DROPPED;
+	return vr->mrg_rxbuf ? enqueue_mergeable(vr, m, &hdr, c) : enqueue_one_chain(vr, m, &hdr, c);
+}
+
+/*
+ * A TSO frame for a guest that cannot take it whole: cut it in software and
+ * deliver the segments. Segments that find no room once some went through
+ * are dropped (TCP recovers); with no room at all the frame stays the caller's.
+ */
+static enum enqueue_result
+enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+{
+	struct rte_mbuf *segs[VHU_GSO_MAX_SEGS];
+	unsigned int n = vhu_offload_segment(vr, m, segs);
+	unsigned int done = 0;
+	enum enqueue_result r = ENQ_SEGMENTED;
+
+	if (n == 0)
+		return ENQ_DROPPED;
+	for (; done < n; done++) {
+		enum enqueue_result s = enqueue_frame(vr, segs[done], c);
+
+		if (s == ENQ_NO_ROOM) {
+			if (done == 0)
+				r = ENQ_NO_ROOM;
+			else
+				vr->stats.dropped += n - done;
+			break;
+		}
+		if (s == ENQ_DELIVERED)
+			vhu_vring_count_frame(vr, segs[done]);
+		else
+			vr->stats.dropped++;
+	}
+	rte_pktmbuf_free_bulk(segs, n);
+	return r;
+}
+
 uint16_t
 vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 {
@@ -158,23 +204,16 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	vhu_vq_mark(vr, &burst_start);
 	for (; consumed < count; consumed++) {
 		struct rte_mbuf *m = pkts[consumed];
-		struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
-		enum enqueue_result r;
-
-		if ((m->ol_flags & OFFLOAD_REQUESTS) && !vhu_offload_to_guest(vr, m, &hdr.hdr))
-			r = ENQ_DROPPED;
-		else if (vr->mrg_rxbuf)
-			r = enqueue_mergeable(vr, m, &hdr, &chain);
-		else
-			r = enqueue_one_chain(vr, m, &hdr, &chain);
+		enum enqueue_result r = vhu_offload_needs_segmentation(vr, m) ?
+					 enqueue_segments(vr, m, &chain) :
+					 enqueue_frame(vr, m, &chain);
 
 		if (r == ENQ_NO_ROOM)
 			break;
-		if (r == ENQ_DROPPED) {
+		if (r == ENQ_DROPPED)
 			vr->stats.dropped++;
-			continue;
-		}
-		vhu_vring_count_frame(vr, m);
+		else if (r == ENQ_DELIVERED)
+			vhu_vring_count_frame(vr, m);
 	}
 	if (vhu_vq_completed_since(vr, &burst_start))
 		vhu_vq_publish(vr);

@@ -2,9 +2,15 @@
 #include "netoffload.h"
 
 #include <stddef.h>
+#include <stdio.h>
+#include <string.h>
 
+#include <rte_ethdev.h>
 #include <rte_ip.h>
 #include <rte_net.h>
+#include <rte_tcp.h>
+
+#include "vhu_log.h"
 
 /*
  * Stores the two bytes of @value as they lie in memory at byte @off of the
@@ -166,4 +172,104 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 		return false;
 	finish_checksum(m, csum_start, csum_offset, l4 == RTE_MBUF_F_TX_UDP_CKSUM);
 	return true;
+}
+
+/* ---- software segmentation (guest without GUEST_TSO) ---- */
+
+#define GSO_POOL_MBUFS 4095
+#define GSO_POOL_CACHE 64
+/* A header copy: Ethernet, IP (with options) and TCP (with options). */
+#define GSO_HEADER_ROOM 256
+
+int
+vhu_gso_pools_create(struct rte_gso_ctx *ctx, const char *port_name, int socket_id)
+{
+	static uint32_t pool_serial;
+	uint32_t serial = __atomic_fetch_add(&pool_serial, 1, __ATOMIC_RELAXED);
+	char name[RTE_MEMPOOL_NAMESIZE];
+
+	memset(ctx, 0, sizeof(*ctx));
+	snprintf(name, sizeof(name), "vhu_gso_hdr_%u", serial);
+	ctx->direct_pool = rte_pktmbuf_pool_create(name, GSO_POOL_MBUFS, GSO_POOL_CACHE, 0,
+						   RTE_PKTMBUF_HEADROOM + GSO_HEADER_ROOM,
+						   socket_id);
+	snprintf(name, sizeof(name), "vhu_gso_ref_%u", serial);
+	ctx->indirect_pool = rte_pktmbuf_pool_create(name, GSO_POOL_MBUFS, GSO_POOL_CACHE, 0, 0,
+						     socket_id);
+	if (ctx->direct_pool == NULL || ctx->indirect_pool == NULL) {
+		VHU_LOG(ERR, "%s: cannot create the segmentation mbuf pools: %s", port_name,
+			rte_strerror(rte_errno));
+		vhu_gso_pools_free(ctx);
+		return -1;
+	}
+	ctx->gso_types = RTE_ETH_TX_OFFLOAD_TCP_TSO;
+	return 0;
+}
+
+void
+vhu_gso_pools_free(struct rte_gso_ctx *ctx)
+{
+	rte_mempool_free(ctx->direct_pool);
+	rte_mempool_free(ctx->indirect_pool);
+	ctx->direct_pool = NULL;
+	ctx->indirect_pool = NULL;
+}
+
+bool
+vhu_offload_needs_segmentation(const struct vhu_vring *vr, const struct rte_mbuf *m)
+{
+	if (!(m->ol_flags & RTE_MBUF_F_TX_TCP_SEG))
+		return false;
+	return !has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
+	       !has(vr, (m->ol_flags & RTE_MBUF_F_TX_IPV4) ? VIRTIO_NET_F_GUEST_TSO4 :
+							      VIRTIO_NET_F_GUEST_TSO6);
+}
+
+/* Complete IPv4 and TCP checksums of one segment (its headers are our copy). */
+static void
+checksum_segment(struct rte_mbuf *seg)
+{
+	uint32_t l3 = seg->l2_len;
+	uint32_t l4 = seg->l2_len + seg->l3_len;
+	struct rte_tcp_hdr *tcp = rte_pktmbuf_mtod_offset(seg, struct rte_tcp_hdr *, l4);
+	uint16_t pseudo;
+
+	if (seg->ol_flags & RTE_MBUF_F_TX_IPV4) {
+		struct rte_ipv4_hdr *ip = rte_pktmbuf_mtod_offset(seg, struct rte_ipv4_hdr *, l3);
+
+		ip->hdr_checksum = 0;
+		ip->hdr_checksum = rte_ipv4_cksum(ip);
+		pseudo = rte_ipv4_phdr_cksum(ip, 0);
+	} else {
+		pseudo = rte_ipv6_phdr_cksum(rte_pktmbuf_mtod_offset(seg, struct rte_ipv6_hdr *, l3),
+					     0);
+	}
+	/* The field holds the pseudo-header sum; the sum over the segment finishes it. */
+	tcp->cksum = pseudo;
+	finish_checksum(seg, l4, VHU_TCP_CSUM_OFFSET, false);
+	seg->ol_flags &= ~(RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM | RTE_MBUF_F_TX_TCP_SEG);
+}
+
+unsigned int
+vhu_offload_segment(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf **segs)
+{
+	struct rte_gso_ctx ctx = *vr->gso;
+	uint32_t headers = (uint32_t)m->l2_len + m->l3_len + m->l4_len;
+	int n;
+
+	if (ctx.direct_pool == NULL || m->tso_segsz == 0 || m->l4_len < sizeof(struct rte_tcp_hdr) ||
+	    m->data_len < headers) {
+		vhu_vring_bad_input(vr, "TSO frame that cannot be segmented (segment size %u, headers %u); frame dropped",
+				    m->tso_segsz, headers);
+		return 0;
+	}
+	ctx.gso_size = (uint16_t)RTE_MIN(headers + m->tso_segsz, (uint32_t)UINT16_MAX);
+	n = rte_gso_segment(m, &ctx, segs, VHU_GSO_MAX_SEGS);
+	if (n <= 0) {
+		vhu_vring_bad_input(vr, "software segmentation failed (%d); frame dropped", n);
+		return 0;
+	}
+	for (int i = 0; i < n; i++)
+		checksum_segment(segs[i]);
+	return (unsigned int)n;
 }

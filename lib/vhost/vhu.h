@@ -41,6 +41,7 @@ struct vhu_port_config {
 					 * again after every disconnect */
 	uint16_t queue_pairs;		/* 1..VHU_MAX_QUEUE_PAIRS */
 	bool tso;			/* offer TCP segmentation offload both ways */
+	int socket_id;			/* NUMA socket for the port's own mbuf pools */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;
 };

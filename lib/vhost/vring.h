@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include <rte_ether.h>
+#include <rte_gso.h>
 #include <rte_mbuf.h>
 #include <rte_spinlock.h>
 
@@ -68,6 +69,7 @@ struct vhu_vring {
 	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
 	bool mrg_rxbuf;
 	uint64_t features;	/* negotiated (offloads look at the GUEST_* bits) */
+	const struct rte_gso_ctx *gso;	/* the port's segmentation pools */
 	bool packed;		/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */

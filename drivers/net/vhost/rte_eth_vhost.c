@@ -705,6 +705,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.queue_pairs = a.queues,
 		.client = a.client,
 		.tso = a.tso,
+		.socket_id = numa,
 		.ops = &port_ops,
 		.ops_ctx = in,
 	};
