@@ -45,7 +45,9 @@ static const uint64_t base_features =
 	VHU_BIT(VIRTIO_NET_F_MQ) |
 	/* Checksums: left to us (guest TX) and handed on (guest RX), see netoffload.h. */
 	VHU_BIT(VIRTIO_NET_F_CSUM) |
-	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM);
+	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+	/* Live migration: the front end turns dirty logging on and off with it. */
+	VHU_BIT(VHOST_F_LOG_ALL);
 
 /* TCP segmentation offload both ways, unless the port turns it off. */
 static const uint64_t tso_features =
@@ -63,6 +65,7 @@ static const uint64_t tso_features =
  */
 static const uint64_t base_protocol_features =
 	VHU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
 
@@ -111,6 +114,8 @@ reset_session(struct vhu_port *p)
 	}
 	vhu_mem_table_put(p->mem);
 	p->mem = NULL;
+	vhu_dirty_log_put(p->log);
+	p->log = NULL;
 	p->features = 0;
 	p->features_set = false;
 	p->protocol_features = 0;
@@ -184,6 +189,44 @@ h_set_mem_table(struct vhu_port *p, struct vhu_msg *m)
 }
 
 /* Split rings need a power of two; packed rings any size up to the maximum. */
+/* Every ring switches to @log (NULL: none) under its lock; the port keeps one reference. */
+static void
+swap_log(struct vhu_port *p, struct vhu_dirty_log *log)
+{
+	struct vhu_dirty_log *old = p->log;
+
+	p->log = log;
+	for (uint32_t i = 0; i < p->nrings; i++) {
+		struct vhu_vring *vr = &p->vrings[i];
+
+		rte_spinlock_lock(&vr->lock);
+		vhu_vring_set_log(vr, log);
+		rte_spinlock_unlock(&vr->lock);
+	}
+	vhu_dirty_log_put(old);
+}
+
+/* Maps the log; answered always (front ends wait for it), 0 on success. */
+static enum handler_result
+h_set_log_base(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_dirty_log *log = vhu_dirty_log_create(m->fds[0], m->payload.log.mmap_size,
+							 m->payload.log.mmap_offset, p->name);
+
+	m->fds[0] = -1;	/* closed by vhu_dirty_log_create */
+	if (log != NULL)
+		swap_log(p, log);
+	reply_u64(m, log != NULL ? 0 : 1);
+	return HANDLED_REPLY;
+}
+
+/* The log fd signals log syncs for front ends that want them; we have no use for it. */
+static enum handler_result
+h_set_log_fd(struct vhu_port *p __rte_unused, struct vhu_msg *m __rte_unused)
+{
+	return HANDLED;
+}
+
 static bool
 ring_size_valid(uint32_t num, bool packed)
 {
@@ -439,6 +482,8 @@ static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_OWNER] = h_set_owner,
 	[VHOST_USER_RESET_OWNER] = h_reset_owner,
 	[VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
+	[VHOST_USER_SET_LOG_BASE] = h_set_log_base,
+	[VHOST_USER_SET_LOG_FD] = h_set_log_fd,
 	[VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
 	[VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
 	[VHOST_USER_SET_VRING_BASE] = h_set_vring_base,

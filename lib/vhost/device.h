@@ -45,6 +45,7 @@ struct vhu_port {
 	uint64_t status;
 	uint16_t mtu;
 	struct vhu_mem_table *mem;
+	struct vhu_dirty_log *log;	/* from SET_LOG_BASE, or NULL */
 	bool link_up;			/* read by any thread */
 
 	struct vhu_vring vrings[];

@@ -76,6 +76,7 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m,
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	vhu_cursor_write(&cur, hdr, vr->hdr_len);
 	copy_frame(&rd, &cur);
+	vhu_vring_log_chain(vr, c, need);
 	vhu_vq_complete(vr, c, (uint32_t)need);
 	return ENQ_DELIVERED;
 }
@@ -135,6 +136,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 			written = vr->hdr_len;
 		}
 		written += copy_frame(&rd, &cur);
+		vhu_vring_log_chain(vr, c, written);
 		vhu_vq_complete(vr, c, written);
 		left -= written;
 		nbufs++;

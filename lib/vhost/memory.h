@@ -82,6 +82,19 @@ vhu_mem_frontend_to_host(const struct vhu_mem_table *mem, uint64_t addr, uint64_
 	return NULL;
 }
 
+/* Front-end virtual address -> guest physical address; UINT64_MAX if unmapped. */
+static inline uint64_t
+vhu_mem_frontend_to_guest(const struct vhu_mem_table *mem, uint64_t addr)
+{
+	for (uint32_t i = 0; i < mem->nregions; i++) {
+		const struct vhu_mem_region *r = &mem->regions[i];
+
+		if (vhu_range_inside(addr, 1, r->frontend_addr, r->size))
+			return r->guest_phys_addr + (addr - r->frontend_addr);
+	}
+	return UINT64_MAX;
+}
+
 /* Guest physical range -> host pointer, the whole range in one region. */
 static inline void *
 vhu_mem_guest_to_host(const struct vhu_mem_table *mem, uint64_t gpa, uint64_t len)

@@ -13,10 +13,12 @@ enum payload_rule {
 	PAYLOAD_STATE,
 	PAYLOAD_ADDR,
 	PAYLOAD_MEMORY,
+	PAYLOAD_LOG,
 };
 
 enum fd_rule {
 	FDS_NONE,
+	FDS_ONE,
 	FDS_PER_REGION,
 	FDS_UNLESS_NOFD,	/* one fd unless the payload's "no fd" bit is set */
 };
@@ -45,6 +47,8 @@ static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 	RULE(SET_OWNER,             NONE,   NONE,        NONE,  false),
 	RULE(RESET_OWNER,           NONE,   NONE,        NONE,  false),
 	RULE(SET_MEM_TABLE,         MEMORY, PER_REGION,  NONE,  false),
+	RULE(SET_LOG_BASE,          LOG,    ONE,         NONE,  true),
+	RULE(SET_LOG_FD,            NONE,   ONE,         NONE,  false),
 	RULE(SET_VRING_NUM,         STATE,  NONE,        STATE, false),
 	RULE(SET_VRING_ADDR,        ADDR,   NONE,        ADDR,  false),
 	RULE(SET_VRING_BASE,        STATE,  NONE,        STATE, false),
@@ -99,6 +103,8 @@ payload_size_ok(const struct vhu_msg *msg, enum payload_rule rule)
 		return size == sizeof(struct vhu_vring_state);
 	case PAYLOAD_ADDR:
 		return size == sizeof(struct vhu_vring_addr);
+	case PAYLOAD_LOG:
+		return size == sizeof(struct vhu_log_base);
 	case PAYLOAD_MEMORY: {
 		const uint32_t fixed = offsetof(struct vhu_memory, regions);
 
@@ -117,6 +123,8 @@ static uint32_t
 expected_fds(const struct vhu_msg *msg, enum fd_rule rule)
 {
 	switch (rule) {
+	case FDS_ONE:
+		return 1;
 	case FDS_PER_REGION:
 		return msg->payload.memory.nregions;
 	case FDS_UNLESS_NOFD:

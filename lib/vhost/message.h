@@ -56,8 +56,6 @@ enum vhu_request {
 #define VHOST_USER_VRING_IDX_MASK	0xffu
 #define VHOST_USER_VRING_NOFD		0x100u
 
-/* Ring address flag: log used-ring writes. */
-#define VHOST_VRING_F_LOG		0x1u
 
 #define VHU_MSG_MAX_FDS 8
 /* Largest payload any request we know may carry; bigger ones are refused. */
@@ -83,6 +81,11 @@ struct vhu_vring_addr {
 	uint64_t log_guest_addr;
 };
 
+struct vhu_log_base {
+	uint64_t mmap_size;
+	uint64_t mmap_offset;
+};
+
 struct vhu_memory {
 	uint32_t nregions;
 	uint32_t padding;
@@ -96,6 +99,7 @@ struct vhu_msg {
 		struct vhu_vring_state state;
 		struct vhu_vring_addr addr;
 		struct vhu_memory memory;
+		struct vhu_log_base log;
 		uint8_t raw[VHU_MSG_MAX_PAYLOAD];
 	} payload;
 	int fds[VHU_MSG_MAX_FDS];

@@ -39,6 +39,9 @@
 
 #define VHU_BIT(b) (UINT64_C(1) << (b))
 
+/* vhost ring address flag: log used-ring writes (SET_VRING_ADDR). */
+#define VHOST_VRING_F_LOG	0x1u
+
 /* Split ring descriptor flags. */
 #define VRING_DESC_F_NEXT	1
 #define VRING_DESC_F_WRITE	2

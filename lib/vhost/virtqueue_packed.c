@@ -202,6 +202,7 @@ vhu_packed_publish(struct vhu_vring *vr)
 		d->len = u->len;
 		__atomic_store_n(&d->flags, u->flags | (u->len ? VRING_DESC_F_WRITE : 0),
 				 __ATOMIC_RELEASE);
+		vhu_vring_log_used(vr, (uint64_t)u->slot * sizeof(*d), sizeof(*d));
 	}
 	vr->npending = 0;
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);

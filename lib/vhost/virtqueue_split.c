@@ -2,6 +2,7 @@
 #include "virtqueue_split.h"
 
 #include <inttypes.h>
+#include <stddef.h>
 #include <string.h>
 
 #include <rte_atomic.h>
@@ -159,6 +160,7 @@ vhu_split_publish(struct vhu_vring *vr)
 {
 	/* Used entries must be visible before the index that announces them. */
 	__atomic_store_n(&vr->used->idx, vr->last_used_idx, __ATOMIC_RELEASE);
+	vhu_vring_log_used(vr, offsetof(struct vring_used, idx), sizeof(vr->used->idx));
 	/* The index store must be visible before we read the driver's wishes. */
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (driver_wants_call(vr))

@@ -9,6 +9,8 @@
 #ifndef VHU_VIRTQUEUE_SPLIT_H
 #define VHU_VIRTQUEUE_SPLIT_H
 
+#include <stddef.h>
+
 #include "vring.h"
 
 /*
@@ -34,6 +36,8 @@ vhu_split_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len
 
 	e->id = c->id;
 	e->len = len;
+	vhu_vring_log_used(vr, offsetof(struct vring_used, ring) +
+			   (uint64_t)(e - vr->used->ring) * sizeof(*e), sizeof(*e));
 	vr->last_used_idx++;
 }
 

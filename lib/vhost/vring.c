@@ -54,6 +54,7 @@ vhu_vring_reset(struct vhu_vring *vr)
 	close_fd(&vr->errfd);
 	vhu_mem_table_put(vr->mem);
 	vr->mem = NULL;
+	vhu_vring_set_log(vr, NULL);
 	vr->ready = false;
 	vr->broken = false;
 	vr->num_set = false;
@@ -131,6 +132,23 @@ translate_packed(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 	return true;
 }
 
+/*
+ * Logging needs LOG_ALL and a log; the used area too when the ring's address
+ * flags ask for it: split rings at the front end's log address, packed rings
+ * at the guest address of the descriptor ring, where used entries land.
+ */
+static void
+update_logging(struct vhu_vring *vr)
+{
+	vr->logging = vr->log != NULL && (vr->features & VHU_BIT(VHOST_F_LOG_ALL));
+	vr->log_used = false;
+	if (!vr->logging || !(vr->addr.flags & VHOST_VRING_F_LOG) || vr->mem == NULL)
+		return;
+	vr->used_gpa = vr->packed ? vhu_mem_frontend_to_guest(vr->mem, vr->addr.desc) :
+				    vr->addr.log;
+	vr->log_used = vr->used_gpa != UINT64_MAX;
+}
+
 /* Where a ring (re)starts: the split used index in guest memory, or the packed base. */
 static void
 start_indices(struct vhu_vring *vr)
@@ -206,7 +224,18 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 		return;
 	if (!was_ready)
 		start_indices(vr);
+	update_logging(vr);
 	vr->ready = vr->enabled && !vr->broken;
+}
+
+void
+vhu_vring_set_log(struct vhu_vring *vr, struct vhu_dirty_log *log)
+{
+	if (log != NULL)
+		vhu_dirty_log_get(log);
+	vhu_dirty_log_put(vr->log);
+	vr->log = log;
+	update_logging(vr);
 }
 
 void

@@ -18,6 +18,7 @@
 #include <rte_mbuf.h>
 #include <rte_spinlock.h>
 
+#include "dirty_log.h"
 #include "memory.h"
 #include "vhu.h"
 #include "virtio_defs.h"
@@ -70,6 +71,11 @@ struct vhu_vring {
 	bool mrg_rxbuf;
 	uint64_t features;	/* negotiated (offloads look at the GUEST_* bits) */
 	const struct rte_gso_ctx *gso;	/* the port's segmentation pools */
+	/* dirty logging, while VHOST_F_LOG_ALL is negotiated and a log is set */
+	struct vhu_dirty_log *log;	/* one reference held, or NULL */
+	bool logging;			/* log what we write into guest memory */
+	bool log_used;			/* ... and our used-ring writes, at used_gpa */
+	uint64_t used_gpa;		/* split: used ring; packed: descriptor ring */
 	bool packed;		/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */
@@ -162,6 +168,39 @@ vhu_vring_count_frame(struct vhu_vring *vr, const struct rte_mbuf *m)
 			s->broadcast++;
 		else if (rte_is_multicast_ether_addr(dst))
 			s->multicast++;
+	}
+}
+
+/* Replace the ring's log (NULL: none), with its lock held. */
+void vhu_vring_set_log(struct vhu_vring *vr, struct vhu_dirty_log *log);
+
+/* Marks the pages of what was written to guest memory, when logging. */
+static inline void
+vhu_vring_log_write(struct vhu_vring *vr, uint64_t gpa, uint64_t len)
+{
+	if (vr->logging)
+		vhu_dirty_log_range(vr->log, gpa, len);
+}
+
+/* Marks @len bytes at @offset of the used area (split: used ring; packed: descriptors). */
+static inline void
+vhu_vring_log_used(struct vhu_vring *vr, uint64_t offset, uint64_t len)
+{
+	if (vr->log_used)
+		vhu_dirty_log_range(vr->log, vr->used_gpa + offset, len);
+}
+
+/* Marks the pages behind the first @len bytes of chain @c. */
+static inline void
+vhu_vring_log_chain(struct vhu_vring *vr, const struct vhu_chain *c, uint64_t len)
+{
+	if (!vr->logging)
+		return;
+	for (uint32_t i = 0; i < c->niov && len > 0; i++) {
+		uint64_t n = RTE_MIN(len, (uint64_t)c->iov[i].len);
+
+		vhu_dirty_log_range(vr->log, c->iov[i].guest_phys_addr, n);
+		len -= n;
 	}
 }
 
