@@ -2,6 +2,7 @@
 /* Guest TX ring -> mbufs (the ethdev RX direction). */
 #include <inttypes.h>
 
+#include <rte_arp.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
 
@@ -78,6 +79,17 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		return 0;
 	if (!vr->ready || vr->broken)
 		goto out;
+	if (unlikely(vr->rarp_pending) && count > 0) {
+		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp_mac);
+
+		if (rarp != NULL) {
+			vr->rarp_pending = false;
+			vhu_vring_count_frame(vr, rarp);
+			pkts[0] = rarp;
+			rte_spinlock_unlock(&vr->lock);
+			return 1;
+		}
+	}
 	avail = vhu_vq_available(vr, count);
 	if (avail == 0)
 		goto out;

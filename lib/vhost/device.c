@@ -47,7 +47,9 @@ static const uint64_t base_features =
 	VHU_BIT(VIRTIO_NET_F_CSUM) |
 	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) |
 	/* Live migration: the front end turns dirty logging on and off with it. */
-	VHU_BIT(VHOST_F_LOG_ALL);
+	VHU_BIT(VHOST_F_LOG_ALL) |
+	/* The guest announces itself after a migration (QEMU relays it). */
+	VHU_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
 
 /* TCP segmentation offload both ways, unless the port turns it off. */
 static const uint64_t tso_features =
@@ -66,6 +68,7 @@ static const uint64_t tso_features =
 static const uint64_t base_protocol_features =
 	VHU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_RARP) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
 
@@ -444,6 +447,25 @@ h_set_vring_enable(struct vhu_port *p, struct vhu_msg *m)
 	return HANDLED;
 }
 
+/*
+ * After a migration, for a guest that cannot announce itself: the next
+ * receive burst of queue 0 hands the application a RARP frame from the
+ * guest's MAC, as if the guest had sent it.
+ */
+static enum handler_result
+h_send_rarp(struct vhu_port *p, struct vhu_msg *m)
+{
+	struct vhu_vring *vr = &p->vrings[1];
+
+	rte_spinlock_lock(&vr->lock);
+	memcpy(&vr->rarp_mac, &m->payload.u64, RTE_ETHER_ADDR_LEN);
+	vr->rarp_pending = true;
+	rte_spinlock_unlock(&vr->lock);
+	VHU_LOG(INFO, "%s: will announce " RTE_ETHER_ADDR_PRT_FMT " with a RARP frame", p->name,
+		RTE_ETHER_ADDR_BYTES(&vr->rarp_mac));
+	return HANDLED;
+}
+
 static enum handler_result
 h_net_set_mtu(struct vhu_port *p, struct vhu_msg *m)
 {
@@ -495,6 +517,7 @@ static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_PROTOCOL_FEATURES] = h_set_protocol_features,
 	[VHOST_USER_GET_QUEUE_NUM] = h_get_queue_num,
 	[VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
+	[VHOST_USER_SEND_RARP] = h_send_rarp,
 	[VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
 	[VHOST_USER_SET_STATUS] = h_set_status,
 	[VHOST_USER_GET_STATUS] = h_get_status,

@@ -60,6 +60,7 @@ static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 	RULE(SET_PROTOCOL_FEATURES, U64,    NONE,        NONE,  false),
 	RULE(GET_QUEUE_NUM,         NONE,   NONE,        NONE,  true),
 	RULE(SET_VRING_ENABLE,      STATE,  NONE,        STATE, false),
+	RULE(SEND_RARP,             U64,    NONE,        NONE,  false),
 	RULE(NET_SET_MTU,           U64,    NONE,        NONE,  false),
 	RULE(SET_STATUS,            U64,    NONE,        NONE,  false),
 	RULE(GET_STATUS,            NONE,   NONE,        NONE,  true),

@@ -65,6 +65,7 @@ vhu_vring_reset(struct vhu_vring *vr)
 	vr->base_pending = false;
 	vr->indices_valid = false;
 	vr->errors_logged = 0;
+	vr->rarp_pending = false;
 	vr->size = 0;
 	unmap_rings(vr);
 	free(vr->pending);

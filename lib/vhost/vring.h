@@ -76,6 +76,9 @@ struct vhu_vring {
 	bool logging;			/* log what we write into guest memory */
 	bool log_used;			/* ... and our used-ring writes, at used_gpa */
 	uint64_t used_gpa;		/* split: used ring; packed: descriptor ring */
+	/* after a migration: announce the guest with a RARP frame (guest TX ring 1) */
+	bool rarp_pending;
+	struct rte_ether_addr rarp_mac;
 	bool packed;		/* VIRTIO_F_RING_PACKED negotiated */
 	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
 	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */
