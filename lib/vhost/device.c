@@ -140,16 +140,25 @@ h_get_features(struct vhu_port *p, struct vhu_msg *m)
 	return HANDLED_REPLY;
 }
 
+/* A front end may only accept what was offered. */
+static bool
+only_offered(const struct vhu_port *p, const struct vhu_msg *m, uint64_t offered)
+{
+	uint64_t extra = m->payload.u64 & ~offered;
+
+	if (extra != 0)
+		VHU_LOG(ERR, "%s: %s 0x%" PRIx64 " has bits not offered (0x%" PRIx64 ")", p->name,
+			vhu_request_name(m->hdr.request), m->payload.u64, extra);
+	return extra == 0;
+}
+
 static enum handler_result
 h_set_features(struct vhu_port *p, struct vhu_msg *m)
 {
 	uint64_t f = m->payload.u64;
 
-	if (f & ~p->offered_features) {
-		VHU_LOG(ERR, "%s: SET_FEATURES 0x%" PRIx64 " has bits not offered (0x%" PRIx64 ")",
-			p->name, f, f & ~p->offered_features);
+	if (!only_offered(p, m, p->offered_features))
 		return REFUSED;
-	}
 	p->features = f;
 	p->features_set = true;
 	/* Without protocol features there is no SET_VRING_ENABLE: rings start enabled. */
@@ -406,14 +415,9 @@ h_get_protocol_features(struct vhu_port *p, struct vhu_msg *m)
 static enum handler_result
 h_set_protocol_features(struct vhu_port *p, struct vhu_msg *m)
 {
-	uint64_t f = m->payload.u64;
-
-	if (f & ~p->offered_protocol_features) {
-		VHU_LOG(ERR, "%s: SET_PROTOCOL_FEATURES 0x%" PRIx64 " has bits not offered",
-			p->name, f);
+	if (!only_offered(p, m, p->offered_protocol_features))
 		return REFUSED;
-	}
-	p->protocol_features = f;
+	p->protocol_features = m->payload.u64;
 	return HANDLED;
 }
 
