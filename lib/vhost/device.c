@@ -303,8 +303,14 @@ h_set_vring_base(struct vhu_port *p, struct vhu_msg *m)
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 	bool packed = (p->features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
 
-	/* Split: the next available index. Packed: slot and wrap counter (16 bits). */
-	if (m->payload.state.num > UINT16_MAX) {
+	/*
+	 * Split: the next available index (16 bits). Packed: slot and wrap
+	 * counter of the next available descriptor in bits 0-15 and, as QEMU
+	 * sends it (and GET_VRING_BASE answers), of the next used one in bits
+	 * 16-31; we complete every chain we take, so the available half says
+	 * it all (vhu_vring_refresh checks the slot against the ring size).
+	 */
+	if (!packed && m->payload.state.num > UINT16_MAX) {
 		VHU_LOG(ERR, "%s: ring %u: base 0x%x out of range", p->name, m->ring_index,
 			m->payload.state.num);
 		return REFUSED;
@@ -537,11 +543,16 @@ vhu_device_handle(struct vhu_port *p, struct vhu_msg *m)
 		vhu_msg_close_fds(m);
 		return VHU_DISPATCH_CLOSE;
 	}
-	want_ack = (m->hdr.flags & VHOST_USER_NEED_REPLY) &&
-		   (p->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK));
+	/*
+	 * REPLY_ACK negotiated before this message or by it: the
+	 * SET_PROTOCOL_FEATURES that turns it on is acknowledged too.
+	 */
+	want_ack = p->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK);
 	VHU_LOG(DEBUG, "%s: %s", p->name, vhu_request_name(m->hdr.request));
 	r = handlers[m->hdr.request](p, m);
 	vhu_msg_close_fds(m);
+	want_ack = (m->hdr.flags & VHOST_USER_NEED_REPLY) &&
+		   (want_ack || (p->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)));
 
 	switch (r) {
 	case HANDLED_REPLY:

@@ -93,16 +93,39 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 	return true;
 }
 
+/*
+ * Ring slots taken since the last publish. The copy paths complete (or give
+ * back) every chain before they take the next one, so the pending
+ * completions say where the burst started: at pending[0].slot.
+ */
+static inline uint32_t
+slots_held(const struct vhu_vring *vr)
+{
+	uint32_t first;
+
+	if (vr->npending == 0)
+		return 0;
+	first = vr->pending[0].slot;
+	return vr->last_avail_idx > first ? vr->last_avail_idx - first :
+					    vr->last_avail_idx + vr->size - first;
+}
+
 enum vhu_take
 vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {
 	const uint16_t head = vr->last_avail_idx;
+	/*
+	 * Slots we hold are not the driver's until the next publish: a guest
+	 * that marks them available again anyway (rewriting flags behind our
+	 * back) must not make us take more than a ring's worth in one burst.
+	 */
+	const uint32_t room = vr->size - slots_held(vr);
 	uint16_t flags = __atomic_load_n(&vr->pdesc[head].flags, __ATOMIC_ACQUIRE);
 	const char *why = NULL;
 	uint32_t slot = head;
 	uint16_t nslots = 0;
 
-	if (!desc_available(flags, vr->avail_wrap))
+	if (room == 0 || !desc_available(flags, vr->avail_wrap))
 		return VHU_TAKE_EMPTY;
 	c->niov = 0;
 	c->len = 0;
@@ -114,10 +137,10 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 	for (;;) {
 		struct vring_packed_desc d;
 
-		if (nslots == vr->size) {
+		if (nslots == room) {
 			vr->broken = true;
-			vhu_vring_bad_input(vr, "chain at slot %u longer than the ring; ring stopped",
-					      head);
+			vhu_vring_bad_input(vr, "chain at slot %u longer than the %u free slots of the ring; ring stopped",
+					      head, room);
 			return VHU_TAKE_BROKEN;
 		}
 		read_desc(vr->pdesc, slot, &d);

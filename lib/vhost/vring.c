@@ -154,11 +154,19 @@ update_logging(struct vhu_vring *vr)
 static void
 start_indices(struct vhu_vring *vr)
 {
+	bool fresh = !vr->indices_valid;
+
 	vr->signalled_valid = false;
 	vr->npending = 0;
 	vr->indices_valid = true;
 	if (vr->packed) {
-		if (vr->base_pending) {
+		if (fresh && !vr->base_pending) {
+			/* No base from the front end: a new ring, both wrap counters 1. */
+			vr->last_avail_idx = 0;
+			vr->last_used_idx = 0;
+			vr->avail_wrap = true;
+			vr->used_wrap = true;
+		} else if (vr->base_pending) {
 			/* bits 0-14: next available slot, bit 15: its wrap counter */
 			vr->last_avail_idx = vr->base & 0x7fff;
 			vr->avail_wrap = (vr->base >> 15) & 1;
@@ -166,11 +174,6 @@ start_indices(struct vhu_vring *vr)
 			vr->last_used_idx = vr->last_avail_idx;
 			vr->used_wrap = vr->avail_wrap;
 			vr->base_pending = false;
-		}
-		if (vr->last_avail_idx >= vr->size) {
-			vr->broken = true;
-			vhu_vring_bad_input(vr, "base slot %u beyond a %u-entry ring; ring stopped",
-					      vr->last_avail_idx, vr->size);
 		}
 		/* We poll: no kicks, please. */
 		__atomic_store_n(&vr->device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE,
@@ -225,6 +228,16 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 		return;
 	if (!was_ready)
 		start_indices(vr);
+	/*
+	 * Packed positions are slots, not masked indices: a base beyond the
+	 * ring, or a ring shrunk (SET_VRING_NUM) or moved while running, would
+	 * send the data path past the ring area checked above.
+	 */
+	if (vr->packed && (vr->last_avail_idx >= vr->size || vr->last_used_idx >= vr->size)) {
+		vr->broken = true;
+		vhu_vring_bad_input(vr, "slot %u beyond a %u-entry ring; ring stopped",
+				      RTE_MAX(vr->last_avail_idx, vr->last_used_idx), vr->size);
+	}
 	update_logging(vr);
 	vr->ready = vr->enabled && !vr->broken;
 }
