@@ -46,6 +46,30 @@ finish_checksum(struct rte_mbuf *m, uint32_t start, uint32_t offset, bool udp)
 	store16(m, start + offset, sum);
 }
 
+/*
+ * The TCP checksum field of a TSO frame holds a pseudo-header sum, and the
+ * two sides disagree on the length in it: DPDK (rte_ipv4_phdr_cksum with
+ * RTE_MBUF_F_TX_TCP_SEG, what NICs and rte_gso expect) leaves the TCP length
+ * out, virtio (Linux, DPDK's virtio PMD) puts the whole frame's in. Rewrites
+ * it for @with_length: virtio's when true, DPDK's when false.
+ */
+static void
+set_tso_pseudo_sum(struct rte_mbuf *m, bool ipv4, bool with_length)
+{
+	const uint64_t flags = with_length ? 0 : RTE_MBUF_F_TX_TCP_SEG;
+	union {
+		struct rte_ipv4_hdr v4;
+		struct rte_ipv6_hdr v6;
+	} copy;
+	const void *ip = rte_pktmbuf_read(m, m->l2_len, ipv4 ? sizeof(copy.v4) : sizeof(copy.v6),
+					  &copy);
+
+	if (ip == NULL || (uint32_t)m->l2_len + m->l3_len + sizeof(struct rte_tcp_hdr) > m->pkt_len)
+		return;
+	store16(m, (uint32_t)m->l2_len + m->l3_len + VHU_TCP_CSUM_OFFSET,
+		ipv4 ? rte_ipv4_phdr_cksum(ip, flags) : rte_ipv6_phdr_cksum(ip, flags));
+}
+
 bool
 vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
 		       struct rte_mbuf *m)
@@ -97,6 +121,8 @@ vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
 	m->l4_len = lens.l4_len;
 	m->ol_flags |= (ipv4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6) |
 		       (l4 == RTE_PTYPE_L4_TCP ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM);
+	if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)
+		set_tso_pseudo_sum(m, ipv4, false);	/* the mbuf is ours: a NIC's convention */
 	return true;
 }
 
@@ -108,9 +134,16 @@ has(const struct vhu_vring *vr, unsigned int feature)
 
 /* Writes are only ours to make in an mbuf nobody else holds. */
 static bool
+held_by_us_alone(const struct rte_mbuf *m)
+{
+	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1;
+}
+
+/* held_by_us_alone(), or a log line saying why the frame is dropped. */
+static bool
 writable(struct vhu_vring *vr, const struct rte_mbuf *m)
 {
-	if (RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1)
+	if (held_by_us_alone(m))
 		return true;
 	vhu_vring_bad_input(vr, "checksum to finish in a shared or indirect mbuf; frame dropped");
 	return false;
@@ -143,6 +176,9 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 					    v4 ? '4' : '6');
 			return false;
 		}
+		/* An mbuf others hold keeps its field as it is: we may not write. */
+		if (held_by_us_alone(m))
+			set_tso_pseudo_sum(m, v4, true);
 		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 		h->gso_type = v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
 		h->gso_size = m->tso_segsz;
