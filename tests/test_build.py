@@ -19,7 +19,8 @@ def test_pmdinfo_lists_name_and_every_devarg(pmd):
     info = json.loads(run("dpdk-pmdinfo.py", str(pmd.so_path)))
     assert [d["name"] for d in info] == ["net_vhost"], info
     params = info[0]["params"].split()
-    assert [p.split("=")[0] for p in params] == ["iface", "queues", "client", "tso"], params
+    assert [p.split("=")[0] for p in params] == ["iface", "queues", "client", "tso",
+                                               "dequeue-zero-copy", "zero-copy-threshold"], params
 
 
 def test_does_not_link_librte_vhost(pmd):

@@ -30,6 +30,7 @@ from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
 ROUNDS = int(os.environ.get("VHU_RECONNECT_ROUNDS", "4"))
 FRAMES_PER_ROUND = 150
 LOAD_PACKETS = 20000     # phase B: at least this many frames before the kill
+LOAD_FRAME = 1000        # bytes per phase B frame
 
 pytestmark = [pytest.mark.ours_only, pytest.mark.timeout(120 + 40 * ROUNDS)]
 
@@ -62,9 +63,11 @@ def forward(tp, mode: str):
 
 
 def load_then(sender, receiver, kill):
-    """Phase B: flood from @sender to @receiver, then @kill() one of them."""
+    """Phase B: flood from @sender to @receiver, then @kill() one of them.
+    The frames are big enough for zero-copy where it is on."""
     forward(receiver, "rxonly")
     base = receiver.stats(VHOST_PORT)["ipackets"]
+    sender.cmd(f"set txpkts {LOAD_FRAME}")
     forward(sender, "txonly")
     receiver.wait_stat(VHOST_PORT, "ipackets", base + LOAD_PACKETS, timeout=60)
     kill()
@@ -77,12 +80,14 @@ def drain(survivor):
     forward(survivor, "io")
 
 
-def test_server_mode_frontend_killed(launcher):
+@pytest.mark.parametrize("extra", [{}, {"dequeue-zero-copy": 1}], ids=["copy", "zero_copy"])
+def test_server_mode_frontend_killed(launcher, extra):
     """client=0: virtio-user connects, is killed under load, and a new one
-    connects, ROUNDS times; we capture every round's frames exactly."""
+    connects, ROUNDS times; we capture every round's frames exactly. With
+    zero-copy, mbufs pointing into the killed guest's memory are in flight."""
     sock = launcher.path("vh0.sock")
     out = launcher.path("ours-out.pcap")
-    ours = launcher.ours([vhost_vdev(0, sock), pcap_vdev(0, tx_pcap=out)])
+    ours = launcher.ours([vhost_vdev(0, sock, **extra), pcap_vdev(0, tx_pcap=out)])
     forward(ours, "io")
     sent, usage = [], []
     for r in range(ROUNDS):

@@ -10,37 +10,38 @@
 #include "netoffload.h"
 #include "vhu.h"
 #include "virtqueue.h"
+#include "zerocopy.h"
 
-/*
- * Copies the frame in @c, after its virtio-net header, into @m, chaining
- * more mbufs from @mp when it does not fit in one. False when the chain is
- * not a frame (counted) or mbufs ran out; @m may then hold extra segments.
- */
+/* Length of the frame in @c after its virtio-net header; false (counted) if it is not a frame. */
 static bool
-chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *m,
-	      struct rte_mempool *mp)
+frame_length(struct vhu_vring *vr, const struct vhu_chain *c, uint64_t *frame_len)
 {
-	struct virtio_net_hdr_mrg_rxbuf hdr;
-	struct vhu_cursor cur;
-	struct rte_mbuf *seg = m;
-	uint64_t frame_len;
-
 	if (c->len < vr->hdr_len + (uint64_t)RTE_ETHER_HDR_LEN) {
 		vhu_vring_bad_input(vr, "chain %u: %" PRIu64 " bytes, too short for a %u-byte header and an Ethernet frame",
 				      c->id, c->len, vr->hdr_len);
 		return false;
 	}
-	frame_len = c->len - vr->hdr_len;
-	if (frame_len > VHU_MAX_FRAME_LEN) {
+	*frame_len = c->len - vr->hdr_len;
+	if (*frame_len > VHU_MAX_FRAME_LEN) {
 		vhu_vring_bad_input(vr, "chain %u: frame longer than %u bytes", c->id,
 				      VHU_MAX_FRAME_LEN);
 		return false;
 	}
-	vhu_cursor_init(&cur, c->iov, c->niov);
-	/* The header is copied out whole, even when spread over descriptors. */
-	vhu_cursor_read(&cur, &hdr, vr->hdr_len);
+	return true;
+}
 
-	while (frame_len > 0) {
+/*
+ * Copies @len more bytes of the frame at @cur onto the end of @m, chaining
+ * more mbufs from @mp when it does not fit. False when mbufs ran out; @m may
+ * then hold extra segments.
+ */
+static bool
+copy_to_mbuf(struct vhu_vring *vr, struct vhu_cursor *cur, uint64_t len, struct rte_mbuf *m,
+	     struct rte_mempool *mp)
+{
+	struct rte_mbuf *seg = rte_pktmbuf_lastseg(m);
+
+	while (len > 0) {
 		uint32_t room = rte_pktmbuf_tailroom(seg);
 
 		if (room == 0) {
@@ -55,13 +56,110 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 			seg = next;
 			continue;
 		}
-		uint32_t n = (uint32_t)RTE_MIN((uint64_t)room, frame_len);
+		uint32_t n = (uint32_t)RTE_MIN((uint64_t)room, len);
 
-		vhu_cursor_read(&cur, rte_pktmbuf_mtod_offset(seg, void *, seg->data_len), n);
+		vhu_cursor_read(cur, rte_pktmbuf_mtod_offset(seg, void *, seg->data_len), n);
 		seg->data_len += n;
 		m->pkt_len += n;
-		frame_len -= n;
+		len -= n;
 	}
+	return true;
+}
+
+/*
+ * Zero-copy: the @len bytes left at @cur join @m as external buffers in
+ * guest memory, one mbuf per piece, and the chain is held until they are all
+ * freed. False, with nothing changed, when that cannot be done (the ring
+ * holds all it may, a piece too long for one mbuf, no mbufs): the caller
+ * copies instead.
+ */
+static bool
+attach_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, const struct vhu_cursor *cur,
+	       uint64_t len, struct rte_mbuf *m, struct rte_mempool *mp)
+{
+	struct rte_mbuf *segs[VHU_CHAIN_MAX_IOV];
+	const bool iova_is_va = rte_eal_iova_mode() == RTE_IOVA_VA;
+	struct vhu_zc_slot *slot;
+	uint32_t nsegs = 0;
+	uint64_t left = len;
+
+	for (uint32_t i = cur->i, off = cur->off; left > 0 && i < cur->niov; i++, off = 0) {
+		uint64_t n = RTE_MIN(left, (uint64_t)cur->iov[i].len - off);
+
+		if (n > UINT16_MAX)
+			return false;
+		left -= n;
+		nsegs++;
+	}
+	if (nsegs == 0 || rte_pktmbuf_alloc_bulk(mp, segs, nsegs) != 0)
+		return false;
+	slot = vhu_zc_hold(vr, c, (uint16_t)nsegs);
+	if (slot == NULL) {
+		rte_pktmbuf_free_bulk(segs, nsegs);
+		return false;
+	}
+	struct rte_mbuf *last = rte_pktmbuf_lastseg(m);
+
+	left = len;
+	for (uint32_t k = 0, i = cur->i, off = cur->off; k < nsegs; k++, i++, off = 0) {
+		uint8_t *addr = cur->iov[i].addr + off;
+		uint16_t n = (uint16_t)RTE_MIN(left, (uint64_t)cur->iov[i].len - off);
+
+		rte_pktmbuf_attach_extbuf(segs[k], addr,
+					  iova_is_va ? (rte_iova_t)(uintptr_t)addr : RTE_BAD_IOVA,
+					  n, &slot->shinfo);
+		segs[k]->data_len = n;
+		last->next = segs[k];
+		last = segs[k];
+		left -= n;
+	}
+	m->nb_segs += nsegs;
+	m->pkt_len += len;
+	vr->stats.zero_copy++;
+	return true;
+}
+
+/*
+ * Zero-copy is for big frames whose bytes past the first mbuf nobody writes:
+ * a checksum to finish must lie in the part we copy.
+ */
+static bool
+zero_copy_candidate(const struct vhu_vring *vr, const struct virtio_net_hdr *h,
+		    uint64_t frame_len)
+{
+	return vr->zc != NULL && frame_len >= vr->zc_threshold && frame_len > VHU_ZC_HEAD_BYTES &&
+	       (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
+		(uint32_t)h->csum_start + h->csum_offset + 2 <= VHU_ZC_HEAD_BYTES);
+}
+
+/*
+ * The frame in @c, after its virtio-net header, into @m: copied, or with
+ * zero-copy its head copied and the rest attached (*@held: the chain is
+ * given back when the mbufs are freed, not now). False when the chain is not
+ * a frame (counted) or mbufs ran out; @m may then hold extra segments.
+ */
+static bool
+chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *m,
+	      struct rte_mempool *mp, bool *held)
+{
+	struct virtio_net_hdr_mrg_rxbuf hdr;
+	struct vhu_cursor cur;
+	uint64_t frame_len;
+
+	*held = false;
+	if (!frame_length(vr, c, &frame_len))
+		return false;
+	vhu_cursor_init(&cur, c->iov, c->niov);
+	/* The header is copied out whole, even when spread over descriptors. */
+	vhu_cursor_read(&cur, &hdr, vr->hdr_len);
+	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
+		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))
+			return false;
+		frame_len -= VHU_ZC_HEAD_BYTES;
+		*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
+	}
+	if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
+		return false;
 	return (hdr.hdr.flags == 0 && hdr.hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) ||
 	       vhu_offload_from_guest(vr, &hdr.hdr, m);
 }
@@ -72,7 +170,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 {
 	struct vhu_chain chain;
 	uint16_t received = 0;
-	uint16_t completed = 0;
+	uint32_t completed;
 	uint16_t avail;
 
 	if (!rte_spinlock_trylock(&vr->lock))
@@ -90,12 +188,12 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			return 1;
 		}
 	}
+	/* Chains whose zero-copy mbufs the application freed go back first. */
+	completed = vhu_zc_reap(vr);
 	avail = vhu_vq_available(vr, count);
-	if (avail == 0)
-		goto out;
-	if (rte_pktmbuf_alloc_bulk(mp, pkts, avail) != 0) {
+	if (avail > 0 && rte_pktmbuf_alloc_bulk(mp, pkts, avail) != 0) {
 		vr->stats.alloc_failed++;
-		goto out;
+		avail = 0;
 	}
 	for (uint16_t i = 0; i < avail; i++) {
 		enum vhu_take t = vhu_vq_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
@@ -104,15 +202,21 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
 			break;
 		struct rte_mbuf *m = pkts[received];
-		bool ok = t == VHU_TAKE_OK && chain_to_mbuf(vr, &chain, m, mp);
+		bool held = false;
+		bool ok = t == VHU_TAKE_OK && chain_to_mbuf(vr, &chain, m, mp, &held);
 
-		vhu_vq_complete(vr, &chain, 0);
-		completed++;
+		if (!held) {
+			vhu_vq_complete(vr, &chain, 0);
+			completed++;
+		}
 		if (ok) {
 			vhu_vring_count_frame(vr, m);
 			received++;
 		} else {
-			/* Give the mbuf back its first-segment-only, empty state for reuse. */
+			/*
+			 * Give the mbuf back its first-segment-only, empty state
+			 * for reuse; freeing attached segments lets a held chain go.
+			 */
 			rte_pktmbuf_free(m->next);
 			m->next = NULL;
 			rte_pktmbuf_reset(m);
@@ -121,7 +225,8 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	}
 	if (completed > 0)
 		vhu_vq_publish(vr);
-	rte_pktmbuf_free_bulk(&pkts[received], avail - received);
+	if (avail > received)
+		rte_pktmbuf_free_bulk(&pkts[received], avail - received);
 out:
 	rte_spinlock_unlock(&vr->lock);
 	return received;

@@ -15,6 +15,7 @@
 #include "netoffload.h"
 #include "socket.h"
 #include "vhu_log.h"
+#include "zerocopy.h"
 
 RTE_LOG_REGISTER(vhu_logtype, vhu.lib, INFO);
 
@@ -334,6 +335,8 @@ h_get_vring_base(struct vhu_port *p, struct vhu_msg *m)
 	struct vhu_vring *vr = &p->vrings[m->ring_index];
 
 	rte_spinlock_lock(&vr->lock);
+	/* Held zero-copy chains go back first, so that the indices are whole. */
+	vhu_zc_ring_stopped(vr, true);
 	if (vr->indices_valid) {
 		if (vr->packed)
 			vr->base = (uint32_t)(vr->last_avail_idx | vr->avail_wrap << 15) |
@@ -612,6 +615,9 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	p->ops = cfg->ops;
 	p->ops_ctx = cfg->ops_ctx;
 	p->offered_features = base_features | (cfg->tso ? tso_features : 0);
+	/* Zero-copy gives chains back in the order mbufs are freed. */
+	if (cfg->zero_copy_threshold > 0)
+		p->offered_features &= ~VHU_BIT(VIRTIO_F_IN_ORDER);
 	p->offered_protocol_features = base_protocol_features;
 	p->client = cfg->client;
 	p->session_id = -1;
@@ -619,6 +625,9 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	for (uint32_t i = 0; i < nrings; i++) {
 		vhu_vring_init(&p->vrings[i], (uint16_t)i, p->name);
 		p->vrings[i].gso = &p->gso;
+		p->vrings[i].socket_id = cfg->socket_id;
+		/* Only guest TX rings (odd indices) are dequeued. */
+		p->vrings[i].zc_threshold = (i & 1) ? cfg->zero_copy_threshold : 0;
 	}
 	/* Guests offered GUEST_TSO may still refuse it: keep a way to segment. */
 	if (cfg->tso && vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {

@@ -33,6 +33,12 @@ struct vhu_port_ops {
 	void (*vring_state_changed)(void *ctx, uint16_t ring_index, bool enabled);
 };
 
+/*
+ * Smallest zero-copy threshold: the first bytes of a zero-copy frame are
+ * copied anyway (headers later stages may rewrite), so smaller frames gain nothing.
+ */
+#define VHU_ZC_MIN_THRESHOLD 256
+
 struct vhu_port_config {
 	const char *name;		/* for log lines, e.g. the ethdev name */
 	const char *socket_path;	/* Unix socket of the port */
@@ -41,6 +47,8 @@ struct vhu_port_config {
 					 * again after every disconnect */
 	uint16_t queue_pairs;		/* 1..VHU_MAX_QUEUE_PAIRS */
 	bool tso;			/* offer TCP segmentation offload both ways */
+	uint32_t zero_copy_threshold;	/* dequeue frames of at least this many bytes
+					 * without copying them (0: off); see zerocopy.h */
 	int socket_id;			/* NUMA socket for the port's own mbuf pools */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;
@@ -74,6 +82,7 @@ struct vhu_vring_stats {
 	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue) */
 	uint64_t notifications;		/* guest interrupts sent through the call fd */
 	uint64_t notifications_suppressed;	/* not sent: the driver did not want one */
+	uint64_t zero_copy;		/* frames handed out in guest memory, not copied */
 };
 
 /*

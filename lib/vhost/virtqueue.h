@@ -32,14 +32,21 @@ vhu_vq_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_
 			    vhu_split_take(vr, device_writes, want, c);
 }
 
+/* The chain @id (@nslots ring slots) is done, @len bytes written; visible at the next publish. */
+static inline void
+vhu_vq_complete_id(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)
+{
+	if (vr->packed)
+		vhu_packed_complete(vr, id, nslots, len);
+	else
+		vhu_split_complete(vr, id, len);
+}
+
 /* Chain @c is done, @len bytes written into it; visible at the next publish. */
 static inline void
 vhu_vq_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len)
 {
-	if (vr->packed)
-		vhu_packed_complete(vr, c, len);
-	else
-		vhu_split_complete(vr, c, len);
+	vhu_vq_complete_id(vr, c->id, c->nslots, len);
 }
 
 /* A position to come back to when a frame cannot finish. */

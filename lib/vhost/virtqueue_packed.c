@@ -94,20 +94,18 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 }
 
 /*
- * Ring slots taken since the last publish. The copy paths complete (or give
- * back) every chain before they take the next one, so the pending
- * completions say where the burst started: at pending[0].slot.
+ * Ring slots the driver has made available and not seen used yet: from
+ * where the driver will look for the next used descriptor (the first pending
+ * completion, or the used index when none is pending) to our available index.
+ * Chains held by zero-copy mbufs are in it.
  */
 static inline uint32_t
 slots_held(const struct vhu_vring *vr)
 {
-	uint32_t first;
+	uint32_t start = vr->npending ? vr->pending[0].slot : vr->last_used_idx;
+	bool start_wrap = vr->npending ? vr->pending[0].flags != 0 : vr->used_wrap;
 
-	if (vr->npending == 0)
-		return 0;
-	first = vr->pending[0].slot;
-	return vr->last_avail_idx > first ? vr->last_avail_idx - first :
-					    vr->last_avail_idx + vr->size - first;
+	return vr->last_avail_idx + (vr->avail_wrap != start_wrap ? vr->size : 0) - start;
 }
 
 enum vhu_take

@@ -21,16 +21,17 @@ uint16_t vhu_packed_available(struct vhu_vring *vr, uint16_t max);
 enum vhu_take vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			      struct vhu_chain *c);
 
+/* Buffer @id, which took @nslots ring slots, is done with @len bytes written. */
 static inline void
-vhu_packed_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len)
+vhu_packed_complete(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)
 {
 	struct vhu_packed_used *u = &vr->pending[vr->npending++];
 
 	u->slot = vr->last_used_idx;
-	u->id = c->id;
+	u->id = id;
 	u->len = len;
 	u->flags = vr->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
-	vr->last_used_idx += c->nslots;
+	vr->last_used_idx += nslots;
 	if (vr->last_used_idx >= vr->size) {
 		vr->last_used_idx -= vr->size;
 		vr->used_wrap = !vr->used_wrap;

@@ -28,13 +28,13 @@ uint16_t vhu_split_available(struct vhu_vring *vr, uint16_t max);
 enum vhu_take vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			     struct vhu_chain *c);
 
-/* Record that chain @c is done, @len bytes written into it. Not yet visible. */
+/* Record that the chain with head @id is done, @len bytes written into it. Not yet visible. */
 static inline void
-vhu_split_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len)
+vhu_split_complete(struct vhu_vring *vr, uint16_t id, uint32_t len)
 {
 	struct vring_used_elem *e = &vr->used->ring[vr->last_used_idx & (vr->size - 1)];
 
-	e->id = c->id;
+	e->id = id;
 	e->len = len;
 	vhu_vring_log_used(vr, offsetof(struct vring_used, ring) +
 			   (uint64_t)(e - vr->used->ring) * sizeof(*e), sizeof(*e));

@@ -10,6 +10,7 @@
 #include <unistd.h>
 
 #include "vhu_log.h"
+#include "zerocopy.h"
 
 /* Guest errors logged per ring before the log goes quiet (counters go on). */
 #define VHU_GUEST_ERRORS_LOGGED 8
@@ -49,6 +50,7 @@ void
 vhu_vring_reset(struct vhu_vring *vr)
 {
 	rte_spinlock_lock(&vr->lock);
+	vhu_zc_ring_stopped(vr, false);	/* the session is gone: nothing to give back */
 	close_fd(&vr->callfd);
 	close_fd(&vr->kickfd);
 	close_fd(&vr->errfd);
@@ -240,6 +242,8 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 	}
 	update_logging(vr);
 	vr->ready = vr->enabled && !vr->broken;
+	if (vr->ready)
+		vhu_zc_ring_started(vr, vr->socket_id);
 }
 
 void

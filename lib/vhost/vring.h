@@ -53,6 +53,8 @@ struct vhu_chain {
 	struct vhu_iov iov[VHU_CHAIN_MAX_IOV];
 };
 
+struct vhu_zc_pool;
+
 struct vhu_vring_addr_config {
 	uint32_t flags;
 	uint64_t desc;		/* front-end virtual addresses */
@@ -103,12 +105,16 @@ struct vhu_vring {
 	uint32_t npending;
 	uint32_t pending_cap;
 	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
+	/* zero-copy dequeue (zerocopy.h): frames of at least @zc_threshold bytes */
+	uint32_t zc_threshold;		/* 0: off; set at port creation */
+	struct vhu_zc_pool *zc;		/* one reference held, or NULL */
 	struct vhu_vring_stats stats;
 	uint32_t errors_logged;
 
 	/* ---- control half ---- */
 	uint16_t index;
 	const char *port_name;
+	int socket_id;		/* for what the ring allocates */
 	bool num_set;
 	bool addr_set;
 	bool started;		/* kick fd received, not stopped by GET_VRING_BASE */

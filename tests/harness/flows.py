@@ -71,8 +71,11 @@ def one_way_transfer(launcher: Launcher, direction: str, frames: Sequence[bytes]
                      mrg_rxbuf: Optional[int] = None, in_order: Optional[int] = None,
                      packed_vq: Optional[int] = None, queue_size: Optional[int] = None,
                      jumbo: bool = False, timeout: float = 60.0,
-                     finish_ours: bool = True, tag: str = "") -> TransferResult:
+                     finish_ours: bool = True, tag: str = "",
+                     vhost_args: Optional[Dict[str, object]] = None) -> TransferResult:
     """Send ``frames`` across one vhost-user link and capture them at the far end.
+
+    ``vhost_args``: extra devargs of our port (e.g. ``{"dequeue-zero-copy": 1}``).
 
     ``direction``: ``"g2h"`` (guest -> host: peer pcap rx -> virtio-user tx ->
     eth_vhost rx -> our pcap tx) or ``"h2g"`` (host -> guest: our pcap rx ->
@@ -97,7 +100,7 @@ def one_way_transfer(launcher: Launcher, direction: str, frames: Sequence[bytes]
         our_pcap, peer_pcap = pcap_vdev(0, rx_pcap=in_pcap), pcap_vdev(0, tx_pcap=out_pcap)
 
     t0 = time.monotonic()
-    ours = launcher.ours([vhost_vdev(0, sock), our_pcap],
+    ours = launcher.ours([vhost_vdev(0, sock, **(vhost_args or {})), our_pcap],
                          app_args=JUMBO_OURS_ARGS if jumbo else [], name=f"ours{tag}")
     peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=mrg_rxbuf, in_order=in_order,
                                            packed_vq=packed_vq, queue_size=queue_size),

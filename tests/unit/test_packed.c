@@ -2180,7 +2180,7 @@ take_complete(int n)
 	for (int i = 0; i < n; i++) {
 		if (vhu_packed_take(F.vr, false, UINT64_MAX, &c) != VHU_TAKE_OK)
 			return false;
-		vhu_packed_complete(F.vr, &c, 0);
+		vhu_packed_complete(F.vr, c.id, c.nslots, 0);
 	}
 	return true;
 }

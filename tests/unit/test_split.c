@@ -38,6 +38,7 @@
 #include "virtio_defs.h"
 #include "virtqueue_split.h"
 #include "vring.h"
+#include "zerocopy.h"
 
 #include "check.h"
 
@@ -2117,6 +2118,295 @@ test_enq_broken(void)
 
 /* ==================================================================== */
 
+/* ==================================================================== */
+/* zero-copy dequeue                                                    */
+/* ==================================================================== */
+
+#define ZC_THRESHOLD 512
+
+/* A ring with zero-copy on for frames of ZC_THRESHOLD bytes and more. */
+static bool
+fx_setup_zc(uint32_t size)
+{
+	bool ready;
+
+	ready = fx_setup(size, V1);
+	rte_spinlock_lock(&F.vr.lock);
+	F.vr.zc_threshold = ZC_THRESHOLD;
+	vhu_zc_ring_started(&F.vr, SOCKET_ID_ANY);
+	rte_spinlock_unlock(&F.vr.lock);
+	return ready && F.vr.zc != NULL;
+}
+
+/* Frees a tracked mbuf before teardown (the application letting go of it). */
+static void
+app_free(struct rte_mbuf *m)
+{
+	for (unsigned int i = 0; i < F.nmbufs; i++) {
+		if (F.mbufs[i] == m) {
+			F.mbufs[i] = F.mbufs[--F.nmbufs];
+			rte_pktmbuf_free(m);
+			return;
+		}
+	}
+	fprintf(stderr, "app_free: mbuf not tracked\n");
+	abort();
+}
+
+/*
+ * Whether every segment after the first points into guest memory as the
+ * library maps it (not a copy), and the first is a copy.
+ */
+static bool
+attached_to_guest(const struct rte_mbuf *m)
+{
+	for (const struct rte_mbuf *s = m->next; s != NULL; s = s->next) {
+		const uint8_t *p = rte_pktmbuf_mtod(s, const uint8_t *);
+		bool inside = false;
+
+		for (uint32_t r = 0; r < F.mem->nregions; r++) {
+			const struct vhu_mem_region *reg = &F.mem->regions[r];
+
+			inside |= p >= reg->host_addr && p + s->data_len <= reg->host_addr + reg->size;
+		}
+		if (!RTE_MBUF_HAS_EXTBUF(s) || !inside)
+			return false;
+	}
+	return m->next != NULL && !RTE_MBUF_HAS_EXTBUF(m);
+}
+
+/* The virtio-net header of the TX chain at @head (its first descriptor). */
+static struct virtio_net_hdr *
+tx_hdr(uint16_t head)
+{
+	return (struct virtio_net_hdr *)(F.g + (F.desc[head].addr - GPA_BASE));
+}
+
+static void
+test_zc_small_frames_copied(void)
+{
+	uint8_t frame[ZC_THRESHOLD - 1];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame, sizeof(frame), 90);
+	push(tx_simple(12, frame, sizeof(frame)));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(!RTE_MBUF_HAS_EXTBUF(pkts[0]) && pkts[0]->next == NULL);
+	CHECK_EQ(used_idx(), 1);			/* given back at once */
+	CHECK_EQ(stats()->zero_copy, 0);
+	CHECK_EQ(vhu_zc_held(&F.vr), 0);
+}
+
+/* A big frame is handed out in guest memory; its chain goes back when freed. */
+static void
+test_zc_big_frame_held_until_freed(void)
+{
+	uint8_t frame[1500];
+	struct rte_mbuf *pkts[4];
+	uint16_t head;
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame, sizeof(frame), 91);
+	head = tx_simple(12, frame, sizeof(frame));
+	push(head);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(attached_to_guest(pkts[0]));
+	CHECK_EQ(pkts[0]->nb_segs, 2);			/* head copy + one guest piece */
+	CHECK_EQ(pkts[0]->data_len, VHU_ZC_HEAD_BYTES);
+	CHECK_EQ(stats()->zero_copy, 1);
+	CHECK_EQ(vhu_zc_held(&F.vr), 1);
+	CHECK_EQ(used_idx(), 0);			/* held */
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(F.mem->refcnt, 3);			/* ours, the ring's, the mbuf's */
+
+	/* past the head, what the mbuf shows is the guest's buffer itself */
+	uint8_t *gframe = (uint8_t *)tx_hdr(head) + 12;
+
+	gframe[0] ^= 0xff;
+	gframe[VHU_ZC_HEAD_BYTES] ^= 0xff;
+	CHECK_EQ(*rte_pktmbuf_mtod(pkts[0], uint8_t *), frame[0]);	/* a copy */
+	CHECK_EQ(*rte_pktmbuf_mtod(pkts[0]->next, uint8_t *), frame[VHU_ZC_HEAD_BYTES] ^ 0xff);
+
+	CHECK_EQ(deq(pkts + 1, 3), 0);			/* nothing new, still held */
+	CHECK_EQ(used_idx(), 0);
+	app_free(pkts[0]);
+	CHECK_EQ(F.mem->refcnt, 2);
+	CHECK_EQ(deq(pkts, 4), 0);			/* the next burst gives it back */
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(used_at(0).id, head);
+	CHECK_EQ(used_at(0).len, 0);
+	CHECK_EQ(calls(), 1);
+	CHECK_EQ(vhu_zc_held(&F.vr), 0);
+}
+
+/* A frame over several descriptors and two regions: one mbuf per guest piece. */
+static void
+test_zc_chain_pieces(void)
+{
+	uint8_t frame[3000];
+	const uint32_t lens[3] = { 12 + 700, 1000, 1300 };
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame, sizeof(frame), 92);
+	push(tx_chain(lens, 3, 12, frame));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(attached_to_guest(pkts[0]));
+	CHECK_EQ(pkts[0]->nb_segs, 4);			/* head copy, rest of 1st, 2nd, 3rd */
+	app_free(pkts[0]);
+	CHECK_EQ(deq(pkts, 4), 0);
+	CHECK_EQ(used_idx(), 1);
+}
+
+/*
+ * At most half the ring is held; past that, frames are copied and go back
+ * at once, so the guest's TX ring keeps moving. Chains held go back in the
+ * order their mbufs are freed.
+ */
+static void
+test_zc_bound_and_order(void)
+{
+	uint8_t frame[12][1000];
+	struct rte_mbuf *pkts[16];
+	uint16_t head[12];
+
+	CHECK(fx_setup_zc(16));
+	for (int i = 0; i < 12; i++) {
+		make_frame(frame[i], sizeof(frame[i]), 100 + i);
+		head[i] = tx_simple(12, frame[i], sizeof(frame[i]));
+		push(head[i]);
+	}
+	CHECK_EQ(deq(pkts, 16), 12);
+	for (int i = 0; i < 12; i++) {
+		CHECK(mbuf_is(pkts[i], frame[i], sizeof(frame[i])));
+		CHECK_EQ(attached_to_guest(pkts[i]), i < 8);
+	}
+	CHECK_EQ(stats()->zero_copy, 8);
+	CHECK_EQ(vhu_zc_held(&F.vr), 8);
+	CHECK_EQ(used_idx(), 4);			/* the four copies */
+	for (int i = 0; i < 4; i++)
+		CHECK_EQ(used_at(i).id, head[8 + i]);
+
+	/* the application frees 5, 2, 7 */
+	app_free(pkts[5]);
+	app_free(pkts[2]);
+	app_free(pkts[7]);
+	CHECK_EQ(deq(pkts + 12, 4), 0);
+	CHECK_EQ(used_idx(), 7);
+	CHECK_EQ(used_at(4).id, head[5]);
+	CHECK_EQ(used_at(5).id, head[2]);
+	CHECK_EQ(used_at(6).id, head[7]);
+	CHECK_EQ(vhu_zc_held(&F.vr), 5);
+}
+
+/*
+ * The front end goes away while the application holds mbufs: they stay
+ * readable (the memory stays mapped), nothing is written to the old ring,
+ * and the mapping goes with the last mbuf.
+ */
+static void
+test_zc_disconnect_while_held(void)
+{
+	uint8_t frame[2000];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame, sizeof(frame), 93);
+	push(tx_simple(12, frame, sizeof(frame)));
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(attached_to_guest(pkts[0]));
+	vhu_vring_reset(&F.vr);				/* the session is gone */
+	CHECK_EQ(F.mem->refcnt, 2);			/* ours and the mbuf's */
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	app_free(pkts[0]);
+	CHECK_EQ(F.mem->refcnt, 1);
+	CHECK_EQ(used_idx(), 0);			/* the old ring was left alone */
+}
+
+/*
+ * The front end stops the ring (GET_VRING_BASE) while mbufs are held: their
+ * chains go back at once so the indices are whole; the mbufs stay valid.
+ */
+static void
+test_zc_stop_gives_back(void)
+{
+	uint8_t frame[2][800];
+	struct rte_mbuf *pkts[4];
+
+	CHECK(fx_setup_zc(16));
+	for (int i = 0; i < 2; i++) {
+		make_frame(frame[i], sizeof(frame[i]), 94 + i);
+		push(tx_simple(12, frame[i], sizeof(frame[i])));
+	}
+	CHECK_EQ(deq(pkts, 4), 2);
+	app_free(pkts[1]);				/* freed, not reaped yet */
+	rte_spinlock_lock(&F.vr.lock);
+	vhu_zc_ring_stopped(&F.vr, true);
+	rte_spinlock_unlock(&F.vr.lock);
+	CHECK_EQ(used_idx(), 2);
+	CHECK_EQ(calls(), 1);
+	CHECK(F.vr.zc == NULL);
+	CHECK(mbuf_is(pkts[0], frame[0], sizeof(frame[0])));
+	app_free(pkts[0]);				/* goes to the orphaned pool */
+	CHECK_EQ(used_idx(), 2);
+	CHECK_EQ(F.mem->refcnt, 2);
+}
+
+/* A checksum to finish beyond the copied head: the frame is copied. */
+static void
+test_zc_checksum_far_copied(void)
+{
+	uint8_t frame[1200];
+	struct rte_mbuf *pkts[4];
+	struct virtio_net_hdr *h;
+	uint16_t head;
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame, sizeof(frame), 96);
+	head = tx_simple(12, frame, sizeof(frame));
+	h = tx_hdr(head);
+	memset(h, 0, 12);
+	h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+	h->csum_start = 600;				/* not a TCP/UDP header: finished here */
+	h->csum_offset = 4;
+	push(head);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(!attached_to_guest(pkts[0]));
+	CHECK_EQ(stats()->zero_copy, 0);
+	CHECK_EQ(used_idx(), 1);
+	/* the guest's buffer was not written (the sum went into our copy) */
+	CHECK_MEM_EQ((uint8_t *)h + 12 + 600, frame + 600, 8);
+}
+
+/* A held frame whose header turns out bad: dropped, its chain still goes back. */
+static void
+test_zc_bad_header_held_chain_returns(void)
+{
+	uint8_t frame[1200];
+	struct rte_mbuf *pkts[4];
+	struct virtio_net_hdr *h;
+	uint16_t head;
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame, sizeof(frame), 97);
+	head = tx_simple(12, frame, sizeof(frame));
+	h = tx_hdr(head);
+	memset(h, 0, 12);
+	h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;		/* GSO without NEEDS_CSUM */
+	push(head);
+	CHECK_EQ(deq(pkts, 4), 0);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(deq(pkts, 4), 0);			/* reaped */
+	CHECK_EQ(used_idx(), 1);
+	CHECK_EQ(used_at(0).id, head);
+	CHECK_EQ(vhu_zc_held(&F.vr), 0);
+}
+
 static void
 teardown_hook(void)
 {
@@ -2207,6 +2497,15 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_enq_no_interrupt);
 	RUN_TEST(test_enq_event_idx);
 	RUN_TEST(test_enq_broken);
+
+	RUN_TEST(test_zc_small_frames_copied);
+	RUN_TEST(test_zc_big_frame_held_until_freed);
+	RUN_TEST(test_zc_chain_pieces);
+	RUN_TEST(test_zc_bound_and_order);
+	RUN_TEST(test_zc_disconnect_while_held);
+	RUN_TEST(test_zc_stop_gives_back);
+	RUN_TEST(test_zc_checksum_far_copied);
+	RUN_TEST(test_zc_bad_header_held_chain_returns);
 
 	status = check_summary("test_split");
 	rte_mempool_free(mp);

@@ -37,14 +37,27 @@ RTE_LOG_REGISTER(vhu_pmd_logtype, pmd.net.vhu, INFO);
 #define ARG_QUEUES	"queues"
 #define ARG_CLIENT	"client"
 #define ARG_TSO		"tso"
+#define ARG_ZERO_COPY	"dequeue-zero-copy"
+#define ARG_ZC_THRESHOLD	"zero-copy-threshold"
 
-static const char *const valid_args[] = { ARG_IFACE, ARG_QUEUES, ARG_CLIENT, ARG_TSO, NULL };
+static const char *const valid_args[] = {
+	ARG_IFACE, ARG_QUEUES, ARG_CLIENT, ARG_TSO, ARG_ZERO_COPY, ARG_ZC_THRESHOLD, NULL
+};
+
+/*
+ * Frames from this size up are handed out zero-copy by default: below it a
+ * copy costs less than attaching, holding and giving back the guest's buffer
+ * (docs/performance.md).
+ */
+#define DEFAULT_ZC_THRESHOLD 512
 
 struct pmd_args {
 	char iface[sizeof(((struct sockaddr_un *)0)->sun_path)];
 	uint16_t queues;
 	bool client;
 	bool tso;
+	bool zero_copy;
+	uint32_t zc_threshold;
 };
 
 struct vhost_queue {
@@ -119,6 +132,21 @@ arg_queues(const char *key __rte_unused, const char *value, void *opaque)
 	return 0;
 }
 
+static int
+arg_zc_threshold(const char *key, const char *value, void *opaque)
+{
+	struct pmd_args *a = opaque;
+	unsigned long v;
+
+	if (parse_uint(value, VHU_ZC_MIN_THRESHOLD, 65535, &v) < 0) {
+		PMD_LOG(ERR, "devarg %s=%s: must be a frame size in bytes from %u to 65535",
+			key, value ? value : "", VHU_ZC_MIN_THRESHOLD);
+		return -1;
+	}
+	a->zc_threshold = (uint32_t)v;
+	return 0;
+}
+
 /* A 0/1 devarg into the bool at @opaque. */
 static int
 arg_bool(const char *key, const char *value, void *opaque)
@@ -143,6 +171,7 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 	memset(a, 0, sizeof(*a));
 	a->queues = 1;
 	a->tso = true;
+	a->zc_threshold = DEFAULT_ZC_THRESHOLD;
 	if (kv == NULL) {
 		PMD_LOG(ERR, "%s: cannot parse devargs \"%s\"", name, args);
 		return -EINVAL;
@@ -154,8 +183,8 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 		for (const char *const *v = valid_args; *v != NULL; v++)
 			known |= strcmp(key, *v) == 0;
 		if (!known) {
-			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client, tso)",
-				name, key);
+			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client, tso, "
+				ARG_ZERO_COPY ", " ARG_ZC_THRESHOLD ")", name, key);
 			goto out;
 		}
 		if (rte_kvargs_count(kv, key) > 1) {
@@ -170,8 +199,14 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 	if (rte_kvargs_process(kv, ARG_IFACE, arg_iface, a) < 0 ||
 	    rte_kvargs_process(kv, ARG_QUEUES, arg_queues, a) < 0 ||
 	    rte_kvargs_process(kv, ARG_CLIENT, arg_bool, &a->client) < 0 ||
-	    rte_kvargs_process(kv, ARG_TSO, arg_bool, &a->tso) < 0)
+	    rte_kvargs_process(kv, ARG_TSO, arg_bool, &a->tso) < 0 ||
+	    rte_kvargs_process(kv, ARG_ZERO_COPY, arg_bool, &a->zero_copy) < 0 ||
+	    rte_kvargs_process(kv, ARG_ZC_THRESHOLD, arg_zc_threshold, a) < 0)
 		goto out;
+	if (rte_kvargs_count(kv, ARG_ZC_THRESHOLD) > 0 && !a->zero_copy) {
+		PMD_LOG(ERR, "%s: devarg " ARG_ZC_THRESHOLD " needs " ARG_ZERO_COPY "=1", name);
+		goto out;
+	}
 	ret = 0;
 out:
 	rte_kvargs_free(kv);
@@ -430,6 +465,7 @@ static const struct {
 	XSTAT("dropped_packets", dropped),
 	XSTAT("malformed_chains", malformed),
 	XSTAT("mbuf_alloc_failed", alloc_failed),
+	XSTAT("zero_copy_packets", zero_copy),
 #undef XSTAT
 };
 
@@ -705,6 +741,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.queue_pairs = a.queues,
 		.client = a.client,
 		.tso = a.tso,
+		.zero_copy_threshold = a.zero_copy ? a.zc_threshold : 0,
 		.socket_id = numa,
 		.ops = &port_ops,
 		.ops_ctx = in,
@@ -742,4 +779,6 @@ RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
 	"iface=<path> "
 	"queues=<1-128> "
 	"client=<0|1> "
-	"tso=<0|1>");
+	"tso=<0|1> "
+	ARG_ZERO_COPY "=<0|1> "
+	ARG_ZC_THRESHOLD "=<bytes>");

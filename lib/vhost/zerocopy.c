@@ -1,0 +1,165 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "zerocopy.h"
+
+#include <rte_malloc.h>
+#include <rte_ring.h>
+
+#include "virtqueue.h"
+#include "vhu_log.h"
+
+/* Slots a ring may hand out at once: half of it, so the other half keeps moving. */
+#define HELD_SHARE_DIVISOR 2
+/* Slots completed per look at the done ring. */
+#define REAP_BURST 64
+
+struct vhu_zc_pool {
+	uint32_t refcnt;		/* the ring's, and one per slot handed out */
+	uint32_t nslots;
+	uint32_t nfree;			/* ring's lcore only, as are free[] and nheld */
+	uint32_t nheld;
+	uint32_t *free;			/* indices of free slots */
+	struct rte_ring *done;		/* slots whose mbufs are gone: any lcore -> ring's */
+	struct vhu_zc_slot slots[];
+};
+
+static void
+pool_put(struct vhu_zc_pool *pool)
+{
+	if (__atomic_sub_fetch(&pool->refcnt, 1, __ATOMIC_ACQ_REL) == 0)
+		rte_free(pool);
+}
+
+/*
+ * The last mbuf pointing into a held chain was freed, on whatever lcore:
+ * let go of the memory and tell the ring's lcore, which completes the chain.
+ */
+static void
+mbufs_freed(void *addr __rte_unused, void *opaque)
+{
+	struct vhu_zc_slot *slot = opaque;
+	struct vhu_zc_pool *pool = slot->pool;
+
+	vhu_mem_table_put(slot->mem);
+	slot->mem = NULL;
+	/* Never full: it has room for every slot, and a slot is in it at most once. */
+	rte_ring_mp_enqueue(pool->done, slot);
+	pool_put(pool);
+}
+
+int
+vhu_zc_ring_started(struct vhu_vring *vr, int socket_id)
+{
+	uint32_t nslots = RTE_MAX(vr->size / HELD_SHARE_DIVISOR, 1u);
+	uint32_t ring_count = rte_align32pow2(nslots + 1);
+	size_t head = RTE_ALIGN_CEIL(sizeof(struct vhu_zc_pool) +
+				     nslots * sizeof(struct vhu_zc_slot) +
+				     nslots * sizeof(uint32_t), RTE_CACHE_LINE_SIZE);
+	ssize_t ring_size = rte_ring_get_memsize(ring_count);
+	struct vhu_zc_pool *pool;
+
+	if (vr->zc_threshold == 0 || vr->zc != NULL)
+		return 0;
+	pool = ring_size < 0 ? NULL :
+	       rte_zmalloc_socket("vhu_zc_pool", head + (size_t)ring_size, RTE_CACHE_LINE_SIZE,
+				  socket_id);
+	if (pool == NULL) {
+		VHU_LOG(ERR, "%s: ring %u: no memory for zero-copy; frames will be copied",
+			vr->port_name, vr->index);
+		return -1;
+	}
+	pool->refcnt = 1;
+	pool->nslots = nslots;
+	pool->free = (uint32_t *)&pool->slots[nslots];
+	pool->done = (struct rte_ring *)((uint8_t *)pool + head);
+	rte_ring_init(pool->done, "vhu_zc_done", ring_count, RING_F_SC_DEQ);
+	for (uint32_t i = 0; i < nslots; i++) {
+		pool->slots[i].pool = pool;
+		pool->free[i] = nslots - 1 - i;
+	}
+	pool->nfree = nslots;
+	vr->zc = pool;
+	return 0;
+}
+
+/* Gives slot @slot's chain back to the guest if it is still held. */
+static bool
+give_back(struct vhu_vring *vr, struct vhu_zc_slot *slot)
+{
+	if (!slot->held)
+		return false;
+	vhu_vq_complete_id(vr, slot->id, slot->nslots, 0);
+	slot->held = false;
+	slot->pool->nheld--;
+	return true;
+}
+
+uint32_t
+vhu_zc_reap(struct vhu_vring *vr)
+{
+	struct vhu_zc_pool *pool = vr->zc;
+	uint32_t total = 0;
+	unsigned int n;
+
+	if (pool == NULL)
+		return 0;
+	do {
+		void *done[REAP_BURST];
+
+		n = rte_ring_sc_dequeue_burst(pool->done, done, REAP_BURST, NULL);
+		for (unsigned int i = 0; i < n; i++) {
+			struct vhu_zc_slot *slot = done[i];
+
+			total += give_back(vr, slot);
+			pool->free[pool->nfree++] = (uint32_t)(slot - pool->slots);
+		}
+	} while (n == REAP_BURST);
+	return total;
+}
+
+void
+vhu_zc_ring_stopped(struct vhu_vring *vr, bool give_back_held)
+{
+	struct vhu_zc_pool *pool = vr->zc;
+	bool mapped = vr->packed ? vr->pdesc != NULL : vr->used != NULL;
+
+	if (pool == NULL)
+		return;
+	if (give_back_held && mapped) {
+		uint32_t completed = vhu_zc_reap(vr);
+
+		for (uint32_t i = 0; i < pool->nslots; i++)
+			completed += give_back(vr, &pool->slots[i]);
+		if (completed > 0)
+			vhu_vq_publish(vr);
+	}
+	vr->zc = NULL;
+	pool_put(pool);
+}
+
+struct vhu_zc_slot *
+vhu_zc_hold(struct vhu_vring *vr, const struct vhu_chain *c, uint16_t nsegs)
+{
+	struct vhu_zc_pool *pool = vr->zc;
+	struct vhu_zc_slot *slot;
+
+	if (pool == NULL || pool->nfree == 0)
+		return NULL;
+	slot = &pool->slots[pool->free[--pool->nfree]];
+	vhu_mem_table_get(vr->mem);
+	slot->mem = vr->mem;
+	slot->id = c->id;
+	slot->nslots = c->nslots;
+	slot->held = true;
+	slot->shinfo.free_cb = mbufs_freed;
+	slot->shinfo.fcb_opaque = slot;
+	rte_mbuf_ext_refcnt_set(&slot->shinfo, nsegs);
+	__atomic_fetch_add(&pool->refcnt, 1, __ATOMIC_RELAXED);
+	pool->nheld++;
+	return slot;
+}
+
+uint32_t
+vhu_zc_held(const struct vhu_vring *vr)
+{
+	return vr->zc != NULL ? vr->zc->nheld : 0;
+}

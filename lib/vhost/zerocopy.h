@@ -1,0 +1,73 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Zero-copy dequeue: a frame from a guest TX ring reaches the application in
+ * mbufs that point into the guest's buffer (external buffers) instead of a
+ * copy of it, and its descriptor chain goes back to the guest only once the
+ * application has freed the last of those mbufs.
+ *
+ * What made DPDK drop its own dequeue zero-copy is ruled out by construction:
+ * - Memory: every held chain keeps a reference on the memory table it points
+ *   into, so the mapping outlives a disconnect or a new SET_MEM_TABLE until
+ *   the last mbuf is freed.
+ * - Lifetime: the slots a ring hands out live in a reference-counted pool of
+ *   their own; an mbuf freed after its ring was stopped, reset or destroyed
+ *   touches only that pool, never the ring or the port.
+ * - Starvation: at most half a ring is held; past that, frames are copied,
+ *   so the guest's TX ring keeps moving however long mbufs are held.
+ * - Order: chains come back in the order the application frees them, which
+ *   the guest accepts because IN_ORDER is not offered with zero-copy.
+ * A ring stopped by the front end (GET_VRING_BASE) gives every held chain
+ * back at once so that its indices are whole; the mbufs stay valid (mapped),
+ * but from then on the guest may reuse what they point to.
+ */
+#ifndef VHU_ZEROCOPY_H
+#define VHU_ZEROCOPY_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include <rte_mbuf.h>
+
+#include "vring.h"
+
+/* Bytes copied into the first mbuf (headers a later stage may rewrite). */
+#define VHU_ZC_HEAD_BYTES 192
+_Static_assert(VHU_ZC_HEAD_BYTES < VHU_ZC_MIN_THRESHOLD, "zero-copy frames have a part to attach");
+
+struct vhu_zc_pool;
+
+/* A chain handed to the application: what it takes to give it back. */
+struct vhu_zc_slot {
+	struct rte_mbuf_ext_shared_info shinfo;	/* free_cb runs when the mbufs are gone */
+	struct vhu_zc_pool *pool;
+	struct vhu_mem_table *mem;		/* held while the mbufs point into it */
+	uint16_t id;				/* chain head (split) / buffer id (packed) */
+	uint16_t nslots;			/* ring slots of the chain (packed) */
+	bool held;				/* handed out, not given back (ring's lcore) */
+};
+
+/* Creates the ring's pool when its ring starts, if zero-copy is on for it. */
+int vhu_zc_ring_started(struct vhu_vring *vr, int socket_id);
+
+/*
+ * The ring lets go of its pool: with @give_back, every chain still held is
+ * completed (length 0) and published first. Mbufs still out keep the pool
+ * alive. With the ring lock held.
+ */
+void vhu_zc_ring_stopped(struct vhu_vring *vr, bool give_back);
+
+/* Completes the chains whose mbufs were freed since the last call; returns how many. */
+uint32_t vhu_zc_reap(struct vhu_vring *vr);
+
+/*
+ * A free slot for chain @c, or NULL when the ring holds all it may. The
+ * slot holds a reference on the ring's memory table and its shinfo is
+ * armed for @nsegs external buffers.
+ */
+struct vhu_zc_slot *vhu_zc_hold(struct vhu_vring *vr, const struct vhu_chain *c,
+				uint16_t nsegs);
+
+/* Chains held now (for tests and stats). */
+uint32_t vhu_zc_held(const struct vhu_vring *vr);
+
+#endif /* VHU_ZEROCOPY_H */
