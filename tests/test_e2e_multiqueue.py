@@ -41,10 +41,18 @@ def xstats(tp, port: int):
     return stats
 
 
+# Our side with two forwarding lcores (both on CPU 1: this machine has two
+# CPUs), each polling its own queues: no lock is shared between queues.
+TWO_FWD_LCORES = dict(lcores=["--lcores=0@0,1@1,2@1"], fwd_args=["--nb-cores=2"])
+ONE_FWD_LCORE = dict(lcores=["-l", "0,1"], fwd_args=[])
+
+
 @pytest.mark.parametrize("packed_vq", [0, 1], ids=["split", "packed"])
-@pytest.mark.parametrize("queues", [2, 4])
+@pytest.mark.parametrize("queues, cores", [(2, ONE_FWD_LCORE), (4, ONE_FWD_LCORE),
+                                           (4, TWO_FWD_LCORES)],
+                         ids=["2q", "4q", "4q_2lcores"])
 @pytest.mark.parametrize("direction", ["g2h", "h2g"])
-def test_every_queue_byte_exact(launcher, direction, queues, packed_vq):
+def test_every_queue_byte_exact(launcher, direction, queues, cores, packed_vq):
     sock = launcher.path("vh0.sock")
     sent = [gen_frames(FRAMES_PER_QUEUE, seed=500 + 10 * queues + q, tag=q)
             for q in range(queues)]
@@ -62,7 +70,8 @@ def test_every_queue_byte_exact(launcher, direction, queues, packed_vq):
         ours_pcap = multi_pcap_vdev(0, src, unused)
         peer_pcap = multi_pcap_vdev(0, empty, dst)
     qargs = [f"--rxq={queues}", f"--txq={queues}"]
-    ours = launcher.ours([vhost_vdev(0, sock, queues=queues), ours_pcap], app_args=qargs)
+    ours = launcher.ours([vhost_vdev(0, sock, queues=queues), ours_pcap],
+                         app_args=qargs + cores["fwd_args"], lcores=cores["lcores"])
     peer = launcher.peer([virtio_user_vdev(0, sock, queues=queues, mrg_rxbuf=1,
                                            packed_vq=packed_vq), peer_pcap],
                          app_args=qargs)
@@ -71,8 +80,9 @@ def test_every_queue_byte_exact(launcher, direction, queues, packed_vq):
     for tp in (ours, peer):
         tp.enable_tx_retry()
     receiver, sender = (ours, peer) if direction == "g2h" else (peer, ours)
-    receiver.start_forwarding()
-    sender.start_forwarding()
+    started = {tp.name: tp.start_forwarding() for tp in (receiver, sender)}
+    assert ("Logical Core 2 " in started[ours.name]) == (cores is TWO_FWD_LCORES), \
+        started[ours.name]
     total = queues * FRAMES_PER_QUEUE
     receiver.wait_stat(PCAP_PORT, "opackets", total, timeout=60, stall=10,
                        raise_on_timeout=False)

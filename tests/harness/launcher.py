@@ -65,9 +65,10 @@ class Launcher:
         return tp
 
     def ours(self, vdevs: Sequence[str], app_args: Sequence[str] = (), name: str = "ours",
-             extra_eal: Sequence[str] = (), **kw) -> TestPmd:
+             extra_eal: Sequence[str] = (), lcores: Sequence[str] = OUR_LCORES,
+             **kw) -> TestPmd:
         env = sanitizers.sanitizer_env() if self.asan else None
-        return self.spawn(name, role="ours", lcores=OUR_LCORES, vdevs=vdevs, app_args=app_args,
+        return self.spawn(name, role="ours", lcores=lcores, vdevs=vdevs, app_args=app_args,
                           eal_args=list(self.pmd.eal_args()) + list(extra_eal), env=env, **kw)
 
     def peer(self, vdevs: Sequence[str], app_args: Sequence[str] = (), name: str = "peer",
