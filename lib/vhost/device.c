@@ -153,13 +153,33 @@ only_offered(const struct vhu_port *p, const struct vhu_msg *m, uint64_t offered
 	return extra == 0;
 }
 
+/* The first ring started (kick received, not stopped), or -1. */
+static int
+started_ring(const struct vhu_port *p)
+{
+	for (uint32_t i = 0; i < p->nrings; i++)
+		if (p->vrings[i].started)
+			return (int)i;
+	return -1;
+}
+
 static enum handler_result
 h_set_features(struct vhu_port *p, struct vhu_msg *m)
 {
 	uint64_t f = m->payload.u64;
+	int running = started_ring(p);
 
 	if (!only_offered(p, m, p->offered_features))
 		return REFUSED;
+	/*
+	 * Rings already running were set up for the features they started
+	 * with (layout, header size): only dirty logging may be switched.
+	 */
+	if (p->features_set && running >= 0 && ((p->features ^ f) & ~VHU_BIT(VHOST_F_LOG_ALL))) {
+		VHU_LOG(ERR, "%s: SET_FEATURES 0x%" PRIx64 " changes 0x%" PRIx64 " while ring %d is running (only LOG_ALL may change)",
+			p->name, f, (p->features ^ f) & ~VHU_BIT(VHOST_F_LOG_ALL), running);
+		return REFUSED;
+	}
 	p->features = f;
 	p->features_set = true;
 	/* Without protocol features there is no SET_VRING_ENABLE: rings start enabled. */
@@ -167,6 +187,7 @@ h_set_features(struct vhu_port *p, struct vhu_msg *m)
 		for (uint32_t i = 0; i < p->nrings; i++)
 			p->vrings[i].enabled = true;
 	refresh_all(p);
+	update_link(p);
 	VHU_LOG(INFO, "%s: features 0x%" PRIx64 " negotiated", p->name, f);
 	return HANDLED;
 }
@@ -181,6 +202,7 @@ static enum handler_result
 h_reset_owner(struct vhu_port *p, struct vhu_msg *m __rte_unused)
 {
 	reset_session(p);
+	update_link(p);
 	return HANDLED;
 }
 
@@ -198,6 +220,7 @@ h_set_mem_table(struct vhu_port *p, struct vhu_msg *m)
 	p->mem = table;
 	refresh_all(p);		/* every ring now holds the new table */
 	vhu_mem_table_put(old);
+	update_link(p);		/* rings may have become usable, or stopped being */
 	return HANDLED;
 }
 

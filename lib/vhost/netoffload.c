@@ -301,7 +301,16 @@ vhu_offload_segment(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf **
 	}
 	ctx.gso_size = (uint16_t)RTE_MIN(headers + m->tso_segsz, (uint32_t)UINT16_MAX);
 	n = rte_gso_segment(m, &ctx, segs, VHU_GSO_MAX_SEGS);
-	if (n <= 0) {
+	if (n == 0) {
+		/* It fits in one segment: the frame itself, its checksums finished. */
+		if (!writable(vr, m))
+			return 0;
+		checksum_segment(m);
+		rte_pktmbuf_refcnt_update(m, 1);	/* the caller frees segs[] */
+		segs[0] = m;
+		return 1;
+	}
+	if (n < 0) {
 		vhu_vring_bad_input(vr, "software segmentation failed (%d); frame dropped", n);
 		return 0;
 	}

@@ -62,6 +62,8 @@ def _kill_leftovers():
 class TestPmdError(RuntimeError):
     """testpmd did something the harness did not expect (exited, hung...)."""
 
+    __test__ = False  # not a pytest test class despite the name
+
 
 def make_file_prefix(tag: str = "tp") -> str:
     """A --file-prefix unique to this Python process and call."""
@@ -399,12 +401,17 @@ class TestPmd:
 
     def wait_link_up(self, port: int, timeout: float = 30.0, interval: float = 0.2):
         """Poll ``show port info`` until ``Link status: up``."""
+        self.wait_link(port, True, timeout, interval)
+
+    def wait_link(self, port: int, up: bool, timeout: float = 30.0, interval: float = 0.2):
+        """Poll ``show port info`` until the link of ``port`` is up (or down)."""
         deadline = time.monotonic() + timeout
         while True:
-            if self.link_up(port):
+            if self.link_up(port) == up:
                 return
             if time.monotonic() > deadline:
-                raise TestPmdError(f"{self.name}: link of port {port} not up after {timeout}s; "
+                raise TestPmdError(f"{self.name}: link of port {port} not "
+                                   f"{'up' if up else 'down'} after {timeout}s; "
                                    f"tail:\n{self.tail()}")
             time.sleep(interval)
 
