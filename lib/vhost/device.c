@@ -599,6 +599,16 @@ vhu_device_handle(struct vhu_port *p, struct vhu_msg *m)
 	return VHU_DISPATCH_CLOSE;
 }
 
+const struct vhu_memguard_flag *
+vhu_device_memory_lost(const struct vhu_port *p)
+{
+	if (p->mem != NULL && vhu_memguard_hit(&p->mem->guard))
+		return &p->mem->guard;
+	if (p->log != NULL && vhu_memguard_hit(&p->log->guard))
+		return &p->log->guard;
+	return NULL;
+}
+
 void
 vhu_device_disconnected(struct vhu_port *p)
 {

@@ -63,4 +63,10 @@ enum vhu_dispatch vhu_device_handle(struct vhu_port *port, struct vhu_msg *msg);
 /* A connection ended: drop the whole session and report the link down. */
 void vhu_device_disconnected(struct vhu_port *port);
 
+/*
+ * The guard flag of the session's guest memory or dirty log when the front
+ * end truncated its file under us (memguard.h), else NULL.
+ */
+const struct vhu_memguard_flag *vhu_device_memory_lost(const struct vhu_port *port);
+
 #endif /* VHU_DEVICE_H */

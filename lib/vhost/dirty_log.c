@@ -28,14 +28,14 @@ vhu_dirty_log_create(int fd, uint64_t size, uint64_t offset, const char *log_nam
 			offset + size);
 		goto out;
 	}
-	addr = mmap(NULL, offset + size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	log = calloc(1, sizeof(*log));
+	if (log == NULL)
+		goto out;
+	addr = vhu_guarded_mmap(fd, offset + size, &log->guard);
 	if (addr == MAP_FAILED) {
 		VHU_LOG(ERR, "%s: mmap of the log: %s", log_name, strerror(errno));
-		goto out;
-	}
-	log = calloc(1, sizeof(*log));
-	if (log == NULL) {
-		munmap(addr, offset + size);
+		free(log);
+		log = NULL;
 		goto out;
 	}
 	log->refcnt = 1;
@@ -61,6 +61,6 @@ vhu_dirty_log_put(struct vhu_dirty_log *log)
 {
 	if (log == NULL || __atomic_sub_fetch(&log->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	munmap(log->mmap_addr, log->mmap_size);
+	vhu_guarded_munmap(log->mmap_addr, log->mmap_size);
 	free(log);
 }

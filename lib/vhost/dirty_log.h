@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memguard.h"
+
 #define VHU_LOG_PAGE_SHIFT 12
 
 struct vhu_dirty_log {
@@ -24,6 +26,7 @@ struct vhu_dirty_log {
 	uint64_t size;		/* bytes of bitmap: pages below size * 8 can be logged */
 	void *mmap_addr;
 	size_t mmap_size;
+	struct vhu_memguard_flag guard;	/* the log file was truncated under us */
 };
 
 /*

@@ -17,7 +17,7 @@ static void
 unmap_regions(struct vhu_mem_table *mem)
 {
 	for (uint32_t i = 0; i < mem->nregions; i++)
-		munmap(mem->regions[i].mmap_addr, mem->regions[i].mmap_size);
+		vhu_guarded_munmap(mem->regions[i].mmap_addr, mem->regions[i].mmap_size);
 }
 
 static bool
@@ -59,8 +59,8 @@ region_desc_valid(const struct vhu_mem_region_desc *d, uint32_t idx,
 }
 
 static int
-map_region(struct vhu_mem_region *r, const struct vhu_mem_region_desc *d, int fd,
-	   uint32_t idx, const char *log_name)
+map_region(struct vhu_mem_table *mem, uint32_t idx, const struct vhu_mem_region_desc *d, int fd,
+	   const char *log_name)
 {
 	struct stat st;
 	uint64_t map_len = d->mmap_offset + d->size;
@@ -80,7 +80,10 @@ map_region(struct vhu_mem_region *r, const struct vhu_mem_region_desc *d, int fd
 	if (st.st_blksize > 0)
 		map_len = RTE_ALIGN_CEIL(map_len, (uint64_t)st.st_blksize);
 
-	void *addr = mmap(NULL, map_len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
+	/* Checked now, the file may still shrink later: the mapping is guarded. */
+	void *addr = vhu_guarded_mmap(fd, map_len, &mem->guard);
+	struct vhu_mem_region *r = &mem->regions[idx];
+
 	if (addr == MAP_FAILED) {
 		VHU_LOG(ERR, "%s: memory region %u: mmap of 0x%" PRIx64 " bytes: %s",
 			log_name, idx, map_len, strerror(errno));
@@ -118,7 +121,7 @@ vhu_mem_table_create(const struct vhu_mem_region_desc *desc, const int *fds,
 	}
 	mem->refcnt = 1;
 	for (i = 0; i < n; i++) {
-		if (map_region(&mem->regions[i], &desc[i], fds[i], i, log_name) < 0) {
+		if (map_region(mem, i, &desc[i], fds[i], log_name) < 0) {
 			unmap_regions(mem);
 			free(mem);
 			mem = NULL;

@@ -14,6 +14,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "memguard.h"
+
 #define VHU_MEM_MAX_REGIONS 8
 
 struct vhu_mem_region {
@@ -28,6 +30,7 @@ struct vhu_mem_region {
 struct vhu_mem_table {
 	uint32_t refcnt;
 	uint32_t nregions;
+	struct vhu_memguard_flag guard;	/* a region's file was truncated under us */
 	struct vhu_mem_region regions[VHU_MEM_MAX_REGIONS];
 };
 

@@ -19,6 +19,7 @@
 #include <rte_lcore.h>
 
 #include "device.h"
+#include "memguard.h"
 #include "message.h"
 #include "vhu_log.h"
 
@@ -60,6 +61,9 @@ static struct {
 };
 
 #define WAKE_TOKEN UINT64_MAX
+#define MEMGUARD_TOKEN (UINT64_MAX - 1)
+
+static void close_sessions_that_lost_memory(void);
 
 void
 vhu_ctl_lock(void)
@@ -151,6 +155,10 @@ ctl_thread_main(void *arg __rte_unused)
 				eventfd_read(ctl.wakefd, &v);
 				continue;
 			}
+			if (evs[i].data.u64 == MEMGUARD_TOKEN) {
+				close_sessions_that_lost_memory();
+				continue;
+			}
 			ctl_dispatch(evs[i].data.u64, evs[i].events);
 		}
 		bool stop = ctl.stop;
@@ -165,11 +173,14 @@ static int
 ctl_start(void)
 {
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TOKEN };
+	struct epoll_event guard_ev = { .events = EPOLLIN, .data.u64 = MEMGUARD_TOKEN };
+	int guard_fd = vhu_memguard_eventfd();
 
 	ctl.epfd = epoll_create1(EPOLL_CLOEXEC);
 	ctl.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ctl.epfd < 0 || ctl.wakefd < 0 ||
-	    epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, ctl.wakefd, &ev) < 0) {
+	if (ctl.epfd < 0 || ctl.wakefd < 0 || guard_fd < 0 ||
+	    epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, ctl.wakefd, &ev) < 0 ||
+	    epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, guard_fd, &guard_ev) < 0) {
 		VHU_LOG(ERR, "control thread set-up: %s", strerror(errno));
 		goto fail;
 	}
@@ -344,6 +355,30 @@ conn_event(void *ctx, uint32_t events __rte_unused)
 		}
 		c->got = 0;
 		c->msg.nfds = 0;
+	}
+}
+
+/*
+ * A front end truncated a file we mapped (memguard.h): a zero page stands in
+ * for what it took away, and its session ends here.
+ */
+static void
+close_sessions_that_lost_memory(void)
+{
+	eventfd_t v;
+
+	eventfd_read(vhu_memguard_eventfd(), &v);
+	for (uint32_t i = 0; i < ctl.nslots; i++) {
+		if (!ctl.slots[i].used || ctl.slots[i].cb != conn_event)
+			continue;
+		struct vhu_conn *c = ctl.slots[i].ctx;
+		const struct vhu_memguard_flag *lost = vhu_device_memory_lost(c->port);
+
+		if (lost == NULL)
+			continue;
+		VHU_LOG(ERR, "%s: the front end truncated a file of guest memory or of the dirty log under us (SIGBUS at %p, zero page put in its place); closing the connection",
+			c->port->name, (void *)lost->addr);
+		conn_close(c);
 	}
 }
 

@@ -13,6 +13,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -636,6 +637,42 @@ test_refcount(void)
 	CHECK_EQ(count_mappings(name), 0);
 }
 
+/* ---- a front end that truncates its file under us ---- */
+
+static void
+test_truncated_file_guarded(void)
+{
+	char name[96];
+	int fd = make_memfd("shrunk", RSIZE, name, sizeof(name));
+	struct vhu_mem_region_desc d = region(GPA_A, RSIZE, FE_A, 0);
+	int fds[1] = { dup(fd) };
+	struct vhu_mem_table *mem;
+	volatile uint8_t *h;
+	eventfd_t woken = 0;
+
+	CHECK(fd >= 0 && fds[0] >= 0);
+	CHECK(ftruncate(fd, RSIZE) == 0);
+	mem = vhu_mem_table_create(&d, fds, 1, "unit");
+	CHECK_NOT_NULL(mem);
+	h = vhu_mem_guest_to_host(mem, GPA_A, RSIZE);
+	CHECK_NOT_NULL(h);
+	h[5000] = 7;
+	CHECK_EQ(h[5000], 7);
+	CHECK(!vhu_memguard_hit(&mem->guard));
+
+	CHECK(ftruncate(fd, 0) == 0);		/* what a hostile front end does */
+	CHECK_EQ(h[5000], 0);			/* SIGBUS absorbed: a zero page */
+	h[RSIZE - 1] = 9;			/* writes go to a private page */
+	CHECK_EQ(h[RSIZE - 1], 9);
+	CHECK(vhu_memguard_hit(&mem->guard));
+	CHECK_EQ(mem->guard.addr, (uintptr_t)&h[5000]);
+	CHECK(eventfd_read(vhu_memguard_eventfd(), &woken) == 0 && woken >= 1);
+
+	vhu_mem_table_put(mem);
+	CHECK_EQ(count_mappings(name), 0);
+	close(fd);
+}
+
 int
 main(void)
 {
@@ -648,5 +685,6 @@ main(void)
 	RUN_TEST(test_adjacent_accepted);
 	RUN_TEST(test_refuse_bad_fd);
 	RUN_TEST(test_refcount);
+	RUN_TEST(test_truncated_file_guarded);
 	return check_summary("test_memory");
 }
