@@ -221,9 +221,10 @@ vhu_packed_publish(struct vhu_vring *vr)
 
 		d->id = u->id;
 		d->len = u->len;
+		/* Marked before the flags hand it over, like the split used index. */
+		vhu_vring_log_used(vr, (uint64_t)u->slot * sizeof(*d), sizeof(*d));
 		__atomic_store_n(&d->flags, u->flags | (u->len ? VRING_DESC_F_WRITE : 0),
 				 __ATOMIC_RELEASE);
-		vhu_vring_log_used(vr, (uint64_t)u->slot * sizeof(*d), sizeof(*d));
 	}
 	vr->npending = 0;
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);

@@ -158,9 +158,13 @@ driver_wants_call(struct vhu_vring *vr)
 void
 vhu_split_publish(struct vhu_vring *vr)
 {
+	/*
+	 * The page is marked before the index moves: whoever sees the new index
+	 * (the front end syncing the log) also sees the mark.
+	 */
+	vhu_vring_log_used(vr, offsetof(struct vring_used, idx), sizeof(vr->used->idx));
 	/* Used entries must be visible before the index that announces them. */
 	__atomic_store_n(&vr->used->idx, vr->last_used_idx, __ATOMIC_RELEASE);
-	vhu_vring_log_used(vr, offsetof(struct vring_used, idx), sizeof(vr->used->idx));
 	/* The index store must be visible before we read the driver's wishes. */
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (driver_wants_call(vr))

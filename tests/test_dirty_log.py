@@ -1,0 +1,137 @@
+"""Dirty-page logging for live migration, checked page by page.
+
+A scripted front end (tests/harness/vhost_user_client.py) owns guest A's
+memory on eth_vhost0, negotiates LOG_ALL with a dirty log (SET_LOG_BASE) and
+asks for used-ring logging (VRING_F_LOG). Guest B on eth_vhost1 sends frames
+that our testpmd forwards into A's RX ring, and A sends frames of its own.
+Then, for every page of A's memory:
+- every page the back end changed is marked in the bitmap (exact: nothing
+  it wrote may be missed, or the migrated guest would see stale memory);
+- only pages the back end may write are marked (RX buffers it filled, the
+  used ring or, packed, the descriptor ring): guest TX buffers are not;
+- with LOG_ALL switched off again (SET_FEATURES while running), nothing more
+  is marked.
+For split and packed rings, with and without mergeable RX buffers.
+"""
+
+from __future__ import annotations
+
+import os
+import time
+
+import pytest
+
+from harness import gen_frames
+from harness.testpmd import vhost_vdev
+from harness.vhost_user_client import (BUF_SIZE, DEFAULT_FEATURES, DEFAULT_PROTOCOL_FEATURES,
+                                       F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, PF_LOG_SHMFD,
+                                       RX_RING, VRING_F_LOG, FrontEnd, Req, bit, pack_log_base,
+                                       pack_u64)
+
+pytestmark = pytest.mark.ours_only
+
+PAGE = 4096
+MEM_SIZE = 4 << 20
+RING_SIZE = 256
+FRAMES = 40
+
+
+def pages(offset: int, length: int):
+    return set(range(offset // PAGE, (offset + length - 1) // PAGE + 1))
+
+
+class Log:
+    """A dirty log for guest memory at guest-physical 0..MEM_SIZE."""
+
+    def __init__(self):
+        self.size = MEM_SIZE // PAGE // 8
+        self.fd = os.memfd_create("vhu-dirty-log", os.MFD_CLOEXEC)
+        os.ftruncate(self.fd, PAGE)
+
+    def marked(self):
+        bitmap = os.pread(self.fd, self.size, 0)
+        return {i * 8 + b for i, byte in enumerate(bitmap) for b in range(8) if byte >> b & 1}
+
+    def clear(self):
+        os.pwrite(self.fd, bytes(self.size), 0)
+
+
+def changed_pages(before: bytes, after: bytes):
+    return {p for p in range(len(before) // PAGE)
+            if before[p * PAGE:(p + 1) * PAGE] != after[p * PAGE:(p + 1) * PAGE]}
+
+
+def wait_for(predicate, what: str, timeout: float = 10.0):
+    deadline = time.monotonic() + timeout
+    while not predicate():
+        assert time.monotonic() < deadline, what
+        time.sleep(0.01)
+
+
+@pytest.mark.parametrize("mrg", [0, 1], ids=["mrg0", "mrg1"])
+@pytest.mark.parametrize("packed", [0, 1], ids=["split", "packed"])
+def test_dirty_log_exact(launcher, packed, mrg):
+    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
+    ours.start_forwarding()
+    features = (DEFAULT_FEATURES | bit(F_LOG_ALL) | (bit(F_RING_PACKED) if packed else 0) |
+                (bit(F_MRG_RXBUF) if mrg else 0))
+    a = FrontEnd(sock_a, features=features, mem_size=MEM_SIZE, gpa=0, queue_size=RING_SIZE,
+                 protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_LOG_SHMFD), tag="log")
+    b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
+    log = Log()
+    try:
+        a.prepare()
+        log_fd = os.dup(log.fd)     # the back end's copy
+        assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
+        os.close(log_fd)
+        for ring in a.rings:
+            used_area, _ = ring.device_writes()
+            a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
+        a.enable()
+        a.post_rx_buffers()
+        b.start()
+        ours.wait_link_up(0)
+        ours.wait_link_up(1)
+        rx_used = pages(*a.rx.device_writes())
+        tx_used = pages(*a.tx.device_writes())
+
+        # the back end fills A's RX buffers: every page it changed is marked
+        log.clear()
+        before = a.mem.read(0, MEM_SIZE)
+        frames = gen_frames(FRAMES, seed=900 + 2 * packed + mrg)
+        b.send_frames(frames)
+        done = []
+        wait_for(lambda: done.extend(a.rx.completed()) or len(done) >= FRAMES,
+                 f"A received {len(done)} of {FRAMES} frames")
+        marked = log.marked()
+        changed = changed_pages(before, a.mem.read(0, MEM_SIZE))
+        filled = set().union(*(pages(a.buf(RX_RING, buf_id), length) for buf_id, length in done))
+        assert changed - marked == set(), "pages written by the back end but not logged"
+        assert rx_used <= marked, "the used area of the RX ring is not logged"
+        assert marked <= filled | rx_used, f"pages logged that the back end did not write: " \
+                                           f"{sorted(marked - filled - rx_used)}"
+
+        # A sends: the back end only writes its used area, and logs just that
+        log.clear()
+        a.send_frames(gen_frames(FRAMES, seed=950))
+        marked = log.marked()
+        assert marked & tx_used, "the used area of the TX ring is not logged"
+        assert marked <= tx_used, f"pages logged beyond the TX used area: " \
+                                  f"{sorted(marked - tx_used)}"
+
+        # logging off again while running: nothing is marked any more
+        a.checked(Req.SET_FEATURES, pack_u64(features & ~bit(F_LOG_ALL)))
+        for buf_id, _ in done:
+            a.rx.submit(buf_id, a.mem.gpa(a.buf(RX_RING, buf_id)), BUF_SIZE, writable=True)
+        log.clear()
+        b.send_frames(frames)
+        wait_for(lambda: len(a.rx.completed()) > 0, "A receives with logging off")
+        a.send_frames(frames[:5])
+        assert log.marked() == set()
+    finally:
+        for g in (a, b):
+            g.close()
+        os.close(log.fd)
+    ours.stop_forwarding()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
