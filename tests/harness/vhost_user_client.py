@@ -99,6 +99,7 @@ F_VERSION_1 = 32
 F_RING_PACKED = 34
 PF_MQ = 0
 PF_LOG_SHMFD = 1
+PF_RARP = 2
 PF_REPLY_ACK = 3
 VRING_F_LOG = 1                 # SET_VRING_ADDR flag: log used-ring writes
 

@@ -1,4 +1,4 @@
-"""Dirty-page logging for live migration, checked page by page.
+"""Live migration: dirty-page logging checked page by page, and RARP.
 
 A scripted front end (tests/harness/vhost_user_client.py) owns guest A's
 memory on eth_vhost0, negotiates LOG_ALL with a dirty log (SET_LOG_BASE) and
@@ -21,11 +21,13 @@ import time
 
 import pytest
 
+from scapy.layers.l2 import ARP, Ether
+
 from harness import gen_frames
 from harness.testpmd import vhost_vdev
 from harness.vhost_user_client import (BUF_SIZE, DEFAULT_FEATURES, DEFAULT_PROTOCOL_FEATURES,
                                        F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, PF_LOG_SHMFD,
-                                       RX_RING, VRING_F_LOG, FrontEnd, Req, bit, pack_log_base,
+                                       PF_RARP, RX_RING, VRING_F_LOG, FrontEnd, Req, bit, pack_log_base,
                                        pack_u64)
 
 pytestmark = pytest.mark.ours_only
@@ -135,3 +137,39 @@ def test_dirty_log_exact(launcher, packed, mrg):
         os.close(log.fd)
     ours.stop_forwarding()
     launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
+
+
+def test_send_rarp_announces_guest(launcher):
+    """On the migration destination QEMU sends SEND_RARP (PROTOCOL_F_RARP)
+    for a guest that cannot announce itself: the port hands the application
+    one RARP frame with the guest's MAC as if the guest had sent it, here
+    forwarded to guest B."""
+    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
+    ours.start_forwarding()
+    a = FrontEnd(sock_a, protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_RARP), tag="dst")
+    b = FrontEnd(sock_b, tag="peer")
+    mac = bytes.fromhex("5254000012ab")
+    try:
+        a.start()
+        b.start()
+        ours.wait_link_up(0)
+        ours.wait_link_up(1)
+        a.checked(Req.SEND_RARP, mac + bytes(2))
+        frames = b.receive(1, timeout=10, quiet=0.5)
+    finally:
+        for g in (a, b):
+            g.close()
+    ours.stop_forwarding()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
+    assert len(frames) == 1, frames
+    rarp = Ether(frames[0])
+    assert rarp.type == 0x8035 and rarp.dst == "ff:ff:ff:ff:ff:ff", rarp.summary()
+    assert rarp.src == mac_str(mac)
+    arp = ARP(bytes(rarp.payload))
+    assert arp.op == 3 and arp.hwsrc == mac_str(mac) and arp.hwdst == mac_str(mac), arp.show(dump=True)
+    assert f"will announce {mac_str(mac).upper()} with a RARP frame" in ours.log
+
+
+def mac_str(mac: bytes) -> str:
+    return ":".join(f"{b:02x}" for b in mac)
