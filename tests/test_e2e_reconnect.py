@@ -19,7 +19,6 @@ hundreds is `VHU_RECONNECT_ROUNDS=300 pytest tests/test_e2e_reconnect.py`.
 from __future__ import annotations
 
 import os
-import time
 
 import pytest
 
@@ -45,13 +44,6 @@ def resources(tp):
     return len(os.listdir(f"/proc/{pid}/fd")), len(os.listdir(f"/proc/{pid}/task"))
 
 
-def wait_link(tp, up: bool, timeout: float = 30.0):
-    deadline = time.monotonic() + timeout
-    while tp.link_up(VHOST_PORT) != up:
-        assert time.monotonic() < deadline, f"{tp.name}: link not {'up' if up else 'down'}"
-        time.sleep(0.1)
-
-
 def forward(tp, mode: str):
     """Restart forwarding in @mode: 'io' (with retry), 'txonly' or 'rxonly'."""
     tp.cmd("stop")
@@ -75,7 +67,7 @@ def load_then(sender, receiver, kill):
 
 def drain(survivor):
     """After the peer of @survivor died: let it consume what is left, then io."""
-    wait_link(survivor, False)
+    survivor.wait_link(VHOST_PORT, False)
     survivor.wait_quiescent(VHOST_PORT, "ipackets", quiet=1.0)
     forward(survivor, "io")
 
@@ -95,7 +87,7 @@ def test_server_mode_frontend_killed(launcher, extra):
         frames = round_frames(r)
         write_pcap(src, frames)
         peer = launcher.peer([virtio_user_vdev(0, sock), pcap_vdev(0, rx_pcap=src)])
-        wait_link(ours, True)
+        ours.wait_link_up(VHOST_PORT)
         usage.append(resources(ours))
         peer.enable_tx_retry()
         peer.start_forwarding()
@@ -125,7 +117,7 @@ def test_client_mode_frontend_killed(launcher):
             os.unlink(sock)     # left by the killed server; virtio-user will not bind over it
         # virtio-user's start-up waits for us to connect (we retry every second)
         peer = launcher.peer([virtio_user_vdev(0, sock, server=1), pcap_vdev(0, rx_pcap=src)])
-        wait_link(ours, True)
+        ours.wait_link_up(VHOST_PORT)
         peer.wait_link_up(VHOST_PORT)
         usage.append(resources(ours))
         peer.enable_tx_retry()
@@ -159,7 +151,7 @@ def test_backend_killed_while_frontend_waits(launcher):
             peer = launcher.peer([virtio_user_vdev(0, sock, server=1),
                                   pcap_vdev(0, tx_pcap=out)])
             forward(peer, "io")
-        wait_link(ours, True)
+        ours.wait_link_up(VHOST_PORT)
         ours.enable_tx_retry()
         ours.start_forwarding()
         sent += frames
