@@ -2,23 +2,30 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Installs what a fresh Debian 12 machine lacks (only what is missing), then
 # builds the project into build/ (and, with --asan, also build-asan/ with
-# AddressSanitizer and UndefinedBehaviorSanitizer).
+# AddressSanitizer and UndefinedBehaviorSanitizer), and caches what the QEMU
+# tests' guests boot (tests/qemu/assets.py: kernel, busybox, ethtool via apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc
-          python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
+SUDO=""
+[ "$(id -u)" -eq 0 ] || SUDO=sudo
+updated=
+install_missing() {   # install_missing [apt-get install options...] -- packages...
+    local opts=() missing=() p
+    while [ "$1" != "--" ]; do opts+=("$1"); shift; done
+    shift
+    for p in "$@"; do
+        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
+    done
+    [ ${#missing[@]} -gt 0 ] || return 0
     echo "setup: installing ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-fi
+    [ -n "$updated" ] || { $SUDO apt-get update -q; updated=1; }
+    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${opts[@]}" "${missing[@]}"
+}
+install_missing -- dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc \
+    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1
+# for the QEMU tests; its Recommends (GUI, firmware, block drivers) are not needed
+install_missing --no-install-recommends -- qemu-system-x86
 
 build() {   # build <dir> [meson options...]
     local dir=$1; shift
@@ -29,3 +36,4 @@ build build
 if [ "${1:-}" = "--asan" ]; then
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
 fi
+/usr/bin/python3 -m tests.qemu.assets

@@ -20,6 +20,8 @@ def pytest_configure(config):
     # also in pytest.ini; repeated here for runs that do not pick that file up
     config.addinivalue_line("markers", "slow: takes tens of seconds (deselect with -m 'not slow')")
     config.addinivalue_line("markers", "ours_only: needs OUR PMD; skipped when VHU_PMD=distro")
+    config.addinivalue_line("markers", "qemu: boots QEMU guests (TCG) on our ports "
+                            "(deselect with -m 'not qemu')")
     config.addinivalue_line("markers", "timeout(seconds): wall-clock limit of one test "
                             f"(default {DEFAULT_TEST_TIMEOUT}s, env VHU_TEST_TIMEOUT)")
 

@@ -31,16 +31,6 @@ def multi_pcap_vdev(index: int, rx_files, tx_files) -> str:
     return f"net_pcap{index}," + ",".join(args)
 
 
-def xstats(tp, port: int):
-    out = tp.cmd(f"show port xstats {port}")
-    stats = {}
-    for line in out.splitlines():
-        name, sep, value = line.partition(":")
-        if sep and value.strip().isdigit():
-            stats[name.strip()] = int(value.strip())
-    return stats
-
-
 # Our side with two forwarding lcores (both on CPU 1: this machine has two
 # CPUs), each polling its own queues: no lock is shared between queues.
 TWO_FWD_LCORES = dict(lcores=["--lcores=0@0,1@1,2@1"], fwd_args=["--nb-cores=2"])
@@ -86,7 +76,7 @@ def test_every_queue_byte_exact(launcher, direction, queues, cores, packed_vq):
     total = queues * FRAMES_PER_QUEUE
     receiver.wait_stat(PCAP_PORT, "opackets", total, timeout=60, stall=10,
                        raise_on_timeout=False)
-    xs = xstats(ours, VHOST_PORT)
+    xs = ours.xstats(VHOST_PORT)
     receiver.stop_forwarding()
     sender.stop_forwarding()
     peer.quit()
@@ -131,7 +121,7 @@ def test_more_queue_pairs_than_offered_refused(launcher):
     ours.wait_stat(VHOST_PORT, "ipackets", 100000, timeout=60)
     good.stop_forwarding()
     ours.stop_forwarding()
-    xs = xstats(ours, VHOST_PORT)
+    xs = ours.xstats(VHOST_PORT)
     good.quit()
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
     assert xs["rx_q0_good_packets"] > 0 and xs["rx_q1_good_packets"] > 0, xs

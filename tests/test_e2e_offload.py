@@ -28,7 +28,6 @@ from scapy.utils import checksum
 from harness import read_pcap, write_pcap
 from harness.flows import JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, enable_scatter_if_supported
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
-from test_e2e_multiqueue import xstats
 
 pytestmark = pytest.mark.ours_only
 
@@ -139,7 +138,7 @@ def test_host_to_guest_tso(launcher, guest_tso):
     ours.start_forwarding()
     want = FRAMES if guest_tso else FRAMES * -(-PAYLOAD // MSS)
     peer.wait_stat(PCAP_PORT, "opackets", want, timeout=60, stall=10)
-    xs = xstats(ours, VHOST_PORT)
+    xs = ours.xstats(VHOST_PORT)
     ours.stop_forwarding()
     peer.stop_forwarding()
     peer.quit()
@@ -180,7 +179,7 @@ def test_guest_to_host_tso_metadata(launcher):
     ours.start_forwarding()
     peer.start_forwarding()
     ours.wait_stat(PCAP_PORT, "opackets", FRAMES, timeout=60, stall=10)
-    xs = xstats(ours, VHOST_PORT)
+    xs = ours.xstats(VHOST_PORT)
     ours.stop_forwarding()
     peer.stop_forwarding()
     peer.quit()
@@ -221,7 +220,7 @@ def test_vm_to_vm_tso(launcher, b_takes_tso):
     peer_a.start_forwarding()
     want = FRAMES if b_takes_tso else FRAMES * -(-PAYLOAD // MSS)
     peer_b.wait_stat(PCAP_PORT, "opackets", want, timeout=120, stall=20)
-    xs0, xs1 = xstats(ours, 0), xstats(ours, 1)
+    xs0, xs1 = ours.xstats(0), ours.xstats(1)
     for tp in (peer_a, ours, peer_b):
         tp.stop_forwarding()
     peer_a.quit()

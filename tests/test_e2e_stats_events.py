@@ -19,7 +19,6 @@ from harness.pmd import REPO_ROOT
 from harness.sanitizers import asan_requested
 from harness.testpmd import (BASE_EAL_ARGS, OUR_LCORES, make_file_prefix, pcap_vdev,
                              vhost_vdev, virtio_user_vdev)
-from test_e2e_multiqueue import xstats
 
 pytestmark = pytest.mark.ours_only
 
@@ -73,7 +72,7 @@ def test_xstats_match_traffic_and_reset(launcher):
     peer.wait_stat(PCAP_PORT, "opackets", len(to_guest), timeout=60, stall=10)
     for tp in (ours, peer):
         tp.stop_forwarding()
-    got = xstats(ours, VHOST_PORT)
+    got = ours.xstats(VHOST_PORT)
     want = expected_xstats("rx_q0", to_host)
     want.update(expected_xstats("tx_q0", to_guest))
     want.update({"rx_q0_malformed_chains": 0, "rx_q0_dropped_packets": 0,
@@ -84,7 +83,7 @@ def test_xstats_match_traffic_and_reset(launcher):
     assert got["tx_q0_guest_notifications_suppressed"] > 0, got
 
     ours.cmd(f"clear port xstats {VHOST_PORT}")
-    cleared = xstats(ours, VHOST_PORT)
+    cleared = ours.xstats(VHOST_PORT)
     assert all(v == 0 for k, v in cleared.items() if re.match(r"(rx|tx)_q0_", k)), cleared
     ours.cmd(f"clear port stats {VHOST_PORT}")
     st = ours.stats(VHOST_PORT)
@@ -98,7 +97,7 @@ def test_xstats_match_traffic_and_reset(launcher):
     ours.wait_stat(VHOST_PORT, "ipackets", 1000, timeout=60)
     peer.stop_forwarding()
     ours.stop_forwarding()
-    after = xstats(ours, VHOST_PORT)
+    after = ours.xstats(VHOST_PORT)
     assert after["rx_q0_good_packets"] == ours.stats(VHOST_PORT)["ipackets"] > 0, after
     peer.quit()
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})

@@ -17,7 +17,6 @@ from harness import (assert_frames_equal, gen_frames, gen_jumbo_mix, read_pcap, 
                      write_pcap)
 from harness.flows import PCAP_PORT, one_way_transfer
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
-from test_e2e_multiqueue import xstats
 
 pytestmark = pytest.mark.ours_only
 
@@ -53,7 +52,7 @@ def test_zero_copy_counts_and_threshold(launcher):
     peer.enable_tx_retry()
     peer.start_forwarding()
     ours.wait_stat(PCAP_PORT, "opackets", len(frames), timeout=60, stall=10)
-    xs = xstats(ours, 0)
+    xs = ours.xstats(0)
     ours.stop_forwarding()
     peer.stop_forwarding()
     peer.quit()
@@ -94,7 +93,7 @@ def test_vm_to_vm_one_copy(launcher):
     peer_a.start_forwarding()
     peer_b.wait_stat(PCAP_PORT, "opackets", len(frames_a), timeout=150, stall=20)
     peer_a.wait_stat(PCAP_PORT, "opackets", len(frames_b), timeout=150, stall=20)
-    xs0, xs1 = xstats(ours, 0), xstats(ours, 1)
+    xs0, xs1 = ours.xstats(0), ours.xstats(1)
     for tp in (peer_a, peer_b, ours):
         tp.stop_forwarding()
     peer_a.quit()

@@ -41,7 +41,6 @@ import contextlib
 import itertools
 import os
 import random
-import re
 import shutil
 import signal
 import struct
@@ -102,11 +101,6 @@ TCP_CSUM, UDP_CSUM = 16, 6  # csum_offset
 # the shared testpmd
 
 
-def parse_xstats(text: str) -> Dict[str, int]:
-    return {m.group(1): int(m.group(2))
-            for m in re.finditer(r"^(\w+):\s+(\d+)\s*$", text, re.M)}
-
-
 def memfd_held(name: str, fds: Dict[str, str], maps: str) -> bool:
     # the kernel's name for it, whole ("vhu-x-1" must not match "vhu-x-10")
     link = f"/memfd:{name} (deleted)"
@@ -161,7 +155,7 @@ class Bench:
             return f.read()
 
     def xstats(self, port: int = 0) -> Dict[str, int]:
-        return parse_xstats(self.ours.cmd(f"show port xstats {port}"))
+        return self.ours.xstats(port)
 
     def link_up(self, port: int = 0) -> bool:
         return self.ours.link_up(port)

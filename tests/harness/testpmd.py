@@ -146,6 +146,12 @@ def parse_port_stats(text: str) -> Dict[int, Dict[str, int]]:
     return result
 
 
+def parse_xstats(text: str) -> Dict[str, int]:
+    """``show port xstats <port>``: name -> value."""
+    return {m.group(1): int(m.group(2))
+            for m in re.finditer(r"^\s*(\w+):\s+(\d+)\s*$", text, re.M)}
+
+
 def parse_port_info(text: str) -> Dict[str, str]:
     """``show port info N`` as a dict of ``Key: value`` lines."""
     info = {}
@@ -392,6 +398,9 @@ class TestPmd:
         if port not in parsed:
             raise TestPmdError(f"{self.name}: no stats for port {port}")
         return parsed[port]
+
+    def xstats(self, port: int) -> Dict[str, int]:
+        return parse_xstats(self.cmd(f"show port xstats {port}"))
 
     def port_info(self, port: int) -> Dict[str, str]:
         return parse_port_info(self.cmd(f"show port info {port}"))
