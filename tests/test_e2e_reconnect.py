@@ -72,22 +72,28 @@ def drain(survivor):
     forward(survivor, "io")
 
 
-@pytest.mark.parametrize("extra", [{}, {"dequeue-zero-copy": 1}], ids=["copy", "zero_copy"])
-def test_server_mode_frontend_killed(launcher, extra):
-    """client=0: virtio-user connects, is killed under load, and a new one
-    connects, ROUNDS times; we capture every round's frames exactly. With
-    zero-copy, mbufs pointing into the killed guest's memory are in flight."""
+def frontend_restarts(launcher, client: bool, extra=None):
+    """Our testpmd stays; a virtio-user front end sends its round's frames,
+    is killed under load and replaced, ROUNDS times. We listen (client=0) or
+    connect to it (client=1, virtio-user server=1). Our capture must be every
+    round's frames in order, and our fds and threads must not grow."""
     sock = launcher.path("vh0.sock")
     out = launcher.path("ours-out.pcap")
-    ours = launcher.ours([vhost_vdev(0, sock, **extra), pcap_vdev(0, tx_pcap=out)])
+    ours = launcher.ours([vhost_vdev(0, sock, client=int(client), **(extra or {})),
+                          pcap_vdev(0, tx_pcap=out)])
     forward(ours, "io")
     sent, usage = [], []
     for r in range(ROUNDS):
         src = launcher.path(f"round{r}.pcap")
         frames = round_frames(r)
         write_pcap(src, frames)
-        peer = launcher.peer([virtio_user_vdev(0, sock), pcap_vdev(0, rx_pcap=src)])
+        if client and os.path.exists(sock):
+            os.unlink(sock)     # left by the killed server; virtio-user will not bind over it
+        # as a server, virtio-user's start-up waits for us to connect (we retry every second)
+        peer = launcher.peer([virtio_user_vdev(0, sock, server=1 if client else None),
+                              pcap_vdev(0, rx_pcap=src)])
         ours.wait_link_up(VHOST_PORT)
+        peer.wait_link_up(VHOST_PORT)
         usage.append(resources(ours))
         peer.enable_tx_retry()
         peer.start_forwarding()
@@ -101,35 +107,18 @@ def test_server_mode_frontend_killed(launcher, extra):
     assert usage[-1] == usage[0], f"(fds, threads) per round: {usage}"
 
 
+@pytest.mark.parametrize("extra", [{}, {"dequeue-zero-copy": 1}], ids=["copy", "zero_copy"])
+def test_server_mode_frontend_killed(launcher, extra):
+    """client=0: virtio-user connects, is killed under load, and a new one
+    connects. With zero-copy, mbufs pointing into the killed guest's memory
+    are in flight."""
+    frontend_restarts(launcher, client=False, extra=extra)
+
+
 def test_client_mode_frontend_killed(launcher):
     """client=1: we connect to virtio-user (server=1); it is killed under load
-    and restarted on the same path ROUNDS times; we reconnect every time."""
-    sock = launcher.path("vh0.sock")
-    out = launcher.path("ours-out.pcap")
-    ours = launcher.ours([vhost_vdev(0, sock, client=1), pcap_vdev(0, tx_pcap=out)])
-    forward(ours, "io")
-    sent, usage = [], []
-    for r in range(ROUNDS):
-        src = launcher.path(f"round{r}.pcap")
-        frames = round_frames(r)
-        write_pcap(src, frames)
-        if os.path.exists(sock):
-            os.unlink(sock)     # left by the killed server; virtio-user will not bind over it
-        # virtio-user's start-up waits for us to connect (we retry every second)
-        peer = launcher.peer([virtio_user_vdev(0, sock, server=1), pcap_vdev(0, rx_pcap=src)])
-        ours.wait_link_up(VHOST_PORT)
-        peer.wait_link_up(VHOST_PORT)
-        usage.append(resources(ours))
-        peer.enable_tx_retry()
-        peer.start_forwarding()
-        sent += frames
-        ours.wait_stat(PCAP_PORT, "opackets", len(sent), timeout=60, stall=10)
-        load_then(peer, ours, peer.kill)
-        drain(ours)
-    ours.stop_forwarding()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
-    assert_frames_equal(sent, read_pcap(out), f"{ROUNDS} front-end restarts, client mode")
-    assert usage[-1] == usage[0], f"(fds, threads) per round: {usage}"
+    and restarted on the same path; we reconnect every time."""
+    frontend_restarts(launcher, client=True)
 
 
 def test_backend_killed_while_frontend_waits(launcher):
