@@ -118,33 +118,45 @@ def negotiated_tso_bits(tp):
     return {name for bit, name in TSO_BITS.items() if features >> bit & 1}
 
 
-@pytest.mark.parametrize("guest_tso", [True, False], ids=["guest_tso", "no_guest_tso"])
-def test_host_to_guest_tso(launcher, guest_tso):
+def tso_over_one_link(launcher, direction: str, frames, want: int, segmenting: str,
+                      guest_tso: bool = False):
+    """``frames`` from a pcap on one side to a pcap on the other (``h2g``:
+    ours -> guest, ``g2h``: guest -> ours), the ``segmenting`` side ("ours"
+    or "peer") asking its vhost/virtio port for TSO; with ``guest_tso`` the
+    guest takes TSO frames whole. Waits for ``want`` frames at the far pcap;
+    returns them and our port's xstats."""
     sock = launcher.path("vh0.sock")
     src, out = launcher.path("in.pcap"), launcher.path("out.pcap")
-    frames = big_tcp_frames(1)
     write_pcap(src, frames)
-    ours = launcher.ours([vhost_vdev(0, sock), pcap_vdev(0, rx_pcap=src)],
-                         app_args=JUMBO_OURS_ARGS)
-    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1), pcap_vdev(0, tx_pcap=out)])
+    ours_pcap, peer_pcap = ((pcap_vdev(0, rx_pcap=src), pcap_vdev(0, tx_pcap=out))
+                            if direction == "h2g" else
+                            (pcap_vdev(0, tx_pcap=out), pcap_vdev(0, rx_pcap=src)))
+    ours = launcher.ours([vhost_vdev(0, sock), ours_pcap], app_args=JUMBO_OURS_ARGS)
+    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1), peer_pcap])
     ours.wait_link_up(VHOST_PORT)
     peer.wait_link_up(VHOST_PORT)
     enable_scatter_if_supported(ours, VHOST_PORT)
     if guest_tso:
         guest_takes_tso(peer)
-    segment_requests(ours, VHOST_PORT)
-    peer.enable_tx_retry()
-    peer.start_forwarding()
-    ours.start_forwarding()
-    want = FRAMES if guest_tso else FRAMES * -(-PAYLOAD // MSS)
-    peer.wait_stat(PCAP_PORT, "opackets", want, timeout=60, stall=10)
+    segment_requests(ours if segmenting == "ours" else peer, VHOST_PORT)
+    receiver, sender = (peer, ours) if direction == "h2g" else (ours, peer)
+    receiver.enable_tx_retry()
+    receiver.start_forwarding()
+    sender.start_forwarding()
+    receiver.wait_stat(PCAP_PORT, "opackets", want, timeout=60, stall=10)
     xs = ours.xstats(VHOST_PORT)
     ours.stop_forwarding()
     peer.stop_forwarding()
     peer.quit()
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+    return read_pcap(out), xs, ours
 
-    got = read_pcap(out)
+
+@pytest.mark.parametrize("guest_tso", [True, False], ids=["guest_tso", "no_guest_tso"])
+def test_host_to_guest_tso(launcher, guest_tso):
+    frames = big_tcp_frames(1)
+    want = FRAMES if guest_tso else FRAMES * -(-PAYLOAD // MSS)
+    got, xs, ours = tso_over_one_link(launcher, "h2g", frames, want, "ours", guest_tso)
     assert len(got) == want
     assert_same_stream(frames, got)
     if guest_tso:
@@ -164,28 +176,8 @@ def test_guest_to_host_tso_metadata(launcher):
     segment: l2/l3/l4_len and tso_segsz set (checked by our other port in
     test_vm_to_vm_tso), and the TCP field holding DPDK's TSO pseudo-header
     sum (without the length), whatever virtio's convention put there."""
-    sock = launcher.path("vh0.sock")
-    src, out = launcher.path("in.pcap"), launcher.path("out.pcap")
     frames = big_tcp_frames(3)
-    write_pcap(src, frames)
-    ours = launcher.ours([vhost_vdev(0, sock), pcap_vdev(0, tx_pcap=out)],
-                         app_args=JUMBO_OURS_ARGS)
-    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1), pcap_vdev(0, rx_pcap=src)])
-    ours.wait_link_up(VHOST_PORT)
-    peer.wait_link_up(VHOST_PORT)
-    enable_scatter_if_supported(ours, VHOST_PORT)
-    segment_requests(peer, VHOST_PORT)
-    ours.enable_tx_retry()
-    ours.start_forwarding()
-    peer.start_forwarding()
-    ours.wait_stat(PCAP_PORT, "opackets", FRAMES, timeout=60, stall=10)
-    xs = ours.xstats(VHOST_PORT)
-    ours.stop_forwarding()
-    peer.stop_forwarding()
-    peer.quit()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
-
-    got = read_pcap(out)
+    got, xs, _ = tso_over_one_link(launcher, "g2h", frames, FRAMES, "peer")
     assert len(got) == FRAMES and xs["rx_q0_size_1519_max_packets"] == FRAMES, xs
     assert partial_checksums(got, with_length=False)
     assert_same_stream(frames, got)
