@@ -26,7 +26,8 @@ from scapy.packet import Raw
 from scapy.utils import checksum
 
 from harness import read_pcap, write_pcap
-from harness.flows import JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, enable_scatter_if_supported
+from harness.flows import (JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, enable_scatter_if_supported,
+                           start_two_guests)
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
 
 pytestmark = pytest.mark.ours_only
@@ -190,34 +191,23 @@ def test_vm_to_vm_tso(launcher, b_takes_tso):
     """Guest A sends TSO frames (csum engine on its virtio port); our two
     ports forward them (io) to guest B. They cross our port whole; B gets
     them whole if it takes TSO, else in segments of A's MSS."""
-    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
     src, out = launcher.path("a-in.pcap"), launcher.path("b-out.pcap")
     frames = big_tcp_frames(2)
     write_pcap(src, frames)
-    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
-    peer_a = launcher.peer([virtio_user_vdev(0, sock_a, mrg_rxbuf=1), pcap_vdev(0, rx_pcap=src)],
-                           name="peerA")
-    peer_b = launcher.peer([virtio_user_vdev(0, sock_b, mrg_rxbuf=1), pcap_vdev(0, tx_pcap=out)],
-                           name="peerB")
-    for port in (0, 1):
-        ours.wait_link_up(port)
-    peer_a.wait_link_up(VHOST_PORT)
-    peer_b.wait_link_up(VHOST_PORT)
+    g = start_two_guests(launcher, pcap_vdev(0, rx_pcap=src), pcap_vdev(0, tx_pcap=out),
+                         a_args=dict(mrg_rxbuf=1), b_args=dict(mrg_rxbuf=1))
     if b_takes_tso:
-        guest_takes_tso(peer_b)
-    segment_requests(peer_a, VHOST_PORT)
-    for tp in (ours, peer_b):
+        guest_takes_tso(g.peer_b)
+    segment_requests(g.peer_a, VHOST_PORT)
+    for tp in (g.ours, g.peer_b):
         tp.enable_tx_retry()
         tp.start_forwarding()
-    peer_a.start_forwarding()
+    g.peer_a.start_forwarding()
     want = FRAMES if b_takes_tso else FRAMES * -(-PAYLOAD // MSS)
-    peer_b.wait_stat(PCAP_PORT, "opackets", want, timeout=120, stall=20)
-    xs0, xs1 = ours.xstats(0), ours.xstats(1)
-    for tp in (peer_a, ours, peer_b):
-        tp.stop_forwarding()
-    peer_a.quit()
-    peer_b.quit()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
+    g.peer_b.wait_stat(PCAP_PORT, "opackets", want, timeout=120, stall=20)
+    xs0, xs1 = g.ours.xstats(0), g.ours.xstats(1)
+    g.finish()
+    ours = g.ours
 
     # every frame crossed our first port whole: no segmentation on the way in
     assert xs0["rx_q0_size_1519_max_packets"] == FRAMES, xs0

@@ -18,7 +18,8 @@ import pytest
 
 from harness import (assert_driver_identity, assert_frames_equal, gen_frames, gen_jumbo_mix,
                      pcap_vdev, read_pcap, total_bytes, vhost_vdev, virtio_user_vdev, write_pcap)
-from harness.flows import (PCAP_PORT, VHOST_PORT, assert_vhost_stats, one_way_transfer)
+from harness.flows import (PCAP_PORT, VHOST_PORT, assert_vhost_stats, exchange_two_guests,
+                           one_way_transfer)
 
 MIXED_FRAMES = 400      # frames of 60..1514 bytes per one-way transfer
 JUMBO_FRAMES = 120      # 9000-byte frames mixed with others
@@ -140,43 +141,15 @@ def test_two_ports_paired(launcher):
     (io, paired); peer A on vhost0, peer B on vhost1.  A's frames arrive at B
     byte-exact and in order, and B's at A.
 
-    CPU plan (2 CPUs): our side forwards on lcore 1, both peers forward on
-    lcore 0 (they time-share that CPU; io-retry forwarding everywhere makes a
-    full ring stall instead of drop, so this is slow but lossless)."""
-    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    CPU plan: see harness.flows.start_two_guests."""
     frames_a = gen_frames(200, seed=500, tag=0xA)
     frames_b = gen_frames(150, seed=501, tag=0xB)
-    pc = {k: launcher.path(f"{k}.pcap") for k in ("a_in", "a_out", "b_in", "b_out")}
-    write_pcap(pc["a_in"], frames_a)
-    write_pcap(pc["b_in"], frames_b)
-
-    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
-    peer_a = launcher.peer([virtio_user_vdev(0, sock_a, mrg_rxbuf=1, in_order=0),
-                            pcap_vdev(0, rx_pcap=pc["a_in"], tx_pcap=pc["a_out"])], name="peerA")
-    peer_b = launcher.peer([virtio_user_vdev(0, sock_b, mrg_rxbuf=0, in_order=0),
-                            pcap_vdev(0, rx_pcap=pc["b_in"], tx_pcap=pc["b_out"])], name="peerB")
-    for port in (0, 1):
-        ours.wait_link_up(port)
-    for tp in (peer_a, peer_b):
-        tp.wait_link_up(VHOST_PORT)
-    for tp in (ours, peer_a, peer_b):
-        tp.enable_tx_retry()
-    ours.start_forwarding()
-    peer_b.start_forwarding()
-    peer_a.start_forwarding()
-    peer_b.wait_stat(PCAP_PORT, "opackets", len(frames_a), timeout=150, stall=20,
-                     raise_on_timeout=False)
-    peer_a.wait_stat(PCAP_PORT, "opackets", len(frames_b), timeout=150, stall=20,
-                     raise_on_timeout=False)
-    st = ours.stats_all()
-    for tp in (peer_a, peer_b, ours):
-        tp.stop_forwarding()
-    peer_a.quit()
-    peer_b.quit()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
-
-    assert_frames_equal(frames_a, read_pcap(pc["b_out"]), "peer A -> peer B")
-    assert_frames_equal(frames_b, read_pcap(pc["a_out"]), "peer B -> peer A")
+    x = exchange_two_guests(launcher, frames_a, frames_b,
+                            a_args=dict(mrg_rxbuf=1, in_order=0),
+                            b_args=dict(mrg_rxbuf=0, in_order=0))
+    st = x.stats
+    assert_frames_equal(frames_a, x.a_to_b, "peer A -> peer B")
+    assert_frames_equal(frames_b, x.b_to_a, "peer B -> peer A")
     na, ba, nb, bb = len(frames_a), total_bytes(frames_a), len(frames_b), total_bytes(frames_b)
     assert (st[0]["ipackets"], st[0]["ibytes"], st[0]["opackets"], st[0]["obytes"]) == \
         (na, ba, nb, bb), st[0]

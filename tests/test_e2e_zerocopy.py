@@ -15,7 +15,7 @@ import pytest
 
 from harness import (assert_frames_equal, gen_frames, gen_jumbo_mix, read_pcap, total_bytes,
                      write_pcap)
-from harness.flows import PCAP_PORT, one_way_transfer
+from harness.flows import PCAP_PORT, exchange_two_guests, one_way_transfer
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
 
 pytestmark = pytest.mark.ours_only
@@ -73,33 +73,12 @@ def test_zero_copy_counts_and_threshold(launcher):
 def test_vm_to_vm_one_copy(launcher):
     """Two eth_vhost ports with zero-copy forwarding to each other: each
     frame is copied once, from guest A's buffer into guest B's."""
-    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
     frames_a = gen_frames(150, seed=820, tag=0xA)
     frames_b = gen_frames(150, seed=821, tag=0xB)
-    pc = {k: launcher.path(f"{k}.pcap") for k in ("a_in", "a_out", "b_in", "b_out")}
-    write_pcap(pc["a_in"], frames_a)
-    write_pcap(pc["b_in"], frames_b)
-    ours = launcher.ours([vhost_vdev(0, sock_a, **ZC_ARGS), vhost_vdev(1, sock_b, **ZC_ARGS)])
-    peer_a = launcher.peer([virtio_user_vdev(0, sock_a, mrg_rxbuf=1),
-                            pcap_vdev(0, rx_pcap=pc["a_in"], tx_pcap=pc["a_out"])], name="peerA")
-    peer_b = launcher.peer([virtio_user_vdev(0, sock_b, mrg_rxbuf=0),
-                            pcap_vdev(0, rx_pcap=pc["b_in"], tx_pcap=pc["b_out"])], name="peerB")
-    for port in (0, 1):
-        ours.wait_link_up(port)
-    for tp in (ours, peer_a, peer_b):
-        tp.enable_tx_retry()
-    ours.start_forwarding()
-    peer_b.start_forwarding()
-    peer_a.start_forwarding()
-    peer_b.wait_stat(PCAP_PORT, "opackets", len(frames_a), timeout=150, stall=20)
-    peer_a.wait_stat(PCAP_PORT, "opackets", len(frames_b), timeout=150, stall=20)
-    xs0, xs1 = ours.xstats(0), ours.xstats(1)
-    for tp in (peer_a, peer_b, ours):
-        tp.stop_forwarding()
-    peer_a.quit()
-    peer_b.quit()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
-    assert_frames_equal(frames_a, read_pcap(pc["b_out"]), "A -> B")
-    assert_frames_equal(frames_b, read_pcap(pc["a_out"]), "B -> A")
+    x = exchange_two_guests(launcher, frames_a, frames_b, vhost_args=ZC_ARGS,
+                            a_args=dict(mrg_rxbuf=1), b_args=dict(mrg_rxbuf=0))
+    assert_frames_equal(frames_a, x.a_to_b, "A -> B")
+    assert_frames_equal(frames_b, x.b_to_a, "B -> A")
+    xs0, xs1 = x.xstats[0], x.xstats[1]
     assert xs0["rx_q0_zero_copy_packets"] == sum(len(f) >= THRESHOLD for f in frames_a), xs0
     assert xs1["rx_q0_zero_copy_packets"] == sum(len(f) >= THRESHOLD for f in frames_b), xs1

@@ -154,3 +154,77 @@ def assert_vhost_stats(result: TransferResult, port: int = VHOST_PORT):
     # mode then retries them), so it depends on timing, not on correctness.
     # Delivery itself is proven by the byte-exact capture.
     assert st["ierrors"] == 0, f"Rx errors on our port {port}: {st}"
+
+
+@dataclass
+class TwoGuests:
+    """Our testpmd with eth_vhost0 and eth_vhost1 forwarding to each other
+    (io, paired), a virtio-user peer on each: A on port 0, B on port 1."""
+    launcher: Launcher
+    ours: TestPmd
+    peer_a: TestPmd
+    peer_b: TestPmd
+    socks: List[str]
+
+    def finish(self):
+        """Stop forwarding everywhere, quit the peers, then the post-mortem of ours."""
+        for tp in (self.peer_a, self.ours, self.peer_b):
+            tp.stop_forwarding()
+        self.peer_a.quit()
+        self.peer_b.quit()
+        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{i}": sock
+                                                    for i, sock in enumerate(self.socks)})
+
+
+def start_two_guests(launcher: Launcher, a_pcap: str, b_pcap: str,
+                     vhost_args: Optional[Dict[str, object]] = None,
+                     a_args: Optional[Dict[str, object]] = None,
+                     b_args: Optional[Dict[str, object]] = None) -> TwoGuests:
+    """Starts :class:`TwoGuests` (each peer with the pcap vdev ``a_pcap`` /
+    ``b_pcap`` as its port 1) and waits for every link; nothing forwards yet.
+    CPU plan (2 CPUs): ours forwards on lcore 1, both peers on lcore 0 (they
+    time-share it: slow but, with io-retry forwarding, lossless)."""
+    socks = [launcher.path("vhA.sock"), launcher.path("vhB.sock")]
+    ours = launcher.ours([vhost_vdev(i, sock, **(vhost_args or {}))
+                          for i, sock in enumerate(socks)])
+    peer_a = launcher.peer([virtio_user_vdev(0, socks[0], **(a_args or {})), a_pcap],
+                           name="peerA")
+    peer_b = launcher.peer([virtio_user_vdev(0, socks[1], **(b_args or {})), b_pcap],
+                           name="peerB")
+    for port in (0, 1):
+        ours.wait_link_up(port)
+    for tp in (peer_a, peer_b):
+        tp.wait_link_up(VHOST_PORT)
+    return TwoGuests(launcher, ours, peer_a, peer_b, socks)
+
+
+@dataclass
+class Exchange:
+    a_to_b: List[bytes]             # what B's pcap captured
+    b_to_a: List[bytes]             # what A's pcap captured
+    stats: Dict[int, Dict[str, int]]    # our ports' stats
+    xstats: Dict[int, Dict[str, int]]   # our ports' xstats
+
+
+def exchange_two_guests(launcher: Launcher, frames_a: Sequence[bytes],
+                        frames_b: Sequence[bytes], **start_args) -> Exchange:
+    """A sends ``frames_a`` to B and B ``frames_b`` to A at once, through
+    :func:`start_two_guests` (``start_args``), io-retry everywhere."""
+    pc = {k: launcher.path(f"{k}.pcap") for k in ("a_in", "a_out", "b_in", "b_out")}
+    write_pcap(pc["a_in"], frames_a)
+    write_pcap(pc["b_in"], frames_b)
+    g = start_two_guests(launcher, pcap_vdev(0, rx_pcap=pc["a_in"], tx_pcap=pc["a_out"]),
+                         pcap_vdev(0, rx_pcap=pc["b_in"], tx_pcap=pc["b_out"]), **start_args)
+    for tp in (g.ours, g.peer_a, g.peer_b):
+        tp.enable_tx_retry()
+    g.ours.start_forwarding()
+    g.peer_b.start_forwarding()
+    g.peer_a.start_forwarding()
+    g.peer_b.wait_stat(PCAP_PORT, "opackets", len(frames_a), timeout=150, stall=20,
+                       raise_on_timeout=False)
+    g.peer_a.wait_stat(PCAP_PORT, "opackets", len(frames_b), timeout=150, stall=20,
+                       raise_on_timeout=False)
+    stats = g.ours.stats_all()
+    xstats = {port: g.ours.xstats(port) for port in (0, 1)}
+    g.finish()
+    return Exchange(read_pcap(pc["b_out"]), read_pcap(pc["a_out"]), stats, xstats)
