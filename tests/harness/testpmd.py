@@ -30,6 +30,8 @@ import weakref
 from pathlib import Path
 from typing import Dict, Iterable, Optional, Sequence
 
+from .process import kill_now, wait_or_escalate
+
 PROMPT = "testpmd> "
 
 DEFAULT_BINARY = os.environ.get("VHU_TESTPMD", "dpdk-testpmd")
@@ -501,17 +503,8 @@ class TestPmd:
                 self.proc.stdin.flush()
             except (BrokenPipeError, OSError):
                 pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._append(f"\n[harness] quit timed out after {timeout}s; SIGTERM\n".encode())
-                self._signal_group(signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self._append(b"\n[harness] SIGTERM ignored; SIGKILL\n")
-                    self._signal_group(signal.SIGKILL)
-                    self.proc.wait(10)
+            wait_or_escalate(self.proc, timeout, self._signal_group,
+                             lambda msg: self._append(f"\n[harness] {msg}\n".encode()))
         self._finish()
         return self.returncode
 
@@ -519,12 +512,7 @@ class TestPmd:
         """Immediate SIGKILL of the process group (no cleanup in testpmd)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self._signal_group(signal.SIGKILL)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_now(self.proc, self._signal_group)
         self._finish()
 
     def wait_exit(self, timeout: float = 30.0) -> Optional[int]:

@@ -36,6 +36,8 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import List, Optional, Sequence, Union
 
+from harness.process import kill_now, wait_or_escalate
+
 from .assets import Assets
 
 DEFAULT_MEM_MB = 256
@@ -432,17 +434,7 @@ class Vm:
                 self.qmp("quit")
             except (VmError, OSError):
                 pass
-            try:
-                self.proc.wait(timeout)
-            except subprocess.TimeoutExpired:
-                self._note(f"quit timed out after {timeout}s; SIGTERM")
-                self._signal(signal.SIGTERM)
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    self._note("SIGTERM ignored; SIGKILL")
-                    self._signal(signal.SIGKILL)
-                    self.proc.wait(10)
+            wait_or_escalate(self.proc, timeout, self._signal, self._note)
         self._finish()
         return self.returncode
 
@@ -450,12 +442,7 @@ class Vm:
         """SIGKILL of the process group (a crash, as far as the back end can tell)."""
         if self.proc is None:
             return
-        if self.proc.poll() is None:
-            self._signal(signal.SIGKILL)
-            try:
-                self.proc.wait(10)
-            except subprocess.TimeoutExpired:
-                pass
+        kill_now(self.proc, self._signal)
         self._finish()
 
     def close(self):
