@@ -108,6 +108,23 @@ check_report_mem(const char *file, int line, const char *a_expr, const char *b_e
 /* Runs one test; @setup/@teardown around it are the test's own business. */
 #define RUN_TEST(fn) check_run(#fn, fn)
 
+/*
+ * Inside a table-driven test: runs @run(&@cases[i]) for every entry of the
+ * array @cases, each followed by @after() (e.g. the fixture teardown, so that
+ * every case starts afresh), and names the entry (its .name) under the
+ * failures of a case that failed: one case failing does not stop the others.
+ */
+#define RUN_CASES(cases, run, after) do { \
+	for (size_t check_i_ = 0; check_i_ < sizeof(cases) / sizeof((cases)[0]); check_i_++) { \
+		unsigned int check_before_ = check_failures; \
+		\
+		run(&(cases)[check_i_]); \
+		after(); \
+		if (check_failures != check_before_) \
+			fprintf(stderr, "  ^ in case %s\n", (cases)[check_i_].name); \
+	} \
+} while (0)
+
 static inline void
 check_run(const char *name, void (*fn)(void))
 {

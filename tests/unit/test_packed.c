@@ -4,10 +4,12 @@
  * parts of virtqueue.h, dequeue.c, enqueue.c, vring.c), and of the packed
  * ring base as the control path (device.c) reads and reports it.
  *
- * Same set-up as test_split.c: the test plays the guest driver on rings in
- * memfd memory it maps itself (MAP_SHARED), the library sees the same memory
- * through its memory table, and the front-end addresses given to the library
- * are non-canonical, so anything that uses them untranslated crashes at once.
+ * Same set-up as test_split.c, whose guest memory, frames, mbufs and EAL
+ * set-up it shares (guest_fixture.h): the test plays the guest driver on
+ * rings in memfd memory it maps itself (MAP_SHARED), the library sees the
+ * same memory through its memory table, and the front-end addresses given to
+ * the library are non-canonical, so anything that uses them untranslated
+ * crashes at once.
  *
  * The driver side follows the VIRTIO 1.1 packed ring: a chain is written
  * over consecutive slots (wrapping at the ring size, descriptors past the end
@@ -20,28 +22,21 @@
  * and runs in a child process, so that an ASan abort there would be reported
  * as that test's failure only.
  *
- * Guest memory:
- *   region 0: GPA_BASE,  GUEST_SIZE bytes  (ring, event areas, tables, buffers)
- *   region 1: GPA2_BASE, GUEST2_SIZE bytes (adjacent in gpa space, another file)
+ * Region 0 holds the ring, the event areas, indirect tables and buffers.
  */
 #define _GNU_SOURCE
-#include <errno.h>
-#include <limits.h>
 #include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <sched.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <sys/wait.h>
 #include <ucontext.h>
 #include <unistd.h>
 
-#include <rte_eal.h>
-#include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -55,14 +50,7 @@
 #include "vring.h"
 
 #include "check.h"
-
-#define GUEST_SIZE	(4u << 20)
-#define GUEST2_SIZE	0x10000u
-#define GPA_BASE	UINT64_C(0x100000)
-#define GPA2_BASE	(GPA_BASE + GUEST_SIZE)
-/* Non-canonical x86-64 addresses: dereferencing one faults. */
-#define FE_BASE		UINT64_C(0x8000123400000000)
-#define FE2_BASE	UINT64_C(0x8000567800000000)
+#include "guest_fixture.h"
 
 /* Layout of region 0: room for a ring of the largest size (32768 x 16 bytes). */
 #define DESC_OFF	0x00000u
@@ -72,8 +60,6 @@
 #define BUF_OFF		0x100000u
 
 #define PK	VHU_BIT(VIRTIO_F_RING_PACKED)
-#define V1	VHU_BIT(VIRTIO_F_VERSION_1)
-#define MRG	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)
 #define EVIDX	VHU_BIT(VIRTIO_RING_F_EVENT_IDX)
 
 #define F_NEXT	VRING_DESC_F_NEXT
@@ -82,14 +68,7 @@
 #define F_AVAIL	VRING_PACKED_DESC_F_AVAIL
 #define F_USED	VRING_PACKED_DESC_F_USED
 
-#define SENTINEL	0xcc	/* fresh RX buffers are filled with it */
-#define HDR_BYTE	0xee	/* TX virtio-net headers are filled with it */
 #define JUNK_ID		0xdead	/* buffer id written in descriptors other than a chain's last */
-
-#define POOL_N		4095u
-#define MAX_TRACKED	512
-
-static struct rte_mempool *mp;
 
 /* ---- the fixture: one packed ring in fresh guest memory ---- */
 
@@ -103,14 +82,11 @@ struct posted {
 
 struct fx {
 	bool active;
-	int memfd, memfd2;
-	uint8_t *g, *g2;		/* our (the guest's) view of the regions */
 	struct vhu_mem_table *mem;	/* our own reference (NULL with a port) */
 	struct vhu_vring own;
 	struct vhu_vring *vr;		/* the ring under test: &own or a port's */
 	struct vhu_port *port;		/* control-path tests */
 	char sockdir[64];
-	int callfd;			/* ours to read (the ring holds it or a dup) */
 	uint32_t size;
 	uint64_t features;
 	struct vring_packed_desc *desc;	/* guest views */
@@ -124,60 +100,9 @@ struct fx {
 	uint32_t inflight;		/* slots made available and not yet used */
 	uint32_t ids;
 	uint16_t id_slots[VHU_VRING_MAX_SIZE];	/* descriptors of each buffer id in flight */
-	uint32_t buf_next;
-	uint32_t indir_next;
-	struct rte_mbuf *mbufs[MAX_TRACKED];	/* freed at teardown */
-	unsigned int nmbufs;
 };
 
 static struct fx F;
-
-static void
-die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
-static int
-new_memfd(size_t size)
-{
-	char name[64];
-	int fd;
-
-	snprintf(name, sizeof(name), "vhu-unit-packed-%d", (int)getpid());
-	fd = memfd_create(name, MFD_CLOEXEC);
-	if (fd < 0)
-		die("memfd_create");
-	if (ftruncate(fd, (off_t)size) < 0)
-		die("ftruncate");
-	return fd;
-}
-
-static uint8_t *
-map_shared(int fd, size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	if (p == MAP_FAILED)
-		die("mmap");
-	return p;
-}
-
-static int
-xdup(int fd)
-{
-	int d = dup(fd);
-
-	if (d < 0)
-		die("dup");
-	return d;
-}
-
-static const struct vhu_mem_region_desc regions[2] = {
-	{ .guest_phys_addr = GPA_BASE, .size = GUEST_SIZE, .frontend_addr = FE_BASE },
-	{ .guest_phys_addr = GPA2_BASE, .size = GUEST2_SIZE, .frontend_addr = FE2_BASE },
-};
 
 /* Fresh guest memory and the driver's state for a ring of @size at @base. */
 static void
@@ -186,23 +111,15 @@ fx_memory(uint32_t size, uint32_t base)
 	memset(&F, 0, sizeof(F));
 	F.active = true;
 	F.size = size;
-	F.memfd = new_memfd(GUEST_SIZE);
-	F.memfd2 = new_memfd(GUEST2_SIZE);
-	F.g = map_shared(F.memfd, GUEST_SIZE);
-	F.g2 = map_shared(F.memfd2, GUEST2_SIZE);
-	F.desc = (struct vring_packed_desc *)(F.g + DESC_OFF);
-	F.drv_ev = (struct vring_packed_desc_event *)(F.g + DRV_EV_OFF);
-	F.dev_ev = (struct vring_packed_desc_event *)(F.g + DEV_EV_OFF);
+	guest_setup(INDIR_OFF, BUF_OFF);
+	F.desc = (struct vring_packed_desc *)(G.g + DESC_OFF);
+	F.drv_ev = (struct vring_packed_desc_event *)(G.g + DRV_EV_OFF);
+	F.dev_ev = (struct vring_packed_desc_event *)(G.g + DEV_EV_OFF);
 	F.dev_ev->flags = 0xaaaa;	/* the device must overwrite it */
 	F.dev_ev->off_wrap = 0x5555;
 	F.drv_ev->flags = VRING_PACKED_EVENT_FLAG_ENABLE;
-	F.buf_next = BUF_OFF;
-	F.indir_next = INDIR_OFF;
 	F.avail_slot = F.used_slot = base & 0x7fff;
 	F.avail_wrap = F.used_wrap = (base >> 15) & 1;
-	F.callfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (F.callfd < 0)
-		die("eventfd");
 }
 
 /* Like the control thread: recomputes the ring's view (packed always on). */
@@ -222,14 +139,8 @@ fx_refresh(uint64_t features)
 static bool
 fx_setup_base(uint32_t size, uint64_t features, uint32_t base)
 {
-	int fds[2];
-
 	fx_memory(size, base);
-	fds[0] = xdup(F.memfd);
-	fds[1] = xdup(F.memfd2);
-	F.mem = vhu_mem_table_create(regions, fds, 2, "unit");
-	if (F.mem == NULL)
-		die("vhu_mem_table_create");
+	F.mem = guest_mem_table();
 
 	F.vr = &F.own;
 	vhu_vring_init(F.vr, 1, "unit");
@@ -243,7 +154,8 @@ fx_setup_base(uint32_t size, uint64_t features, uint32_t base)
 	F.vr->base_pending = true;
 	F.vr->started = true;
 	F.vr->enabled = true;
-	F.vr->callfd = F.callfd;
+	F.vr->callfd = G.callfd;		/* the ring owns it */
+	G.vr = F.vr;
 	fx_refresh(features);
 	return F.vr->ready;
 }
@@ -262,9 +174,7 @@ fx_teardown(void)
 {
 	if (!F.active)
 		return;
-	for (unsigned int i = 0; i < F.nmbufs; i++)
-		rte_pktmbuf_free(F.mbufs[i]);
-	F.nmbufs = 0;
+	free_tracked();
 	if (F.port != NULL) {
 		port_teardown();
 	} else {
@@ -272,70 +182,13 @@ fx_teardown(void)
 		EXPECT_EQ(F.mem->refcnt, 1);	/* only ours is left */
 		vhu_mem_table_put(F.mem);
 	}
-	munmap(F.g, GUEST_SIZE);
-	munmap(F.g2, GUEST2_SIZE);
-	close(F.memfd);
-	close(F.memfd2);
+	guest_teardown();
 	/* every mbuf the library allocated went back to the pool or to us */
 	EXPECT_EQ(rte_mempool_avail_count(mp), POOL_N);
 	F.active = false;
 }
 
-static void
-track(struct rte_mbuf *m)
-{
-	if (F.nmbufs == MAX_TRACKED) {
-		fprintf(stderr, "too many mbufs in one test\n");
-		exit(2);
-	}
-	F.mbufs[F.nmbufs++] = m;
-}
-
 /* ---- guest memory ---- */
-
-static uint64_t
-gpa(const void *p)
-{
-	const uint8_t *q = p;
-
-	if (q >= F.g && q < F.g + GUEST_SIZE)
-		return GPA_BASE + (uint64_t)(q - F.g);
-	if (q >= F.g2 && q <= F.g2 + GUEST2_SIZE)
-		return GPA2_BASE + (uint64_t)(q - F.g2);
-	fprintf(stderr, "gpa(): %p is not guest memory\n", p);
-	abort();
-}
-
-/* A fresh buffer in region 0, filled with SENTINEL. */
-static uint8_t *
-galloc(uint32_t len)
-{
-	uint8_t *p;
-
-	if (F.buf_next + len > GUEST_SIZE) {
-		fprintf(stderr, "galloc: out of guest memory\n");
-		exit(2);
-	}
-	p = F.g + F.buf_next;
-	memset(p, SENTINEL, len);
-	F.buf_next = RTE_ALIGN_CEIL(F.buf_next + len, 64u);
-	return p;
-}
-
-/* Room for an indirect table of @n packed descriptors. */
-static struct vring_packed_desc *
-indirect_alloc(uint32_t n)
-{
-	struct vring_packed_desc *t = (struct vring_packed_desc *)(F.g + F.indir_next);
-
-	F.indir_next = RTE_ALIGN_CEIL(F.indir_next + n * 16, 64u);
-	if (F.indir_next > BUF_OFF) {
-		fprintf(stderr, "indirect_alloc: out of room\n");
-		exit(2);
-	}
-	memset(t, 0, n * 16);
-	return t;
-}
 
 static void
 set_pdesc(struct vring_packed_desc *t, uint32_t i, uint64_t addr, uint32_t len, uint16_t flags)
@@ -494,10 +347,8 @@ static bool
 none_used(void)
 {
 	struct used_ent u;
-	struct fx save_pos = { .used_slot = F.used_slot, .used_wrap = F.used_wrap };
 	uint16_t fl = F.desc[F.used_slot].flags;
 
-	(void)save_pos;
 	if (((fl & F_AVAIL) != 0) == F.used_wrap && ((fl & F_USED) != 0) == F.used_wrap) {
 		u.id = F.desc[F.used_slot].id;
 		fprintf(stderr, "  unexpected used descriptor at slot %u (id %u, flags 0x%04x)\n",
@@ -505,25 +356,6 @@ none_used(void)
 		return false;
 	}
 	return true;
-}
-
-/* Interrupts sent since the last call (reads and clears the eventfd). */
-static uint64_t
-calls(void)
-{
-	eventfd_t v;
-
-	if (eventfd_read(F.callfd, &v) == 0)
-		return v;
-	if (errno != EAGAIN)
-		die("eventfd_read");
-	return 0;
-}
-
-static const struct vhu_vring_stats *
-stats(void)
-{
-	return vhu_vring_stats(F.vr);
 }
 
 /* The device's position: slot and wrap counter of the next available and used entries. */
@@ -541,31 +373,9 @@ device_at(uint16_t avail_slot, bool avail_wrap, uint16_t used_slot, bool used_wr
 
 /* ---- frames, mbufs ---- */
 
-/* A @len-byte TX header asking for no offload: flags and gso_type 0, the rest HDR_BYTE. */
-static void
-no_offload_hdr(uint8_t *h, size_t len)
-{
-	memset(h, HDR_BYTE, len);
-	h[0] = 0;
-	if (len > 1)
-		h[1] = 0;
-}
-
-/* A recognisable frame: Ethernet header, then a pattern from @seed. */
-static void
-make_frame(uint8_t *f, uint32_t len, uint32_t seed)
-{
-	static const uint8_t eth[14] = {
-		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0x08, 0x00,
-	};
-
-	for (uint32_t i = 0; i < len; i++)
-		f[i] = i < sizeof(eth) ? eth[i] : (uint8_t)(seed * 31 + i * 7 + (i >> 8));
-}
-
 /*
  * A TX chain over consecutive slots with buffer lengths @lens, holding a
- * 12-byte no-offload header and then @frame.
+ * 12-byte no-offload header and then @frame (see tx_buf()).
  */
 static struct posted
 tx_post(const uint32_t *lens, unsigned int n, const uint8_t *frame)
@@ -573,13 +383,8 @@ tx_post(const uint32_t *lens, unsigned int n, const uint8_t *frame)
 	struct dspec d[64];
 	uint32_t pos = 0;
 
-	for (unsigned int i = 0; i < n; i++) {
-		uint8_t *b = galloc(lens[i]);
-
-		for (uint32_t k = 0; k < lens[i]; k++, pos++)
-			b[k] = pos < 12 ? (pos < 2 ? 0 : HDR_BYTE) : frame[pos - 12];
-		d[i] = (struct dspec){ gpa(b), lens[i], 0 };
-	}
+	for (unsigned int i = 0; i < n; i++)
+		d[i] = (struct dspec){ gpa(tx_buf(lens[i], 12, frame, &pos)), lens[i], 0 };
 	return post(d, n);
 }
 
@@ -592,7 +397,7 @@ tx_simple(const uint8_t *frame, uint32_t frame_len)
 	return tx_post(&len, 1, frame);
 }
 
-/* An RX chain and its buffers, for reading back what the device wrote. */
+/* An RX chain and its buffers, for reading back what the device wrote (rx_read()). */
 struct rx_chain {
 	struct posted p;
 	unsigned int n;
@@ -619,137 +424,6 @@ static struct rx_chain
 rx_simple(uint32_t len)
 {
 	return rx_post(&len, 1, F_WRITE);
-}
-
-/* Concatenates the first @len bytes of @c's buffers into @out. */
-static void
-rx_read(const struct rx_chain *c, uint8_t *out, uint32_t len)
-{
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < c->n && pos < len; i++) {
-		uint32_t k = RTE_MIN(c->len[i], len - pos);
-
-		memcpy(out + pos, c->buf[i], k);
-		pos += k;
-	}
-}
-
-/* True when the buffers hold only SENTINEL bytes from byte @from on. */
-static bool
-rx_untouched_from(const struct rx_chain *c, uint32_t from)
-{
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < c->n; i++)
-		for (uint32_t k = 0; k < c->len[i]; k++, pos++)
-			if (pos >= from && c->buf[i][k] != SENTINEL)
-				return false;
-	return true;
-}
-
-/* An mbuf (chain) from the test pool holding @data, in segments of @seglens. */
-static struct rte_mbuf *
-mk_mbuf(const uint8_t *data, const uint32_t *seglens, unsigned int nseg)
-{
-	struct rte_mbuf *head = NULL;
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < nseg; i++) {
-		struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
-		char *p;
-
-		if (m == NULL)
-			die("rte_pktmbuf_alloc");
-		p = rte_pktmbuf_append(m, (uint16_t)seglens[i]);
-		if (p == NULL)
-			die("rte_pktmbuf_append");
-		memcpy(p, data + pos, seglens[i]);
-		pos += seglens[i];
-		if (head == NULL)
-			head = m;
-		else if (rte_pktmbuf_chain(head, m) != 0)
-			die("rte_pktmbuf_chain");
-	}
-	track(head);
-	return head;
-}
-
-/* As few segments as @len needs. */
-static struct rte_mbuf *
-mk_mbuf1(const uint8_t *data, uint32_t len)
-{
-	uint32_t segs[32];
-	unsigned int n = 0;
-
-	do {
-		segs[n] = RTE_MIN(len, (uint32_t)RTE_MBUF_DEFAULT_DATAROOM);
-		len -= segs[n++];
-	} while (len > 0 && n < RTE_DIM(segs));
-	return mk_mbuf(data, segs, n);
-}
-
-/* Checks an mbuf chain's lengths and bytes; prints what differs. */
-static bool
-mbuf_is(const struct rte_mbuf *m, const uint8_t *exp, uint32_t len)
-{
-	uint32_t pos = 0, segs = 0;
-
-	if (m->pkt_len != len) {
-		fprintf(stderr, "  mbuf pkt_len %u, expected %u\n", m->pkt_len, len);
-		return false;
-	}
-	for (const struct rte_mbuf *s = m; s != NULL; s = s->next, segs++) {
-		if (pos + s->data_len > len) {
-			fprintf(stderr, "  mbuf segments hold more than pkt_len\n");
-			return false;
-		}
-		if (memcmp(rte_pktmbuf_mtod(s, const uint8_t *), exp + pos, s->data_len) != 0) {
-			fprintf(stderr, "  mbuf segment %u (bytes %u..%u) differs\n", segs, pos,
-				pos + s->data_len);
-			return false;
-		}
-		pos += s->data_len;
-	}
-	if (pos != len || segs != m->nb_segs) {
-		fprintf(stderr, "  mbuf: %u bytes in %u segments, nb_segs %u\n", pos, segs,
-			m->nb_segs);
-		return false;
-	}
-	return true;
-}
-
-/* The virtio-net header the device writes: all zero but num_buffers. */
-static bool
-hdr_is(const uint8_t *h, uint16_t num_buffers)
-{
-	uint8_t exp[12] = { 0 };
-
-	exp[10] = (uint8_t)num_buffers;
-	exp[11] = (uint8_t)(num_buffers >> 8);
-	if (memcmp(h, exp, 12) == 0)
-		return true;
-	fprintf(stderr, "  header:");
-	for (int i = 0; i < 12; i++)
-		fprintf(stderr, " %02x", h[i]);
-	fprintf(stderr, " (num_buffers %u expected)\n", num_buffers);
-	return false;
-}
-
-static uint16_t
-deq(struct rte_mbuf **pkts, uint16_t n)
-{
-	uint16_t r = vhu_dequeue_burst(F.vr, mp, pkts, n);
-
-	for (uint16_t i = 0; i < r; i++)
-		track(pkts[i]);
-	return r;
-}
-
-static uint16_t
-enq(struct rte_mbuf **pkts, uint16_t n)
-{
-	return vhu_enqueue_burst(F.vr, pkts, n);
 }
 
 /* A copy of the whole descriptor ring, to show that nothing was written. */
@@ -1127,8 +801,6 @@ test_deq_laps(void)
 		done += n;
 		slots += n;
 		CHECK(device_at(slots % 5, (slots / 5) % 2 == 0, slots % 5, (slots / 5) % 2 == 0));
-		for (unsigned int k = 0; k < F.vr->stats.packets && k < F.nmbufs; k++)
-			;
 	}
 	CHECK(device_at(0, false, 0, false));		/* three laps: wrap counters 1, 0, 1 -> 0 */
 
@@ -1295,10 +967,10 @@ test_deq_multi_mbuf(void)
 
 		p[1] = tx_post(lens, 3, frame);		/* the largest frame accepted */
 	}
-	end = F.g + GUEST_SIZE - 100;			/* 100 bytes in region 0, the rest in 1 */
+	end = G.g + GUEST_SIZE - 100;			/* 100 bytes in region 0, the rest in 1 */
 	no_offload_hdr(end, 12);
 	memcpy(end + 12, frame, 88);
-	memcpy(F.g2, frame + 88, 300 - 88);
+	memcpy(G.g2, frame + 88, 300 - 88);
 	d = (struct dspec){ gpa(end), 12 + 300, 0 };
 	p[2] = post(&d, 1);
 
@@ -1616,14 +1288,7 @@ malformed_tx_case(const struct bad_case *bc)
 static void
 test_deq_malformed(void)
 {
-	for (size_t i = 0; i < RTE_DIM(bad_tx_cases); i++) {
-		unsigned int before = check_failures;
-
-		malformed_tx_case(&bad_tx_cases[i]);
-		fx_teardown();
-		if (check_failures != before)
-			fprintf(stderr, "  ^ in case %s\n", bad_tx_cases[i].name);
-	}
+	RUN_CASES(bad_tx_cases, malformed_tx_case, fx_teardown);
 }
 
 /*
@@ -1700,8 +1365,8 @@ test_enq_simple(void)
 	CHECK(used_is(&c[1].p, 12 + 1000));
 	CHECK(none_used());
 	CHECK_EQ(F.desc[0].flags, F_AVAIL | F_USED | F_WRITE);
-	CHECK(hdr_is(c[0].buf[0], 1));
-	CHECK(hdr_is(c[1].buf[0], 1));
+	CHECK(hdr_is(c[0].buf[0], 12, 1));
+	CHECK(hdr_is(c[1].buf[0], 12, 1));
 	rx_read(&c[0], got, 72);
 	CHECK_MEM_EQ(got + 12, frame[0], 60);
 	CHECK(rx_untouched_from(&c[0], 72));
@@ -1734,7 +1399,7 @@ test_enq_chain_wrapping(void)
 	CHECK_EQ(enq(pkts, 1), 1);
 	CHECK(used_is(&c.p, 132));
 	rx_read(&c, got, 142);
-	CHECK(hdr_is(got, 1));
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK(rx_untouched_from(&c, 132));
 	CHECK(device_at(2, false, 2, false));
@@ -1772,7 +1437,7 @@ test_enq_indirect(void)
 	CHECK(used_is(&p[1], 0));
 	memcpy(got, b1, 40);
 	memcpy(got + 40, b2, 72);
-	CHECK(hdr_is(got, 1));
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK_EQ(stats()->malformed, 1);
 	CHECK_EQ(stats()->dropped, 1);
@@ -1815,7 +1480,7 @@ test_enq_too_small(void)
 	CHECK(used_is(&c.p, 42));
 	CHECK(none_used());
 	rx_read(&c, got, 50);
-	CHECK(hdr_is(got, 1));
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, small, sizeof(small));
 	CHECK_EQ(calls(), 1);
 }
@@ -1863,7 +1528,7 @@ test_enq_mrg(void)
 	CHECK(used_is(&c[2].p, 3012 - 2048));
 	CHECK(used_is(&c[3].p, 112));
 	CHECK(!c[3].p.wrap);
-	CHECK(hdr_is(c[0].buf[0], 3));
+	CHECK(hdr_is(c[0].buf[0], 12, 3));
 	rx_read(&c[0], got, 1024);
 	CHECK_MEM_EQ(got + 12, frame, 1012);
 	rx_read(&c[1], got, 1024);
@@ -1871,7 +1536,7 @@ test_enq_mrg(void)
 	rx_read(&c[2], got, 964);
 	CHECK_MEM_EQ(got, frame + 2036, 964);
 	CHECK(rx_untouched_from(&c[2], 964));
-	CHECK(hdr_is(c[3].buf[0], 1));
+	CHECK(hdr_is(c[3].buf[0], 12, 1));
 	CHECK_MEM_EQ(c[3].buf[0] + 12, frame2, sizeof(frame2));
 	CHECK(device_at(3, false, 3, false));
 	CHECK_EQ(stats()->packets, 2);
@@ -1923,7 +1588,7 @@ test_enq_mrg_out_of_buffers(void)
 	CHECK(used_is(&c[2].p, 1024));
 	CHECK(used_is(&c[3].p, 3012 - 2048));
 	CHECK(none_used());
-	CHECK(hdr_is(c[1].buf[0], 3));
+	CHECK(hdr_is(c[1].buf[0], 12, 3));
 	CHECK_MEM_EQ(c[1].buf[0] + 12, big, 1012);
 	CHECK_MEM_EQ(c[2].buf[0], big + 1012, 1024);
 	CHECK_MEM_EQ(c[3].buf[0], big + 2036, 964);
@@ -1958,7 +1623,7 @@ test_enq_mrg_malformed_mid_frame(void)
 	CHECK(used_is(&bad.p, 0));
 	CHECK(used_is(&c.p, 72));
 	CHECK_EQ(F.desc[a.p.head].flags, F_AVAIL | F_USED);	/* no WRITE */
-	CHECK(hdr_is(c.buf[0], 1));
+	CHECK(hdr_is(c.buf[0], 12, 1));
 	CHECK_MEM_EQ(c.buf[0] + 12, small, sizeof(small));
 	CHECK(rx_untouched_from(&bad, 0));
 	CHECK_EQ(stats()->dropped, 1);
@@ -2002,7 +1667,7 @@ test_enq_mrg_larger_than_ring(void)
 	CHECK(used_is(&c[0].p, 72));
 	CHECK(none_used());
 	CHECK(ring_unchanged(2, 4));
-	CHECK(hdr_is(c[0].buf[0], 1));
+	CHECK(hdr_is(c[0].buf[0], 12, 1));
 	CHECK_MEM_EQ(c[0].buf[0] + 12, small, 38);
 	CHECK_MEM_EQ(c[0].buf[1], small + 38, 22);
 }
@@ -2059,7 +1724,7 @@ enq_malformed_case(uint64_t features)
 		CHECK(used_is(&bad[i], 0));
 	CHECK(used_is(&good.p, 72));
 	rx_read(&good, got, 112);
-	CHECK(hdr_is(got, 1));
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK_EQ(stats()->malformed, 5);
 	CHECK_EQ(stats()->dropped, 5);
@@ -2099,7 +1764,7 @@ test_enq_laps(void)
 		for (unsigned int i = 0; i < n; i++) {
 			CHECK(used_is(&c[i].p, 12 + 60 + done + i));
 			rx_read(&c[i], got, 72 + done + i);
-			CHECK(hdr_is(got, 1));
+			CHECK(hdr_is(got, 12, 1));
 			CHECK_MEM_EQ(got + 12, frame[done + i], 60 + done + i);
 		}
 		done += n;
@@ -2136,7 +1801,7 @@ test_ring_size_1(void)
 		pkts[0] = mk_mbuf1(frame, sizeof(frame));
 		CHECK_EQ(enq(pkts, 1), 1);
 		CHECK(used_is(&c.p, 72));
-		CHECK(hdr_is(c.buf[0], 1));
+		CHECK(hdr_is(c.buf[0], 12, 1));
 	}
 	/* a frame bigger than the one buffer: dropped, the buffer untouched */
 	{
@@ -2624,6 +2289,7 @@ port_setup(uint32_t size, uint64_t features, bool send_base, uint32_t base)
 	if (F.port == NULL)
 		die("vhu_port_create");
 	F.vr = vhu_port_vring(F.port, PORT_RING);
+	G.vr = F.vr;
 
 	if (ctl_u64(VHOST_USER_SET_PROTOCOL_FEATURES,
 		    VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)) != 0)
@@ -2633,9 +2299,9 @@ port_setup(uint32_t size, uint64_t features, bool send_base, uint32_t base)
 		return false;
 	msg_init(&m, VHOST_USER_SET_MEM_TABLE, 8 + 2 * sizeof(struct vhu_mem_region_desc));
 	m.payload.memory.nregions = 2;
-	memcpy(m.payload.memory.regions, regions, sizeof(regions));
-	m.fds[0] = xdup(F.memfd);
-	m.fds[1] = xdup(F.memfd2);
+	memcpy(m.payload.memory.regions, guest_regions, sizeof(guest_regions));
+	m.fds[0] = xdup(G.memfd);
+	m.fds[1] = xdup(G.memfd2);
 	m.nfds = 2;
 	if (ctl_ack(&m) != 0)
 		return false;
@@ -2650,7 +2316,7 @@ port_setup(uint32_t size, uint64_t features, bool send_base, uint32_t base)
 		return false;
 	if (send_base && ctl_state(VHOST_USER_SET_VRING_BASE, base) != 0)
 		return false;
-	if (ctl_ring_fd(VHOST_USER_SET_VRING_CALL, xdup(F.callfd)) != 0)
+	if (ctl_ring_fd(VHOST_USER_SET_VRING_CALL, xdup(G.callfd)) != 0)
 		return false;
 	if (ctl_kick() != 0)
 		return false;
@@ -2668,7 +2334,7 @@ port_teardown(void)
 	vhu_ctl_unlock();
 	vhu_port_destroy(F.port);
 	F.port = NULL;
-	close(F.callfd);
+	close(G.callfd);
 	rmdir(F.sockdir);
 }
 
@@ -2865,50 +2531,12 @@ test_bug_resize_running(void)
 
 /* ==================================================================== */
 
-static void
-teardown_hook(void)
-{
-	fx_teardown();
-}
-
-/* EAL on one lcore we may run on, no hugepages, no files left behind. */
-static int
-eal_init(const char *prog)
-{
-	char lcore[16];
-	cpu_set_t set;
-	int cpu = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
-			;
-	snprintf(lcore, sizeof(lcore), "%d", cpu);
-	char *argv[] = {
-		(char *)prog, "--no-pci", "--no-huge", "-m", "64", "--no-shconf",
-		"--no-telemetry", "--file-prefix=vhu-unit", "-l", lcore,
-		"--log-level=lib.eal:warning", NULL,
-	};
-	return rte_eal_init((int)RTE_DIM(argv) - 1, argv);
-}
-
 int
 main(int argc __rte_unused, char **argv)
 {
-	char runtime_dir[PATH_MAX];
-	int status;
-
-	if (eal_init(argv[0]) < 0) {
-		fprintf(stderr, "rte_eal_init failed\n");
+	if (!unit_start(argv[0]))
 		return 2;
-	}
-	mp = rte_pktmbuf_pool_create("vhu_unit", POOL_N, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-				     (int)rte_socket_id());
-	if (mp == NULL) {
-		fprintf(stderr, "rte_pktmbuf_pool_create failed\n");
-		rte_eal_cleanup();
-		return 2;
-	}
-	check_after_each = teardown_hook;
+	check_after_each = fx_teardown;
 
 	RUN_TEST(test_refresh);
 	RUN_TEST(test_base_slot3_wrap0);
@@ -2952,11 +2580,5 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_bug_pending_overflow);
 	RUN_TEST(test_bug_resize_running);
 
-	status = check_summary("test_packed");
-	rte_mempool_free(mp);
-	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
-	if (rte_eal_cleanup() != 0)
-		fprintf(stderr, "rte_eal_cleanup failed\n");
-	rmdir(runtime_dir);
-	return status;
+	return unit_finish(check_summary("test_packed"));
 }

@@ -6,30 +6,13 @@
  *
  * The test plays the guest driver: it maps the same memfds as the table
  * (MAP_SHARED), writes descriptors and available entries through its own
- * mapping and reads the used ring back. The front-end addresses given to the
- * library are non-canonical (never dereferenceable), so anything that uses
- * them without translating them through the memory table crashes at once.
- *
- * Guest memory:
- *   region 0: GPA_BASE,  GUEST_SIZE bytes  (rings, indirect tables, buffers)
- *   region 1: GPA2_BASE, GUEST2_SIZE bytes (adjacent to region 0 in gpa space,
- *             a different file: buffers can straddle the two)
+ * mapping and reads the used ring back. Guest memory, frames, mbufs and the
+ * EAL set-up are shared with test_packed.c (guest_fixture.h).
  */
-#define _GNU_SOURCE
-#include <errno.h>
-#include <limits.h>
 #include <stdbool.h>
 #include <stdint.h>
-#include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
-#include <sched.h>
-#include <sys/eventfd.h>
-#include <sys/mman.h>
-#include <unistd.h>
 
-#include <rte_eal.h>
-#include <rte_lcore.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -41,14 +24,7 @@
 #include "zerocopy.h"
 
 #include "check.h"
-
-#define GUEST_SIZE	(4u << 20)
-#define GUEST2_SIZE	0x10000u
-#define GPA_BASE	UINT64_C(0x100000)
-#define GPA2_BASE	(GPA_BASE + GUEST_SIZE)
-/* Non-canonical x86-64 addresses: dereferencing one faults. */
-#define FE_BASE		UINT64_C(0x8000123400000000)
-#define FE2_BASE	UINT64_C(0x8000567800000000)
+#include "guest_fixture.h"
 
 /* Layout of region 0 (room for rings of up to 4096 entries). */
 #define DESC_OFF	0x00000u
@@ -57,36 +33,12 @@
 #define INDIR_OFF	0x30000u
 #define BUF_OFF		0x40000u
 
-#define V1	VHU_BIT(VIRTIO_F_VERSION_1)
-#define MRG	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)
-
-#define SENTINEL	0xcc	/* fresh RX buffers are filled with it */
-#define HDR_BYTE	0xee	/* TX virtio-net headers are filled with it */
-
-/* A @len-byte TX header asking for no offload: flags and gso_type 0, the rest HDR_BYTE. */
-static void
-no_offload_hdr(uint8_t *h, size_t len)
-{
-	memset(h, HDR_BYTE, len);
-	h[0] = 0;
-	if (len > 1)
-		h[1] = 0;
-}
-
-#define POOL_N		4095u
-#define MAX_TRACKED	512
-
-static struct rte_mempool *mp;
-
 /* ---- the fixture: one ring in fresh guest memory ---- */
 
 struct fx {
 	bool active;
-	int memfd, memfd2;
-	uint8_t *g, *g2;		/* our (the guest's) view of the regions */
 	struct vhu_mem_table *mem;	/* our own reference */
 	struct vhu_vring vr;
-	int callfd;			/* owned by vr */
 	uint32_t size;
 	struct vring_desc *desc;	/* guest views of the ring */
 	struct vring_avail *avail;
@@ -94,55 +46,9 @@ struct fx {
 	uint16_t avail_idx;		/* the driver's shadow of avail->idx */
 	uint16_t start_idx;
 	uint32_t next_desc;
-	uint32_t buf_next;
-	uint32_t indir_next;
-	struct rte_mbuf *mbufs[MAX_TRACKED];	/* freed at teardown */
-	unsigned int nmbufs;
 };
 
 static struct fx F;
-
-static void
-die(const char *what)
-{
-	perror(what);
-	exit(2);
-}
-
-static int
-new_memfd(size_t size)
-{
-	char name[64];
-	int fd;
-
-	snprintf(name, sizeof(name), "vhu-unit-split-%d", (int)getpid());
-	fd = memfd_create(name, MFD_CLOEXEC);
-	if (fd < 0)
-		die("memfd_create");
-	if (ftruncate(fd, (off_t)size) < 0)
-		die("ftruncate");
-	return fd;
-}
-
-static uint8_t *
-map_shared(int fd, size_t size)
-{
-	void *p = mmap(NULL, size, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
-
-	if (p == MAP_FAILED)
-		die("mmap");
-	return p;
-}
-
-static int
-xdup(int fd)
-{
-	int d = dup(fd);
-
-	if (d < 0)
-		die("dup");
-	return d;
-}
 
 /* Like the control thread: fills in the ring's control half and refreshes. */
 static void
@@ -160,34 +66,18 @@ fx_refresh(uint64_t features)
 static bool
 fx_setup_at(uint32_t size, uint64_t features, uint16_t start)
 {
-	struct vhu_mem_region_desc d[2] = {
-		{ .guest_phys_addr = GPA_BASE, .size = GUEST_SIZE, .frontend_addr = FE_BASE },
-		{ .guest_phys_addr = GPA2_BASE, .size = GUEST2_SIZE, .frontend_addr = FE2_BASE },
-	};
-	int fds[2];
-
 	memset(&F, 0, sizeof(F));
 	F.active = true;
 	F.size = size;
-	F.memfd = new_memfd(GUEST_SIZE);
-	F.memfd2 = new_memfd(GUEST2_SIZE);
-	F.g = map_shared(F.memfd, GUEST_SIZE);
-	F.g2 = map_shared(F.memfd2, GUEST2_SIZE);
-	F.desc = (struct vring_desc *)(F.g + DESC_OFF);
-	F.avail = (struct vring_avail *)(F.g + AVAIL_OFF);
-	F.used = (struct vring_used *)(F.g + USED_OFF);
-	F.buf_next = BUF_OFF;
-	F.indir_next = INDIR_OFF;
+	guest_setup(INDIR_OFF, BUF_OFF);
+	F.desc = (struct vring_desc *)(G.g + DESC_OFF);
+	F.avail = (struct vring_avail *)(G.g + AVAIL_OFF);
+	F.used = (struct vring_used *)(G.g + USED_OFF);
 	F.start_idx = start;
 	F.avail_idx = start;
 	F.avail->idx = start;
 	F.used->idx = start;
-
-	fds[0] = xdup(F.memfd);
-	fds[1] = xdup(F.memfd2);
-	F.mem = vhu_mem_table_create(d, fds, 2, "unit");
-	if (F.mem == NULL)
-		die("vhu_mem_table_create");
+	F.mem = guest_mem_table();
 
 	vhu_vring_init(&F.vr, 0, "unit");
 	F.vr.size = size;
@@ -198,10 +88,8 @@ fx_setup_at(uint32_t size, uint64_t features, uint16_t start)
 	F.vr.addr_set = true;
 	F.vr.started = true;
 	F.vr.enabled = true;
-	F.callfd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
-	if (F.callfd < 0)
-		die("eventfd");
-	F.vr.callfd = F.callfd;
+	F.vr.callfd = G.callfd;		/* the ring owns it */
+	G.vr = &F.vr;
 	fx_refresh(features);
 	return F.vr.ready;
 }
@@ -217,76 +105,17 @@ fx_teardown(void)
 {
 	if (!F.active)
 		return;
-	for (unsigned int i = 0; i < F.nmbufs; i++)
-		rte_pktmbuf_free(F.mbufs[i]);
-	F.nmbufs = 0;
+	free_tracked();
 	vhu_vring_reset(&F.vr);		/* closes the call fd, drops the ring's reference */
 	EXPECT_EQ(F.mem->refcnt, 1);	/* only ours is left */
 	vhu_mem_table_put(F.mem);
-	munmap(F.g, GUEST_SIZE);
-	munmap(F.g2, GUEST2_SIZE);
-	close(F.memfd);
-	close(F.memfd2);
+	guest_teardown();
 	/* every mbuf the library allocated went back to the pool or to us */
 	EXPECT_EQ(rte_mempool_avail_count(mp), POOL_N);
 	F.active = false;
 }
 
-static void
-track(struct rte_mbuf *m)
-{
-	if (F.nmbufs == MAX_TRACKED) {
-		fprintf(stderr, "too many mbufs in one test\n");
-		exit(2);
-	}
-	F.mbufs[F.nmbufs++] = m;
-}
-
 /* ---- the guest driver ---- */
-
-static uint64_t
-gpa(const void *p)
-{
-	const uint8_t *q = p;
-
-	if (q >= F.g && q < F.g + GUEST_SIZE)
-		return GPA_BASE + (uint64_t)(q - F.g);
-	if (q >= F.g2 && q <= F.g2 + GUEST2_SIZE)
-		return GPA2_BASE + (uint64_t)(q - F.g2);
-	fprintf(stderr, "gpa(): %p is not guest memory\n", p);
-	abort();
-}
-
-/* A fresh buffer in region 0, filled with SENTINEL. */
-static uint8_t *
-galloc(uint32_t len)
-{
-	uint8_t *p;
-
-	if (F.buf_next + len > GUEST_SIZE) {
-		fprintf(stderr, "galloc: out of guest memory\n");
-		exit(2);
-	}
-	p = F.g + F.buf_next;
-	memset(p, SENTINEL, len);
-	F.buf_next = RTE_ALIGN_CEIL(F.buf_next + len, 64u);
-	return p;
-}
-
-/* Room for an indirect table of @n descriptors. */
-static struct vring_desc *
-indirect_alloc(uint32_t n)
-{
-	struct vring_desc *t = (struct vring_desc *)(F.g + F.indir_next);
-
-	F.indir_next = RTE_ALIGN_CEIL(F.indir_next + n * 16, 64u);
-	if (F.indir_next > BUF_OFF) {
-		fprintf(stderr, "indirect_alloc: out of room\n");
-		exit(2);
-	}
-	memset(t, 0, n * 16);
-	return t;
-}
 
 static uint16_t
 new_desc(void)
@@ -326,42 +155,10 @@ used_at(uint16_t n)
 	return F.used->ring[(uint16_t)(F.start_idx + n) % F.size];
 }
 
-/* Interrupts sent since the last call (reads and clears the eventfd). */
-static uint64_t
-calls(void)
-{
-	eventfd_t v;
-
-	if (eventfd_read(F.callfd, &v) == 0)
-		return v;
-	if (errno != EAGAIN)
-		die("eventfd_read");
-	return 0;
-}
-
-static const struct vhu_vring_stats *
-stats(void)
-{
-	return vhu_vring_stats(&F.vr);
-}
-
-/* A recognisable frame: Ethernet header, then a pattern from @seed. */
-static void
-make_frame(uint8_t *f, uint32_t len, uint32_t seed)
-{
-	static const uint8_t eth[14] = {
-		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0x08, 0x00,
-	};
-
-	for (uint32_t i = 0; i < len; i++)
-		f[i] = i < sizeof(eth) ? eth[i] : (uint8_t)(seed * 31 + i * 7 + (i >> 8));
-}
-
 /*
  * A TX chain of consecutive ring descriptors with buffer lengths @lens,
- * holding an @hdr_len-byte header that asks for no offload (flags and
- * gso_type 0, every other byte HDR_BYTE, which must then be ignored) and
- * then @frame. Returns the head.
+ * holding an @hdr_len-byte header that asks for no offload and then @frame
+ * (see tx_buf()). Returns the head.
  */
 static uint16_t
 tx_chain(const uint32_t *lens, unsigned int n, uint32_t hdr_len, const uint8_t *frame)
@@ -371,10 +168,8 @@ tx_chain(const uint32_t *lens, unsigned int n, uint32_t hdr_len, const uint8_t *
 
 	for (unsigned int i = 0; i < n; i++) {
 		uint16_t d = new_desc();
-		uint8_t *b = galloc(lens[i]);
+		uint8_t *b = tx_buf(lens[i], hdr_len, frame, &pos);
 
-		for (uint32_t k = 0; k < lens[i]; k++, pos++)
-			b[k] = pos < hdr_len ? (pos < 2 ? 0 : HDR_BYTE) : frame[pos - hdr_len];
 		set_desc(F.desc, d, gpa(b), lens[i], 0, 0);
 		if (i == 0)
 			head = d;
@@ -396,7 +191,7 @@ tx_simple(uint32_t hdr_len, const uint8_t *frame, uint32_t frame_len)
 	return tx_chain(&len, 1, hdr_len, frame);
 }
 
-/* An RX chain: its buffers, for reading back what the device wrote. */
+/* An RX chain: its buffers, for reading back what the device wrote (rx_read()). */
 struct rx_chain {
 	uint16_t head;
 	unsigned int n;
@@ -431,120 +226,6 @@ static struct rx_chain
 rx_simple(uint32_t len)
 {
 	return rx_chain(&len, 1, VRING_DESC_F_WRITE);
-}
-
-/* Concatenates the first @len bytes of @c's buffers into @out. */
-static void
-rx_read(const struct rx_chain *c, uint8_t *out, uint32_t len)
-{
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < c->n && pos < len; i++) {
-		uint32_t k = RTE_MIN(c->len[i], len - pos);
-
-		memcpy(out + pos, c->buf[i], k);
-		pos += k;
-	}
-}
-
-/* True when the buffers hold only SENTINEL bytes from byte @from on. */
-static bool
-rx_untouched_from(const struct rx_chain *c, uint32_t from)
-{
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < c->n; i++)
-		for (uint32_t k = 0; k < c->len[i]; k++, pos++)
-			if (pos >= from && c->buf[i][k] != SENTINEL)
-				return false;
-	return true;
-}
-
-/* An mbuf (chain) from the test pool holding @data, in segments of @seglens. */
-static struct rte_mbuf *
-mk_mbuf(const uint8_t *data, const uint32_t *seglens, unsigned int nseg)
-{
-	struct rte_mbuf *head = NULL;
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < nseg; i++) {
-		struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
-		char *p;
-
-		if (m == NULL)
-			die("rte_pktmbuf_alloc");
-		p = rte_pktmbuf_append(m, (uint16_t)seglens[i]);
-		if (p == NULL)
-			die("rte_pktmbuf_append");
-		memcpy(p, data + pos, seglens[i]);
-		pos += seglens[i];
-		if (head == NULL)
-			head = m;
-		else if (rte_pktmbuf_chain(head, m) != 0)
-			die("rte_pktmbuf_chain");
-	}
-	track(head);
-	return head;
-}
-
-/* As few segments as @len needs (one unless it exceeds the data room). */
-static struct rte_mbuf *
-mk_mbuf1(const uint8_t *data, uint32_t len)
-{
-	uint32_t segs[32];
-	unsigned int n = 0;
-
-	do {
-		segs[n] = RTE_MIN(len, (uint32_t)RTE_MBUF_DEFAULT_DATAROOM);
-		len -= segs[n++];
-	} while (len > 0 && n < RTE_DIM(segs));
-	return mk_mbuf(data, segs, n);
-}
-
-/* Checks an mbuf chain's lengths and bytes; prints what differs. */
-static bool
-mbuf_is(const struct rte_mbuf *m, const uint8_t *exp, uint32_t len)
-{
-	uint32_t pos = 0, segs = 0;
-
-	if (m->pkt_len != len) {
-		fprintf(stderr, "  mbuf pkt_len %u, expected %u\n", m->pkt_len, len);
-		return false;
-	}
-	for (const struct rte_mbuf *s = m; s != NULL; s = s->next, segs++) {
-		if (pos + s->data_len > len) {
-			fprintf(stderr, "  mbuf segments hold more than pkt_len\n");
-			return false;
-		}
-		if (memcmp(rte_pktmbuf_mtod(s, const uint8_t *), exp + pos, s->data_len) != 0) {
-			fprintf(stderr, "  mbuf segment %u (bytes %u..%u) differs\n", segs, pos,
-				pos + s->data_len);
-			return false;
-		}
-		pos += s->data_len;
-	}
-	if (pos != len || segs != m->nb_segs) {
-		fprintf(stderr, "  mbuf: %u bytes in %u segments, nb_segs %u\n", pos, segs,
-			m->nb_segs);
-		return false;
-	}
-	return true;
-}
-
-static uint16_t
-deq(struct rte_mbuf **pkts, uint16_t n)
-{
-	uint16_t r = vhu_dequeue_burst(&F.vr, mp, pkts, n);
-
-	for (uint16_t i = 0; i < r; i++)
-		track(pkts[i]);
-	return r;
-}
-
-static uint16_t
-enq(struct rte_mbuf **pkts, uint16_t n)
-{
-	return vhu_enqueue_burst(&F.vr, pkts, n);
 }
 
 /* ==================================================================== */
@@ -753,10 +434,10 @@ test_deq_buffer_across_regions(void)
 
 	CHECK(fx_setup(16, V1));
 	make_frame(frame, sizeof(frame), 7);
-	end = F.g + GUEST_SIZE - 100;		/* 100 bytes in region 0 ... */
+	end = G.g + GUEST_SIZE - 100;		/* 100 bytes in region 0 ... */
 	no_offload_hdr(end, 12);
 	memcpy(end + 12, frame, 88);
-	memcpy(F.g2, frame + 88, sizeof(frame) - 88);	/* ... the rest in region 1 */
+	memcpy(G.g2, frame + 88, sizeof(frame) - 88);	/* ... the rest in region 1 */
 	d = new_desc();
 	set_desc(F.desc, d, gpa(end), 12 + sizeof(frame), 0, 0);
 	push(d);
@@ -1357,14 +1038,7 @@ malformed_tx_case(const struct bad_case *bc)
 static void
 test_deq_malformed(void)
 {
-	for (size_t i = 0; i < RTE_DIM(bad_tx_cases); i++) {
-		unsigned int before = check_failures;
-
-		malformed_tx_case(&bad_tx_cases[i]);
-		fx_teardown();
-		if (check_failures != before)
-			fprintf(stderr, "  ^ in case %s\n", bad_tx_cases[i].name);
-	}
+	RUN_CASES(bad_tx_cases, malformed_tx_case, fx_teardown);
 }
 
 /* A chain as long as the ring is fine; one descriptor more is a loop. */
@@ -1479,28 +1153,11 @@ test_deq_indirect_unaligned(void)
 /* ==================================================================== */
 
 static void
-check_hdr(const uint8_t *h, uint32_t hdr_len, uint16_t num_buffers, int *ok)
-{
-	uint8_t exp[12] = { 0 };
-
-	exp[10] = (uint8_t)num_buffers;
-	exp[11] = (uint8_t)(num_buffers >> 8);
-	*ok = memcmp(h, exp, hdr_len) == 0;
-	if (!*ok) {
-		fprintf(stderr, "  header:");
-		for (uint32_t i = 0; i < hdr_len; i++)
-			fprintf(stderr, " %02x", h[i]);
-		fprintf(stderr, "\n");
-	}
-}
-
-static void
 test_enq_simple(void)
 {
 	uint8_t frame[2][1000], got[2048];
 	struct rte_mbuf *pkts[2];
 	struct rx_chain c[3];
-	int ok;
 
 	CHECK(fx_setup(16, V1));
 	for (int i = 0; i < 3; i++) {
@@ -1517,10 +1174,8 @@ test_enq_simple(void)
 	CHECK_EQ(used_at(0).len, 12 + 60);
 	CHECK_EQ(used_at(1).id, c[1].head);
 	CHECK_EQ(used_at(1).len, 12 + 1000);
-	check_hdr(c[0].buf[0], 12, 1, &ok);
-	CHECK(ok);
-	check_hdr(c[1].buf[0], 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(c[0].buf[0], 12, 1));
+	CHECK(hdr_is(c[1].buf[0], 12, 1));
 	rx_read(&c[0], got, 72);
 	CHECK_MEM_EQ(got + 12, frame[0], 60);
 	CHECK(rx_untouched_from(&c[0], 72));
@@ -1545,7 +1200,6 @@ test_enq_chain(void)
 	uint8_t frame[120], got[142];
 	struct rte_mbuf *pkts[1];
 	struct rx_chain c;
-	int ok;
 
 	CHECK(fx_setup(16, V1));
 	c = rx_chain(lens, 4, VRING_DESC_F_WRITE);
@@ -1556,8 +1210,7 @@ test_enq_chain(void)
 	CHECK_EQ(used_at(0).id, c.head);
 	CHECK_EQ(used_at(0).len, 132);
 	rx_read(&c, got, 142);
-	check_hdr(got, 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK(rx_untouched_from(&c, 132));
 }
@@ -1569,7 +1222,6 @@ test_enq_legacy_header(void)
 	uint8_t frame[64], got[100];
 	struct rte_mbuf *pkts[1];
 	struct rx_chain c;
-	int ok;
 
 	CHECK(fx_setup(16, 0));
 	c = rx_simple(100);
@@ -1579,8 +1231,7 @@ test_enq_legacy_header(void)
 	CHECK_EQ(enq(pkts, 1), 1);
 	CHECK_EQ(used_at(0).len, 10 + 64);
 	rx_read(&c, got, 100);
-	check_hdr(got, 10, 0, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 10, 0));
 	CHECK_MEM_EQ(got + 10, frame, sizeof(frame));
 	CHECK(rx_untouched_from(&c, 74));
 }
@@ -1592,7 +1243,6 @@ test_enq_too_small(void)
 	uint8_t big[100], small[30], got[50];
 	struct rte_mbuf *pkts[3];
 	struct rx_chain c;
-	int ok;
 
 	CHECK(fx_setup(16, V1));
 	c = rx_simple(50);
@@ -1619,8 +1269,7 @@ test_enq_too_small(void)
 	CHECK_EQ(used_at(0).id, c.head);
 	CHECK_EQ(used_at(0).len, 42);
 	rx_read(&c, got, 50);
-	check_hdr(got, 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, small, sizeof(small));
 	CHECK_EQ(calls(), 1);
 }
@@ -1650,7 +1299,6 @@ test_enq_mrg(void)
 	uint8_t frame2[100];
 	struct rte_mbuf *pkts[2];
 	struct rx_chain c[3];
-	int ok;
 
 	CHECK(fx_setup(16, V1 | MRG));
 	for (int i = 0; i < 3; i++) {
@@ -1669,13 +1317,11 @@ test_enq_mrg(void)
 	CHECK_EQ(used_at(1).len, 3012 - 2048);
 	CHECK_EQ(used_at(2).id, c[2].head);
 	CHECK_EQ(used_at(2).len, 112);
-	check_hdr(c[0].buf[0], 12, 2, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(c[0].buf[0], 12, 2));
 	CHECK_MEM_EQ(c[0].buf[0] + 12, frame, 2036);
 	CHECK_MEM_EQ(c[1].buf[0], frame + 2036, 964);
 	CHECK(rx_untouched_from(&c[1], 964));
-	check_hdr(c[2].buf[0], 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(c[2].buf[0], 12, 1));
 	rx_read(&c[2], got, 112);
 	CHECK_MEM_EQ(got + 12, frame2, sizeof(frame2));
 	CHECK(rx_untouched_from(&c[2], 112));
@@ -1729,7 +1375,6 @@ test_enq_mrg_out_of_buffers(void)
 	static uint8_t small[500], big[3000];
 	struct rte_mbuf *pkts[2];
 	struct rx_chain c[5];
-	int ok;
 
 	CHECK(fx_setup(16, V1 | MRG));
 	for (int i = 0; i < 2; i++) {
@@ -1768,8 +1413,7 @@ test_enq_mrg_out_of_buffers(void)
 	CHECK_EQ(used_at(2).len, 1024);
 	CHECK_EQ(used_at(3).id, c[3].head);
 	CHECK_EQ(used_at(3).len, 3012 - 2048);
-	check_hdr(c[1].buf[0], 12, 3, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(c[1].buf[0], 12, 3));
 	CHECK_MEM_EQ(c[1].buf[0] + 12, big, 1012);
 	CHECK_MEM_EQ(c[2].buf[0], big + 1012, 1024);
 	CHECK_MEM_EQ(c[3].buf[0], big + 2036, 964);
@@ -1784,7 +1428,6 @@ test_enq_multiseg(void)
 	uint8_t frame[1000], got[1100];
 	struct rte_mbuf *pkts[1];
 	struct rx_chain c[8];
-	int ok;
 
 	/* one chain per packet */
 	CHECK(fx_setup(16, V1));
@@ -1796,8 +1439,7 @@ test_enq_multiseg(void)
 	CHECK_EQ(enq(pkts, 1), 1);
 	CHECK_EQ(used_at(0).len, 1012);
 	rx_read(&c[0], got, 1100);
-	check_hdr(got, 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK(rx_untouched_from(&c[0], 1012));
 	fx_teardown();
@@ -1816,8 +1458,7 @@ test_enq_multiseg(void)
 		CHECK_EQ(used_at(i).len, i < 7 ? 128 : 1012 - 7 * 128);
 		memcpy(got + i * 128, c[i].buf[0], 128);
 	}
-	check_hdr(got, 12, 8, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 12, 8));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK(rx_untouched_from(&c[7], 1012 - 7 * 128));
 }
@@ -1833,7 +1474,6 @@ enq_readonly_case(uint64_t features)
 	uint8_t frame[60], got[112];
 	struct rte_mbuf *pkts[3];
 	struct rx_chain bad1, bad2, good;
-	int ok;
 
 	CHECK(fx_setup(16, features));
 	bad1 = rx_chain(lens, 1, 0);			/* read-only */
@@ -1856,8 +1496,7 @@ enq_readonly_case(uint64_t features)
 	CHECK_EQ(used_at(2).len, 72);
 	CHECK(rx_untouched_from(&bad1, 0));
 	rx_read(&good, got, 112);
-	check_hdr(got, 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 	CHECK_EQ(stats()->malformed, 2);
 	CHECK_EQ(stats()->dropped, 2);
@@ -1914,7 +1553,6 @@ test_enq_walk_stops_at_want(void)
 	uint8_t frame[60], got[72];
 	struct rte_mbuf *pkts[1];
 	struct rx_chain c;
-	int ok;
 
 	CHECK(fx_setup(16, V1));
 	c = rx_simple(200);
@@ -1928,8 +1566,7 @@ test_enq_walk_stops_at_want(void)
 	CHECK_EQ(used_at(0).len, 72);
 	CHECK_EQ(stats()->malformed, 0);
 	rx_read(&c, got, 72);
-	check_hdr(got, 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(got, 12, 1));
 	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
 }
 
@@ -1940,7 +1577,6 @@ test_enq_mrg_short_first(void)
 	uint8_t frame[60];
 	struct rte_mbuf *pkts[2];
 	struct rx_chain tiny, good;
-	int ok;
 
 	CHECK(fx_setup(16, V1 | MRG));
 	tiny = rx_simple(8);
@@ -1956,8 +1592,7 @@ test_enq_mrg_short_first(void)
 	CHECK_EQ(used_at(0).len, 0);
 	CHECK_EQ(used_at(1).id, good.head);
 	CHECK_EQ(used_at(1).len, 72);
-	check_hdr(good.buf[0], 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(good.buf[0], 12, 1));
 	CHECK_MEM_EQ(good.buf[0] + 12, frame, sizeof(frame));
 	CHECK(rx_untouched_from(&tiny, 0));
 	CHECK_EQ(stats()->malformed, 1);
@@ -1976,7 +1611,6 @@ test_enq_mrg_malformed_mid_frame(void)
 	static uint8_t big[3000], small[60];
 	struct rte_mbuf *pkts[2];
 	struct rx_chain a, bad, c;
-	int ok;
 
 	CHECK(fx_setup(16, V1 | MRG));
 	a = rx_simple(1024);
@@ -1997,8 +1631,7 @@ test_enq_mrg_malformed_mid_frame(void)
 	CHECK_EQ(used_at(1).len, 0);
 	CHECK_EQ(used_at(2).id, c.head);
 	CHECK_EQ(used_at(2).len, 72);
-	check_hdr(c.buf[0], 12, 1, &ok);
-	CHECK(ok);
+	CHECK(hdr_is(c.buf[0], 12, 1));
 	CHECK_MEM_EQ(c.buf[0] + 12, small, sizeof(small));
 	CHECK_EQ(stats()->dropped, 1);
 	CHECK_EQ(stats()->packets, 1);
@@ -2138,21 +1771,6 @@ fx_setup_zc(uint32_t size)
 	return ready && F.vr.zc != NULL;
 }
 
-/* Frees a tracked mbuf before teardown (the application letting go of it). */
-static void
-app_free(struct rte_mbuf *m)
-{
-	for (unsigned int i = 0; i < F.nmbufs; i++) {
-		if (F.mbufs[i] == m) {
-			F.mbufs[i] = F.mbufs[--F.nmbufs];
-			rte_pktmbuf_free(m);
-			return;
-		}
-	}
-	fprintf(stderr, "app_free: mbuf not tracked\n");
-	abort();
-}
-
 /*
  * Whether every segment after the first points into guest memory as the
  * library maps it (not a copy), and the first is a copy.
@@ -2179,7 +1797,24 @@ attached_to_guest(const struct rte_mbuf *m)
 static struct virtio_net_hdr *
 tx_hdr(uint16_t head)
 {
-	return (struct virtio_net_hdr *)(F.g + (F.desc[head].addr - GPA_BASE));
+	return (struct virtio_net_hdr *)(G.g + (F.desc[head].addr - GPA_BASE));
+}
+
+/*
+ * Makes a TX chain of one descriptor available: @frame, made from @seed,
+ * after the virtio-net header @hdr (num_buffers 0). Returns the head.
+ */
+static uint16_t
+push_with_hdr(uint8_t *frame, uint32_t len, uint32_t seed, const struct virtio_net_hdr *hdr)
+{
+	uint16_t head;
+
+	make_frame(frame, len, seed);
+	head = tx_simple(12, frame, len);
+	memset(tx_hdr(head), 0, 12);
+	memcpy(tx_hdr(head), hdr, sizeof(*hdr));
+	push(head);
+	return head;
 }
 
 static void
@@ -2360,20 +1995,17 @@ test_zc_stop_gives_back(void)
 static void
 test_zc_checksum_far_copied(void)
 {
+	static const struct virtio_net_hdr hdr = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+		.csum_start = 600,			/* not a TCP/UDP header: finished here */
+		.csum_offset = 4,
+	};
 	uint8_t frame[1200];
 	struct rte_mbuf *pkts[4];
 	struct virtio_net_hdr *h;
-	uint16_t head;
 
 	CHECK(fx_setup_zc(16));
-	make_frame(frame, sizeof(frame), 96);
-	head = tx_simple(12, frame, sizeof(frame));
-	h = tx_hdr(head);
-	memset(h, 0, 12);
-	h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
-	h->csum_start = 600;				/* not a TCP/UDP header: finished here */
-	h->csum_offset = 4;
-	push(head);
+	h = tx_hdr(push_with_hdr(frame, sizeof(frame), 96, &hdr));
 	CHECK_EQ(deq(pkts, 4), 1);
 	CHECK(!attached_to_guest(pkts[0]));
 	CHECK_EQ(stats()->zero_copy, 0);
@@ -2386,18 +2018,15 @@ test_zc_checksum_far_copied(void)
 static void
 test_zc_bad_header_held_chain_returns(void)
 {
+	static const struct virtio_net_hdr hdr = {
+		.gso_type = VIRTIO_NET_HDR_GSO_TCPV4,	/* GSO without NEEDS_CSUM */
+	};
 	uint8_t frame[1200];
 	struct rte_mbuf *pkts[4];
-	struct virtio_net_hdr *h;
 	uint16_t head;
 
 	CHECK(fx_setup_zc(16));
-	make_frame(frame, sizeof(frame), 97);
-	head = tx_simple(12, frame, sizeof(frame));
-	h = tx_hdr(head);
-	memset(h, 0, 12);
-	h->gso_type = VIRTIO_NET_HDR_GSO_TCPV4;		/* GSO without NEEDS_CSUM */
-	push(head);
+	head = push_with_hdr(frame, sizeof(frame), 97, &hdr);
 	CHECK_EQ(deq(pkts, 4), 0);
 	CHECK_EQ(stats()->dropped, 1);
 	CHECK_EQ(stats()->malformed, 1);
@@ -2407,56 +2036,12 @@ test_zc_bad_header_held_chain_returns(void)
 	CHECK_EQ(vhu_zc_held(&F.vr), 0);
 }
 
-static void
-teardown_hook(void)
-{
-	fx_teardown();
-}
-
-/* EAL on one lcore we may run on, no hugepages, no files left behind. */
-static int
-eal_init(const char *prog)
-{
-	char prefix[64], lcore[16];
-	cpu_set_t set;
-	int cpu = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
-			;
-	/*
-	 * --no-shconf: no shared config, no IPC socket, nothing in the runtime
-	 * directory, so one fixed prefix serves any number of concurrent runs
-	 * and a crashed run leaves at most one empty directory behind.
-	 */
-	snprintf(prefix, sizeof(prefix), "--file-prefix=vhu-unit");
-	snprintf(lcore, sizeof(lcore), "%d", cpu);
-	char *argv[] = {
-		(char *)prog, "--no-pci", "--no-huge", "-m", "64", "--no-shconf",
-		"--no-telemetry", prefix, "-l", lcore, "--log-level=lib.eal:warning",
-		NULL,
-	};
-	return rte_eal_init((int)RTE_DIM(argv) - 1, argv);
-}
-
 int
 main(int argc __rte_unused, char **argv)
 {
-	char runtime_dir[PATH_MAX];
-	int status;
-
-	if (eal_init(argv[0]) < 0) {
-		fprintf(stderr, "rte_eal_init failed\n");
+	if (!unit_start(argv[0]))
 		return 2;
-	}
-	mp = rte_pktmbuf_pool_create("vhu_unit", POOL_N, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
-				     (int)rte_socket_id());
-	if (mp == NULL) {
-		fprintf(stderr, "rte_pktmbuf_pool_create failed\n");
-		rte_eal_cleanup();
-		return 2;
-	}
-	check_after_each = teardown_hook;
+	check_after_each = fx_teardown;
 
 	RUN_TEST(test_refresh);
 	RUN_TEST(test_locked_ring);
@@ -2507,12 +2092,5 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_zc_checksum_far_copied);
 	RUN_TEST(test_zc_bad_header_held_chain_returns);
 
-	status = check_summary("test_split");
-	rte_mempool_free(mp);
-	/* With --no-shconf EAL leaves only its (empty) runtime directory behind. */
-	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
-	if (rte_eal_cleanup() != 0)
-		fprintf(stderr, "rte_eal_cleanup failed\n");
-	rmdir(runtime_dir);
-	return status;
+	return unit_finish(check_summary("test_split"));
 }
