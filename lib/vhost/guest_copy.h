@@ -59,6 +59,13 @@ vhu_cursor_write(struct vhu_cursor *c, const void *src, uint32_t len)
 {
 	uint32_t done = 0;
 
+	/* Most copies fit in the current piece: one memcpy, no loop. */
+	if (likely(c->i < c->niov && len < vhu_cursor_piece_left(c))) {
+		rte_memcpy(vhu_cursor_ptr(c), src, len);
+		c->off += len;
+		return len;
+	}
+
 	while (done < len && c->i < c->niov) {
 		uint32_t n = RTE_MIN(len - done, vhu_cursor_piece_left(c));
 
@@ -74,6 +81,13 @@ static inline uint32_t
 vhu_cursor_read(struct vhu_cursor *c, void *dst, uint32_t len)
 {
 	uint32_t done = 0;
+
+	/* Most copies fit in the current piece: one memcpy, no loop. */
+	if (likely(c->i < c->niov && len < vhu_cursor_piece_left(c))) {
+		rte_memcpy(dst, vhu_cursor_ptr(c), len);
+		c->off += len;
+		return len;
+	}
 
 	while (done < len && c->i < c->niov) {
 		uint32_t n = RTE_MIN(len - done, vhu_cursor_piece_left(c));

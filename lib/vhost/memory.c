@@ -158,8 +158,8 @@ vhu_mem_table_put(struct vhu_mem_table *mem)
 }
 
 int
-vhu_mem_guest_to_iov(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
-		     struct vhu_iov *iov, uint32_t max)
+vhu_mem_guest_to_iov_split(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
+			   struct vhu_iov *iov, uint32_t max)
 {
 	uint32_t n = 0;
 

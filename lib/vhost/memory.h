@@ -111,12 +111,31 @@ vhu_mem_guest_to_host(const struct vhu_mem_table *mem, uint64_t gpa, uint64_t le
 	return NULL;
 }
 
+/* vhu_mem_guest_to_iov() for ranges that cross regions or are empty. */
+int vhu_mem_guest_to_iov_split(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
+			       struct vhu_iov *iov, uint32_t max);
+
 /*
  * Guest physical range -> up to @max pieces, split where it crosses from one
  * region into an adjacent one. Returns the number of pieces, or -1 when a
  * byte of the range is unmapped or more than @max pieces would be needed.
+ * Inline for the common case, a buffer inside one region: one piece.
  */
-int vhu_mem_guest_to_iov(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
-			 struct vhu_iov *iov, uint32_t max);
+static inline int
+vhu_mem_guest_to_iov(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
+		     struct vhu_iov *iov, uint32_t max)
+{
+	for (uint32_t i = 0; len > 0 && max > 0 && i < mem->nregions; i++) {
+		const struct vhu_mem_region *r = &mem->regions[i];
+
+		if (vhu_range_inside(gpa, len, r->guest_phys_addr, r->size)) {
+			iov->addr = r->host_addr + (gpa - r->guest_phys_addr);
+			iov->len = len;
+			iov->guest_phys_addr = gpa;
+			return 1;
+		}
+	}
+	return vhu_mem_guest_to_iov_split(mem, gpa, len, iov, max);
+}
 
 #endif /* VHU_MEMORY_H */
