@@ -33,6 +33,11 @@ from typing import Dict, Iterable, Optional, Sequence
 from .process import kill_now, wait_or_escalate
 
 PROMPT = "testpmd> "
+# testpmd writes its prompt one character at a time (cmdline's rdline_puts),
+# so log lines another thread prints (link and queue events, the PMD's
+# control thread) can land between its characters: allow whole lines there.
+PROMPT_RE = re.compile(b"(?:\n(?:[^\n]*\n)*)?".join(re.escape(bytes([c]))
+                                                      for c in PROMPT.encode()))
 
 DEFAULT_BINARY = os.environ.get("VHU_TESTPMD", "dpdk-testpmd")
 
@@ -318,18 +323,19 @@ class TestPmd:
             return len(self._buf)
 
     def _wait_for_text(self, text: str, start: int, timeout: float, allow_exit: bool = False) -> int:
-        """Wait until ``text`` appears in the raw log at or after ``start``.
+        """Wait until ``text`` (PROMPT: the prompt, even with other output
+        inside it) appears in the raw log at or after ``start``.
 
         Returns the offset, or -1 if the process exited / EOF (only when
         ``allow_exit``) -- otherwise raises.
         """
-        needle = text.encode()
+        rx = PROMPT_RE if text == PROMPT else re.compile(re.escape(text.encode()))
         deadline = time.monotonic() + timeout
         with self._cond:
             while True:
-                idx = self._buf.find(needle, start)
-                if idx >= 0:
-                    return idx
+                m = rx.search(self._buf, start)
+                if m:
+                    return m.start()
                 if self._eof:
                     if allow_exit:
                         return -1
