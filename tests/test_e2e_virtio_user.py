@@ -67,6 +67,30 @@ def test_host_to_guest(launcher, packed_vq, mrg_rxbuf, in_order):
     assert (st["ipackets"], st["ibytes"]) == (len(frames), total_bytes(frames)), st
 
 
+# virtio-user's vectorized paths (22.11): split needs mrg_rxbuf=0 and
+# in_order=0 (SSE), packed in_order=1 and AVX512, which EAL allows only with
+# --force-max-simd-bitwidth=512. The virtio PMD says which path it took at
+# debug level.
+VECTOR_PATHS = pytest.mark.parametrize("packed_vq, in_order, path", [
+    (0, 0, "using vectorized Rx path"),
+    (1, 1, "using packed ring vectorized Rx path"),
+], ids=["split_vec", "packed_vec"])
+VECTOR_EAL = ["--force-max-simd-bitwidth=512", "--log-level=pmd.net.virtio.init:debug"]
+
+
+@VECTOR_PATHS
+@pytest.mark.parametrize("direction", ["g2h", "h2g"])
+def test_vectorized_virtio_user(launcher, direction, packed_vq, in_order, path):
+    if packed_vq and "avx512f" not in open("/proc/cpuinfo").read():
+        pytest.skip("virtio-user's packed vectorized path needs AVX512")
+    frames = gen_frames(MIXED_FRAMES, seed=600 + packed_vq)
+    res = one_way_transfer(launcher, direction, frames, mrg_rxbuf=0, in_order=in_order,
+                           packed_vq=packed_vq, peer_args={"vectorized": 1},
+                           peer_eal=VECTOR_EAL)
+    assert path in res.peer.log, "virtio-user did not take its vectorized path"
+    _check_transfer(res, f"{direction} vectorized packed_vq={packed_vq}")
+
+
 # --------------------------------------------------------------------------- d
 
 @pytest.mark.slow

@@ -72,10 +72,13 @@ def one_way_transfer(launcher: Launcher, direction: str, frames: Sequence[bytes]
                      packed_vq: Optional[int] = None, queue_size: Optional[int] = None,
                      jumbo: bool = False, timeout: float = 60.0,
                      finish_ours: bool = True, tag: str = "",
-                     vhost_args: Optional[Dict[str, object]] = None) -> TransferResult:
+                     vhost_args: Optional[Dict[str, object]] = None,
+                     peer_args: Optional[Dict[str, object]] = None,
+                     peer_eal: Sequence[str] = ()) -> TransferResult:
     """Send ``frames`` across one vhost-user link and capture them at the far end.
 
-    ``vhost_args``: extra devargs of our port (e.g. ``{"dequeue-zero-copy": 1}``).
+    ``vhost_args``: extra devargs of our port (e.g. ``{"dequeue-zero-copy": 1}``);
+    ``peer_args``, ``peer_eal``: extra devargs and EAL arguments of virtio-user's side.
 
     ``direction``: ``"g2h"`` (guest -> host: peer pcap rx -> virtio-user tx ->
     eth_vhost rx -> our pcap tx) or ``"h2g"`` (host -> guest: our pcap rx ->
@@ -103,9 +106,11 @@ def one_way_transfer(launcher: Launcher, direction: str, frames: Sequence[bytes]
     ours = launcher.ours([vhost_vdev(0, sock, **(vhost_args or {})), our_pcap],
                          app_args=JUMBO_OURS_ARGS if jumbo else [], name=f"ours{tag}")
     peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=mrg_rxbuf, in_order=in_order,
-                                           packed_vq=packed_vq, queue_size=queue_size),
+                                           packed_vq=packed_vq, queue_size=queue_size,
+                                           **(peer_args or {})),
                           peer_pcap],
-                         app_args=JUMBO_PEER_ARGS if jumbo else [], name=f"peer{tag}")
+                         app_args=JUMBO_PEER_ARGS if jumbo else [], name=f"peer{tag}",
+                         extra_eal=peer_eal)
     ours.wait_link_up(VHOST_PORT)
     peer.wait_link_up(VHOST_PORT)
     notes = []
