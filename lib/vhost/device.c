@@ -153,6 +153,22 @@ only_offered(const struct vhu_port *p, const struct vhu_msg *m, uint64_t offered
 	return extra == 0;
 }
 
+/* Enables or disables ring @i, and tells the port's owner when that changes. */
+static void
+set_ring_enabled(struct vhu_port *p, uint32_t i, bool enable)
+{
+	struct vhu_vring *vr = &p->vrings[i];
+	bool changed;
+
+	rte_spinlock_lock(&vr->lock);
+	changed = vr->enabled != enable;
+	vr->enabled = enable;
+	refresh_locked(p, vr);
+	rte_spinlock_unlock(&vr->lock);
+	if (changed && p->ops != NULL && p->ops->vring_state_changed != NULL)
+		p->ops->vring_state_changed(p->ops_ctx, (uint16_t)i, enable);
+}
+
 /* The first ring started (kick received, not stopped), or -1. */
 static int
 started_ring(const struct vhu_port *p)
@@ -185,7 +201,7 @@ h_set_features(struct vhu_port *p, struct vhu_msg *m)
 	/* Without protocol features there is no SET_VRING_ENABLE: rings start enabled. */
 	if (!(f & VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
 		for (uint32_t i = 0; i < p->nrings; i++)
-			p->vrings[i].enabled = true;
+			set_ring_enabled(p, i, true);
 	refresh_all(p);
 	update_link(p);
 	VHU_LOG(INFO, "%s: features 0x%" PRIx64 " negotiated", p->name, f);
@@ -463,22 +479,14 @@ h_get_queue_num(struct vhu_port *p, struct vhu_msg *m)
 static enum handler_result
 h_set_vring_enable(struct vhu_port *p, struct vhu_msg *m)
 {
-	struct vhu_vring *vr = &p->vrings[m->ring_index];
 	uint32_t enable = m->payload.state.num;
-	bool changed;
 
 	if (enable > 1) {
 		VHU_LOG(ERR, "%s: ring %u: SET_VRING_ENABLE with %u", p->name,
 			m->ring_index, enable);
 		return REFUSED;
 	}
-	rte_spinlock_lock(&vr->lock);
-	changed = vr->enabled != (enable == 1);
-	vr->enabled = enable == 1;
-	refresh_locked(p, vr);
-	rte_spinlock_unlock(&vr->lock);
-	if (changed && p->ops != NULL && p->ops->vring_state_changed != NULL)
-		p->ops->vring_state_changed(p->ops_ctx, (uint16_t)m->ring_index, enable == 1);
+	set_ring_enabled(p, m->ring_index, enable == 1);
 	update_link(p);
 	return HANDLED;
 }

@@ -30,6 +30,35 @@ store16(struct rte_mbuf *m, uint32_t off, uint16_t value)
 }
 
 /*
+ * The folded one's-complement sum of @len bytes from @off of a chain. Not
+ * rte_raw_cksum_mbuf(): DPDK 22.11's drops the carries of a segment that
+ * starts at an odd offset (it byte-swaps the unfolded sum cut to 16 bits),
+ * so frames in odd-sized segments got wrong checksums. Each segment's sum
+ * is folded before it is swapped here.
+ */
+static uint16_t
+raw_cksum_chain(const struct rte_mbuf *m, uint32_t off, uint32_t len)
+{
+	uint32_t sum = 0, done = 0;
+
+	for (; m != NULL && len > 0; m = m->next) {
+		if (off >= m->data_len) {
+			off -= m->data_len;
+			continue;
+		}
+		uint32_t n = RTE_MIN(len, (uint32_t)m->data_len - off);
+		uint16_t part = __rte_raw_cksum_reduce(
+			__rte_raw_cksum(rte_pktmbuf_mtod_offset(m, const void *, off), n, 0));
+
+		sum += (done & 1) ? rte_bswap16(part) : part;
+		done += n;
+		len -= n;
+		off = 0;
+	}
+	return __rte_raw_cksum_reduce(sum);
+}
+
+/*
  * The one's-complement sum from @start to the end of the frame, folded and
  * complemented, stored at @start + @offset: what NEEDS_CSUM asks for (the
  * field already holds the pseudo-header sum).
@@ -37,10 +66,8 @@ store16(struct rte_mbuf *m, uint32_t off, uint16_t value)
 static void
 finish_checksum(struct rte_mbuf *m, uint32_t start, uint32_t offset, bool udp)
 {
-	uint16_t sum = 0;
+	uint16_t sum = (uint16_t)~raw_cksum_chain(m, start, m->pkt_len - start);
 
-	rte_raw_cksum_mbuf(m, start, m->pkt_len - start, &sum);
-	sum = (uint16_t)~sum;
 	if (udp && sum == 0)
 		sum = 0xffff;	/* 0 means "no checksum" in UDP */
 	store16(m, start + offset, sum);
@@ -95,9 +122,12 @@ vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
 	l4 = ptype & RTE_PTYPE_L4_MASK;
 	ipv4 = RTE_ETH_IS_IPV4_HDR(ptype);
 	ipv6 = RTE_ETH_IS_IPV6_HDR(ptype);
+	/* rte_net_get_ptype() names the L4 protocol even of a truncated header. */
 	l4_known = (ipv4 || ipv6) && h->csum_start == lens.l2_len + lens.l3_len &&
-		   ((l4 == RTE_PTYPE_L4_TCP && h->csum_offset == VHU_TCP_CSUM_OFFSET) ||
-		    (l4 == RTE_PTYPE_L4_UDP && h->csum_offset == VHU_UDP_CSUM_OFFSET));
+		   ((l4 == RTE_PTYPE_L4_TCP && h->csum_offset == VHU_TCP_CSUM_OFFSET &&
+		     lens.l4_len >= sizeof(struct rte_tcp_hdr)) ||
+		    (l4 == RTE_PTYPE_L4_UDP && h->csum_offset == VHU_UDP_CSUM_OFFSET &&
+		     lens.l4_len >= sizeof(struct rte_udp_hdr)));
 
 	if (gso != VIRTIO_NET_HDR_GSO_NONE) {
 		bool tcp4 = gso == VIRTIO_NET_HDR_GSO_TCPV4 && ipv4;
@@ -132,11 +162,14 @@ has(const struct vhu_vring *vr, unsigned int feature)
 	return (vr->features & VHU_BIT(feature)) != 0;
 }
 
-/* Writes are only ours to make in an mbuf nobody else holds. */
+/* Writes are only ours to make in an mbuf chain nobody else holds, any segment of it. */
 static bool
 held_by_us_alone(const struct rte_mbuf *m)
 {
-	return RTE_MBUF_DIRECT(m) && rte_mbuf_refcnt_read(m) == 1;
+	for (; m != NULL; m = m->next)
+		if (!RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1)
+			return false;
+	return true;
 }
 
 /* held_by_us_alone(), or a log line saying why the frame is dropped. */
@@ -155,12 +188,26 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 	uint64_t ol = m->ol_flags;
 	uint64_t l4 = ol & RTE_MBUF_F_TX_L4_MASK;
 	uint16_t csum_start = (uint16_t)(m->l2_len + m->l3_len);
+	uint16_t csum_offset = l4 == RTE_MBUF_F_TX_UDP_CKSUM ? VHU_UDP_CSUM_OFFSET :
+							       VHU_TCP_CSUM_OFFSET;
+	bool l4_request = (ol & RTE_MBUF_F_TX_TCP_SEG) || l4 == RTE_MBUF_F_TX_TCP_CKSUM ||
+			  l4 == RTE_MBUF_F_TX_UDP_CKSUM;
 
+	if (l4_request && (uint32_t)csum_start + csum_offset + 2 > m->pkt_len) {
+		vhu_vring_bad_input(vr, "checksum offload at %u+%u beyond a %u-byte frame; frame dropped",
+				    csum_start, csum_offset, m->pkt_len);
+		return false;
+	}
 	if (ol & RTE_MBUF_F_TX_IP_CKSUM) {
 		/* virtio has no IPv4 header checksum offload. */
 		struct rte_ipv4_hdr ip;
 
-		if (!writable(vr, m) || m->pkt_len < (uint32_t)m->l2_len + sizeof(ip))
+		if (m->pkt_len < (uint32_t)m->l2_len + sizeof(ip)) {
+			vhu_vring_bad_input(vr, "IPv4 checksum request for a %u-byte frame with a %u-byte L2 header; frame dropped",
+					    m->pkt_len, m->l2_len);
+			return false;
+		}
+		if (!writable(vr, m))
 			return false;
 		rte_memcpy(&ip, rte_pktmbuf_read(m, m->l2_len, sizeof(ip), &ip), sizeof(ip));
 		ip.hdr_checksum = 0;
@@ -187,17 +234,8 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 		h->csum_offset = VHU_TCP_CSUM_OFFSET;
 		return true;
 	}
-	if (l4 != RTE_MBUF_F_TX_TCP_CKSUM && l4 != RTE_MBUF_F_TX_UDP_CKSUM)
+	if (!l4_request)
 		return true;
-
-	uint16_t csum_offset = l4 == RTE_MBUF_F_TX_TCP_CKSUM ? VHU_TCP_CSUM_OFFSET :
-							       VHU_UDP_CSUM_OFFSET;
-
-	if ((uint32_t)csum_start + csum_offset + 2 > m->pkt_len) {
-		vhu_vring_bad_input(vr, "checksum offload at %u+%u beyond a %u-byte frame; frame dropped",
-				    csum_start, csum_offset, m->pkt_len);
-		return false;
-	}
 	if (has(vr, VIRTIO_NET_F_GUEST_CSUM)) {
 		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 		h->csum_start = csum_start;
@@ -302,12 +340,29 @@ vhu_offload_segment(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf **
 	ctx.gso_size = (uint16_t)RTE_MIN(headers + m->tso_segsz, (uint32_t)UINT16_MAX);
 	n = rte_gso_segment(m, &ctx, segs, VHU_GSO_MAX_SEGS);
 	if (n == 0) {
-		/* It fits in one segment: the frame itself, its checksums finished. */
-		if (!writable(vr, m))
+		/*
+		 * It fits in one segment: the frame itself with its checksums
+		 * finished, in a copy when others hold any part of it. (librte_gso
+		 * also leaves alone what it does not segment, e.g. IPv4 fragments:
+		 * those cannot go to a guest without TSO.)
+		 */
+		if (m->pkt_len > headers + m->tso_segsz) {
+			vhu_vring_bad_input(vr, "TSO frame librte_gso does not segment (%u bytes, segment size %u); frame dropped",
+					    m->pkt_len, m->tso_segsz);
 			return 0;
-		checksum_segment(m);
-		rte_pktmbuf_refcnt_update(m, 1);	/* the caller frees segs[] */
-		segs[0] = m;
+		}
+		if (held_by_us_alone(m)) {
+			rte_pktmbuf_refcnt_update(m, 1);	/* the caller frees segs[] */
+			segs[0] = m;
+		} else {
+			segs[0] = rte_pktmbuf_copy(m, ctx.direct_pool, 0, UINT32_MAX);
+			if (segs[0] == NULL || segs[0]->data_len < headers) {
+				rte_pktmbuf_free(segs[0]);
+				vhu_vring_bad_input(vr, "no mbuf to finish a shared TSO frame in; frame dropped");
+				return 0;
+			}
+		}
+		checksum_segment(segs[0]);
 		return 1;
 	}
 	if (n < 0) {

@@ -88,8 +88,20 @@ translate_split(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 					     vring_avail_area_size(vr->size));
 	vr->used = vhu_mem_frontend_to_host(mem, vr->addr.used,
 					    vring_used_area_size(vr->size));
-	if (vr->desc != NULL && vr->avail != NULL && vr->used != NULL)
+	/*
+	 * SET_VRING_ADDR checked the front end's addresses; a region whose
+	 * file offset is odd can still map them to misaligned host addresses.
+	 */
+	if (vr->desc != NULL && vr->avail != NULL && vr->used != NULL &&
+	    ((uintptr_t)vr->desc & 15) == 0 && ((uintptr_t)vr->avail & 1) == 0 &&
+	    ((uintptr_t)vr->used & 3) == 0)
 		return true;
+	if (vr->desc != NULL && vr->avail != NULL && vr->used != NULL) {
+		VHU_LOG(ERR, "%s: ring %u: guest memory maps the ring to misaligned addresses",
+			vr->port_name, vr->index);
+		unmap_rings(vr);
+		return false;
+	}
 	VHU_LOG(ERR, "%s: ring %u: %s area (0x%" PRIx64 ") of a %u-entry ring is not inside guest memory",
 		vr->port_name, vr->index,
 		vr->desc == NULL ? "descriptor" : vr->avail == NULL ? "available" : "used",
@@ -118,6 +130,13 @@ translate_packed(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 			vr->port_name, vr->index,
 			vr->pdesc == NULL ? "descriptor area" : vr->driver_event == NULL ?
 			"driver event area" : "device event area", vr->size);
+		unmap_rings(vr);
+		return false;
+	}
+	if (((uintptr_t)vr->pdesc & 15) || ((uintptr_t)vr->driver_event & 3) ||
+	    ((uintptr_t)vr->device_event & 3)) {
+		VHU_LOG(ERR, "%s: ring %u: guest memory maps the ring to misaligned addresses",
+			vr->port_name, vr->index);
 		unmap_rings(vr);
 		return false;
 	}
@@ -205,7 +224,11 @@ start_indices(struct vhu_vring *vr)
 void
 vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t features)
 {
-	bool was_ready = vr->ready;
+	/*
+	 * A ring the guest broke starts again from guest memory when it is
+	 * set up again: its indices stopped in the middle of a bad entry.
+	 */
+	bool was_ready = vr->ready && !vr->broken;
 
 	vr->ready = false;
 	vr->broken = false;
