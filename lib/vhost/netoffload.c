@@ -122,8 +122,12 @@ vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
 	l4 = ptype & RTE_PTYPE_L4_MASK;
 	ipv4 = RTE_ETH_IS_IPV4_HDR(ptype);
 	ipv6 = RTE_ETH_IS_IPV6_HDR(ptype);
-	/* rte_net_get_ptype() names the L4 protocol even of a truncated header. */
+	/*
+	 * rte_net_get_ptype() names the L4 protocol even of a truncated header,
+	 * and takes TCP's header length from its data offset unchecked.
+	 */
 	l4_known = (ipv4 || ipv6) && h->csum_start == lens.l2_len + lens.l3_len &&
+		   (uint32_t)lens.l2_len + lens.l3_len + lens.l4_len <= m->pkt_len &&
 		   ((l4 == RTE_PTYPE_L4_TCP && h->csum_offset == VHU_TCP_CSUM_OFFSET &&
 		     lens.l4_len >= sizeof(struct rte_tcp_hdr)) ||
 		    (l4 == RTE_PTYPE_L4_UDP && h->csum_offset == VHU_UDP_CSUM_OFFSET &&
@@ -221,6 +225,11 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 		    !has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6)) {
 			vhu_vring_bad_input(vr, "TCP segmentation for a guest without GUEST_TSO%c; frame dropped",
 					    v4 ? '4' : '6');
+			return false;
+		}
+		if (m->tso_segsz == 0 || (uint32_t)csum_start + m->l4_len > m->pkt_len) {
+			vhu_vring_bad_input(vr, "TCP segmentation request (segment size %u, headers %u) for a %u-byte frame; frame dropped",
+					    m->tso_segsz, csum_start + m->l4_len, m->pkt_len);
 			return false;
 		}
 		/* An mbuf others hold keeps its field as it is: we may not write. */

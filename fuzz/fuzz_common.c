@@ -1,0 +1,902 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#define _GNU_SOURCE
+#include "fuzz_common.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <pthread.h>
+#include <sched.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/eventfd.h>
+#include <sys/mman.h>
+#include <unistd.h>
+
+#include <rte_eal.h>
+#include <rte_ether.h>
+#include <rte_ip.h>
+#include <rte_lcore.h>
+#include <rte_log.h>
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+#include <rte_tcp.h>
+#include <rte_udp.h>
+
+#include "netoffload.h"
+#include "socket.h"
+
+struct rte_mempool *fz_pool;
+struct rte_gso_ctx fz_gso;
+
+static bool skipped[FZ_KNOWN_COUNT];	/* VHU_FUZZ_SKIP */
+static bool verbose;		/* VHU_FUZZ_LOG=1: the library's log and each burst */
+static struct vhu_port *port;
+static char sock_dir[64];
+static int fds_before;
+static unsigned int mappings_before;
+
+/* The port's owner as the library keeps it informed (struct vhu_port_ops). */
+static struct {
+	bool link_up;
+	bool enabled[VHU_MAX_VRINGS];
+} owner;
+
+void
+fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
+{
+	va_list ap;
+
+	fprintf(stderr, "\n==%d== FUZZ INVARIANT BROKEN at %s:%d: %s\n    ", (int)getpid(),
+		file, line, expr);
+	va_start(ap, fmt);
+	vfprintf(stderr, fmt, ap);
+	va_end(ap);
+	fprintf(stderr, "\n");
+	abort();
+}
+
+static void
+die(const char *what)
+{
+	perror(what);
+	abort();
+}
+
+static const char *const known_names[FZ_KNOWN_COUNT] = {
+	[FZ_KNOWN_RING_STATE_EVENTS] = "ring-state-events",
+	[FZ_KNOWN_LINK_STATE] = "link-state",
+	[FZ_KNOWN_BROKEN_RING_REVIVED] = "broken-ring-revived",
+	[FZ_KNOWN_OFFLOAD_LENGTHS] = "offload-lengths",
+	[FZ_KNOWN_TSO_REQUEST_UNCHECKED] = "tso-request-unchecked",
+	[FZ_KNOWN_UNCOUNTED_REFUSAL] = "uncounted-refusal",
+	[FZ_KNOWN_TSO_ONE_SEGMENT] = "tso-one-segment",
+	[FZ_KNOWN_TSO_UNSEGMENTED] = "tso-unsegmented",
+	[FZ_KNOWN_ODD_SEGMENT_CHECKSUM] = "odd-segment-checksum",
+	[FZ_KNOWN_SHARED_FRAME_WRITES] = "shared-frame-writes",
+};
+
+bool
+fz_skip(enum fz_known check)
+{
+	return skipped[check];
+}
+
+/* Reads VHU_FUZZ_SKIP; a name it does not know is a typo that would hide nothing. */
+static void
+read_skip_list(void)
+{
+	const char *env = getenv("VHU_FUZZ_SKIP");
+	char *list, *name, *save = NULL;
+
+	if (env == NULL)
+		return;
+	list = strdup(env);
+	if (list == NULL)
+		die("strdup");
+	for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
+		int k = 0;
+
+		while (k < FZ_KNOWN_COUNT && strcmp(name, known_names[k]) != 0)
+			k++;
+		if (k == FZ_KNOWN_COUNT) {
+			fprintf(stderr, "VHU_FUZZ_SKIP: unknown check \"%s\"\n", name);
+			exit(2);
+		}
+		skipped[k] = true;
+	}
+	free(list);
+}
+
+/* ---- the port's owner ---- */
+
+/* Every report must change what the owner knows: a repeated one is a lost change. */
+static void
+on_link_changed(void *ctx __rte_unused, bool up)
+{
+	FZ_CHECK(up != owner.link_up, "link reported %s twice", up ? "up" : "down");
+	owner.link_up = up;
+}
+
+static void
+on_vring_state_changed(void *ctx __rte_unused, uint16_t ring_index, bool enabled)
+{
+	FZ_CHECK(ring_index < port->nrings, "state change of ring %u of %u", ring_index,
+		 port->nrings);
+	FZ_CHECK(enabled != owner.enabled[ring_index] || fz_skip(FZ_KNOWN_RING_STATE_EVENTS),
+		 "ring %u reported %s twice", ring_index, enabled ? "enabled" : "disabled");
+	owner.enabled[ring_index] = enabled;
+}
+
+static const struct vhu_port_ops owner_ops = {
+	.link_changed = on_link_changed,
+	.vring_state_changed = on_vring_state_changed,
+};
+
+/*
+ * What the owner was told matches the port and its rings, and the link is up
+ * exactly while queue pair 0 can move packets (vhu.h).
+ */
+static void
+check_owner_view(void)
+{
+	bool pair0 = port->vrings[0].ready && port->vrings[1].ready;
+
+	FZ_CHECK(owner.link_up == port->link_up, "owner thinks the link is %s",
+		 owner.link_up ? "up" : "down");
+	FZ_CHECK(port->link_up == pair0 || fz_skip(FZ_KNOWN_LINK_STATE),
+		 "link %s while rings 0 and 1 are%s ready", port->link_up ? "up" : "down",
+		 pair0 ? "" : " not both");
+	if (fz_skip(FZ_KNOWN_RING_STATE_EVENTS))
+		return;
+	for (uint32_t i = 0; i < port->nrings; i++)
+		FZ_CHECK(owner.enabled[i] == port->vrings[i].enabled,
+			 "ring %u is %s, its owner was told %s", i,
+			 port->vrings[i].enabled ? "enabled" : "disabled",
+			 owner.enabled[i] ? "enabled" : "disabled");
+}
+
+/* ---- process set-up ---- */
+
+/*
+ * The link is up only while a front end is connected: the harness is that
+ * front end, without a socket, so the port gets a stand-in connection that
+ * nothing but the link computation looks at (no socket event can reach it:
+ * nobody connects to the port's socket).
+ */
+static char stand_in_conn;
+
+static void
+port_destroy(void)
+{
+	vhu_ctl_lock();
+	port->conn = NULL;	/* socket.c would close and free it */
+	vhu_ctl_unlock();
+	vhu_port_destroy(port);
+	port = NULL;
+	rmdir(sock_dir);
+}
+
+static void
+port_create(void)
+{
+	struct vhu_port_config cfg = {
+		.name = "fuzz",
+		.queue_pairs = FZ_QUEUE_PAIRS,
+		.tso = true,
+		.socket_id = (int)rte_socket_id(),
+		.ops = &owner_ops,
+	};
+	char path[128];
+
+	snprintf(sock_dir, sizeof(sock_dir), "/tmp/vhu-fuzz-XXXXXX");
+	if (mkdtemp(sock_dir) == NULL)
+		die("mkdtemp");
+	snprintf(path, sizeof(path), "%s/sock", sock_dir);
+	cfg.socket_path = path;
+	port = vhu_port_create(&cfg);
+	if (port == NULL) {
+		fprintf(stderr, "vhu_port_create failed\n");
+		exit(2);
+	}
+	vhu_ctl_lock();
+	port->conn = (struct vhu_conn *)&stand_in_conn;
+	vhu_ctl_unlock();
+	atexit(port_destroy);
+}
+
+int
+LLVMFuzzerInitialize(int *argc __rte_unused, char ***fuzzer_argv)
+{
+	const char *prog = (*fuzzer_argv)[0];
+	char lcore[16];
+	cpu_set_t set;
+	int cpu = 0;
+
+	read_skip_list();
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+			;
+	snprintf(lcore, sizeof(lcore), "%d", cpu);
+	/* --no-shconf: no shared files, no IPC socket; any number of fuzzers may run. */
+	char *argv[] = {
+		(char *)prog, "--no-pci", "--no-huge", "-m", "64", "--no-shconf",
+		"--no-telemetry", "--file-prefix=vhu-fuzz", "-l", lcore,
+		"--log-level=lib.eal:error", NULL,
+	};
+	if (rte_eal_init((int)RTE_DIM(argv) - 1, argv) < 0) {
+		fprintf(stderr, "rte_eal_init failed\n");
+		exit(2);
+	}
+	const char *log = getenv("VHU_FUZZ_LOG");
+
+	verbose = log != NULL && strcmp(log, "1") == 0;
+	/* Verbose: every request too (logged at debug level). */
+	rte_log_set_level_pattern("vhu.*", verbose ? RTE_LOG_DEBUG : RTE_LOG_EMERG);
+	fz_pool = rte_pktmbuf_pool_create("vhu_fuzz", FZ_POOL_MBUFS, 0, 0,
+					  RTE_MBUF_DEFAULT_BUF_SIZE, (int)rte_socket_id());
+	if (fz_pool == NULL || vhu_gso_pools_create(&fz_gso, "fuzz", (int)rte_socket_id()) < 0) {
+		fprintf(stderr, "cannot create the mbuf pools\n");
+		exit(2);
+	}
+	port_create();
+	return 0;
+}
+
+static void
+add_in_use(struct rte_mempool *mp, void *arg)
+{
+	*(unsigned int *)arg += rte_mempool_in_use_count(mp);
+}
+
+unsigned int
+fz_mbufs_in_use(void)
+{
+	unsigned int n = 0;
+
+	/* Every pool: ours, the port's segmentation pools, any a burst might reach. */
+	rte_mempool_walk(add_in_use, &n);
+	return n;
+}
+
+/* ---- one input ---- */
+
+void
+fz_input_begin(void)
+{
+	fds_before = fz_count_fds();
+	mappings_before = fz_guarded_mappings();
+	FZ_CHECK(fz_mbufs_in_use() == 0, "%u mbufs in use before the input", fz_mbufs_in_use());
+}
+
+void
+fz_input_end(void)
+{
+	fz_disconnect();
+	FZ_CHECK(fz_guarded_mappings() == mappings_before,
+		 "%u shared mappings after a disconnect, %u before the input",
+		 fz_guarded_mappings(), mappings_before);
+	FZ_CHECK(fz_mbufs_in_use() == 0, "%u mbufs leaked", fz_mbufs_in_use());
+	FZ_CHECK(fz_count_fds() == fds_before, "%d fds open after the input, %d before",
+		 fz_count_fds(), fds_before);
+}
+
+/* ---- fds ---- */
+
+int
+fz_count_fds(void)
+{
+	DIR *d = opendir("/proc/self/fd");
+	struct dirent *e;
+	int n = 0;
+
+	if (d == NULL)
+		die("opendir /proc/self/fd");
+	while ((e = readdir(d)) != NULL)
+		if (e->d_name[0] != '.')
+			n++;
+	closedir(d);
+	return n;
+}
+
+int
+fz_memfd(uint64_t size)
+{
+	int fd = memfd_create("vhu-fuzz-guest", MFD_CLOEXEC);
+
+	if (fd < 0)
+		die("memfd_create");
+	if (ftruncate(fd, (off_t)size) < 0)
+		die("ftruncate");
+	return fd;
+}
+
+int
+fz_eventfd(void)
+{
+	int fd = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+
+	if (fd < 0)
+		die("eventfd");
+	return fd;
+}
+
+int
+fz_dup(int fd)
+{
+	int d = fcntl(fd, F_DUPFD_CLOEXEC, 0);
+
+	if (d < 0)
+		die("dup");
+	return d;
+}
+
+/* ---- guarded mappings (the link wraps mmap and munmap) ---- */
+
+void *__real_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __real_munmap(void *addr, size_t len);
+void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
+int __wrap_munmap(void *addr, size_t len);
+
+#define MAX_GUARDED 128
+
+static struct {
+	pthread_mutex_t lock;
+	unsigned int n;
+	struct {
+		uint8_t *addr;
+		size_t len;
+	} map[MAX_GUARDED];
+} guarded = { .lock = PTHREAD_MUTEX_INITIALIZER };
+
+static size_t
+page_size(void)
+{
+	return (size_t)sysconf(_SC_PAGESIZE);
+}
+
+/*
+ * A shared file mapping lands in the middle of a PROT_NONE reservation one
+ * page larger on each side. Anything else goes to mmap unchanged.
+ */
+void *
+__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
+{
+	size_t page = page_size();
+	uint8_t *res, *p;
+	size_t span;
+
+	if (addr != NULL || fd < 0 || !(flags & MAP_SHARED) || len == 0 ||
+	    len > SIZE_MAX - 3 * page)
+		return __real_mmap(addr, len, prot, flags, fd, off);
+	span = RTE_ALIGN_CEIL(len, page) + 2 * page;
+	res = __real_mmap(NULL, span, PROT_NONE, MAP_PRIVATE | MAP_ANONYMOUS | MAP_NORESERVE,
+			  -1, 0);
+	if (res == MAP_FAILED)
+		return MAP_FAILED;
+	p = __real_mmap(res + page, len, prot, flags | MAP_FIXED, fd, off);
+	if (p == MAP_FAILED) {
+		int err = errno;
+
+		__real_munmap(res, span);
+		errno = err;
+		return MAP_FAILED;
+	}
+	pthread_mutex_lock(&guarded.lock);
+	FZ_CHECK(guarded.n < MAX_GUARDED, "more than %u shared mappings (harness limit)",
+		 MAX_GUARDED);
+	guarded.map[guarded.n].addr = p;
+	guarded.map[guarded.n].len = len;
+	guarded.n++;
+	pthread_mutex_unlock(&guarded.lock);
+	return p;
+}
+
+int
+__wrap_munmap(void *addr, size_t len)
+{
+	size_t page = page_size();
+
+	pthread_mutex_lock(&guarded.lock);
+	for (unsigned int i = 0; i < guarded.n; i++) {
+		if (guarded.map[i].addr != addr)
+			continue;
+		FZ_CHECK(guarded.map[i].len == len, "munmap of %zu bytes of a %zu-byte mapping",
+			 len, guarded.map[i].len);
+		guarded.map[i] = guarded.map[--guarded.n];
+		pthread_mutex_unlock(&guarded.lock);
+		return __real_munmap((uint8_t *)addr - page, RTE_ALIGN_CEIL(len, page) + 2 * page);
+	}
+	pthread_mutex_unlock(&guarded.lock);
+	return __real_munmap(addr, len);
+}
+
+unsigned int
+fz_guarded_mappings(void)
+{
+	unsigned int n;
+
+	pthread_mutex_lock(&guarded.lock);
+	n = guarded.n;
+	pthread_mutex_unlock(&guarded.lock);
+	return n;
+}
+
+void
+fz_guard_mem_table(const struct vhu_mem_table *mem)
+{
+	size_t page = page_size();
+
+	for (uint32_t i = 0; i < mem->nregions; i++) {
+		const struct vhu_mem_region *r = &mem->regions[i];
+		uint8_t *start = r->mmap_addr;
+		uint8_t *end = RTE_PTR_ALIGN_FLOOR(r->host_addr, page);
+
+		if (end > start && mprotect(start, (size_t)(end - start), PROT_NONE) < 0)
+			die("mprotect");
+	}
+}
+
+/* ---- mbufs ---- */
+
+void
+fz_check_mbuf(const struct rte_mbuf *m, uint32_t max_pkt_len)
+{
+	uint32_t sum = 0;
+	uint16_t segs = 0;
+
+	FZ_CHECK(m->pkt_len <= max_pkt_len, "pkt_len %u > %u", m->pkt_len, max_pkt_len);
+	for (const struct rte_mbuf *s = m; s != NULL; s = s->next) {
+		segs++;
+		FZ_CHECK(segs <= m->nb_segs, "more segments than nb_segs %u", m->nb_segs);
+		FZ_CHECK((uint32_t)s->data_off + s->data_len <= s->buf_len,
+			 "segment %u: data_off %u + data_len %u > buf_len %u", segs, s->data_off,
+			 s->data_len, s->buf_len);
+		FZ_CHECK(rte_mbuf_refcnt_read(s) == 1, "segment %u: refcnt %u", segs,
+			 rte_mbuf_refcnt_read(s));
+		sum += s->data_len;
+	}
+	FZ_CHECK(segs == m->nb_segs, "%u segments, nb_segs %u", segs, m->nb_segs);
+	FZ_CHECK(sum == m->pkt_len, "segment lengths add up to %u, pkt_len %u", sum, m->pkt_len);
+}
+
+void
+fz_check_offload(const struct rte_mbuf *m)
+{
+	const uint64_t ours = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_L4_MASK |
+			      RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6;
+	uint64_t ol = m->ol_flags;
+	uint64_t l4 = ol & RTE_MBUF_F_TX_L4_MASK;
+	bool v4 = (ol & RTE_MBUF_F_TX_IPV4) != 0;
+	bool tcp = l4 == RTE_MBUF_F_TX_TCP_CKSUM;
+
+	FZ_CHECK((ol & ~ours) == 0, "unexpected mbuf flags 0x%" PRIx64, ol & ~ours);
+	if (ol == 0)
+		return;
+	/* Requests come as a set: IP version, checksum, and the layer lengths. */
+	FZ_CHECK(tcp || l4 == RTE_MBUF_F_TX_UDP_CKSUM, "offload flags 0x%" PRIx64
+		 " without a TCP or UDP checksum request", ol);
+	FZ_CHECK(v4 != ((ol & RTE_MBUF_F_TX_IPV6) != 0), "offload flags 0x%" PRIx64
+		 ": not exactly one of IPV4, IPV6", ol);
+	FZ_CHECK(!(ol & RTE_MBUF_F_TX_TCP_SEG) || (tcp && m->tso_segsz > 0),
+		 "TSO with L4 request 0x%" PRIx64 ", segment size %u", l4, m->tso_segsz);
+	if (fz_skip(FZ_KNOWN_OFFLOAD_LENGTHS))
+		return;
+	FZ_CHECK(m->l2_len >= RTE_ETHER_HDR_LEN && m->l3_len >= (v4 ? 20 : 40) &&
+		 m->l4_len >= (tcp ? sizeof(struct rte_tcp_hdr) : sizeof(struct rte_udp_hdr)),
+		 "header lengths l2 %u l3 %u l4 %u too short for %s over IPv%c", m->l2_len,
+		 m->l3_len, m->l4_len, tcp ? "TCP" : "UDP", v4 ? '4' : '6');
+	FZ_CHECK((uint32_t)m->l2_len + m->l3_len + m->l4_len <= m->pkt_len,
+		 "headers l2 %u + l3 %u + l4 %u beyond a %u-byte frame", m->l2_len, m->l3_len,
+		 m->l4_len, m->pkt_len);
+}
+
+struct rte_mbuf *
+fz_make_frame(const uint8_t *head, uint32_t head_len, uint32_t len, uint32_t seg_len,
+	      uint8_t seed)
+{
+	static const uint8_t eth[RTE_ETHER_HDR_LEN] = {
+		0x52, 0x54, 0x00, 0x12, 0x34, 0x56, 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef, 0x08, 0x00,
+	};
+	struct rte_mbuf *head_seg = NULL, *last = NULL;
+	uint32_t pos = 0;
+
+	if (seg_len == 0)
+		seg_len = 1;
+	do {
+		struct rte_mbuf *s = rte_pktmbuf_alloc(fz_pool);
+
+		if (s == NULL) {
+			rte_pktmbuf_free(head_seg);
+			return NULL;
+		}
+		uint32_t n = RTE_MIN(RTE_MIN(seg_len, len - pos), (uint32_t)rte_pktmbuf_tailroom(s));
+		uint8_t *d = rte_pktmbuf_mtod(s, uint8_t *);
+
+		for (uint32_t i = 0; i < n; i++, pos++)
+			d[i] = pos < head_len ? head[pos] :
+			       pos >= sizeof(eth) ? (uint8_t)(seed * 31 + pos * 7) :
+			       pos == 0 && (seed & 1) ? 0xff : eth[pos];
+		s->data_len = (uint16_t)n;
+		if (head_seg == NULL) {
+			head_seg = s;
+		} else {
+			last->next = s;
+			head_seg->nb_segs++;
+		}
+		head_seg->pkt_len += n;
+		last = s;
+	} while (pos < len);
+	return head_seg;
+}
+
+/* @total minus @minus, 0 rather than wrapping, as a big-endian 16-bit field. */
+static rte_be16_t
+be16_len(uint32_t total, uint32_t minus)
+{
+	return rte_cpu_to_be_16((uint16_t)(total > minus ? total - minus : 0));
+}
+
+uint32_t
+fz_frame_headers(uint8_t *hdr, enum fz_l4 kind, uint32_t frame_len, bool tso,
+		 uint16_t *l3_len, uint16_t *l4_len)
+{
+	const uint64_t phdr_flags = tso ? RTE_MBUF_F_TX_TCP_SEG : 0;
+	static const struct rte_ether_addr dst = {{ 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 }};
+	static const struct rte_ether_addr src = {{ 0x52, 0x54, 0x00, 0xab, 0xcd, 0xef }};
+	bool v4 = kind == FZ_FRAME_TCP4 || kind == FZ_FRAME_UDP4;
+	bool tcp = kind == FZ_FRAME_TCP4 || kind == FZ_FRAME_TCP6;
+	struct rte_ether_hdr *eth = (struct rte_ether_hdr *)hdr;
+	uint8_t *l3 = hdr + sizeof(*eth);
+	uint8_t *l4;
+	uint8_t *cksum;		/* the L4 checksum field (packed headers: bytes) */
+	uint16_t pseudo;
+
+	memset(hdr, 0, FZ_HDR_MAX);
+	*l3_len = 0;
+	*l4_len = 0;
+	if (kind == FZ_FRAME_ETH || kind >= FZ_FRAME_KINDS)
+		return 0;
+	rte_ether_addr_copy(&dst, &eth->dst_addr);
+	rte_ether_addr_copy(&src, &eth->src_addr);
+	eth->ether_type = rte_cpu_to_be_16(v4 ? RTE_ETHER_TYPE_IPV4 : RTE_ETHER_TYPE_IPV6);
+	*l3_len = v4 ? sizeof(struct rte_ipv4_hdr) : sizeof(struct rte_ipv6_hdr);
+	*l4_len = tcp ? sizeof(struct rte_tcp_hdr) : sizeof(struct rte_udp_hdr);
+	l4 = l3 + *l3_len;
+	if (tcp) {
+		struct rte_tcp_hdr *t = (struct rte_tcp_hdr *)l4;
+
+		t->src_port = rte_cpu_to_be_16(40000);
+		t->dst_port = rte_cpu_to_be_16(5201);
+		t->sent_seq = rte_cpu_to_be_32(0x12345678);
+		t->data_off = (sizeof(*t) / 4) << 4;
+		t->tcp_flags = RTE_TCP_ACK_FLAG | RTE_TCP_PSH_FLAG;
+		t->rx_win = rte_cpu_to_be_16(65535);
+		cksum = l4 + offsetof(struct rte_tcp_hdr, cksum);
+	} else {
+		struct rte_udp_hdr *u = (struct rte_udp_hdr *)l4;
+
+		u->src_port = rte_cpu_to_be_16(40000);
+		u->dst_port = rte_cpu_to_be_16(4789);
+		u->dgram_len = be16_len(frame_len, sizeof(*eth) + *l3_len);
+		cksum = l4 + offsetof(struct rte_udp_hdr, dgram_cksum);
+	}
+	if (v4) {
+		struct rte_ipv4_hdr *ip = (struct rte_ipv4_hdr *)l3;
+
+		ip->version_ihl = RTE_IPV4_VHL_DEF;
+		ip->total_length = be16_len(frame_len, sizeof(*eth));
+		ip->packet_id = rte_cpu_to_be_16(1);
+		ip->fragment_offset = rte_cpu_to_be_16(RTE_IPV4_HDR_DF_FLAG);
+		ip->time_to_live = 64;
+		ip->next_proto_id = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+		ip->src_addr = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 1));
+		ip->dst_addr = rte_cpu_to_be_32(RTE_IPV4(10, 0, 0, 2));
+		pseudo = rte_ipv4_phdr_cksum(ip, phdr_flags);
+	} else {
+		struct rte_ipv6_hdr *ip = (struct rte_ipv6_hdr *)l3;
+
+		ip->vtc_flow = rte_cpu_to_be_32(6u << 28);
+		ip->payload_len = be16_len(frame_len, sizeof(*eth) + *l3_len);
+		ip->proto = tcp ? IPPROTO_TCP : IPPROTO_UDP;
+		ip->hop_limits = 64;
+		ip->src_addr[0] = 0xfd;
+		ip->src_addr[15] = 1;
+		ip->dst_addr[0] = 0xfd;
+		ip->dst_addr[15] = 2;
+		pseudo = rte_ipv6_phdr_cksum(ip, phdr_flags);
+	}
+	memcpy(cksum, &pseudo, sizeof(pseudo));
+	return sizeof(*eth) + *l3_len + *l4_len;
+}
+
+/* What an application asks for on a frame (fz_read_frame's first byte). */
+#define ASK_L4_CKSUM	0x08
+#define ASK_TSO		0x10
+#define ASK_IP_CKSUM	0x20
+#define ASK_SHARED	0x40	/* someone else holds the whole frame too */
+#define ASK_SHARED_TAIL	0x80	/* ... or the segments after the first */
+
+bool
+fz_read_frame(struct fz_reader *r, struct fz_frame *f)
+{
+	uint8_t what = fz_u8(r);
+	uint32_t len = fz_u16(r);
+	uint32_t seg_len = 64u * (1 + fz_u8(r) % 32);
+	enum fz_l4 kind = (enum fz_l4)((what & 7) % FZ_FRAME_KINDS);
+	bool v4 = kind == FZ_FRAME_TCP4 || kind == FZ_FRAME_UDP4;
+	bool tcp = kind == FZ_FRAME_TCP4 || kind == FZ_FRAME_TCP6;
+	bool tso = (what & ASK_TSO) && tcp;
+	uint8_t hdr[FZ_HDR_MAX];
+	uint16_t l3_len, l4_len;
+	uint32_t hdr_len = fz_frame_headers(hdr, kind, len, tso, &l3_len, &l4_len);
+	struct rte_mbuf *m;
+
+	/* At most 128 segments: a 64 KiB frame of 64-byte segments would take 1024. */
+	m = fz_make_frame(hdr, hdr_len, len, RTE_MAX(seg_len, len / 128 + 1), what);
+	f->m = m;
+	f->shared = NULL;
+	f->tso = false;
+	if (m == NULL)
+		return false;
+	if (kind != FZ_FRAME_ETH) {
+		/* The lengths are the headers' own, even when the frame is shorter. */
+		uint64_t ip = v4 ? RTE_MBUF_F_TX_IPV4 : RTE_MBUF_F_TX_IPV6;
+		uint64_t l4 = tcp ? RTE_MBUF_F_TX_TCP_CKSUM : RTE_MBUF_F_TX_UDP_CKSUM;
+
+		m->l2_len = RTE_ETHER_HDR_LEN;
+		m->l3_len = l3_len;
+		m->l4_len = l4_len;
+		if (what & ASK_L4_CKSUM)
+			m->ol_flags |= ip | l4;
+		if (tso) {
+			m->ol_flags |= ip | l4 | RTE_MBUF_F_TX_TCP_SEG;
+			m->tso_segsz = fz_u16(r);
+			f->tso = true;
+		}
+		if ((what & ASK_IP_CKSUM) && v4)
+			m->ol_flags |= RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+	}
+	/*
+	 * A frame sent to several ports, or a fresh header mbuf in front of a
+	 * payload sent to several: nobody may write the shared segments.
+	 */
+	if (what & ASK_SHARED)
+		f->shared = m;
+	else if (what & ASK_SHARED_TAIL)
+		f->shared = m->next;
+	if (f->shared != NULL)
+		rte_pktmbuf_refcnt_update(f->shared, 1);
+	return true;
+}
+
+uint64_t
+fz_frame_digest(const struct rte_mbuf *m)
+{
+	const uint64_t prime = UINT64_C(0x100000001b3);
+	uint64_t h = UINT64_C(0xcbf29ce484222325);	/* FNV-1a, a word at a time */
+
+	for (const struct rte_mbuf *s = m; s != NULL; s = s->next) {
+		const uint8_t *d = rte_pktmbuf_mtod(s, const uint8_t *);
+		uint16_t i = 0;
+
+		for (; i + sizeof(uint64_t) <= s->data_len; i += sizeof(uint64_t)) {
+			uint64_t w;
+
+			memcpy(&w, d + i, sizeof(w));
+			h = (h ^ w) * prime;
+		}
+		for (; i < s->data_len; i++)
+			h = (h ^ d[i]) * prime;
+	}
+	return h;
+}
+
+uint32_t
+fz_frame_refs(const struct rte_mbuf *m)
+{
+	uint32_t n = 0;
+
+	for (const struct rte_mbuf *s = m; s != NULL; s = s->next)
+		n += rte_mbuf_refcnt_read(s);
+	return n;
+}
+
+void
+fz_frame_free(struct fz_frame *f)
+{
+	/* Ours first: the shared segments survive it, linked or not. */
+	rte_pktmbuf_free(f->m);
+	rte_pktmbuf_free(f->shared);
+	f->m = NULL;
+	f->shared = NULL;
+}
+
+/* ---- the port ---- */
+
+struct vhu_port *
+fz_port(void)
+{
+	return port;
+}
+
+void
+fz_msg_init(struct vhu_msg *m, uint32_t request, uint32_t size)
+{
+	memset(m, 0, sizeof(*m));
+	m->hdr.request = request;
+	m->hdr.flags = VHOST_USER_VERSION | VHOST_USER_NEED_REPLY;
+	m->hdr.size = size;
+	for (int i = 0; i < VHU_MSG_MAX_FDS; i++)
+		m->fds[i] = -1;
+}
+
+enum vhu_dispatch
+fz_send(struct vhu_msg *m)
+{
+	const struct vhu_mem_table *mem_before = port->mem;
+	const struct vhu_msg_hdr hdr = m->hdr;
+	enum vhu_dispatch d;
+
+	vhu_ctl_lock();
+	d = vhu_device_handle(port, m);
+	vhu_ctl_unlock();
+	FZ_CHECK(m->nfds == 0, "%s: %u fds left in the message", vhu_request_name(hdr.request),
+		 m->nfds);
+	if (d == VHU_DISPATCH_REPLY) {
+		/* socket.c sends hdr.size payload bytes back, from the same message. */
+		FZ_CHECK(m->hdr.request == hdr.request, "reply to %u names request %u",
+			 hdr.request, m->hdr.request);
+		FZ_CHECK(m->hdr.size <= VHU_MSG_MAX_PAYLOAD, "%s: reply of %u bytes",
+			 vhu_request_name(hdr.request), m->hdr.size);
+		FZ_CHECK(vhu_request_has_reply(hdr.request) || (hdr.flags & VHOST_USER_NEED_REPLY),
+			 "%s: a reply nobody asked for", vhu_request_name(hdr.request));
+	}
+	if (port->mem != NULL && port->mem != mem_before)
+		fz_guard_mem_table(port->mem);
+	check_owner_view();
+	if (d == VHU_DISPATCH_CLOSE)
+		fz_disconnect();
+	return d;
+}
+
+int
+fz_send_ack(struct vhu_msg *m)
+{
+	if (fz_send(m) != VHU_DISPATCH_REPLY || m->hdr.size != sizeof(uint64_t))
+		return -1;
+	return (int)m->payload.u64;
+}
+
+void
+fz_disconnect(void)
+{
+	vhu_ctl_lock();
+	vhu_device_disconnected(port);
+	vhu_ctl_unlock();
+	FZ_CHECK(port->mem == NULL, "memory table kept after a disconnect");
+	FZ_CHECK(port->log == NULL, "dirty log kept after a disconnect");
+	FZ_CHECK(port->features == 0 && !port->features_set && port->protocol_features == 0,
+		 "features kept after a disconnect");
+	for (uint32_t i = 0; i < port->nrings; i++) {
+		const struct vhu_vring *vr = &port->vrings[i];
+
+		FZ_CHECK(vr->mem == NULL && vr->log == NULL, "ring %u keeps memory or log", i);
+		FZ_CHECK(vr->kickfd < 0 && vr->callfd < 0 && vr->errfd < 0,
+			 "ring %u keeps fds (kick %d call %d err %d)", i, vr->kickfd, vr->callfd,
+			 vr->errfd);
+		FZ_CHECK(!vr->ready && !vr->enabled && !vr->started && vr->pending == NULL,
+			 "ring %u not reset (ready %d enabled %d started %d)", i, vr->ready,
+			 vr->enabled, vr->started);
+	}
+	check_owner_view();
+}
+
+/* ---- bursts ---- */
+
+/*
+ * Every chain a burst takes is completed (or given back) in the same burst,
+ * so a usable ring has nothing in flight between bursts (docs/design.md,
+ * "Ring start and indices").
+ */
+static void
+check_ring_idle(const struct vhu_vring *vr)
+{
+	if (!vr->ready || vr->broken || fz_skip(FZ_KNOWN_BROKEN_RING_REVIVED))
+		return;
+	FZ_CHECK(vr->last_avail_idx == vr->last_used_idx, "ring %u: available %u, used %u",
+		 vr->index, vr->last_avail_idx, vr->last_used_idx);
+	if (vr->packed)
+		FZ_CHECK(vr->avail_wrap == vr->used_wrap && vr->npending == 0,
+			 "ring %u: wrap counters %d/%d, %u completions pending", vr->index,
+			 vr->avail_wrap, vr->used_wrap, vr->npending);
+}
+
+static uint64_t
+sum_sizes(const struct vhu_vring_stats *s)
+{
+	uint64_t n = 0;
+
+	for (int i = 0; i < VHU_SIZE_CLASSES; i++)
+		n += s->size[i];
+	return n;
+}
+
+void
+fz_dequeue(struct vhu_vring *vr, uint16_t count)
+{
+	struct rte_mbuf *pkts[FZ_BURST_MAX];
+	const struct vhu_vring_stats before = *vhu_vring_stats(vr);
+	const struct vhu_vring_stats *after;
+	uint64_t bytes = 0;
+	uint16_t n;
+
+	count = RTE_MIN(count, (uint16_t)FZ_BURST_MAX);
+	n = vhu_dequeue_burst(vr, fz_pool, pkts, count);
+	FZ_CHECK(n <= count, "dequeue returned %u of %u", n, count);
+	if (verbose)
+		fprintf(stderr, "fuzz: ring %u: dequeue %u of %u\n", vr->index, n, count);
+	for (uint16_t i = 0; i < n; i++) {
+		fz_check_mbuf(pkts[i], VHU_MAX_FRAME_LEN);
+		FZ_CHECK(pkts[i]->pkt_len >= RTE_ETHER_HDR_LEN, "a %u-byte frame",
+			 pkts[i]->pkt_len);
+		fz_check_offload(pkts[i]);
+		bytes += pkts[i]->pkt_len;
+	}
+	after = vhu_vring_stats(vr);
+	FZ_CHECK(after->packets - before.packets == n && after->bytes - before.bytes == bytes &&
+		 sum_sizes(after) - sum_sizes(&before) == n,
+		 "%u frames of %" PRIu64 " bytes counted as %" PRIu64 " of %" PRIu64 " bytes", n,
+		 bytes, after->packets - before.packets, after->bytes - before.bytes);
+	FZ_CHECK(after->broadcast - before.broadcast + after->multicast - before.multicast <= n,
+		 "more broadcast and multicast frames than frames");
+	check_ring_idle(vr);
+	rte_pktmbuf_free_bulk(pkts, n);
+}
+
+void
+fz_enqueue(struct vhu_vring *vr, struct fz_reader *r)
+{
+	struct fz_frame f[FZ_BURST_MAX];
+	struct rte_mbuf *pkts[FZ_BURST_MAX];
+	uint64_t digest[FZ_BURST_MAX];
+	uint32_t refs[FZ_BURST_MAX];
+	uint16_t want = fz_u8(r) % (FZ_BURST_MAX + 1);
+	const struct vhu_vring_stats before = *vhu_vring_stats(vr);
+	const struct vhu_vring_stats *after;
+	uint16_t n = 0, consumed;
+	bool any_tso = false;
+	uint64_t counted;
+
+	while (n < want && fz_read_frame(r, &f[n])) {
+		pkts[n] = f[n].m;
+		digest[n] = f[n].shared != NULL ? fz_frame_digest(f[n].m) : 0;
+		refs[n] = fz_frame_refs(f[n].m);
+		any_tso |= f[n].tso;
+		n++;
+	}
+	consumed = vhu_enqueue_burst(vr, pkts, n);
+	FZ_CHECK(consumed <= n, "enqueue consumed %u of %u", consumed, n);
+	after = vhu_vring_stats(vr);
+	if (verbose)
+		fprintf(stderr, "fuzz: ring %u: enqueue %u of %u, %" PRIu64 " delivered\n",
+			vr->index, consumed, n, after->packets - before.packets);
+	counted = after->packets - before.packets + after->dropped - before.dropped;
+	/* A frame cut in software counts each of its segments. */
+	FZ_CHECK(any_tso ? counted >= consumed : counted == consumed,
+		 "%u frames consumed, %" PRIu64 " delivered or dropped", consumed, counted);
+	check_ring_idle(vr);
+	for (uint16_t i = 0; i < n; i++) {
+		/* The library keeps no reference to a frame, consumed or not... */
+		FZ_CHECK(fz_frame_refs(pkts[i]) == refs[i], "frame %u: references %u, were %u",
+			 i, fz_frame_refs(pkts[i]), refs[i]);
+		/* ... and finishes checksums only in frames nobody else holds. */
+		FZ_CHECK(f[i].shared == NULL || fz_frame_digest(pkts[i]) == digest[i] ||
+			 fz_skip(FZ_KNOWN_SHARED_FRAME_WRITES),
+			 "frame %u (%u bytes, %u segments, shared from segment %u) was written to",
+			 i, pkts[i]->pkt_len, pkts[i]->nb_segs, f[i].shared == pkts[i] ? 1 : 2);
+		fz_frame_free(&f[i]);
+	}
+}

@@ -1,0 +1,148 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * libFuzzer harness: vhost-user messages (message.c validation, device.c
+ * handlers, memory.c and dirty_log.c mapping), in sequences, with bursts on
+ * whatever rings they leave behind.
+ *
+ * An input is a sequence of operations, one byte each choosing what follows:
+ * - a message as on the wire: header (request, flags, size: u32 each), an
+ *   fd count (u8; more than VHU_MSG_MAX_FDS hangs up, as the socket layer
+ *   does) and one byte per fd choosing one of four guest memory files or a
+ *   new eventfd, then the payload (size bytes; a size over
+ *   VHU_MSG_MAX_PAYLOAD hangs up);
+ * - bytes written into a guest memory file (file u8, offset u32, count u8,
+ *   bytes): ring contents for the bursts;
+ * - a burst on a ring (ring u8, then a dequeue count or enqueue frames);
+ * - a hang-up (vhu_device_disconnected);
+ * - a guest memory file truncated (file u8, new size u32) under the
+ *   library's mappings: its SIGBUS guard must stand a zero page in for what
+ *   is gone and flag the session, which is then closed as the control
+ *   thread would.
+ * Messages go to the dispatcher as the control thread hands them over
+ * (fz_send, which checks replies, fds and what the port's owner was told).
+ * A disconnect at the end checks that the session left nothing behind.
+ */
+#include <unistd.h>
+
+#include "fuzz_common.h"
+
+enum {
+	OP_MESSAGE,	/* 0..4: messages are most of it */
+	OP_POKE = 5,
+	OP_BURST,
+	OP_HANG_UP,
+	OP_TRUNCATE,
+	OP_COUNT
+};
+
+/* Guest memory files an input may pass, created when first used. */
+#define FILES 4
+static const uint64_t file_size[FILES] = { 0x10000, 0x10000, 0x2000, 0x100000 };
+
+struct files {
+	int fd[FILES];
+};
+
+static int
+file(struct files *f, unsigned int i)
+{
+	if (f->fd[i] < 0)
+		f->fd[i] = fz_memfd(file_size[i]);
+	return f->fd[i];
+}
+
+static void
+message(struct files *f, struct fz_reader *r)
+{
+	struct vhu_msg m;
+	uint32_t nfds;
+
+	fz_msg_init(&m, fz_u32(r), 0);
+	m.hdr.flags = fz_u32(r);
+	m.hdr.size = fz_u32(r);
+	nfds = fz_u8(r);
+	if (nfds > VHU_MSG_MAX_FDS || m.hdr.size > VHU_MSG_MAX_PAYLOAD) {
+		/* Refused by the socket layer before any validation: it hangs up. */
+		fz_disconnect();
+		return;
+	}
+	for (m.nfds = 0; m.nfds < nfds; m.nfds++) {
+		uint8_t kind = fz_u8(r) % (FILES + 1);
+
+		m.fds[m.nfds] = kind < FILES ? fz_dup(file(f, kind)) : fz_eventfd();
+	}
+	fz_bytes(r, m.payload.raw, m.hdr.size);
+	fz_send(&m);
+}
+
+static void
+poke(struct files *f, struct fz_reader *r)
+{
+	unsigned int i = fz_u8(r) % FILES;
+	uint64_t off = fz_u32(r) % file_size[i];
+	uint8_t bytes[255];
+	size_t n = fz_bytes(r, bytes, fz_u8(r));
+
+	n = RTE_MIN(n, (size_t)(file_size[i] - off));
+	if (pwrite(file(f, i), bytes, n, (off_t)off) != (ssize_t)n)
+		abort();
+}
+
+static void
+truncate_file(struct files *f, struct fz_reader *r)
+{
+	unsigned int i = fz_u8(r) % FILES;
+
+	if (ftruncate(file(f, i), (off_t)(fz_u32(r) % file_size[i])) < 0)
+		abort();
+}
+
+static void
+burst(struct fz_reader *r)
+{
+	struct vhu_port *p = fz_port();
+	struct vhu_vring *vr = vhu_port_vring(p, (uint16_t)(fz_u8(r) % p->nrings));
+
+	if (fz_u8(r) & 1)
+		fz_enqueue(vr, r);
+	else
+		fz_dequeue(vr, fz_u8(r));
+}
+
+int
+LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
+{
+	struct fz_reader r = { .p = data, .left = size };
+	struct files f;
+
+	fz_input_begin();
+	for (int i = 0; i < FILES; i++)
+		f.fd[i] = -1;
+	while (fz_more(&r)) {
+		switch (fz_u8(&r) % OP_COUNT) {
+		case OP_POKE:
+			poke(&f, &r);
+			break;
+		case OP_BURST:
+			burst(&r);
+			break;
+		case OP_HANG_UP:
+			fz_disconnect();
+			break;
+		case OP_TRUNCATE:
+			truncate_file(&f, &r);
+			break;
+		default:
+			message(&f, &r);
+			break;
+		}
+		/* socket.c closes a session whose memory was taken away. */
+		if (vhu_device_memory_lost(fz_port()) != NULL)
+			fz_disconnect();
+	}
+	for (int i = 0; i < FILES; i++)
+		if (f.fd[i] >= 0)
+			close(f.fd[i]);
+	fz_input_end();
+	return 0;
+}
