@@ -1,7 +1,11 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# Runs every test: C unit tests and the end-to-end suite against the normal
-# build, then both again against the ASan+UBSan build. Expects scripts/setup.sh --asan.
+# Runs every test: C unit tests and the whole end-to-end suite (QEMU guests
+# included) against the normal build; the unit tests and the end-to-end
+# suite again against the ASan+UBSan build, without the QEMU and slow tests
+# (they add minutes, not coverage of other code); then a short run of every
+# libFuzzer harness. Expects scripts/setup.sh --asan. Extra arguments go to
+# both pytest runs.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -10,9 +14,13 @@ PMD=drivers/net/vhost/librte_net_vhu.so
 echo "== unit tests =="
 meson test -C build --print-errorlogs
 echo "== end-to-end tests =="
-VHU_PMD="$(scripts/stage-pmd.sh build/$PMD)" $PY -m pytest -v tests/ "$@"
+VHU_PMD="$(scripts/stage-pmd.sh build/$PMD)" $PY -m pytest -v -rP tests/ "$@"
 
 echo "== unit tests, ASan+UBSan =="
 meson test -C build-asan --print-errorlogs
-echo "== end-to-end tests, ASan+UBSan =="
-VHU_ASAN=1 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" $PY -m pytest -v tests/ "$@"
+echo "== end-to-end tests, ASan+UBSan (not qemu, not slow) =="
+VHU_ASAN=1 VHU_RECONNECT_ROUNDS=2 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" \
+    $PY -m pytest -v -m "not qemu and not slow" tests/ "$@"
+
+echo "== fuzzing, ${VHU_FUZZ_SECONDS:-60} s per harness =="
+scripts/fuzz.sh "${VHU_FUZZ_SECONDS:-60}"
