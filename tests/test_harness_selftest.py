@@ -18,6 +18,7 @@ from harness import (PmdSelection, driver_identity_problems, first_mismatch, gen
                      gen_jumbo_mix, parse_port_stats, read_pcap, vhost_vdev, write_pcap)
 from harness import sanitizers
 from harness.launcher import Launcher
+from harness.testpmd import PROMPT_RE
 
 STATS_TEXT = """
   ######################## NIC statistics for port 0  ########################
@@ -49,6 +50,19 @@ def test_parse_port_stats():
     assert st[0] == {"ipackets": 12, "missed": 1, "ibytes": 3456, "ierrors": 2, "rx_nombuf": 0,
                      "opackets": 7, "oerrors": 3, "obytes": 890, "errors": 5}
     assert st[1]["opackets"] == 12 and st[1]["obytes"] == 3456
+
+
+@pytest.mark.parametrize("text, found", [
+    (b"Done\r\ntestpmd> ", True),
+    # a log line of the PMD's control thread inside the prompt
+    (b"testVHU: eth_vhost0: RX queue 1 enabled\r\npmd> ", True),
+    # testpmd's own event line, and two interleavings in one prompt
+    (b"t\r\nPort 0: queue state event\r\nestpmd>VHU: x\r\n\r\nPort 0: y\r\n ", True),
+    (b"testpmd: create a new mbuf pool <mb_pool_0>\r\n", False),
+    (b"testpmd>", False),
+])
+def test_prompt_found_through_interleaved_lines(text, found):
+    assert bool(PROMPT_RE.search(text)) == found
 
 
 def test_frames_deterministic_and_ranged(tmp_path):

@@ -35,9 +35,11 @@ from .process import kill_now, wait_or_escalate
 PROMPT = "testpmd> "
 # testpmd writes its prompt one character at a time (cmdline's rdline_puts),
 # so log lines another thread prints (link and queue events, the PMD's
-# control thread) can land between its characters: allow whole lines there.
-PROMPT_RE = re.compile(b"(?:\n(?:[^\n]*\n)*)?".join(re.escape(bytes([c]))
-                                                      for c in PROMPT.encode()))
+# control thread) can land between its characters: allow lines there, each
+# ending in a newline but starting anywhere (a log line from another thread
+# starts right after the prompt character before it, with no newline first).
+PROMPT_RE = re.compile(b"(?:[^\n]*\n)*".join(re.escape(bytes([c]))
+                                              for c in PROMPT.encode()))
 
 DEFAULT_BINARY = os.environ.get("VHU_TESTPMD", "dpdk-testpmd")
 
