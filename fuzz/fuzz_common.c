@@ -27,22 +27,32 @@
 
 #include "netoffload.h"
 #include "socket.h"
+#include "zerocopy.h"
 
 struct rte_mempool *fz_pool;
 struct rte_gso_ctx fz_gso;
 
 static bool skipped[FZ_KNOWN_COUNT];	/* VHU_FUZZ_SKIP */
 static bool verbose;		/* VHU_FUZZ_LOG=1: the library's log and each burst */
-static struct vhu_port *port;
-static char sock_dir[64];
 static int fds_before;
 static unsigned int mappings_before;
 
-/* The port's owner as the library keeps it informed (struct vhu_port_ops). */
-static struct {
+/* A port, and what its owner was told through struct vhu_port_ops. */
+struct port_state {
+	struct vhu_port *port;
+	char sock_dir[64];
 	bool link_up;
 	bool enabled[VHU_MAX_VRINGS];
-} owner;
+};
+
+/* [0] copies every frame, [1] hands big guest frames out zero-copy. */
+static struct port_state ports[2];
+static struct port_state *cur = &ports[0];
+
+/* mbufs a dequeue burst returned that the harness keeps for a while (zero-copy ones above all). */
+#define HELD_MAX 256
+static struct rte_mbuf *held[HELD_MAX];
+static unsigned int nheld;
 
 void
 fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
@@ -76,6 +86,7 @@ static const char *const known_names[FZ_KNOWN_COUNT] = {
 	[FZ_KNOWN_TSO_UNSEGMENTED] = "tso-unsegmented",
 	[FZ_KNOWN_ODD_SEGMENT_CHECKSUM] = "odd-segment-checksum",
 	[FZ_KNOWN_SHARED_FRAME_WRITES] = "shared-frame-writes",
+	[FZ_KNOWN_ZERO_COPY_RESTART] = "zero-copy-restart",
 };
 
 bool
@@ -114,20 +125,24 @@ read_skip_list(void)
 
 /* Every report must change what the owner knows: a repeated one is a lost change. */
 static void
-on_link_changed(void *ctx __rte_unused, bool up)
+on_link_changed(void *ctx, bool up)
 {
-	FZ_CHECK(up != owner.link_up, "link reported %s twice", up ? "up" : "down");
-	owner.link_up = up;
+	struct port_state *st = ctx;
+
+	FZ_CHECK(up != st->link_up, "link reported %s twice", up ? "up" : "down");
+	st->link_up = up;
 }
 
 static void
-on_vring_state_changed(void *ctx __rte_unused, uint16_t ring_index, bool enabled)
+on_vring_state_changed(void *ctx, uint16_t ring_index, bool enabled)
 {
-	FZ_CHECK(ring_index < port->nrings, "state change of ring %u of %u", ring_index,
-		 port->nrings);
-	FZ_CHECK(enabled != owner.enabled[ring_index] || fz_skip(FZ_KNOWN_RING_STATE_EVENTS),
+	struct port_state *st = ctx;
+
+	FZ_CHECK(ring_index < st->port->nrings, "state change of ring %u of %u", ring_index,
+		 st->port->nrings);
+	FZ_CHECK(enabled != st->enabled[ring_index] || fz_skip(FZ_KNOWN_RING_STATE_EVENTS),
 		 "ring %u reported %s twice", ring_index, enabled ? "enabled" : "disabled");
-	owner.enabled[ring_index] = enabled;
+	st->enabled[ring_index] = enabled;
 }
 
 static const struct vhu_port_ops owner_ops = {
@@ -142,20 +157,21 @@ static const struct vhu_port_ops owner_ops = {
 static void
 check_owner_view(void)
 {
+	const struct vhu_port *port = cur->port;
 	bool pair0 = port->vrings[0].ready && port->vrings[1].ready;
 
-	FZ_CHECK(owner.link_up == port->link_up, "owner thinks the link is %s",
-		 owner.link_up ? "up" : "down");
+	FZ_CHECK(cur->link_up == port->link_up, "owner thinks the link is %s",
+		 cur->link_up ? "up" : "down");
 	FZ_CHECK(port->link_up == pair0 || fz_skip(FZ_KNOWN_LINK_STATE),
 		 "link %s while rings 0 and 1 are%s ready", port->link_up ? "up" : "down",
 		 pair0 ? "" : " not both");
 	if (fz_skip(FZ_KNOWN_RING_STATE_EVENTS))
 		return;
 	for (uint32_t i = 0; i < port->nrings; i++)
-		FZ_CHECK(owner.enabled[i] == port->vrings[i].enabled,
+		FZ_CHECK(cur->enabled[i] == port->vrings[i].enabled,
 			 "ring %u is %s, its owner was told %s", i,
 			 port->vrings[i].enabled ? "enabled" : "disabled",
-			 owner.enabled[i] ? "enabled" : "disabled");
+			 cur->enabled[i] ? "enabled" : "disabled");
 }
 
 /* ---- process set-up ---- */
@@ -169,42 +185,45 @@ check_owner_view(void)
 static char stand_in_conn;
 
 static void
-port_destroy(void)
+ports_destroy(void)
 {
-	vhu_ctl_lock();
-	port->conn = NULL;	/* socket.c would close and free it */
-	vhu_ctl_unlock();
-	vhu_port_destroy(port);
-	port = NULL;
-	rmdir(sock_dir);
+	for (unsigned int i = 0; i < RTE_DIM(ports); i++) {
+		vhu_ctl_lock();
+		ports[i].port->conn = NULL;	/* socket.c would close and free it */
+		vhu_ctl_unlock();
+		vhu_port_destroy(ports[i].port);
+		ports[i].port = NULL;
+		rmdir(ports[i].sock_dir);
+	}
 }
 
 static void
-port_create(void)
+port_create(struct port_state *st, bool zero_copy)
 {
 	struct vhu_port_config cfg = {
-		.name = "fuzz",
+		.name = zero_copy ? "fuzz-zc" : "fuzz",
 		.queue_pairs = FZ_QUEUE_PAIRS,
 		.tso = true,
 		.socket_id = (int)rte_socket_id(),
+		.zero_copy_threshold = zero_copy ? VHU_ZC_MIN_THRESHOLD : 0,
 		.ops = &owner_ops,
+		.ops_ctx = st,
 	};
 	char path[128];
 
-	snprintf(sock_dir, sizeof(sock_dir), "/tmp/vhu-fuzz-XXXXXX");
-	if (mkdtemp(sock_dir) == NULL)
+	snprintf(st->sock_dir, sizeof(st->sock_dir), "/tmp/vhu-fuzz-XXXXXX");
+	if (mkdtemp(st->sock_dir) == NULL)
 		die("mkdtemp");
-	snprintf(path, sizeof(path), "%s/sock", sock_dir);
+	snprintf(path, sizeof(path), "%s/sock", st->sock_dir);
 	cfg.socket_path = path;
-	port = vhu_port_create(&cfg);
-	if (port == NULL) {
+	st->port = vhu_port_create(&cfg);
+	if (st->port == NULL) {
 		fprintf(stderr, "vhu_port_create failed\n");
 		exit(2);
 	}
 	vhu_ctl_lock();
-	port->conn = (struct vhu_conn *)&stand_in_conn;
+	st->port->conn = (struct vhu_conn *)&stand_in_conn;
 	vhu_ctl_unlock();
-	atexit(port_destroy);
 }
 
 int
@@ -241,7 +260,9 @@ LLVMFuzzerInitialize(int *argc __rte_unused, char ***fuzzer_argv)
 		fprintf(stderr, "cannot create the mbuf pools\n");
 		exit(2);
 	}
-	port_create();
+	port_create(&ports[0], false);
+	port_create(&ports[1], true);
+	atexit(ports_destroy);
 	return 0;
 }
 
@@ -271,10 +292,24 @@ fz_input_begin(void)
 	FZ_CHECK(fz_mbufs_in_use() == 0, "%u mbufs in use before the input", fz_mbufs_in_use());
 }
 
+/* Reads all of a frame: what zero-copy mbufs point to must stay mapped while they live. */
+static void
+release(unsigned int i)
+{
+	volatile uint64_t sink = fz_frame_digest(held[i]);
+
+	(void)sink;
+	rte_pktmbuf_free(held[i]);
+	held[i] = held[--nheld];
+}
+
 void
 fz_input_end(void)
 {
 	fz_disconnect();
+	/* Past the disconnect: guest memory goes only with the last mbuf into it. */
+	while (nheld > 0)
+		release(nheld - 1);
 	FZ_CHECK(fz_guarded_mappings() == mappings_before,
 		 "%u shared mappings after a disconnect, %u before the input",
 		 fz_guarded_mappings(), mappings_before);
@@ -719,7 +754,13 @@ fz_frame_free(struct fz_frame *f)
 struct vhu_port *
 fz_port(void)
 {
-	return port;
+	return cur->port;
+}
+
+void
+fz_use_port(bool zero_copy)
+{
+	cur = &ports[zero_copy];
 }
 
 void
@@ -736,6 +777,7 @@ fz_msg_init(struct vhu_msg *m, uint32_t request, uint32_t size)
 enum vhu_dispatch
 fz_send(struct vhu_msg *m)
 {
+	struct vhu_port *port = cur->port;
 	const struct vhu_mem_table *mem_before = port->mem;
 	const struct vhu_msg_hdr hdr = m->hdr;
 	enum vhu_dispatch d;
@@ -773,6 +815,8 @@ fz_send_ack(struct vhu_msg *m)
 void
 fz_disconnect(void)
 {
+	struct vhu_port *port = cur->port;
+
 	vhu_ctl_lock();
 	vhu_device_disconnected(port);
 	vhu_ctl_unlock();
@@ -804,7 +848,17 @@ fz_disconnect(void)
 static void
 check_ring_idle(const struct vhu_vring *vr)
 {
-	if (!vr->ready || vr->broken || fz_skip(FZ_KNOWN_BROKEN_RING_REVIVED))
+	if (!vr->ready || vr->broken)
+		return;
+	if (vr->zc != NULL) {
+		/* ... except the chains zero-copy mbufs hold (one available entry each). */
+		FZ_CHECK(vr->packed || fz_skip(FZ_KNOWN_ZERO_COPY_RESTART) ||
+			 (uint16_t)(vr->last_avail_idx - vr->last_used_idx) == vhu_zc_held(vr),
+			 "ring %u: available %u, used %u, %u chains held", vr->index,
+			 vr->last_avail_idx, vr->last_used_idx, vhu_zc_held(vr));
+		return;
+	}
+	if (fz_skip(FZ_KNOWN_BROKEN_RING_REVIVED))
 		return;
 	FZ_CHECK(vr->last_avail_idx == vr->last_used_idx, "ring %u: available %u, used %u",
 		 vr->index, vr->last_avail_idx, vr->last_used_idx);
@@ -824,8 +878,8 @@ sum_sizes(const struct vhu_vring_stats *s)
 	return n;
 }
 
-void
-fz_dequeue(struct vhu_vring *vr, uint16_t count)
+static void
+dequeue(struct vhu_vring *vr, uint16_t count, bool hold)
 {
 	struct rte_mbuf *pkts[FZ_BURST_MAX];
 	const struct vhu_vring_stats before = *vhu_vring_stats(vr);
@@ -837,7 +891,9 @@ fz_dequeue(struct vhu_vring *vr, uint16_t count)
 	n = vhu_dequeue_burst(vr, fz_pool, pkts, count);
 	FZ_CHECK(n <= count, "dequeue returned %u of %u", n, count);
 	if (verbose)
-		fprintf(stderr, "fuzz: ring %u: dequeue %u of %u\n", vr->index, n, count);
+		fprintf(stderr, "fuzz: ring %u: dequeue %u of %u (%" PRIu64 " zero-copy)%s\n",
+			vr->index, n, count, vhu_vring_stats(vr)->zero_copy - before.zero_copy,
+			hold ? ", kept" : "");
 	for (uint16_t i = 0; i < n; i++) {
 		fz_check_mbuf(pkts[i], VHU_MAX_FRAME_LEN);
 		FZ_CHECK(pkts[i]->pkt_len >= RTE_ETHER_HDR_LEN, "a %u-byte frame",
@@ -853,7 +909,27 @@ fz_dequeue(struct vhu_vring *vr, uint16_t count)
 	FZ_CHECK(after->broadcast - before.broadcast + after->multicast - before.multicast <= n,
 		 "more broadcast and multicast frames than frames");
 	check_ring_idle(vr);
-	rte_pktmbuf_free_bulk(pkts, n);
+	for (uint16_t i = 0; i < n; i++) {
+		if (hold && nheld < HELD_MAX)
+			held[nheld++] = pkts[i];
+		else
+			rte_pktmbuf_free(pkts[i]);
+	}
+}
+
+void
+fz_dequeue(struct vhu_vring *vr, struct fz_reader *r)
+{
+	uint8_t what = fz_u8(r);
+
+	if (what <= FZ_BURST_MAX) {
+		dequeue(vr, what, false);
+	} else if (what & 0x80) {
+		dequeue(vr, what & 0x3f, true);
+	} else {
+		for (unsigned int k = 1 + (what & 7); k > 0 && nheld > 0; k--)
+			release(fz_u8(r) % nheld);
+	}
 }
 
 void

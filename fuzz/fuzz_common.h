@@ -124,6 +124,8 @@ enum fz_known {
 	FZ_KNOWN_ODD_SEGMENT_CHECKSUM,
 	/* shared-frame-writes: checksum written into a segment others hold */
 	FZ_KNOWN_SHARED_FRAME_WRITES,
+	/* zero-copy-restart: a ring restarted while zero-copy chains are held */
+	FZ_KNOWN_ZERO_COPY_RESTART,
 	FZ_KNOWN_COUNT
 };
 
@@ -155,8 +157,10 @@ void fz_input_begin(void);
 
 /*
  * Disconnects the port (vhu_device_disconnected), checks the session is
- * gone, then that the input left no fd, mbuf or shared mapping behind that
- * was not there before it. The harness must have released its own first.
+ * gone, frees the mbufs kept from dequeue bursts (reading them whole: guest
+ * memory must outlive zero-copy mbufs), then checks that the input left no
+ * fd, mbuf or shared mapping behind that was not there before it. The
+ * harness must have released its own first.
  */
 void fz_input_end(void);
 
@@ -265,11 +269,16 @@ void fz_frame_free(struct fz_frame *f);
 #define FZ_QUEUE_PAIRS 2
 
 /*
- * The port all harnesses use, created once: it listens on a socket in a
- * private directory that nobody connects to; the harness hands messages to
- * the dispatcher itself, as the control thread would.
+ * The port an input uses. Two are created once, one copying every frame and
+ * one handing big guest frames out zero-copy (VHU_ZC_MIN_THRESHOLD); each
+ * listens on a socket in a private directory that nobody connects to, and
+ * the harness hands messages to the dispatcher itself, as the control
+ * thread would.
  */
 struct vhu_port *fz_port(void);
+
+/* Chooses the port for the next input; call before fz_input_begin(). */
+void fz_use_port(bool zero_copy);
 
 /* A message with the version and NEED_REPLY flags, no payload bytes, no fds. */
 void fz_msg_init(struct vhu_msg *m, uint32_t request, uint32_t size);
@@ -294,10 +303,14 @@ void fz_disconnect(void);
 #define FZ_BURST_MAX 32
 
 /*
- * A dequeue burst of up to @count: checks every mbuf returned, the ring's
- * counters and indices, then frees them.
+ * One byte of input: 0 to FZ_BURST_MAX, a dequeue burst of up to that many,
+ * its mbufs freed at once; 128 and above, a burst of up to the low 6 bits
+ * whose mbufs the harness keeps (zero-copy ones hold guest memory and their
+ * chains), until released or the end of the input, after the disconnect;
+ * in between, releases 1 + (low 3 bits) kept mbufs, each picked by a byte.
+ * Every mbuf returned is checked, and the ring's counters and indices.
  */
-void fz_dequeue(struct vhu_vring *vr, uint16_t count);
+void fz_dequeue(struct vhu_vring *vr, struct fz_reader *r);
 
 /*
  * An enqueue burst of frames read from the input (fz_read_frame): checks the

@@ -36,6 +36,7 @@ static const uint8_t feature_bits[] = {
 /* Configuration bits after the features. */
 #define CFG_CALLFD	(1u << RTE_DIM(feature_bits))	/* the ring gets a call fd */
 #define CFG_BASE	(CFG_CALLFD << 1)		/* packed: SET_VRING_BASE sent */
+#define CFG_ZERO_COPY	(CFG_BASE << 1)			/* the zero-copy port (fz_use_port) */
 
 /* Operations every layout has; the layout's own follow. */
 enum {
@@ -204,7 +205,8 @@ ring_setup(struct fz_ring *g, const struct fz_layout *l, struct fz_reader *r)
 	uint16_t used_idx = fz_u16(r);
 	uint32_t log_gpa = fz_u32(r);
 
-	g->features = features_of(cfg, l->packed);
+	/* The zero-copy port does not offer IN_ORDER. */
+	g->features = features_of(cfg, l->packed) & fz_port()->offered_features;
 	g->size = ring_size(size, l->packed);
 	if (l->packed) {
 		/* Without a base a packed ring starts at slot 0 with wrap counters 1. */
@@ -290,7 +292,7 @@ burst(struct fz_ring *g, const struct fz_layout *l, bool rx, struct fz_reader *r
 	if (rx)
 		fz_enqueue(g->vr, r);
 	else
-		fz_dequeue(g->vr, fz_u8(r));
+		fz_dequeue(g->vr, r);
 	if (ready && (g->vr->last_used_idx != before.used_idx ||
 		      g->vr->used_wrap != before.used_wrap))
 		l->check_used(g, &before, rx);
@@ -360,6 +362,8 @@ fz_ring_run(const struct fz_layout *l, const uint8_t *data, size_t size)
 	struct fz_reader r = { .p = data, .left = size };
 	struct fz_ring g;
 
+	/* The configuration's first u16, read again by ring_setup(). */
+	fz_use_port(size >= 2 && ((data[0] | data[1] << 8) & CFG_ZERO_COPY));
 	guest_create(&g);
 	fz_input_begin();
 	ring_setup(&g, l, &r);

@@ -9,7 +9,9 @@
  * descriptors and indices, event suppression.
  *
  * Input: a configuration (fz_ring_run), then operations, one byte each
- * choosing what follows.
+ * choosing what follows. Bit 15 of the configuration puts the ring on the
+ * zero-copy port: dequeue bursts that keep their mbufs (fz_dequeue) then
+ * hold guest chains and memory across later operations and the disconnect.
  */
 #ifndef VHU_FUZZ_RING_H
 #define VHU_FUZZ_RING_H

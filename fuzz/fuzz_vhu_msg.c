@@ -12,12 +12,14 @@
  *   VHU_MSG_MAX_PAYLOAD hangs up);
  * - bytes written into a guest memory file (file u8, offset u32, count u8,
  *   bytes): ring contents for the bursts;
- * - a burst on a ring (ring u8, then a dequeue count or enqueue frames);
+ * - a burst on a ring (ring u8, then a dequeue byte, fz_dequeue, or enqueue
+ *   frames);
  * - a hang-up (vhu_device_disconnected);
  * - a guest memory file truncated (file u8, new size u32) under the
  *   library's mappings: its SIGBUS guard must stand a zero page in for what
  *   is gone and flag the session, which is then closed as the control
  *   thread would.
+ * A first byte of 128 or more runs the input on the zero-copy port.
  * Messages go to the dispatcher as the control thread hands them over
  * (fz_send, which checks replies, fds and what the port's owner was told).
  * A disconnect at the end checks that the session left nothing behind.
@@ -106,7 +108,7 @@ burst(struct fz_reader *r)
 	if (fz_u8(r) & 1)
 		fz_enqueue(vr, r);
 	else
-		fz_dequeue(vr, fz_u8(r));
+		fz_dequeue(vr, r);
 }
 
 int
@@ -115,6 +117,8 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct fz_reader r = { .p = data, .left = size };
 	struct files f;
 
+	/* A first byte of 128 or more: the zero-copy port (the operation is the byte's remainder). */
+	fz_use_port(size > 0 && data[0] >= 0x80);
 	fz_input_begin();
 	for (int i = 0; i < FILES; i++)
 		f.fd[i] = -1;

@@ -140,6 +140,7 @@ def enqueue_spec(*frames):
 # ---- fuzz_vhu_msg ----
 
 MSG_OP_MESSAGE, MSG_OP_POKE, MSG_OP_BURST, MSG_OP_HANG_UP, MSG_OP_TRUNCATE = 0, 5, 6, 7, 8
+MSG_OPS = 9
 FILE_SIZE = [0x10000, 0x10000, 0x2000, 0x100000]
 FD_EVENT = 4
 
@@ -158,6 +159,12 @@ def poke(file, off, data):
 
 def truncate(file, size):
     return u8(MSG_OP_TRUNCATE) + u8(file) + u32(size)
+
+
+def on_zero_copy_port(seed):
+    """A first byte of 128 or more runs the input on the zero-copy port; same operation."""
+    assert seed[0] < MSG_OPS
+    return bytes([seed[0] + MSG_OPS * 15]) + seed[1:]
 
 
 def burst_dequeue(ring, count):
@@ -233,6 +240,16 @@ def msg_seeds():
 
     # The front end takes ring 1's pages away under the running ring.
     seeds['truncated'] = s + truncate(0, 0x4000) + burst_dequeue(1, 32) + msg('GET_FEATURES')
+
+    # Zero-copy port (first byte 128 or more): a big frame kept past a ring
+    # stop and the disconnect.
+    big = net_hdr(num_buffers=0) + ip4_frame(6, 600)
+    s = hello + msg('SET_FEATURES', u64(feats)) + mem_table(region)
+    s += msg_ring_setup(1, 256, 0x4000, 0x5000, 0x6000)
+    s += poke(0, 0x4000, u64(0x8000) + u32(len(big)) + u16(0) + u16(0))
+    s += poke(0, 0x8000, big[:255]) + poke(0, 0x5000, u16(0) + u16(1) + u16(0))
+    s += burst_dequeue(1, 0x80 | 32) + state('GET_VRING_BASE', 1, 0) + msg('GET_FEATURES')
+    seeds['zero-copy'] = on_zero_copy_port(s)
 
     # Packed rings, virtio-user style base (slot 0, wrap counter 1).
     pk = feats | bits(F, 'RING_PACKED')
@@ -319,7 +336,7 @@ def msg_dict():
 
 CFG_BITS = ['MRG_RXBUF', 'EVENT_IDX', 'IN_ORDER', 'INDIRECT_DESC', 'VERSION_1', 'CSUM',
             'GUEST_CSUM', 'GUEST_TSO4', 'GUEST_TSO6', 'HOST_TSO4', 'HOST_TSO6',
-            'PROTOCOL_FEATURES', 'LOG_ALL', 'CALLFD', 'BASE']
+            'PROTOCOL_FEATURES', 'LOG_ALL', 'CALLFD', 'BASE', 'ZERO_COPY']
 RING_OP_WRITE, RING_OP_DEQ, RING_OP_ENQ, RING_OP_CTL, RING_OP_LAYOUT = 0, 1, 2, 3, 4
 CTL = {'restart': 0, 'enable': 1, 'mem_table': 2, 'num': 3, 'base': 4, 'features': 5,
        'rarp': 6, 'call': 7}
@@ -350,8 +367,16 @@ def ctl(name, *args):
     return u8(RING_OP_CTL) + u8(CTL[name]) + b''.join(args)
 
 
+HOLD = 0x80          # fz_dequeue: keep the mbufs
+
+
 def deq(count=32):
     return u8(RING_OP_DEQ) + u8(count)
+
+
+def release(*picks):
+    """fz_dequeue: free kept mbufs, each picked by a byte."""
+    return u8(RING_OP_DEQ) + u8(0x20 | (len(picks) - 1)) + bytes(picks)
 
 
 def enq(*frames):
@@ -462,6 +487,19 @@ def ring_seeds(layout):
             s += post(post_desc(BUF + i * 0x100, 12 + 60, 0), buf_id=i)
         s += deq(2) + deq(2)
     seeds['wrap'] = s
+
+    # Zero-copy port: big frames handed out in guest memory and kept across
+    # a new memory table, a ring restart and the disconnect.
+    s = ring_config(cfg('VERSION_1', 'CALLFD', 'ZERO_COPY', 'EVENT_IDX'), size_param)
+    frame = net_hdr() + u16(0) + ip4_frame(6, 600)
+    for i in range(3):
+        s += post(post_desc(BUF + i * 0x400, len(frame), 0, frame[:255]), buf_id=i)
+    s += deq(HOLD | 32) + ctl('mem_table')
+    for i in range(3, 6):
+        s += post(post_desc(BUF + i * 0x400, len(frame), 0, frame[:255]), buf_id=i)
+    s += deq(HOLD | 2) + release(1, 0) + deq(HOLD | 32) + ctl('restart')
+    s += post(post_desc(BUF + 6 * 0x400, len(frame), 0, frame[:255]), buf_id=6) + deq(HOLD | 1)
+    seeds['zero-copy'] = s
 
     if packed:
         # A chain written in two laps: the driver's wrap counter flips mid-chain.

@@ -921,6 +921,13 @@ def layout_switched_while_running(s: Session) -> Outcome:
                                        pack_u64(g.features | bit(F_RING_PACKED))))
 
 
+def base_set_while_running(s: Session) -> Outcome:
+    """SET_VRING_BASE on a ring being polled: it would move the indices
+    under the data path (and under chains held zero-copy)."""
+    g = s.guest().start()
+    return Outcome(client=g, ack=g.ack(Req.SET_VRING_BASE, pack_state(0, 7)))
+
+
 def reset_owner_running(s: Session) -> Outcome:
     """RESET_OWNER while running: the session is dropped, guest memory let
     go at once, the connection kept."""
@@ -1362,6 +1369,8 @@ CASES: List[Case] = [
          rf"{PORT}: SET_FEATURES[\s\S]*{PORT}: SET_FEATURES", DELIVERS),
     Case("features_switch_layout_while_running", layout_switched_while_running,
          rf"{PORT}: .*SET_FEATURES.*(running|started)", NACKS),
+    Case("base_set_while_running", base_set_while_running,
+         rf"{PORT}: ring 0: base set while the ring runs; refused", NACKS),
     Case("reset_owner_while_running", reset_owner_running, rf"{PORT}: link down", ACCEPTS),
 
     # ---- guest memory ------------------------------------------------------------------

@@ -356,6 +356,13 @@ h_set_vring_base(struct vhu_port *p, struct vhu_msg *m)
 		return REFUSED;
 	}
 	rte_spinlock_lock(&vr->lock);
+	if (vr->ready) {
+		/* The base says where a ring starts; one being polled has its own. */
+		rte_spinlock_unlock(&vr->lock);
+		VHU_LOG(ERR, "%s: ring %u: base set while the ring runs; refused", p->name,
+			m->ring_index);
+		return REFUSED;
+	}
 	vr->base = m->payload.state.num;
 	vr->base_pending = packed;
 	vr->indices_valid = false;	/* the front end says where the ring is now */

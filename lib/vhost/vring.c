@@ -171,13 +171,12 @@ update_logging(struct vhu_vring *vr)
 	vr->log_used = vr->used_gpa != UINT64_MAX;
 }
 
-/* Where a ring (re)starts: the split used index in guest memory, or the packed base. */
+/* Where a ring's indices (re)start: the split used index in guest memory, or the packed base. */
 static void
-start_indices(struct vhu_vring *vr)
+restart_indices(struct vhu_vring *vr)
 {
 	bool fresh = !vr->indices_valid;
 
-	vr->signalled_valid = false;
 	vr->npending = 0;
 	vr->indices_valid = true;
 	if (vr->packed) {
@@ -196,9 +195,6 @@ start_indices(struct vhu_vring *vr)
 			vr->used_wrap = vr->avail_wrap;
 			vr->base_pending = false;
 		}
-		/* We poll: no kicks, please. */
-		__atomic_store_n(&vr->device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE,
-				 __ATOMIC_RELAXED);
 		return;
 	}
 	/*
@@ -213,25 +209,33 @@ start_indices(struct vhu_vring *vr)
 			vr->port_name, vr->index, vr->base, used_idx);
 	vr->last_used_idx = used_idx;
 	vr->last_avail_idx = used_idx;
-	/*
-	 * We poll: tell the driver not to kick us. With EVENT_IDX the flag is
-	 * ignored and avail_event rules; we never move it, so the driver
-	 * kicks about once per 65536 buffers.
-	 */
-	__atomic_store_n(&vr->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
+}
+
+/*
+ * A ring (re)starts being polled: its first completion always signals (the
+ * driver may have waited for one while it stopped), and the driver is told
+ * not to kick us: we poll. With EVENT_IDX a split ring's flag is ignored and
+ * avail_event rules; we never move it, so the driver kicks about once per
+ * 65536 buffers.
+ */
+static void
+start_polling(struct vhu_vring *vr)
+{
+	vr->signalled_valid = false;
+	if (vr->packed)
+		__atomic_store_n(&vr->device_event->flags, VRING_PACKED_EVENT_FLAG_DISABLE,
+				 __ATOMIC_RELAXED);
+	else
+		__atomic_store_n(&vr->used->flags, VRING_USED_F_NO_NOTIFY, __ATOMIC_RELAXED);
 }
 
 void
 vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t features)
 {
-	/*
-	 * A ring the guest broke starts again from guest memory when it is
-	 * set up again: its indices stopped in the middle of a bad entry.
-	 */
-	bool was_ready = vr->ready && !vr->broken;
+	bool was_ready = vr->ready;
+	bool restart;
 
 	vr->ready = false;
-	vr->broken = false;
 	vr->hdr_len = (features & (VHU_BIT(VIRTIO_F_VERSION_1) |
 				   VHU_BIT(VIRTIO_NET_F_MRG_RXBUF))) ?
 		      sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
@@ -251,8 +255,26 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 		return;
 	if (!(vr->packed ? translate_packed(vr, mem) : translate_split(vr, mem)))
 		return;
+	/*
+	 * Indices restart when a stopped ring has none (new ring, new base)
+	 * and when the guest broke the ring: they stopped in the middle of a
+	 * bad entry (so a ring stays broken through refreshes that cannot
+	 * restart it). A ring only disabled, or remapped, keeps them: chains
+	 * it still holds zero-copy complete on top of them later.
+	 */
+	restart = vr->broken || (!was_ready && !vr->indices_valid);
+	vr->broken = false;
+	if (restart) {
+		/*
+		 * Held chains belong to the indices being replaced: valid ones
+		 * get them back first, as for GET_VRING_BASE; a new base forgets
+		 * them (the front end took the ring back).
+		 */
+		vhu_zc_ring_stopped(vr, vr->indices_valid);
+		restart_indices(vr);
+	}
 	if (!was_ready)
-		start_indices(vr);
+		start_polling(vr);
 	/*
 	 * Packed positions are slots, not masked indices: a base beyond the
 	 * ring, or a ring shrunk (SET_VRING_NUM) or moved while running, would

@@ -648,8 +648,9 @@ test_base_restart(void)
 	CHECK_EQ(calls(), 1);			/* first publish after the start */
 
 	/* a new base is taken at the next start only */
-	F.vr->base = 0x8004;
+	F.vr->base = 0x8004;			/* as SET_VRING_BASE leaves it */
 	F.vr->base_pending = true;
+	F.vr->indices_valid = false;
 	fx_refresh(V1 | EVIDX);			/* running: no effect */
 	CHECK(device_at(2, false, 2, false));
 	F.vr->started = false;

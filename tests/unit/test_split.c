@@ -1991,6 +1991,49 @@ test_zc_stop_gives_back(void)
 	CHECK_EQ(F.mem->refcnt, 2);
 }
 
+/*
+ * The front end disables and enables the ring (QEMU does when the guest
+ * changes its number of queue pairs) while a chain is held: the ring keeps
+ * its indices, so the held chain goes back once, when freed, and the next
+ * frame is the next available entry, not the held one again.
+ */
+static void
+test_zc_disable_enable_keeps_held(void)
+{
+	uint8_t frame[2][900];
+	struct rte_mbuf *pkts[4];
+	uint16_t head[2];
+
+	CHECK(fx_setup_zc(16));
+	make_frame(frame[0], sizeof(frame[0]), 97);
+	head[0] = tx_simple(12, frame[0], sizeof(frame[0]));
+	push(head[0]);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK_EQ(vhu_zc_held(&F.vr), 1);
+
+	F.vr.enabled = false;
+	fx_refresh(V1);
+	CHECK(!F.vr.ready);
+	F.vr.enabled = true;
+	fx_refresh(V1);
+	CHECK(F.vr.ready);
+	CHECK_EQ(vhu_zc_held(&F.vr), 1);
+	CHECK_EQ(used_idx(), 0);
+
+	make_frame(frame[1], sizeof(frame[1]), 98);
+	head[1] = tx_simple(12, frame[1], sizeof(frame[1]));
+	push(head[1]);
+	CHECK_EQ(deq(pkts + 1, 3), 1);			/* the new frame, only */
+	CHECK(mbuf_is(pkts[1], frame[1], sizeof(frame[1])));
+	app_free(pkts[0]);
+	app_free(pkts[1]);
+	CHECK_EQ(deq(pkts, 4), 0);
+	CHECK_EQ(used_idx(), 2);
+	CHECK_EQ(used_at(0).id, head[0]);
+	CHECK_EQ(used_at(1).id, head[1]);
+	CHECK_EQ(vhu_zc_held(&F.vr), 0);
+}
+
 /* A checksum to finish beyond the copied head: the frame is copied. */
 static void
 test_zc_checksum_far_copied(void)
@@ -2085,6 +2128,7 @@ main(int argc __rte_unused, char **argv)
 
 	RUN_TEST(test_zc_small_frames_copied);
 	RUN_TEST(test_zc_big_frame_held_until_freed);
+	RUN_TEST(test_zc_disable_enable_keeps_held);
 	RUN_TEST(test_zc_chain_pieces);
 	RUN_TEST(test_zc_bound_and_order);
 	RUN_TEST(test_zc_disconnect_while_held);
