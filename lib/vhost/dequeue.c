@@ -1,10 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* Guest TX ring -> mbufs (the ethdev RX direction). */
 #include <inttypes.h>
+#include <string.h>
 
 #include <rte_arp.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
+#include <rte_memcpy.h>
 
 #include "guest_copy.h"
 #include "netoffload.h"
@@ -149,6 +151,18 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	*held = false;
 	if (!frame_length(vr, c, &frame_len))
 		return false;
+	if (c->niov == 1 && frame_len <= rte_pktmbuf_tailroom(m)) {
+		/* Header and frame in one piece, the frame fits one mbuf: copy it straight. */
+		const uint8_t *piece = c->iov[0].addr;
+
+		memcpy(&hdr.hdr, piece, sizeof(hdr.hdr));
+		if (!zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
+			rte_memcpy(rte_pktmbuf_mtod(m, void *), piece + vr->hdr_len, frame_len);
+			m->data_len = (uint16_t)frame_len;
+			m->pkt_len = (uint32_t)frame_len;
+			goto offload;
+		}
+	}
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	/* The header is copied out whole, even when spread over descriptors. */
 	vhu_cursor_read(&cur, &hdr, vr->hdr_len);
@@ -160,6 +174,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	}
 	if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
 		return false;
+offload:
 	return (hdr.hdr.flags == 0 && hdr.hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) ||
 	       vhu_offload_from_guest(vr, &hdr.hdr, m);
 }
@@ -196,8 +211,9 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		avail = 0;
 	}
 	for (uint16_t i = 0; i < avail; i++) {
-		enum vhu_take t = vhu_vq_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
-						 &chain);
+		enum vhu_take t = vhu_vq_take_one(vr, false, 0, &chain) ? VHU_TAKE_OK :
+				  vhu_vq_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
+					      &chain);
 
 		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
 			break;

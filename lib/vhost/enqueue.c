@@ -5,6 +5,7 @@
 #include <string.h>
 
 #include <rte_mbuf.h>
+#include <rte_memcpy.h>
 
 #include "guest_copy.h"
 #include "netoffload.h"
@@ -154,6 +155,21 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 
 	if ((m->ol_flags & OFFLOAD_REQUESTS) && !vhu_offload_to_guest(vr, m, &hdr.hdr))
 		return ENQ_DROPPED;
+	if (m->next == NULL && vhu_vq_take_one(vr, true, vr->hdr_len + m->data_len, c)) {
+		/* One segment into one guest buffer that holds it all (num_buffers 1). */
+		uint8_t *piece = c->iov[0].addr;
+		uint32_t len = vr->hdr_len + m->data_len;
+
+		/* Constant sizes: the two header layouts, each copied inline. */
+		if (vr->hdr_len == sizeof(hdr))
+			memcpy(piece, &hdr, sizeof(hdr));
+		else
+			memcpy(piece, &hdr.hdr, sizeof(hdr.hdr));
+		rte_memcpy(piece + vr->hdr_len, rte_pktmbuf_mtod(m, const void *), m->data_len);
+		vhu_vring_log_chain(vr, c, len);
+		vhu_vq_complete(vr, c, len);
+		return ENQ_DELIVERED;
+	}
 	return vr->mrg_rxbuf ? enqueue_mergeable(vr, m, &hdr, c) : enqueue_one_chain(vr, m, &hdr, c);
 }
 

@@ -32,6 +32,19 @@ vhu_vq_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_
 			    vhu_split_take(vr, device_writes, want, c);
 }
 
+/*
+ * Take the next chain if it is the common kind: one direct descriptor of at
+ * least @min_len bytes in one memory region (@c gets that one piece). False,
+ * nothing taken and nothing logged, otherwise: vhu_vq_take() handles it.
+ */
+static inline bool
+vhu_vq_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
+		struct vhu_chain *c)
+{
+	return vr->packed ? vhu_packed_take_one(vr, device_writes, min_len, c) :
+			    vhu_split_take_one(vr, device_writes, min_len, c);
+}
+
 /* The chain @id (@nslots ring slots) is done, @len bytes written; visible at the next publish. */
 static inline void
 vhu_vq_complete_id(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)

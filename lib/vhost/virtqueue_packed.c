@@ -6,20 +6,12 @@
 
 #include <rte_atomic.h>
 
-/* The driver made the descriptor with these flags available in this lap. */
-static inline bool
-desc_available(uint16_t flags, bool wrap)
-{
-	return ((flags & VRING_PACKED_DESC_F_AVAIL) != 0) == wrap &&
-	       ((flags & VRING_PACKED_DESC_F_USED) != 0) != wrap;
-}
-
 uint16_t
 vhu_packed_available(struct vhu_vring *vr, uint16_t max)
 {
 	uint16_t flags = __atomic_load_n(&vr->pdesc[vr->last_avail_idx].flags, __ATOMIC_ACQUIRE);
 
-	return desc_available(flags, vr->avail_wrap) ? max : 0;
+	return vhu_packed_desc_available(flags, vr->avail_wrap) ? max : 0;
 }
 
 /* Copies descriptor @i of @table out of guest memory, once. */
@@ -93,21 +85,6 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 	return true;
 }
 
-/*
- * Ring slots the driver has made available and not seen used yet: from
- * where the driver will look for the next used descriptor (the first pending
- * completion, or the used index when none is pending) to our available index.
- * Chains held by zero-copy mbufs are in it.
- */
-static inline uint32_t
-slots_held(const struct vhu_vring *vr)
-{
-	uint32_t start = vr->npending ? vr->pending[0].slot : vr->last_used_idx;
-	bool start_wrap = vr->npending ? vr->pending[0].flags != 0 : vr->used_wrap;
-
-	return vr->last_avail_idx + (vr->avail_wrap != start_wrap ? vr->size : 0) - start;
-}
-
 enum vhu_take
 vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {
@@ -117,13 +94,13 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 	 * that marks them available again anyway (rewriting flags behind our
 	 * back) must not make us take more than a ring's worth in one burst.
 	 */
-	const uint32_t room = vr->size - slots_held(vr);
+	const uint32_t room = vr->size - vhu_packed_slots_held(vr);
 	uint16_t flags = __atomic_load_n(&vr->pdesc[head].flags, __ATOMIC_ACQUIRE);
 	const char *why = NULL;
 	uint32_t slot = head;
 	uint16_t nslots = 0;
 
-	if (room == 0 || !desc_available(flags, vr->avail_wrap))
+	if (room == 0 || !vhu_packed_desc_available(flags, vr->avail_wrap))
 		return VHU_TAKE_EMPTY;
 	c->niov = 0;
 	c->len = 0;

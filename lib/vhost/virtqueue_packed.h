@@ -13,6 +13,11 @@
 #ifndef VHU_VIRTQUEUE_PACKED_H
 #define VHU_VIRTQUEUE_PACKED_H
 
+#include <string.h>
+
+#include <rte_atomic.h>
+
+#include "memory.h"
 #include "vring.h"
 
 /* @max when the chain at the available index is there, else 0. */
@@ -20,6 +25,72 @@ uint16_t vhu_packed_available(struct vhu_vring *vr, uint16_t max);
 
 enum vhu_take vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			      struct vhu_chain *c);
+
+/* The driver made the descriptor with these flags available in this lap. */
+static inline bool
+vhu_packed_desc_available(uint16_t flags, bool wrap)
+{
+	return ((flags & VRING_PACKED_DESC_F_AVAIL) != 0) == wrap &&
+	       ((flags & VRING_PACKED_DESC_F_USED) != 0) != wrap;
+}
+
+/*
+ * Ring slots the driver has made available and not seen used yet: from
+ * where the driver will look for the next used descriptor (the first pending
+ * completion, or the used index when none is pending) to our available index.
+ * Chains held by zero-copy mbufs are in it.
+ */
+static inline uint32_t
+vhu_packed_slots_held(const struct vhu_vring *vr)
+{
+	uint32_t start = vr->npending ? vr->pending[0].slot : vr->last_used_idx;
+	bool start_wrap = vr->npending ? vr->pending[0].flags != 0 : vr->used_wrap;
+
+	return vr->last_avail_idx + (vr->avail_wrap != start_wrap ? vr->size : 0) - start;
+}
+
+/*
+ * The common chain without a walk: one direct descriptor of the wanted
+ * direction, of at least @min_len bytes (and not empty), inside one memory
+ * region, with a free slot to take it into. True with @c set to that one
+ * piece; false, nothing taken, for anything else, which vhu_packed_take()
+ * then walks (and reports if bad).
+ */
+static inline bool
+vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
+		    struct vhu_chain *c)
+{
+	const uint16_t want_flags = device_writes ? VRING_DESC_F_WRITE : 0;
+	const uint16_t slot = vr->last_avail_idx;
+	uint16_t flags = __atomic_load_n(&vr->pdesc[slot].flags, __ATOMIC_ACQUIRE);
+	struct vring_packed_desc d;
+	uint8_t *addr;
+
+	if (!vhu_packed_desc_available(flags, vr->avail_wrap) ||
+	    vhu_packed_slots_held(vr) >= vr->size)
+		return false;
+	/* Read once, as vhu_packed_take() does: the guest may rewrite it. */
+	memcpy(&d, &vr->pdesc[slot], sizeof(d));
+	rte_compiler_barrier();
+	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
+	    want_flags || d.len < RTE_MAX(min_len, 1u))
+		return false;
+	addr = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+	if (addr == NULL)
+		return false;
+	if (++vr->last_avail_idx == vr->size) {
+		vr->last_avail_idx = 0;
+		vr->avail_wrap = !vr->avail_wrap;
+	}
+	c->id = d.id;
+	c->nslots = 1;
+	c->niov = 1;
+	c->len = d.len;
+	c->iov[0].addr = addr;
+	c->iov[0].len = d.len;
+	c->iov[0].guest_phys_addr = d.addr;
+	return true;
+}
 
 /* Buffer @id, which took @nslots ring slots, is done with @len bytes written. */
 static inline void

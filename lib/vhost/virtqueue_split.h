@@ -10,7 +10,11 @@
 #define VHU_VIRTQUEUE_SPLIT_H
 
 #include <stddef.h>
+#include <string.h>
 
+#include <rte_atomic.h>
+
+#include "memory.h"
 #include "vring.h"
 
 /*
@@ -27,6 +31,47 @@ uint16_t vhu_split_available(struct vhu_vring *vr, uint16_t max);
  */
 enum vhu_take vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			     struct vhu_chain *c);
+
+/*
+ * The common chain without a walk: one direct descriptor of the wanted
+ * direction, of at least @min_len bytes (and not empty), inside one memory
+ * region. True with @c set to that one piece; false, nothing taken, for
+ * anything else, which vhu_split_take() then walks (and reports if bad).
+ */
+static inline bool
+vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
+		   struct vhu_chain *c)
+{
+	const uint16_t want_flags = device_writes ? VRING_DESC_F_WRITE : 0;
+	struct vring_desc d;
+	uint16_t head;
+	uint8_t *addr;
+
+	if (vr->last_avail_idx == vr->avail_idx_shadow)
+		return false;
+	head = __atomic_load_n(&vr->avail->ring[vr->last_avail_idx & (vr->size - 1)],
+			       __ATOMIC_RELAXED);
+	if (head >= vr->size)
+		return false;
+	/* Read once, as vhu_split_take() does: the guest may rewrite it. */
+	memcpy(&d, &vr->desc[head], sizeof(d));
+	rte_compiler_barrier();
+	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
+	    want_flags || d.len < RTE_MAX(min_len, 1u))
+		return false;
+	addr = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+	if (addr == NULL)
+		return false;
+	vr->last_avail_idx++;
+	c->id = head;
+	c->nslots = 1;
+	c->niov = 1;
+	c->len = d.len;
+	c->iov[0].addr = addr;
+	c->iov[0].len = d.len;
+	c->iov[0].guest_phys_addr = d.addr;
+	return true;
+}
 
 /* Record that the chain with head @id is done, @len bytes written into it. Not yet visible. */
 static inline void
