@@ -204,6 +204,8 @@ vhu_packed_publish(struct vhu_vring *vr)
 				 __ATOMIC_RELEASE);
 	}
 	vr->npending = 0;
+	vr->published_used_idx = vr->last_used_idx;
+	vr->published_used_wrap = vr->used_wrap;
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (driver_wants_call(vr))
 		vhu_vring_call(vr);

@@ -36,17 +36,15 @@ vhu_packed_desc_available(uint16_t flags, bool wrap)
 
 /*
  * Ring slots the driver has made available and not seen used yet: from
- * where the driver will look for the next used descriptor (the first pending
- * completion, or the used index when none is pending) to our available index.
- * Chains held by zero-copy mbufs are in it.
+ * where the driver will look for the next used descriptor (the used index at
+ * the last publish) to our available index. Chains held by zero-copy mbufs
+ * are in it.
  */
 static inline uint32_t
 vhu_packed_slots_held(const struct vhu_vring *vr)
 {
-	uint32_t start = vr->npending ? vr->pending[0].slot : vr->last_used_idx;
-	bool start_wrap = vr->npending ? vr->pending[0].flags != 0 : vr->used_wrap;
-
-	return vr->last_avail_idx + (vr->avail_wrap != start_wrap ? vr->size : 0) - start;
+	return vr->last_avail_idx + (vr->avail_wrap != vr->published_used_wrap ? vr->size : 0) -
+	       vr->published_used_idx;
 }
 
 /*

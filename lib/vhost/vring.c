@@ -195,6 +195,8 @@ restart_indices(struct vhu_vring *vr)
 			vr->used_wrap = vr->avail_wrap;
 			vr->base_pending = false;
 		}
+		vr->published_used_idx = vr->last_used_idx;
+		vr->published_used_wrap = vr->used_wrap;
 		return;
 	}
 	/*

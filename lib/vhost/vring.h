@@ -102,6 +102,8 @@ struct vhu_vring {
 	bool avail_wrap;
 	bool used_wrap;
 	bool signalled_used_wrap;
+	bool published_used_wrap;
+	uint16_t published_used_idx;	/* where the driver looks for the next used slot */
 	uint32_t npending;
 	uint32_t pending_cap;
 	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
