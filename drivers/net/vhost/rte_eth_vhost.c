@@ -226,13 +226,47 @@ eth_vhost_rx(void *q, struct rte_mbuf **pkts, uint16_t count)
 	return n;
 }
 
+/* mbufs freed with one mempool put at a time, at most. */
+#define TX_FREE_BATCH 64
+
+/*
+ * rte_pktmbuf_free_bulk() (a library call, generic per segment) for what a
+ * transmit burst frees: direct one-segment mbufs held by us alone go back to
+ * their pool a run at a time, anything else through rte_pktmbuf_free().
+ */
+static void
+free_transmitted(struct rte_mbuf **pkts, uint16_t n)
+{
+	struct rte_mbuf *run[TX_FREE_BATCH];
+	struct rte_mempool *pool = NULL;
+	unsigned int nrun = 0;
+
+	for (uint16_t i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		if (m->next != NULL || !RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1) {
+			rte_pktmbuf_free(m);
+			continue;
+		}
+		if (m->pool != pool || nrun == TX_FREE_BATCH) {
+			if (nrun > 0)
+				rte_mempool_put_bulk(pool, (void **)run, nrun);
+			pool = m->pool;
+			nrun = 0;
+		}
+		run[nrun++] = m;
+	}
+	if (nrun > 0)
+		rte_mempool_put_bulk(pool, (void **)run, nrun);
+}
+
 static uint16_t
 eth_vhost_tx(void *q, struct rte_mbuf **pkts, uint16_t count)
 {
 	struct vhost_queue *txq = q;
 	uint16_t n = vhu_enqueue_burst(txq->vring, pkts, count);
 
-	rte_pktmbuf_free_bulk(pkts, n);
+	free_transmitted(pkts, n);
 	txq->unsent += count - n;
 	return n;
 }
