@@ -93,7 +93,9 @@ attach_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, const struct vhu
 		left -= n;
 		nsegs++;
 	}
-	if (nsegs == 0 || rte_pktmbuf_alloc_bulk(mp, segs, nsegs) != 0)
+	if (nsegs == 1)		/* the common case, without the bulk call's set-up */
+		segs[0] = rte_pktmbuf_alloc(mp);
+	if (nsegs == 0 || (nsegs == 1 ? segs[0] == NULL : rte_pktmbuf_alloc_bulk(mp, segs, nsegs) != 0))
 		return false;
 	slot = vhu_zc_hold(vr, c, (uint16_t)nsegs);
 	if (slot == NULL) {
@@ -151,15 +153,32 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	*held = false;
 	if (!frame_length(vr, c, &frame_len))
 		return false;
-	if (c->niov == 1 && frame_len <= rte_pktmbuf_tailroom(m)) {
-		/* Header and frame in one piece, the frame fits one mbuf: copy it straight. */
-		const uint8_t *piece = c->iov[0].addr;
+	if (c->niov == 1) {
+		/*
+		 * Header and frame in one piece: the frame (or with zero-copy
+		 * its head, the rest attached after it) goes straight into the
+		 * mbuf when it fits.
+		 */
+		const uint8_t *frame = c->iov[0].addr + vr->hdr_len;
 
-		memcpy(&hdr.hdr, piece, sizeof(hdr.hdr));
-		if (!zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
-			rte_memcpy(rte_pktmbuf_mtod(m, void *), piece + vr->hdr_len, frame_len);
-			m->data_len = (uint16_t)frame_len;
-			m->pkt_len = (uint32_t)frame_len;
+		memcpy(&hdr.hdr, c->iov[0].addr, sizeof(hdr.hdr));
+		if (likely(!zero_copy_candidate(vr, &hdr.hdr, frame_len))) {
+			if (frame_len <= rte_pktmbuf_tailroom(m)) {
+				rte_memcpy(rte_pktmbuf_mtod(m, void *), frame, frame_len);
+				m->data_len = (uint16_t)frame_len;
+				m->pkt_len = (uint32_t)frame_len;
+				goto offload;
+			}
+		} else if (VHU_ZC_HEAD_BYTES <= rte_pktmbuf_tailroom(m)) {
+			rte_memcpy(rte_pktmbuf_mtod(m, void *), frame, VHU_ZC_HEAD_BYTES);
+			m->data_len = VHU_ZC_HEAD_BYTES;
+			m->pkt_len = VHU_ZC_HEAD_BYTES;
+			frame_len -= VHU_ZC_HEAD_BYTES;
+			vhu_cursor_init(&cur, c->iov, c->niov);
+			cur.off = vr->hdr_len + VHU_ZC_HEAD_BYTES;
+			*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
+			if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
+				return false;
 			goto offload;
 		}
 	}

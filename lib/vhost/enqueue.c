@@ -155,19 +155,32 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 
 	if ((m->ol_flags & OFFLOAD_REQUESTS) && !vhu_offload_to_guest(vr, m, &hdr.hdr))
 		return ENQ_DROPPED;
-	if (m->next == NULL && vhu_vq_take_one(vr, true, vr->hdr_len + m->data_len, c)) {
-		/* One segment into one guest buffer that holds it all (num_buffers 1). */
+	if (vhu_vq_take_one(vr, true, vr->hdr_len + m->pkt_len, c)) {
+		/* Into one guest buffer that holds it all (num_buffers 1). */
 		uint8_t *piece = c->iov[0].addr;
-		uint32_t len = vr->hdr_len + m->data_len;
+		uint32_t len = vr->hdr_len + m->pkt_len;
+		uint32_t off = vr->hdr_len;
 
 		/* Constant sizes: the two header layouts, each copied inline. */
 		if (vr->hdr_len == sizeof(hdr))
 			memcpy(piece, &hdr, sizeof(hdr));
 		else
 			memcpy(piece, &hdr.hdr, sizeof(hdr.hdr));
-		rte_memcpy(piece + vr->hdr_len, rte_pktmbuf_mtod(m, const void *), m->data_len);
-		vhu_vring_log_chain(vr, c, len);
-		vhu_vq_complete(vr, c, len);
+		if (likely(m->next == NULL)) {
+			rte_memcpy(piece + off, rte_pktmbuf_mtod(m, const void *), m->pkt_len);
+			off = len;
+		} else {
+			/* Segments as far as pkt_len says, whatever their data_len add up to. */
+			for (const struct rte_mbuf *seg = m; seg != NULL && off < len;
+			     seg = seg->next) {
+				uint32_t n = RTE_MIN((uint32_t)seg->data_len, len - off);
+
+				rte_memcpy(piece + off, rte_pktmbuf_mtod(seg, const void *), n);
+				off += n;
+			}
+		}
+		vhu_vring_log_chain(vr, c, off);
+		vhu_vq_complete(vr, c, off);
 		return ENQ_DELIVERED;
 	}
 	return vr->mrg_rxbuf ? enqueue_mergeable(vr, m, &hdr, c) : enqueue_one_chain(vr, m, &hdr, c);
