@@ -20,6 +20,17 @@ Two figures per case (see docs/performance.md):
   rings whenever the peer is descheduled, and those polls, not the packets,
   made up half of the count.
 
+VM to VM (``--dirs v2v``, issue 8): the vhost side holds two vhost ports
+forwarding to each other (io, paired), the peer two virtio-user ports, one per
+socket; a frame goes virtio A -> vhost A -> vhost B -> virtio B (and the
+reverse). pps: the peer runs flowgen on both ports and counts what arrives on
+both (the sum of its two ports' ``ipackets``). Instructions: one process with
+the two vhost ports and the two virtio-user ports hot-plugged after them
+(ports 2 and 3), paired (0,1) and (2,3) so the frames circulate virtio A ->
+vhost A -> vhost B -> virtio B -> virtio A; the figure is both vhost ports'
+receive and transmit burst functions per frame the vhost side received.
+``--zc`` adds a third competitor, ours with ``dequeue-zero-copy=1``.
+
 Usage: bench/run.py --quick | bench/run.py [--dirs ...] [--sizes ...] ...
        bench/run.py --report-only RESULTS.json [...]
 """
@@ -60,6 +71,12 @@ DIRECTIONS = {
     "enqueue": {"vhost": "txonly", "peer": "rxonly", "count": ("peer", "ipackets")},
     "pvp": {"vhost": "io", "peer": "flowgen", "count": ("peer", "ipackets")},
 }
+# VM to VM: two vhost ports forwarding to each other, the peer's two ports
+# generate and count (both ports' ipackets: what went through the vhost side).
+V2V = "v2v"
+V2V_MODES = {"vhost": "io", "peer": "flowgen", "count": ("peer", "ipackets")}
+# testpmd's flowgen makes its frames this much shorter than txpkts says
+FLOWGEN_FCS = 4
 
 # testpmd's default pool (~155k mbufs) only slows start-up; 16k is plenty for
 # 4 queue pairs of 256 descriptors.
@@ -68,6 +85,10 @@ APP_ARGS = ["--total-num-mbufs=16384", "--nb-cores=1"]
 # Bursts of 32 seeded per stream for the callgrind loops: 128 packets in flight
 # keep every receive burst full and stay well inside 256-entry rings.
 SEED_BURSTS = 4
+# v2v: each circulation loop (A -> B and B -> A) gets two seeded streams (a
+# vhost port's and a virtio port's), so half as many bursts each keep the
+# same 128 frames per loop.
+V2V_SEED_BURSTS = SEED_BURSTS // 2
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
             # callers in function names keep the receive and transmit
@@ -82,16 +103,17 @@ class Setup:
     ring: str      # split | packed
     mrg: int       # virtio-user mrg_rxbuf
     queues: int
+    v2v: bool = False  # two vhost ports (and two peer ports) forwarding to each other
 
     @property
     def label(self) -> str:
-        return f"{self.ring}/mrg{self.mrg}/q{self.queues}"
+        return f"{self.ring}/mrg{self.mrg}/q{self.queues}" + ("/v2v" if self.v2v else "")
 
-    def vhost_vdev(self, sock) -> str:
-        return vhost_vdev(0, sock, queues=self.queues)
+    def vhost_vdev(self, sock, index: int = 0, devargs: Optional[dict] = None) -> str:
+        return vhost_vdev(index, sock, queues=self.queues, **(devargs or {}))
 
-    def peer_vdev(self, sock) -> str:
-        return virtio_user_vdev(0, sock, queues=self.queues, mrg_rxbuf=self.mrg,
+    def peer_vdev(self, sock, index: int = 0) -> str:
+        return virtio_user_vdev(index, sock, queues=self.queues, mrg_rxbuf=self.mrg,
                                 packed_vq=int(self.ring == "packed"))
 
     def app_args(self) -> List[str]:
@@ -99,12 +121,13 @@ class Setup:
 
 
 class Pmd:
-    """One of the two competitors: how to select it and how to find its code
-    in a profile."""
+    """One of the competitors (ours, the distribution's, with --zc ours with
+    zero-copy dequeue): how to select it and how to find its code in a profile."""
 
-    def __init__(self, name: str, selection: PmdSelection):
+    def __init__(self, name: str, selection: PmdSelection, devargs: Optional[dict] = None):
         self.name = name
         self.selection = selection
+        self.devargs = dict(devargs or {})  # extra vhost vdev arguments (zero-copy)
         # ours: the staged plugin; distro: the net_vhost plugin EAL loads by itself
         self.object_prefix = (selection.so_path.name if selection.is_ours
                               else "librte_net_vhost.so")
@@ -112,8 +135,9 @@ class Pmd:
     def owns(self, obj: str) -> bool:
         return os.path.basename(obj).startswith(self.object_prefix)
 
-    def check_identity(self, tp: TestPmd, sock) -> None:
-        problems = driver_identity_problems(tp.log, self.selection, {"eth_vhost0": str(sock)})
+    def check_identity(self, tp: TestPmd, sock, *more_socks) -> None:
+        ports = {f"eth_vhost{i}": str(s) for i, s in enumerate((sock,) + more_socks)}
+        problems = driver_identity_problems(tp.log, self.selection, ports)
         if problems:
             raise TestPmdError(f"{tp.name}: not served by {self.name}: {problems}")
 
@@ -142,19 +166,26 @@ class Pair:
 
     def __init__(self, pmd: Pmd, setup: Setup, workdir: Path):
         self.pmd = pmd
-        self.sock = workdir / f"{pmd.name}.sock"
+        self.setup = setup
+        # v2v: one socket per vhost port, and a peer port on each
+        self.socks = ([workdir / f"{pmd.name}.sock"] if not setup.v2v else
+                      [workdir / f"{pmd.name}-{c}.sock" for c in "ab"])
+        self.sock = self.socks[0]
         self.vhost = TestPmd(f"{pmd.name}-vhost", eal_args=pmd.selection.eal_args(),
-                             vdevs=[setup.vhost_vdev(self.sock)], app_args=setup.app_args(),
-                             lcores=OUR_LCORES, log_dir=workdir)
-        self.peer = TestPmd(f"{pmd.name}-peer", vdevs=[setup.peer_vdev(self.sock)],
+                             vdevs=[setup.vhost_vdev(s, i, pmd.devargs)
+                                    for i, s in enumerate(self.socks)],
+                             app_args=setup.app_args(), lcores=OUR_LCORES, log_dir=workdir)
+        self.peer = TestPmd(f"{pmd.name}-peer",
+                            vdevs=[setup.peer_vdev(s, i) for i, s in enumerate(self.socks)],
                             app_args=setup.app_args(), lcores=PEER_LCORES, log_dir=workdir)
 
     def start(self):
         self.vhost.start()
         self.peer.start()
-        self.vhost.wait_link_up(0)
-        self.peer.wait_link_up(0)
-        self.pmd.check_identity(self.vhost, self.sock)
+        for port in range(len(self.socks)):
+            self.vhost.wait_link_up(port)
+            self.peer.wait_link_up(port)
+        self.pmd.check_identity(self.vhost, *self.socks)
 
     def close(self):
         # peers first: a virtio-user peer whose server is gone may die of SIGPIPE
@@ -162,21 +193,42 @@ class Pair:
         self.vhost.close()
 
     def measure(self, direction: str, size: int, warmup: float, seconds: float) -> dict:
-        modes = DIRECTIONS[direction]
+        v2v = direction == V2V
+        modes = V2V_MODES if v2v else DIRECTIONS[direction]
         side, key = modes["count"]
         counted = self.vhost if side == "vhost" else self.peer
+        ports = range(len(self.socks))
+
+        def count() -> int:
+            if not v2v:
+                return counted.stats(0)[key]
+            stats = counted.stats_all()
+            return sum(stats[p][key] for p in ports)
+
         for tp, role in ((self.vhost, "vhost"), (self.peer, "peer")):
             tp.cmd(f"set fwd {modes[role]}")
-            tp.cmd(f"set txpkts {size}")
+            # flowgen sends frames of txpkts - 4 bytes ("Adjust FCS"); v2v
+            # asks for 4 more so that its frames are the size the callgrind
+            # loop (txonly's frames) and the zero-copy threshold see (the
+            # cases of before keep their txpkts: PVP's frames are 4 bytes short)
+            extra_bytes = FLOWGEN_FCS if v2v and modes[role] == "flowgen" else 0
+            tp.cmd(f"set txpkts {size + extra_bytes}")
         self.vhost.start_forwarding()
         self.peer.start_forwarding()
+        extra = {}
         try:
             time.sleep(warmup)
             cpu0 = [forwarding_cpu_seconds(tp) for tp in (self.vhost, self.peer)]
-            before, t0 = counted.stats(0)[key], time.monotonic()
+            if v2v:
+                zc0, rx0 = vhost_zero_copy(self.vhost, ports)
+            before, t0 = count(), time.monotonic()
             time.sleep(seconds)
-            after, t1 = counted.stats(0)[key], time.monotonic()
+            after, t1 = count(), time.monotonic()
             cpu1 = [forwarding_cpu_seconds(tp) for tp in (self.vhost, self.peer)]
+            if v2v:
+                zc1, rx1 = vhost_zero_copy(self.vhost, ports)
+                # what the vhost side received (peer TX) and how much of it zero-copy
+                extra = {"vhost_rx": rx1 - rx0, "zero_copy": zc1 - zc0}
         finally:
             self.peer.stop_forwarding()
             self.vhost.stop_forwarding()
@@ -184,7 +236,20 @@ class Pair:
                 # share of a CPU the two polling threads got: on a loaded
                 # machine this, more than the PMD, sets the rate
                 "cpu_vhost": (cpu1[0] - cpu0[0]) / (t1 - t0),
-                "cpu_peer": (cpu1[1] - cpu0[1]) / (t1 - t0)}
+                "cpu_peer": (cpu1[1] - cpu0[1]) / (t1 - t0), **extra}
+
+
+_ZC_XSTAT_RE = re.compile(r"^rx_q\d+_zero_copy_packets$")
+
+
+def vhost_zero_copy(tp: TestPmd, ports) -> tuple:
+    """(zero-copy frames, received frames) of the vhost ports so far; our
+    xstat rx_q<N>_zero_copy_packets (0 for the distribution's PMD)."""
+    zc = rx = 0
+    for port in ports:
+        zc += sum(v for k, v in tp.xstats(port).items() if _ZC_XSTAT_RE.match(k))
+        rx += tp.stats(port)["ipackets"]
+    return zc, rx
 
 
 def forwarding_cpu_seconds(tp: TestPmd) -> float:
@@ -212,14 +277,19 @@ def run_pps(pmds: List[Pmd], cases: List[dict], args, workroot: Path, log) -> Li
             for pair in pairs:
                 pair.start()
             for case, rep in itertools.product(group, range(args.reps)):
-                order = pairs if rep % 2 == 0 else pairs[::-1]
+                # rotated per repetition: with two PMDs ours first on even
+                # repetitions, the distribution's first on odd ones
+                k = rep % len(pairs)
+                order = pairs[k:] + pairs[:k]
                 for pair in order:
                     m = pair.measure(case["direction"], case["size"], args.warmup, args.seconds)
                     rows.append({**case_key(case), "pmd": pair.pmd.name, "rep": rep, **m,
                                  "loadavg": os.getloadavg()[0]})
+                    zc = (f", zero-copy {m['zero_copy'] / m['vhost_rx']:.0%}"
+                          if m.get("vhost_rx") else "")
                     log(f"  {case_label(case):34s} rep {rep} {pair.pmd.name:6s} "
                         f"{m['pps'] / 1e6:7.3f} Mpps (CPU vhost {m['cpu_vhost']:.0%}, "
-                        f"peer {m['cpu_peer']:.0%})")
+                        f"peer {m['cpu_peer']:.0%}{zc})")
         except TestPmdError as exc:
             log(f"  {setup.label}: FAILED: {exc}")
             done = [{k: r[k] for k in case_key(group[0])} for r in rows]
@@ -291,7 +361,7 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
     sock = workdir / f"cg-{pmd.name}.sock"
     out_base = workdir / f"callgrind.{pmd.name}"
     tp = TestPmd(f"cg-{pmd.name}", eal_args=pmd.selection.eal_args(),
-                 vdevs=[setup.vhost_vdev(sock)],
+                 vdevs=[setup.vhost_vdev(sock, 0, pmd.devargs)],
                  app_args=setup.app_args() + ["--forward-mode=io", "--no-flush-rx"],
                  lcores=OUR_LCORES, log_dir=workdir, cmd_timeout=300)
     # the harness builds the command line; callgrind goes in front of it
@@ -347,6 +417,78 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
     return rows
 
 
+def run_callgrind_v2v(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: Path,
+                      log) -> List[dict]:
+    """VM to VM in one process: vhost ports 0 (socket a) and 1 (socket b),
+    virtio-user ports 2 (a) and 3 (b) hot-plugged after them. testpmd's
+    paired topology forwards 0 <-> 1 and 2 <-> 3, so a frame circulates
+    virtio A TX -> vhost A RX -> vhost B TX -> virtio B RX -> virtio A TX
+    (and the reverse loop through vhost B RX and vhost A TX)."""
+    socks = [workdir / f"cg-{pmd.name}-{c}.sock" for c in "ab"]
+    out_base = workdir / f"callgrind.{pmd.name}"
+    tp = TestPmd(f"cg-{pmd.name}-v2v", eal_args=pmd.selection.eal_args(),
+                 vdevs=[setup.vhost_vdev(s, i, pmd.devargs) for i, s in enumerate(socks)],
+                 app_args=setup.app_args() + ["--forward-mode=io", "--no-flush-rx"],
+                 lcores=OUR_LCORES, log_dir=workdir, cmd_timeout=300)
+    tp.argv = VALGRIND + [f"--callgrind-out-file={out_base}.%p"] + tp.argv
+    vhost_ports = (0, 1)
+    rows = []
+    try:
+        tp.start(timeout=300)
+        for i, sock in enumerate(socks):
+            tp.cmd("port attach " + setup.peer_vdev(sock, i))
+            tp.cmd(f"port start {2 + i}")
+        for port in range(4):
+            tp.wait_link_up(port, timeout=120)
+        pmd.check_identity(tp, *socks)
+        for n, size in enumerate(sizes, start=1):
+            tp.cmd("set fwd rxonly")
+            tp.start_forwarding()
+            time.sleep(0.5)
+            tp.stop_forwarding()
+            tp.cmd("set fwd io")
+            tp.cmd(f"set txpkts {size}")
+            tp.cmd(f"start tx_first {V2V_SEED_BURSTS}")
+            time.sleep(args.warmup)
+            tp.stop_forwarding()
+            zc0, _ = vhost_zero_copy(tp, vhost_ports)
+            _callgrind_control(tp, "-i", "on")
+            tp.start_forwarding()
+            time.sleep(args.cg_seconds)
+            stats = parse_fwd_stats(tp.stop_forwarding())
+            _callgrind_control(tp, "-d")
+            _callgrind_control(tp, "-i", "off")
+            zc1, _ = vhost_zero_copy(tp, vhost_ports)
+            if any(p not in stats for p in range(4)):
+                raise TestPmdError(f"{tp.name}: forward statistics for ports {sorted(stats)} "
+                                   f"at stop, expected 0..3")
+            # both vhost ports as one: what they received and transmitted
+            both = {k: sum(stats[p][k] for p in vhost_ports) for k in stats[0]}
+            dump = Path(f"{out_base}.{tp.proc.pid}.{n}")
+            res = analyse_profile(callgrind.parse(dump), pmd, both)
+            fwd = max(res["packets"]["dequeue"], 1)
+            total = res["dequeue"]["instr"] + res["enqueue"]["instr"]
+            rows.append({"direction": V2V, "ring": setup.ring, "mrg": setup.mrg,
+                         "queues": setup.queues, "size": size, "pmd": pmd.name, **res,
+                         "zero_copy": zc1 - zc0, "ports": stats})
+            log(f"  callgrind {setup.label}/{size}B {pmd.name:7s} "
+                f"rx {res['dequeue']['instr'] / fwd:7.1f} "
+                f"tx {res['enqueue']['instr'] / max(res['packets']['enqueue'], 1):7.1f} "
+                f"both {total / fwd:7.1f} instr/pkt ({res['packets']['dequeue']} pkts, "
+                f"{res['packets']['dequeue'] / max(res['dequeue']['calls'], 1):.1f}/burst, "
+                f"zero-copy {(zc1 - zc0) / fwd:.0%}, tx dropped {both['tx_dropped']})")
+            shutil.copy(dump, args.out / f"callgrind.{pmd.name}.v2v.{setup.ring}.mrg{setup.mrg}"
+                                           f".q{setup.queues}.{size}B.out")
+    except (TestPmdError, subprocess.SubprocessError, OSError) as exc:
+        log(f"  callgrind {setup.label} {pmd.name}: FAILED: {exc}")
+        rows += [{"direction": V2V, "ring": setup.ring, "mrg": setup.mrg,
+                  "queues": setup.queues, "size": s, "pmd": pmd.name, "error": str(exc)[:2000]}
+                 for s in sizes if not any(r["size"] == s for r in rows)]
+    finally:
+        tp.close(quit_timeout=120)
+    return rows
+
+
 def run_callgrind(pmds: List[Pmd], cases: List[dict], args, workroot: Path, log) -> List[dict]:
     sizes_of: Dict[Setup, List[int]] = {}
     for c in cases:
@@ -357,7 +499,8 @@ def run_callgrind(pmds: List[Pmd], cases: List[dict], args, workroot: Path, log)
     for setup, sizes in sizes_of.items():
         for pmd in pmds:
             workdir = Path(tempfile.mkdtemp(prefix="cg-", dir=workroot))
-            rows += run_callgrind_setup(pmd, setup, sizes, args, workdir, log)
+            run = run_callgrind_v2v if setup.v2v else run_callgrind_setup
+            rows += run(pmd, setup, sizes, args, workdir, log)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
     return rows
@@ -377,10 +520,13 @@ def case_label(case: dict) -> str:
 
 
 def build_cases(args) -> List[dict]:
-    # grouped by setup: the pps pairs are started once per setup
-    return [{"setup": Setup(ring, mrg, q), "direction": d, "size": size}
+    # grouped by setup: the pps pairs are started once per setup (v2v, with
+    # two ports a side, is a setup of its own, after the others)
+    std = [d for d in args.dirs if d != V2V]
+    return [{"setup": Setup(ring, mrg, q, v2v), "direction": d, "size": size}
             for ring, mrg, q in itertools.product(args.rings, args.mrg, args.queues)
-            for d, size in itertools.product(args.dirs, args.sizes)]
+            for v2v, dirs in ((False, std), (True, [V2V] if V2V in args.dirs else []))
+            for d, size in itertools.product(dirs, args.sizes)]
 
 
 def metadata(args, so: Path) -> dict:
@@ -399,7 +545,8 @@ def metadata(args, so: Path) -> dict:
         "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
                      if l.startswith("model name")), platform.processor()),
         "nproc": os.cpu_count(), "loadavg_start": os.getloadavg(),
-        "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds")},
+        "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds",
+                                                   "zc", "zc_threshold")},
         "command": " ".join(sys.argv),
     }
 
@@ -410,7 +557,9 @@ def parse_args(argv=None):
     ap.add_argument("--quick", action="store_true",
                     help="64 and 1518 bytes, split and packed, mrg_rxbuf=1, 1 queue pair, "
                          "dequeue and enqueue (a few minutes)")
-    ap.add_argument("--dirs", type=csv(str), default=list(DIRECTIONS))
+    ap.add_argument("--dirs", type=csv(str), default=list(DIRECTIONS),
+                    help=f"{','.join(DIRECTIONS)} (default) and {V2V} (VM to VM: two vhost "
+                         f"ports forwarding to each other)")
     ap.add_argument("--sizes", type=csv(int), default=[64, 512, 1518])
     ap.add_argument("--rings", type=csv(str), default=["split", "packed"])
     ap.add_argument("--mrg", type=csv(int), default=[0, 1])
@@ -420,6 +569,10 @@ def parse_args(argv=None):
     ap.add_argument("--seconds", type=float, default=4.0, help="pps window (seconds)")
     ap.add_argument("--cg-seconds", type=float, default=8.0,
                     help="callgrind window (seconds; ~200k packets per second under callgrind)")
+    ap.add_argument("--zc", action="store_true",
+                    help="a third competitor: ours with dequeue-zero-copy=1 (\"ours-zc\")")
+    ap.add_argument("--zc-threshold", type=int, default=None, metavar="N",
+                    help="zero-copy-threshold=N for ours-zc (default: the PMD's, 512)")
     ap.add_argument("--no-pps", action="store_true")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--pmd", type=Path, default=DEFAULT_PMD_SO, help="our plugin (.so)")
@@ -435,9 +588,11 @@ def parse_args(argv=None):
     if args.quick:
         args.dirs, args.sizes, args.rings = ["dequeue", "enqueue"], [64, 1518], ["split", "packed"]
         args.mrg, args.queues = [1], [1]
-    bad = set(args.dirs) - set(DIRECTIONS)
+    bad = set(args.dirs) - set(DIRECTIONS) - {V2V}
     if bad:
-        ap.error(f"unknown direction(s) {sorted(bad)}; valid: {list(DIRECTIONS)}")
+        ap.error(f"unknown direction(s) {sorted(bad)}; valid: {list(DIRECTIONS) + [V2V]}")
+    if args.zc_threshold is not None and not args.zc:
+        ap.error("--zc-threshold needs --zc")
     return args
 
 
@@ -459,6 +614,11 @@ def main(argv=None) -> int:
     args.out.mkdir(parents=True, exist_ok=True)
     so = snapshot_plugin(args.pmd)
     pmds = [Pmd("ours", PmdSelection("ours", so)), Pmd("distro", PmdSelection("distro"))]
+    if args.zc:
+        zc = {"dequeue-zero-copy": 1}
+        if args.zc_threshold is not None:
+            zc["zero-copy-threshold"] = args.zc_threshold
+        pmds.insert(1, Pmd("ours-zc", PmdSelection("ours", so), zc))
     cases = build_cases(args)
     logfile = open(args.out / "run.log", "a")
 
@@ -469,8 +629,11 @@ def main(argv=None) -> int:
         logfile.flush()
 
     results = {"meta": metadata(args, so), "pps": [], "callgrind": []}
-    est = (0 if args.no_pps else len(cases) * args.reps * 2 * (args.warmup + args.seconds + 1.5))
-    est += 0 if args.no_callgrind else len(cases) // len(args.dirs) * 2 * (args.cg_seconds + 12)
+    est = (0 if args.no_pps else
+           len(cases) * args.reps * len(pmds) * (args.warmup + args.seconds + 1.5))
+    est += 0 if args.no_callgrind else (len(cases) // len(args.dirs) * len(pmds)
+                                        * (1 + (V2V in args.dirs and len(args.dirs) > 1))
+                                        * (args.cg_seconds + 12))
     log(f"{len(cases)} cases, about {est / 60:.0f} min; results in {args.out}")
     # short socket paths (AF_UNIX: 107 bytes)
     workroot = Path(tempfile.mkdtemp(prefix="vhubench-", dir="/tmp"))
