@@ -928,6 +928,13 @@ def base_set_while_running(s: Session) -> Outcome:
     return Outcome(client=g, ack=g.ack(Req.SET_VRING_BASE, pack_state(0, 7)))
 
 
+def resized_while_running(s: Session) -> Outcome:
+    """SET_VRING_NUM with another size on a ring being polled: its positions
+    (and chains held zero-copy) belong to the old size."""
+    g = s.guest().start()
+    return Outcome(client=g, ack=g.ack(Req.SET_VRING_NUM, pack_state(0, 8)))
+
+
 def reset_owner_running(s: Session) -> Outcome:
     """RESET_OWNER while running: the session is dropped, guest memory let
     go at once, the connection kept."""
@@ -1371,6 +1378,8 @@ CASES: List[Case] = [
          rf"{PORT}: .*SET_FEATURES.*(running|started)", NACKS),
     Case("base_set_while_running", base_set_while_running,
          rf"{PORT}: ring 0: base set while the ring runs; refused", NACKS),
+    Case("ring_resized_while_running", resized_while_running,
+         rf"{PORT}: ring 0: resized from \d+ to 8 while the ring runs; refused", NACKS),
     Case("reset_owner_while_running", reset_owner_running, rf"{PORT}: link down", ACCEPTS),
 
     # ---- guest memory ------------------------------------------------------------------

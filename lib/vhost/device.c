@@ -299,6 +299,20 @@ h_set_vring_num(struct vhu_port *p, struct vhu_msg *m)
 		return REFUSED;
 	}
 	rte_spinlock_lock(&vr->lock);
+	if (num != vr->size && vr->ready) {
+		/* Positions and held zero-copy chains would outgrow a smaller ring. */
+		uint32_t size = vr->size;
+
+		rte_spinlock_unlock(&vr->lock);
+		VHU_LOG(ERR, "%s: ring %u: resized from %u to %u while the ring runs; refused",
+			p->name, m->ring_index, size, num);
+		return REFUSED;
+	}
+	if (num != vr->size && vr->indices_valid) {
+		/* Another ring: the old one's positions and held chains mean nothing in it. */
+		vhu_zc_ring_stopped(vr, false);
+		vr->indices_valid = false;
+	}
 	vr->size = num;
 	vr->num_set = true;
 	refresh_locked(p, vr);
