@@ -198,6 +198,30 @@ offload:
 	       vhu_offload_from_guest(vr, &hdr.hdr, m);
 }
 
+/*
+ * A disabled guest TX ring: up to @count chains are taken and dropped, and
+ * chains zero-copy mbufs held go back as those are freed.
+ */
+static void
+discard_chains(struct vhu_vring *vr, uint16_t count)
+{
+	struct vhu_chain chain;
+	uint32_t completed = vhu_zc_reap(vr);
+	uint16_t avail = vhu_vq_available(vr, count);
+
+	for (uint16_t i = 0; i < avail; i++) {
+		enum vhu_take t = vhu_vq_take(vr, false, 0, &chain);
+
+		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
+			break;
+		vhu_vq_complete(vr, &chain, 0);
+		completed++;
+		vr->stats.dropped++;
+	}
+	if (completed > 0)
+		vhu_vq_publish(vr);
+}
+
 uint16_t
 vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
 		  uint16_t count)
@@ -209,8 +233,11 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 
 	if (!rte_spinlock_trylock(&vr->lock))
 		return 0;
-	if (!vr->ready || vr->broken)
+	if (!vr->ready || vr->broken) {
+		if (vr->discarding && !vr->broken)
+			discard_chains(vr, count);
 		goto out;
+	}
 	if (unlikely(vr->rarp_pending) && count > 0) {
 		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp_mac);
 

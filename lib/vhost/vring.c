@@ -58,6 +58,7 @@ vhu_vring_reset(struct vhu_vring *vr)
 	vr->mem = NULL;
 	vhu_vring_set_log(vr, NULL);
 	vr->ready = false;
+	vr->discarding = false;
 	vr->broken = false;
 	vr->num_set = false;
 	vr->addr_set = false;
@@ -238,6 +239,7 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 	bool restart;
 
 	vr->ready = false;
+	vr->discarding = false;
 	vr->hdr_len = (features & (VHU_BIT(VIRTIO_F_VERSION_1) |
 				   VHU_BIT(VIRTIO_NET_F_MRG_RXBUF))) ?
 		      sizeof(struct virtio_net_hdr_mrg_rxbuf) : sizeof(struct virtio_net_hdr);
@@ -289,6 +291,7 @@ vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t feat
 	}
 	update_logging(vr);
 	vr->ready = vr->enabled && !vr->broken;
+	vr->discarding = !vr->enabled && !vr->broken && (vr->index & 1);	/* odd: guest TX */
 	if (vr->ready)
 		vhu_zc_ring_started(vr, vr->socket_id);
 }

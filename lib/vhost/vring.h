@@ -69,6 +69,12 @@ struct vhu_vring {
 	/* ---- data-path view, valid while @ready ---- */
 	bool ready;
 	bool broken;		/* the guest corrupted the ring: not polled until re-set-up */
+	/*
+	 * A guest TX ring started but disabled: the vhost-user specification
+	 * wants it processed all the same, its frames taken and dropped (a
+	 * guest that cuts its queue pairs waits for what it queued there).
+	 */
+	bool discarding;
 	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
 	bool mrg_rxbuf;
 	uint64_t features;	/* negotiated (offloads look at the GUEST_* bits) */
