@@ -143,13 +143,20 @@ class Vm:
     reset the machine (default: QEMU exits, ``-no-reboot``).
     ``netdev_opts``/``device_opts``: extra ``,k=v`` for -netdev / -device
     (e.g. ``packed=on``, ``mrg_rxbuf=off``, ``csum=off``).
+    ``incoming``: start as a migration destination (``-incoming <uri>``,
+    e.g. ``tcp:127.0.0.1:4444``): start it with ``wait_ready=False``, the
+    guest arrives running (no ``@@READY``); see ``migrate()``.
+    ``chardev_server``: QEMU listens on ``sock`` (``server=on,wait=off``)
+    and the back end connects to it (our devarg ``client=1``); ``start()``
+    then does not require the socket to exist (QEMU replaces a stale one).
     """
 
     def __init__(self, name: str, workdir: Union[str, Path], assets: Assets, initrd: Path, *,
                  sock: str, mac: str, ip: Optional[str] = None, queues: int = 1,
                  mem_mb: int = DEFAULT_MEM_MB, cpus: Optional[str] = None,
                  reboot: bool = False, netdev_opts: str = "", device_opts: str = "",
-                 append: str = "", extra_args: Sequence[str] = ()):
+                 append: str = "", extra_args: Sequence[str] = (), incoming: str = "",
+                 chardev_server: bool = False):
         self.name = name
         self.workdir = Path(workdir)
         self.assets = assets
@@ -165,6 +172,8 @@ class Vm:
         self.device_opts = device_opts
         self.append = append
         self.extra_args = list(extra_args)
+        self.incoming = incoming
+        self.chardev_server = chardev_server
         self.qmp_path = str(self.workdir / f"{name}.qmp")
         self.log_path = self.workdir / f"{name}.serial.log"
         self.proc: Optional[subprocess.Popen] = None
@@ -209,10 +218,13 @@ class Vm:
                  "-append", self.kernel_cmdline(),
                  "-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0",
                  "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                 "-chardev", f"socket,id=c0,path={self.sock}",
+                 "-chardev", f"socket,id=c0,path={self.sock}"
+                 + (",server=on,wait=off" if self.chardev_server else ""),
                  "-netdev", netdev, "-device", device]
         if not self.reboot:
             argv.append("-no-reboot")
+        if self.incoming:
+            argv += ["-incoming", self.incoming]
         return argv + self.extra_args
 
     @property
@@ -228,7 +240,7 @@ class Vm:
     def start(self, wait_ready: bool = True, timeout: float = 90.0) -> "Vm":
         if self.alive:
             raise VmError(f"{self.name}: already running")
-        if not os.path.exists(self.sock):
+        if not self.chardev_server and not os.path.exists(self.sock):
             raise VmError(f"{self.name}: vhost-user socket {self.sock} does not exist "
                           f"(start the vhost-user server first)")
         try:
@@ -421,6 +433,48 @@ class Vm:
         if self._qmp is None:
             self._qmp = Qmp(self.qmp_path)
         return self._qmp.cmd(name, **arguments)
+
+    def migrate(self, uri: str, timeout: float = 120.0, interval: float = 0.2,
+                **parameters) -> dict:
+        """Live-migrate this guest to ``uri`` (a destination started with
+        ``incoming=``): ``migrate-set-parameters`` with ``parameters`` if
+        any (e.g. ``max_bandwidth=...``; ``_`` becomes ``-``), QMP
+        ``migrate``, then poll ``query-migrate`` until ``completed``.
+        Returns the last ``query-migrate`` (``total-time``, ``downtime``,
+        ``ram``... in ms/bytes); raises VmError if it fails or times out.
+        The source is left paused (``postmigrate``): ``quit()`` it."""
+        if parameters:
+            self.qmp("migrate-set-parameters",
+                     **{k.replace("_", "-"): v for k, v in parameters.items()})
+        self.qmp("migrate", uri=uri)
+        deadline = time.monotonic() + timeout
+        while True:
+            info = self.qmp("query-migrate") or {}
+            status = info.get("status")
+            if status == "completed":
+                return info
+            if status in ("failed", "cancelled"):
+                raise VmError(f"{self.name}: migration to {uri} {status}: {info}")
+            if time.monotonic() > deadline:
+                try:
+                    self.qmp("migrate_cancel")
+                except VmError:
+                    pass
+                raise VmError(f"{self.name}: migration to {uri} not completed after "
+                              f"{timeout}s: {info}")
+            time.sleep(interval)
+
+    def wait_incoming(self, timeout: float = 30.0):
+        """Wait until a destination (``incoming=``) answers QMP in state
+        ``inmigrate`` (its migration listener is then open)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            status = self.qmp("query-status").get("status")
+            if status == "inmigrate":
+                return
+            if time.monotonic() > deadline:
+                raise VmError(f"{self.name}: status {status!r}, not inmigrate, after {timeout}s")
+            time.sleep(0.1)
 
     # ----------------------------------------------------------------- stopping
 
