@@ -74,9 +74,9 @@ STREAMS = ["paused", pytest.param("flowing", marks=pytest.mark.skipif(
     not UNDER_TRAFFIC, reason="QEMU 7.2 TCG loses guest writes when migrating under traffic; "
                               "VHU_QEMU_MIGRATE_UNDER_TRAFFIC=1 runs it"))]
 # The default run migrates once, announcing with our RARP (SEND_RARP is our
-# code; GUEST_ANNOUNCE is the guest's): VHU_QEMU_MIGRATE_ALL=1 runs both.
-ANNOUNCES = [a if a == "rarp" or os.environ.get("VHU_QEMU_MIGRATE_ALL") == "1" else
-             pytest.param(a, marks=pytest.mark.skip(reason="VHU_QEMU_MIGRATE_ALL=1 runs it"))
+# code; GUEST_ANNOUNCE is the guest's): VHU_QEMU_ALL=1 runs both.
+ANNOUNCES = [a if a == "rarp" or os.environ.get("VHU_QEMU_ALL") == "1" else
+             pytest.param(a, marks=pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it"))
              for a in VARIANTS]
 
 

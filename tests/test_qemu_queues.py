@@ -20,7 +20,7 @@ eth_vhost1 in io mode, guest A 10.0.0.1 on port 0, guest B 10.0.0.2 on port 1):
 * test_qemu_server_killed_and_restarted: QEMU listens on the vhost-user
   socket (chardev server=on) and our ports connect to it (client=1); guest
   A's QEMU is SIGKILLed under traffic and started again on the same path,
-  VHU_QEMU_RESTART_ROUNDS times (default 3); our PMD reconnects by itself,
+  VHU_QEMU_RESTART_ROUNDS times (default 2); our PMD reconnects by itself,
   and its fds and threads do not grow.
 
 Run: /usr/bin/python3 -m pytest -v -rP tests/test_qemu_queues.py
@@ -55,7 +55,7 @@ CHECK_CONNS = {1: 4, 2: 16, 4: 32}   # by number of channels
 QUEUE_STATE_EVENT = "Port {port}: queue state event"
 RING_LOG = r"VHU: eth_vhost{port}: {dir} queue {q} {state}"
 
-ROUNDS = int(os.environ.get("VHU_QEMU_RESTART_ROUNDS", "3"))
+ROUNDS = int(os.environ.get("VHU_QEMU_RESTART_ROUNDS", "2"))
 RESTART_MIB = 2
 SINK_PORT = 7000
 # QEMU's own note while its vhost-user netdev waits for the back end to connect
