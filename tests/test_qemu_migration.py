@@ -47,7 +47,7 @@ from qemu.assets import AssetError, ensure_assets
 from qemu.initramfs import build_initramfs
 from qemu.vm import Vm
 
-from test_qemu_vm import GUESTS, QEMU_MESSAGE_RE, ping
+from test_qemu_vm import GUESTS, QEMU_MESSAGE_RE, Rig, ping
 
 pytestmark = [pytest.mark.qemu, pytest.mark.ours_only,  pytest.mark.timeout(200)]
 
@@ -95,18 +95,15 @@ def free_tcp_port() -> int:
         return s.getsockname()[1]
 
 
-class MigrationRig:
+class MigrationRig(Rig):
     """Our testpmd with eth_vhost0 (A), eth_vhost1 (A' after the migration)
     and eth_vhost2 (B), forwarding between B's port and A's."""
 
     def __init__(self, launcher, assets):
-        self.launcher = launcher
-        self.assets = assets
+        super().__init__(launcher, assets)
         self.socks = [launcher.path(n) for n in ("a.sock", "a-dst.sock", "b.sock")]
-        self.ours = None
         self.initrd = None
         self.device_opts = ""
-        self.vms = {}
 
     def _vm(self, name, workdir, port, **kw):
         ip, mac = GUESTS[name]
@@ -148,20 +145,6 @@ class MigrationRig:
         self.ours.cmd(f"set verbose {verbose}")
         self.ours.start_forwarding()
 
-    def finish(self):
-        """Quit the remaining guests (rc 0, no QEMU warning anywhere), then
-        our testpmd (clean exit, ports served by our PMD)."""
-        for key, vm in self.vms.items():
-            rc = vm.quit()
-            assert rc == 0, f"QEMU {key} exited with {rc}; serial tail:\n{vm.tail()}"
-            messages = QEMU_MESSAGE_RE.findall(vm.log)
-            assert not messages, f"QEMU {key} complained: {messages}"
-        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{p}": s
-                                                    for p, s in enumerate(self.socks)})
-
-    def close(self):
-        for vm in self.vms.values():
-            vm.close()
 
 
 @pytest.fixture

@@ -38,7 +38,7 @@ import pytest
 from harness import vhost_vdev
 from qemu.initramfs import build_initramfs
 from qemu.vm import Vm
-from test_qemu_vm import (GUESTS, LSC_EVENT, MIB, PORT_BASE, QEMU_MESSAGE_RE, SLICE_BLOCK, Rig,
+from test_qemu_vm import (GUESTS, LSC_EVENT, MIB, PORT_BASE, SLICE_BLOCK, Rig,
                           both_xstats, guest_assets, rig, tcp_transfer)  # noqa: F401
 
 pytestmark = [pytest.mark.qemu]
@@ -324,13 +324,7 @@ class ServerQemuRig(Rig):
         return self.vms["a"], self.vms["b"]
 
     def finish(self):
-        for vm in self.vms.values():
-            rc = vm.quit()
-            assert rc == 0, f"QEMU {vm.name} exited with {rc}; serial tail:\n{vm.tail()}"
-            messages = [m for m in QEMU_MESSAGE_RE.findall(vm.log) if QEMU_INFO_WAITING not in m]
-            assert not messages, f"QEMU {vm.name} complained: {messages}"
-        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{port}": sock
-                                                    for port, sock in enumerate(self.socks)})
+        super().finish(ignore=(QEMU_INFO_WAITING,))
 
 
 @pytest.fixture

@@ -80,13 +80,7 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		vr->last_avail_idx = 0;
 		vr->avail_wrap = !vr->avail_wrap;
 	}
-	c->id = d.id;
-	c->nslots = 1;
-	c->niov = 1;
-	c->len = d.len;
-	c->iov[0].addr = addr;
-	c->iov[0].len = d.len;
-	c->iov[0].guest_phys_addr = d.addr;
+	vhu_chain_set_one(c, d.id, addr, d.len, d.addr);
 	return true;
 }
 

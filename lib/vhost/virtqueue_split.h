@@ -63,13 +63,7 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	if (addr == NULL)
 		return false;
 	vr->last_avail_idx++;
-	c->id = head;
-	c->nslots = 1;
-	c->niov = 1;
-	c->len = d.len;
-	c->iov[0].addr = addr;
-	c->iov[0].len = d.len;
-	c->iov[0].guest_phys_addr = d.addr;
+	vhu_chain_set_one(c, head, addr, d.len, d.addr);
 	return true;
 }
 

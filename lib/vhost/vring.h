@@ -53,6 +53,19 @@ struct vhu_chain {
 	struct vhu_iov iov[VHU_CHAIN_MAX_IOV];
 };
 
+/* @c becomes the one-piece chain @id: @len bytes at guest address @gpa, mapped at @addr. */
+static inline void
+vhu_chain_set_one(struct vhu_chain *c, uint16_t id, uint8_t *addr, uint32_t len, uint64_t gpa)
+{
+	c->id = id;
+	c->nslots = 1;
+	c->niov = 1;
+	c->len = len;
+	c->iov[0].addr = addr;
+	c->iov[0].len = len;
+	c->iov[0].guest_phys_addr = gpa;
+}
+
 struct vhu_zc_pool;
 
 struct vhu_vring_addr_config {
