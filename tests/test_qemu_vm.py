@@ -15,7 +15,6 @@ Run: /usr/bin/python3 -m pytest -v -rP tests/test_qemu_vm.py
 
 from __future__ import annotations
 
-import os
 import re
 import signal
 import time
@@ -263,14 +262,7 @@ OFFLOAD_VARIANTS = {   # name: (device options of A, of B)
 }
 
 
-# tso_off (plain MTU-sized frames, as every other test carries besides) only
-# in a full run (VHU_QEMU_ALL=1): the default run has a time budget.
-OFFLOAD_PARAMS = [v if v != "tso_off" or os.environ.get("VHU_QEMU_ALL") == "1" else
-                  pytest.param(v, marks=pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it"))
-                  for v in OFFLOAD_VARIANTS]
-
-
-@pytest.mark.parametrize("variant", OFFLOAD_PARAMS)
+@pytest.mark.parametrize("variant", list(OFFLOAD_VARIANTS))
 def test_tso_between_guests(rig, record_property, variant):
     """16 MiB from A to B over TCP, checksums matching, with:
     - packed rings and TSO: A's GSO frames (up to 64 KB) cross both our
