@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Installs what a fresh Debian 12 machine lacks (only what is missing), then
 # builds the project into build/ (and, with --asan, also build-asan/ with
-# AddressSanitizer and UndefinedBehaviorSanitizer), and caches what the QEMU
+# AddressSanitizer and UndefinedBehaviorSanitizer, and clang for the fuzzers),
+# and caches what the QEMU
 # tests' guests boot (tests/qemu/assets.py: kernel, busybox, ethtool via apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -35,5 +36,7 @@ build() {   # build <dir> [meson options...]
 build build
 if [ "${1:-}" = "--asan" ]; then
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    # what scripts/fuzz.sh builds with (test-all.sh runs it alongside the tests)
+    install_missing -- clang libclang-rt-14-dev llvm
 fi
 /usr/bin/python3 -m tests.qemu.assets
