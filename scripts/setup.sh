@@ -3,8 +3,8 @@
 # Installs what a fresh Debian 12 machine lacks (only what is missing), then
 # builds the project into build/ (and, with --asan, also build-asan/ with
 # AddressSanitizer and UndefinedBehaviorSanitizer, and clang for the fuzzers),
-# and caches what the QEMU
-# tests' guests boot (tests/qemu/assets.py: kernel, busybox, ethtool via apt).
+# and caches what the QEMU tests' guests boot (tests/qemu/assets.py: kernel,
+# busybox, ethtool via apt).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
