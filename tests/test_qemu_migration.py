@@ -43,11 +43,10 @@ import time
 import pytest
 
 from harness import vhost_vdev
-from qemu.assets import AssetError, ensure_assets
 from qemu.initramfs import build_initramfs
 from qemu.vm import Vm
 
-from test_qemu_vm import GUESTS, QEMU_MESSAGE_RE, Rig, ping
+from test_qemu_vm import GUESTS, QEMU_MESSAGE_RE, Rig, guest_assets, ping  # noqa: F401
 
 pytestmark = [pytest.mark.qemu, pytest.mark.ours_only,  pytest.mark.timeout(200)]
 
@@ -78,15 +77,6 @@ STREAMS = ["paused", pytest.param("flowing", marks=pytest.mark.skipif(
 ANNOUNCES = [a if a == "rarp" or os.environ.get("VHU_QEMU_ALL") == "1" else
              pytest.param(a, marks=pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it"))
              for a in VARIANTS]
-
-
-@pytest.fixture(scope="session")
-def guest_assets():
-    try:
-        return ensure_assets()
-    except AssetError as exc:
-        pytest.fail(f"QEMU guest assets unavailable: {exc}\n(scripts/setup.sh installs and "
-                    f"caches them; -m 'not qemu' deselects these tests)", pytrace=False)
 
 
 def free_tcp_port() -> int:
