@@ -58,7 +58,6 @@ static inline bool
 vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		    struct vhu_chain *c)
 {
-	const uint16_t want_flags = device_writes ? VRING_DESC_F_WRITE : 0;
 	const uint16_t slot = vr->last_avail_idx;
 	uint16_t flags = __atomic_load_n(&vr->pdesc[slot].flags, __ATOMIC_ACQUIRE);
 	struct vring_packed_desc d;
@@ -70,10 +69,7 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	/* Read once, as vhu_packed_take() does: the guest may rewrite it. */
 	memcpy(&d, &vr->pdesc[slot], sizeof(d));
 	rte_compiler_barrier();
-	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
-	    want_flags || d.len < RTE_MAX(min_len, 1u))
-		return false;
-	addr = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+	addr = vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len);
 	if (addr == NULL)
 		return false;
 	if (++vr->last_avail_idx == vr->size) {

@@ -42,7 +42,6 @@ static inline bool
 vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		   struct vhu_chain *c)
 {
-	const uint16_t want_flags = device_writes ? VRING_DESC_F_WRITE : 0;
 	struct vring_desc d;
 	uint16_t head;
 	uint8_t *addr;
@@ -56,10 +55,7 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	/* Read once, as vhu_split_take() does: the guest may rewrite it. */
 	memcpy(&d, &vr->desc[head], sizeof(d));
 	rte_compiler_barrier();
-	if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
-	    want_flags || d.len < RTE_MAX(min_len, 1u))
-		return false;
-	addr = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+	addr = vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len);
 	if (addr == NULL)
 		return false;
 	vr->last_avail_idx++;

@@ -170,6 +170,21 @@ void vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem,
 void vhu_vring_bad_input(struct vhu_vring *vr, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
 
+/*
+ * Where the buffer of a one-descriptor chain is mapped: a direct descriptor
+ * (@flags without NEXT or INDIRECT, WRITE exactly when @device_writes) of at
+ * least @min_len bytes, not empty, inside one memory region. NULL otherwise.
+ */
+static inline uint8_t *
+vhu_vring_one_piece(const struct vhu_vring *vr, bool device_writes, uint32_t min_len,
+		    uint16_t flags, uint64_t gpa, uint32_t len)
+{
+	if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
+	    (device_writes ? VRING_DESC_F_WRITE : 0) || len < RTE_MAX(min_len, 1u))
+		return NULL;
+	return vhu_mem_guest_to_host(vr->mem, gpa, len);
+}
+
 static inline enum vhu_size_class
 vhu_size_class(uint32_t len)
 {
