@@ -6,8 +6,8 @@
 #include <rte_arp.h>
 #include <rte_ether.h>
 #include <rte_mbuf.h>
-#include <rte_memcpy.h>
 
+#include "frame_copy.h"
 #include "guest_copy.h"
 #include "netoffload.h"
 #include "vhu.h"
@@ -164,13 +164,13 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 		memcpy(&hdr.hdr, c->iov[0].addr, sizeof(hdr.hdr));
 		if (likely(!zero_copy_candidate(vr, &hdr.hdr, frame_len))) {
 			if (frame_len <= rte_pktmbuf_tailroom(m)) {
-				rte_memcpy(rte_pktmbuf_mtod(m, void *), frame, frame_len);
+				vhu_copy(rte_pktmbuf_mtod(m, void *), frame, frame_len);
 				m->data_len = (uint16_t)frame_len;
 				m->pkt_len = (uint32_t)frame_len;
 				goto offload;
 			}
 		} else if (VHU_ZC_HEAD_BYTES <= rte_pktmbuf_tailroom(m)) {
-			rte_memcpy(rte_pktmbuf_mtod(m, void *), frame, VHU_ZC_HEAD_BYTES);
+			vhu_copy(rte_pktmbuf_mtod(m, void *), frame, VHU_ZC_HEAD_BYTES);
 			m->data_len = VHU_ZC_HEAD_BYTES;
 			m->pkt_len = VHU_ZC_HEAD_BYTES;
 			frame_len -= VHU_ZC_HEAD_BYTES;

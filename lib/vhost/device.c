@@ -12,6 +12,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "frame_copy.h"
 #include "netoffload.h"
 #include "socket.h"
 #include "vhu_log.h"
@@ -658,6 +659,7 @@ vhu_port_create(const struct vhu_port_config *cfg)
 			VHU_MAX_QUEUE_PAIRS);
 		return NULL;
 	}
+	vhu_frame_copy_select();
 	nrings = 2u * cfg->queue_pairs;
 	p = calloc(1, sizeof(*p) + nrings * sizeof(p->vrings[0]));
 	if (p == NULL) {

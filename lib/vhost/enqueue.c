@@ -5,8 +5,8 @@
 #include <string.h>
 
 #include <rte_mbuf.h>
-#include <rte_memcpy.h>
 
+#include "frame_copy.h"
 #include "guest_copy.h"
 #include "netoffload.h"
 #include "vhu.h"
@@ -167,7 +167,7 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 		else
 			memcpy(piece, &hdr.hdr, sizeof(hdr.hdr));
 		if (likely(m->next == NULL)) {
-			rte_memcpy(piece + off, rte_pktmbuf_mtod(m, const void *), m->pkt_len);
+			vhu_copy(piece + off, rte_pktmbuf_mtod(m, const void *), m->pkt_len);
 			off = len;
 		} else {
 			/* Segments as far as pkt_len says, whatever their data_len add up to. */
@@ -175,7 +175,7 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			     seg = seg->next) {
 				uint32_t n = RTE_MIN((uint32_t)seg->data_len, len - off);
 
-				rte_memcpy(piece + off, rte_pktmbuf_mtod(seg, const void *), n);
+				vhu_copy(piece + off, rte_pktmbuf_mtod(seg, const void *), n);
 				off += n;
 			}
 		}

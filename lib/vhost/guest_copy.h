@@ -9,7 +9,7 @@
 #include <stdint.h>
 
 #include <rte_common.h>
-#include <rte_memcpy.h>
+#include "frame_copy.h"
 
 #include "memory.h"
 
@@ -61,7 +61,7 @@ vhu_cursor_write(struct vhu_cursor *c, const void *src, uint32_t len)
 
 	/* Most copies fit in the current piece: one memcpy, no loop. */
 	if (likely(c->i < c->niov && len < vhu_cursor_piece_left(c))) {
-		rte_memcpy(vhu_cursor_ptr(c), src, len);
+		vhu_copy(vhu_cursor_ptr(c), src, len);
 		c->off += len;
 		return len;
 	}
@@ -69,7 +69,7 @@ vhu_cursor_write(struct vhu_cursor *c, const void *src, uint32_t len)
 	while (done < len && c->i < c->niov) {
 		uint32_t n = RTE_MIN(len - done, vhu_cursor_piece_left(c));
 
-		rte_memcpy(vhu_cursor_ptr(c), (const uint8_t *)src + done, n);
+		vhu_copy(vhu_cursor_ptr(c), (const uint8_t *)src + done, n);
 		vhu_cursor_advance(c, n);
 		done += n;
 	}
@@ -84,7 +84,7 @@ vhu_cursor_read(struct vhu_cursor *c, void *dst, uint32_t len)
 
 	/* Most copies fit in the current piece: one memcpy, no loop. */
 	if (likely(c->i < c->niov && len < vhu_cursor_piece_left(c))) {
-		rte_memcpy(dst, vhu_cursor_ptr(c), len);
+		vhu_copy(dst, vhu_cursor_ptr(c), len);
 		c->off += len;
 		return len;
 	}
@@ -92,7 +92,7 @@ vhu_cursor_read(struct vhu_cursor *c, void *dst, uint32_t len)
 	while (done < len && c->i < c->niov) {
 		uint32_t n = RTE_MIN(len - done, vhu_cursor_piece_left(c));
 
-		rte_memcpy((uint8_t *)dst + done, vhu_cursor_ptr(c), n);
+		vhu_copy((uint8_t *)dst + done, vhu_cursor_ptr(c), n);
 		vhu_cursor_advance(c, n);
 		done += n;
 	}
