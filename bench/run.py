@@ -594,7 +594,7 @@ def parse_args(argv=None):
     ap.add_argument("--zc", action="store_true",
                     help="a third competitor: ours with dequeue-zero-copy=1 (\"ours-zc\")")
     ap.add_argument("--zc-threshold", type=int, default=None, metavar="N",
-                    help="zero-copy-threshold=N for ours-zc (default: the PMD's, 512)")
+                    help="zero-copy-threshold=N for ours-zc (default: the PMD's, 4096)")
     ap.add_argument("--no-pps", action="store_true")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--pmd", type=Path, default=DEFAULT_PMD_SO, help="our plugin (.so)")
