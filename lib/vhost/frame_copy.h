@@ -28,7 +28,8 @@ void vhu_frame_copy_select(void);
 /* The AVX2 build of the wide copy (frame_copy_avx2.c, compiled with -mavx2). */
 void vhu_copy_avx2(void *dst, const void *src, size_t n);
 
-static inline void
+/* Always inline: GCC would otherwise outline the small copy into a call. */
+static __rte_always_inline void
 vhu_copy(void *dst, const void *src, size_t n)
 {
 	if (n < VHU_COPY_WIDE_MIN)
