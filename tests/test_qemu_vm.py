@@ -269,7 +269,8 @@ OFFLOAD_VARIANTS = {   # name: (device options of A, of B, devargs of both our p
 def test_tso_between_guests(rig, record_property, variant):
     """16 MiB from A to B over TCP, checksums matching, with:
     - packed rings and TSO: A's GSO frames (up to 64 KB) cross both our
-      ports whole (size_1519_max_packets on port 0 Rx and port 1 Tx);
+      ports whole (size_1519_max_packets on port 0 Rx and port 1 Tx, less
+      any that found B's ring full);
     - TSO off on both guests: no frame above the MTU anywhere;
     - B without GUEST_TSO: A's GSO frames arrive whole on port 0 and our
       PMD segments them for B in software (nothing above the MTU to B).
@@ -291,7 +292,10 @@ def test_tso_between_guests(rig, record_property, variant):
     elif variant == "b_without_guest_tso":
         assert big_in > 0 and big_out == 0, (big_in, big_out)
     else:
-        assert big_in > 0 and big_out == big_in, (big_in, big_out)
+        # every big frame leaves whole, but for those that found B's ring
+        # full (testpmd drops what a TX burst leaves; TCP resends them)
+        unsent = after[1]["tx_q0_missed_packets"] - before[1]["tx_q0_missed_packets"]
+        assert big_in > 0 and big_in - unsent <= big_out <= big_in, (big_in, big_out, unsent)
     zero_copied = after[0]["rx_q0_zero_copy_packets"] - before[0]["rx_q0_zero_copy_packets"]
     if vhost_opts.get("dequeue-zero-copy"):
         # every GSO frame is far above the threshold; a frame is copied only
