@@ -133,7 +133,15 @@ class MigrationRig(Rig):
         self.ours.cmd("stop", timeout=60)
         self.ours.cmd(f"set portlist {port_of_a},{PEER}")
         self.ours.cmd(f"set verbose {verbose}")
-        self.ours.start_forwarding()
+        if not verbose:
+            self.ours.start_forwarding()
+            return
+        # frames printed by the forwarding lcore as soon as it starts can
+        # interleave with start's own output and end it early (one CI run saw
+        # only "s"): look for the forwarding banner in the log instead
+        mark = len(self.ours.log)
+        self.ours.cmd("start")
+        self.ours.wait_log(r"packet forwarding - ports=", 10, mark)
 
 
 
