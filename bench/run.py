@@ -542,13 +542,13 @@ def build_cases(args) -> List[dict]:
     # grouped by setup: the pps pairs are started once per setup (v2v, with
     # two ports a side, is a setup of its own, after the others)
     std = [d for d in args.dirs if d != V2V]
-    return [{"setup": Setup(ring, mrg, q, v2v, size > DEFAULT_MBUF_DATA),
-             "direction": d, "size": size}
-            for ring, mrg, q in itertools.product(args.rings, args.mrg, args.queues)
-            for big in (False, True)
-            for v2v, dirs in ((False, std), (True, [V2V] if V2V in args.dirs else []))
-            for d, size in itertools.product(dirs, args.sizes)
-            if (size > DEFAULT_MBUF_DATA) == big]
+    cases = [{"setup": Setup(ring, mrg, q, v2v, size > DEFAULT_MBUF_DATA),
+              "direction": d, "size": size}
+             for ring, mrg, q in itertools.product(args.rings, args.mrg, args.queues)
+             for v2v, dirs in ((False, std), (True, [V2V] if V2V in args.dirs else []))
+             for d, size in itertools.product(dirs, args.sizes)]
+    # the big-mbuf setups after the others (a stable sort keeps the rest's order)
+    return sorted(cases, key=lambda c: c["setup"].big_mbufs)
 
 
 def metadata(args, so: Path) -> dict:

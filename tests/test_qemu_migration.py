@@ -136,9 +136,10 @@ class MigrationRig(Rig):
         if not verbose:
             self.ours.start_forwarding()
             return
-        # frames printed by the forwarding lcore as soon as it starts can
-        # interleave with start's own output and end it early (one CI run saw
-        # only "s"): look for the forwarding banner in the log instead
+        # the harness's prompt matcher allows whole lines between the prompt's
+        # characters (PROMPT_RE); the frames printed with verbose on once let it
+        # match from the echoed "start" onwards, and the command's output came
+        # back as "s": look for the forwarding banner in the log instead
         mark = len(self.ours.log)
         self.ours.cmd("start")
         self.ours.wait_log(r"packet forwarding - ports=", 10, mark)

@@ -9,8 +9,8 @@
 #include <stdint.h>
 
 #include <rte_common.h>
-#include "frame_copy.h"
 
+#include "frame_copy.h"
 #include "memory.h"
 
 struct vhu_cursor {
