@@ -26,13 +26,12 @@
 #include <rte_udp.h>
 
 #include "netoffload.h"
-#include "socket.h"
+#include "port.h"
 #include "zerocopy.h"
 
 struct rte_mempool *fz_pool;
 struct rte_gso_ctx fz_gso;
 
-static bool skipped[FZ_KNOWN_COUNT];	/* VHU_FUZZ_SKIP */
 static bool verbose;		/* VHU_FUZZ_LOG=1: the library's log and each burst */
 static int fds_before;
 static unsigned int mappings_before;
@@ -75,52 +74,6 @@ die(const char *what)
 	abort();
 }
 
-static const char *const known_names[FZ_KNOWN_COUNT] = {
-	[FZ_KNOWN_RING_STATE_EVENTS] = "ring-state-events",
-	[FZ_KNOWN_LINK_STATE] = "link-state",
-	[FZ_KNOWN_BROKEN_RING_REVIVED] = "broken-ring-revived",
-	[FZ_KNOWN_OFFLOAD_LENGTHS] = "offload-lengths",
-	[FZ_KNOWN_TSO_REQUEST_UNCHECKED] = "tso-request-unchecked",
-	[FZ_KNOWN_UNCOUNTED_REFUSAL] = "uncounted-refusal",
-	[FZ_KNOWN_TSO_ONE_SEGMENT] = "tso-one-segment",
-	[FZ_KNOWN_TSO_UNSEGMENTED] = "tso-unsegmented",
-	[FZ_KNOWN_ODD_SEGMENT_CHECKSUM] = "odd-segment-checksum",
-	[FZ_KNOWN_SHARED_FRAME_WRITES] = "shared-frame-writes",
-	[FZ_KNOWN_ZERO_COPY_RESTART] = "zero-copy-restart",
-};
-
-bool
-fz_skip(enum fz_known check)
-{
-	return skipped[check];
-}
-
-/* Reads VHU_FUZZ_SKIP; a name it does not know is a typo that would hide nothing. */
-static void
-read_skip_list(void)
-{
-	const char *env = getenv("VHU_FUZZ_SKIP");
-	char *list, *name, *save = NULL;
-
-	if (env == NULL)
-		return;
-	list = strdup(env);
-	if (list == NULL)
-		die("strdup");
-	for (name = strtok_r(list, ",", &save); name != NULL; name = strtok_r(NULL, ",", &save)) {
-		int k = 0;
-
-		while (k < FZ_KNOWN_COUNT && strcmp(name, known_names[k]) != 0)
-			k++;
-		if (k == FZ_KNOWN_COUNT) {
-			fprintf(stderr, "VHU_FUZZ_SKIP: unknown check \"%s\"\n", name);
-			exit(2);
-		}
-		skipped[k] = true;
-	}
-	free(list);
-}
-
 /* ---- the port's owner ---- */
 
 /* Every report must change what the owner knows: a repeated one is a lost change. */
@@ -138,9 +91,9 @@ on_vring_state_changed(void *ctx, uint16_t ring_index, bool enabled)
 {
 	struct port_state *st = ctx;
 
-	FZ_CHECK(ring_index < st->port->nrings, "state change of ring %u of %u", ring_index,
-		 st->port->nrings);
-	FZ_CHECK(enabled != st->enabled[ring_index] || fz_skip(FZ_KNOWN_RING_STATE_EVENTS),
+	FZ_CHECK(ring_index < st->port->session.nrings, "state change of ring %u of %u",
+		 ring_index, st->port->session.nrings);
+	FZ_CHECK(enabled != st->enabled[ring_index],
 		 "ring %u reported %s twice", ring_index, enabled ? "enabled" : "disabled");
 	st->enabled[ring_index] = enabled;
 }
@@ -158,39 +111,27 @@ static void
 check_owner_view(void)
 {
 	const struct vhu_port *port = cur->port;
+	const struct vhu_session *s = &port->session;
 	bool pair0 = port->vrings[0].ready && port->vrings[1].ready;
 
-	FZ_CHECK(cur->link_up == port->link_up, "owner thinks the link is %s",
+	FZ_CHECK(cur->link_up == s->link_up, "owner thinks the link is %s",
 		 cur->link_up ? "up" : "down");
-	FZ_CHECK(port->link_up == pair0 || fz_skip(FZ_KNOWN_LINK_STATE),
-		 "link %s while rings 0 and 1 are%s ready", port->link_up ? "up" : "down",
+	FZ_CHECK(s->link_up == pair0,
+		 "link %s while rings 0 and 1 are%s ready", s->link_up ? "up" : "down",
 		 pair0 ? "" : " not both");
-	if (fz_skip(FZ_KNOWN_RING_STATE_EVENTS))
-		return;
-	for (uint32_t i = 0; i < port->nrings; i++)
-		FZ_CHECK(cur->enabled[i] == port->vrings[i].enabled,
+	for (uint32_t i = 0; i < s->nrings; i++)
+		FZ_CHECK(cur->enabled[i] == port->vrings[i].ctl.enabled,
 			 "ring %u is %s, its owner was told %s", i,
-			 port->vrings[i].enabled ? "enabled" : "disabled",
+			 port->vrings[i].ctl.enabled ? "enabled" : "disabled",
 			 cur->enabled[i] ? "enabled" : "disabled");
 }
 
 /* ---- process set-up ---- */
 
-/*
- * The link is up only while a front end is connected: the harness is that
- * front end, without a socket, so the port gets a stand-in connection that
- * nothing but the link computation looks at (no socket event can reach it:
- * nobody connects to the port's socket).
- */
-static char stand_in_conn;
-
 static void
 ports_destroy(void)
 {
 	for (unsigned int i = 0; i < RTE_DIM(ports); i++) {
-		vhu_ctl_lock();
-		ports[i].port->conn = NULL;	/* socket.c would close and free it */
-		vhu_ctl_unlock();
 		vhu_port_destroy(ports[i].port);
 		ports[i].port = NULL;
 		rmdir(ports[i].sock_dir);
@@ -221,8 +162,9 @@ port_create(struct port_state *st, bool zero_copy)
 		fprintf(stderr, "vhu_port_create failed\n");
 		exit(2);
 	}
+	/* The harness is the front end, without a socket: nobody connects to the port's. */
 	vhu_ctl_lock();
-	st->port->conn = (struct vhu_conn *)&stand_in_conn;
+	vhu_session_connected(&st->port->session);
 	vhu_ctl_unlock();
 }
 
@@ -234,7 +176,6 @@ LLVMFuzzerInitialize(int *argc __rte_unused, char ***fuzzer_argv)
 	cpu_set_t set;
 	int cpu = 0;
 
-	read_skip_list();
 	if (sched_getaffinity(0, sizeof(set), &set) == 0)
 		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
 			;
@@ -375,7 +316,7 @@ int __real_munmap(void *addr, size_t len);
 void *__wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off);
 int __wrap_munmap(void *addr, size_t len);
 
-#define MAX_GUARDED 128
+#define FZ_MAX_SHARED_MAPPINGS 128
 
 static struct {
 	pthread_mutex_t lock;
@@ -383,7 +324,7 @@ static struct {
 	struct {
 		uint8_t *addr;
 		size_t len;
-	} map[MAX_GUARDED];
+	} map[FZ_MAX_SHARED_MAPPINGS];
 } guarded = { .lock = PTHREAD_MUTEX_INITIALIZER };
 
 static size_t
@@ -420,8 +361,8 @@ __wrap_mmap(void *addr, size_t len, int prot, int flags, int fd, off_t off)
 		return MAP_FAILED;
 	}
 	pthread_mutex_lock(&guarded.lock);
-	FZ_CHECK(guarded.n < MAX_GUARDED, "more than %u shared mappings (harness limit)",
-		 MAX_GUARDED);
+	FZ_CHECK(guarded.n < FZ_MAX_SHARED_MAPPINGS, "more than %u shared mappings (harness limit)",
+		 FZ_MAX_SHARED_MAPPINGS);
 	guarded.map[guarded.n].addr = p;
 	guarded.map[guarded.n].len = len;
 	guarded.n++;
@@ -517,8 +458,6 @@ fz_check_offload(const struct rte_mbuf *m)
 		 ": not exactly one of IPV4, IPV6", ol);
 	FZ_CHECK(!(ol & RTE_MBUF_F_TX_TCP_SEG) || (tcp && m->tso_segsz > 0),
 		 "TSO with L4 request 0x%" PRIx64 ", segment size %u", l4, m->tso_segsz);
-	if (fz_skip(FZ_KNOWN_OFFLOAD_LENGTHS))
-		return;
 	FZ_CHECK(m->l2_len >= RTE_ETHER_HDR_LEN && m->l3_len >= (v4 ? 20 : 40) &&
 		 m->l4_len >= (tcp ? sizeof(struct rte_tcp_hdr) : sizeof(struct rte_udp_hdr)),
 		 "header lengths l2 %u l3 %u l4 %u too short for %s over IPv%c", m->l2_len,
@@ -777,13 +716,13 @@ fz_msg_init(struct vhu_msg *m, uint32_t request, uint32_t size)
 enum vhu_dispatch
 fz_send(struct vhu_msg *m)
 {
-	struct vhu_port *port = cur->port;
-	const struct vhu_mem_table *mem_before = port->mem;
+	struct vhu_session *s = &cur->port->session;
+	const struct vhu_mem_table *mem_before = s->mem;
 	const struct vhu_msg_hdr hdr = m->hdr;
 	enum vhu_dispatch d;
 
 	vhu_ctl_lock();
-	d = vhu_device_handle(port, m);
+	d = vhu_session_handle(s, m);
 	vhu_ctl_unlock();
 	FZ_CHECK(m->nfds == 0, "%s: %u fds left in the message", vhu_request_name(hdr.request),
 		 m->nfds);
@@ -796,8 +735,8 @@ fz_send(struct vhu_msg *m)
 		FZ_CHECK(vhu_request_has_reply(hdr.request) || (hdr.flags & VHOST_USER_NEED_REPLY),
 			 "%s: a reply nobody asked for", vhu_request_name(hdr.request));
 	}
-	if (port->mem != NULL && port->mem != mem_before)
-		fz_guard_mem_table(port->mem);
+	if (s->mem != NULL && s->mem != mem_before)
+		fz_guard_mem_table(s->mem);
 	check_owner_view();
 	if (d == VHU_DISPATCH_CLOSE)
 		fz_disconnect();
@@ -816,26 +755,34 @@ void
 fz_disconnect(void)
 {
 	struct vhu_port *port = cur->port;
+	struct vhu_session *s = &port->session;
 
 	vhu_ctl_lock();
-	vhu_device_disconnected(port);
+	vhu_session_end(s);
 	vhu_ctl_unlock();
-	FZ_CHECK(port->mem == NULL, "memory table kept after a disconnect");
-	FZ_CHECK(port->log == NULL, "dirty log kept after a disconnect");
-	FZ_CHECK(port->features == 0 && !port->features_set && port->protocol_features == 0,
+	FZ_CHECK(!s->connected && !s->link_up, "session still connected after a disconnect");
+	FZ_CHECK(s->mem == NULL, "memory table kept after a disconnect");
+	FZ_CHECK(s->log == NULL, "dirty log kept after a disconnect");
+	FZ_CHECK(s->features == 0 && !s->features_set && s->protocol_features == 0,
 		 "features kept after a disconnect");
-	for (uint32_t i = 0; i < port->nrings; i++) {
+	for (uint32_t i = 0; i < s->nrings; i++) {
 		const struct vhu_vring *vr = &port->vrings[i];
 
-		FZ_CHECK(vr->mem == NULL && vr->log == NULL, "ring %u keeps memory or log", i);
-		FZ_CHECK(vr->kickfd < 0 && vr->callfd < 0 && vr->errfd < 0,
-			 "ring %u keeps fds (kick %d call %d err %d)", i, vr->kickfd, vr->callfd,
-			 vr->errfd);
-		FZ_CHECK(!vr->ready && !vr->enabled && !vr->started && vr->pending == NULL,
+		FZ_CHECK(vr->mem == NULL && vr->dirty.log == NULL, "ring %u keeps memory or log",
+			 i);
+		FZ_CHECK(vr->ctl.kickfd < 0 && vr->notify.callfd < 0 && vr->ctl.errfd < 0,
+			 "ring %u keeps fds (kick %d call %d err %d)", i, vr->ctl.kickfd,
+			 vr->notify.callfd, vr->ctl.errfd);
+		FZ_CHECK(!vr->ready && !vr->ctl.enabled && !vr->ctl.started &&
+			 vr->packed.pending == NULL,
 			 "ring %u not reset (ready %d enabled %d started %d)", i, vr->ready,
-			 vr->enabled, vr->started);
+			 vr->ctl.enabled, vr->ctl.started);
 	}
 	check_owner_view();
+	/* The next front end connects. */
+	vhu_ctl_lock();
+	vhu_session_connected(s);
+	vhu_ctl_unlock();
 }
 
 /* ---- bursts ---- */
@@ -852,20 +799,18 @@ check_ring_idle(const struct vhu_vring *vr)
 		return;
 	if (vr->zc != NULL) {
 		/* ... except the chains zero-copy mbufs hold (one available entry each). */
-		FZ_CHECK(vr->packed || fz_skip(FZ_KNOWN_ZERO_COPY_RESTART) ||
+		FZ_CHECK(vr->neg.packed ||
 			 (uint16_t)(vr->last_avail_idx - vr->last_used_idx) == vhu_zc_held(vr),
 			 "ring %u: available %u, used %u, %u chains held", vr->index,
 			 vr->last_avail_idx, vr->last_used_idx, vhu_zc_held(vr));
 		return;
 	}
-	if (fz_skip(FZ_KNOWN_BROKEN_RING_REVIVED))
-		return;
 	FZ_CHECK(vr->last_avail_idx == vr->last_used_idx, "ring %u: available %u, used %u",
 		 vr->index, vr->last_avail_idx, vr->last_used_idx);
-	if (vr->packed)
-		FZ_CHECK(vr->avail_wrap == vr->used_wrap && vr->npending == 0,
+	if (vr->neg.packed)
+		FZ_CHECK(vr->packed.avail_wrap == vr->packed.used_wrap && vr->packed.npending == 0,
 			 "ring %u: wrap counters %d/%d, %u completions pending", vr->index,
-			 vr->avail_wrap, vr->used_wrap, vr->npending);
+			 vr->packed.avail_wrap, vr->packed.used_wrap, vr->packed.npending);
 }
 
 static uint64_t
@@ -969,8 +914,7 @@ fz_enqueue(struct vhu_vring *vr, struct fz_reader *r)
 		FZ_CHECK(fz_frame_refs(pkts[i]) == refs[i], "frame %u: references %u, were %u",
 			 i, fz_frame_refs(pkts[i]), refs[i]);
 		/* ... and finishes checksums only in frames nobody else holds. */
-		FZ_CHECK(f[i].shared == NULL || fz_frame_digest(pkts[i]) == digest[i] ||
-			 fz_skip(FZ_KNOWN_SHARED_FRAME_WRITES),
+		FZ_CHECK(f[i].shared == NULL || fz_frame_digest(pkts[i]) == digest[i],
 			 "frame %u (%u bytes, %u segments, shared from segment %u) was written to",
 			 i, pkts[i]->pkt_len, pkts[i]->nb_segs, f[i].shared == pkts[i] ? 1 : 2);
 		fz_frame_free(&f[i]);

@@ -19,7 +19,7 @@
 
 #include <rte_gso.h>
 
-#include "device.h"
+#include "port.h"
 #include "vring.h"
 
 struct rte_mbuf;
@@ -98,39 +98,6 @@ fz_bytes(struct fz_reader *r, void *dst, size_t len)
 void fz_fail(const char *file, int line, const char *expr, const char *fmt, ...)
 	__attribute__((noreturn, format(printf, 4, 5)));
 
-/*
- * Checks that found a known library defect (docs/fuzzing.md, "Findings").
- * VHU_FUZZ_SKIP in the environment names those to switch off, separated by
- * commas, so that fuzzing can go on past a defect until it is fixed.
- */
-enum fz_known {
-	/* ring-state-events: rings enabled or disabled without telling the owner */
-	FZ_KNOWN_RING_STATE_EVENTS,
-	/* link-state: link state left behind by a ring change */
-	FZ_KNOWN_LINK_STATE,
-	/* broken-ring-revived: a broken ring runs again with a chain in flight */
-	FZ_KNOWN_BROKEN_RING_REVIVED,
-	/* offload-lengths: header lengths from a guest beyond its frame */
-	FZ_KNOWN_OFFLOAD_LENGTHS,
-	/* tso-request-unchecked: TSO header for a guest outside the frame */
-	FZ_KNOWN_TSO_REQUEST_UNCHECKED,
-	/* uncounted-refusal: a refused offload request not counted */
-	FZ_KNOWN_UNCOUNTED_REFUSAL,
-	/* tso-one-segment: TSO frame that fits one segment refused */
-	FZ_KNOWN_TSO_ONE_SEGMENT,
-	/* tso-unsegmented: TSO frame librte_gso cannot cut delivered whole */
-	FZ_KNOWN_TSO_UNSEGMENTED,
-	/* odd-segment-checksum: software checksum over odd-length segments */
-	FZ_KNOWN_ODD_SEGMENT_CHECKSUM,
-	/* shared-frame-writes: checksum written into a segment others hold */
-	FZ_KNOWN_SHARED_FRAME_WRITES,
-	/* zero-copy-restart: a ring restarted while zero-copy chains are held */
-	FZ_KNOWN_ZERO_COPY_RESTART,
-	FZ_KNOWN_COUNT
-};
-
-bool fz_skip(enum fz_known check);
-
 /* ---- process set-up, once ---- */
 
 /* libFuzzer's entry points: fuzz_common.c starts EAL, each harness runs inputs. */
@@ -156,7 +123,7 @@ unsigned int fz_mbufs_in_use(void);
 void fz_input_begin(void);
 
 /*
- * Disconnects the port (vhu_device_disconnected), checks the session is
+ * Disconnects the port (vhu_session_end), checks the session is
  * gone, frees the mbufs kept from dequeue bursts (reading them whole: guest
  * memory must outlive zero-copy mbufs), then checks that the input left no
  * fd, mbuf or shared mapping behind that was not there before it. The
@@ -284,7 +251,7 @@ void fz_use_port(bool zero_copy);
 void fz_msg_init(struct vhu_msg *m, uint32_t request, uint32_t size);
 
 /*
- * Hands @m to vhu_device_handle() under the control lock, then checks the
+ * Hands @m to vhu_session_handle() under the control lock, then checks the
  * answer (a reply fits, fds taken), guards a new memory table and checks the
  * ring states reported to the port's owner. VHU_DISPATCH_CLOSE disconnects,
  * as the socket layer does.
@@ -294,7 +261,7 @@ enum vhu_dispatch fz_send(struct vhu_msg *m);
 /* Sends @m and returns its reply-ack (0 done, 1 refused), -1 without one. */
 int fz_send_ack(struct vhu_msg *m);
 
-/* The front end hangs up: vhu_device_disconnected() and the session checks. */
+/* The front end hangs up: vhu_session_end() and the session checks. */
 void fz_disconnect(void);
 
 /* ---- bursts ---- */

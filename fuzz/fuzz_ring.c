@@ -206,7 +206,7 @@ ring_setup(struct fz_ring *g, const struct fz_layout *l, struct fz_reader *r)
 	uint32_t log_gpa = fz_u32(r);
 
 	/* The zero-copy port does not offer IN_ORDER. */
-	g->features = features_of(cfg, l->packed) & fz_port()->offered_features;
+	g->features = features_of(cfg, l->packed) & fz_port()->session.offered_features;
 	g->size = ring_size(size, l->packed);
 	if (l->packed) {
 		/* Without a base a packed ring starts at slot 0 with wrap counters 1. */
@@ -285,7 +285,7 @@ burst(struct fz_ring *g, const struct fz_layout *l, bool rx, struct fz_reader *r
 {
 	const struct fz_ring_mark before = {
 		.used_idx = g->vr->last_used_idx,
-		.used_wrap = g->vr->used_wrap,
+		.used_wrap = g->vr->packed.used_wrap,
 	};
 	bool ready = g->vr->ready && !g->vr->broken;
 
@@ -294,7 +294,7 @@ burst(struct fz_ring *g, const struct fz_layout *l, bool rx, struct fz_reader *r
 	else
 		fz_dequeue(g->vr, r);
 	if (ready && (g->vr->last_used_idx != before.used_idx ||
-		      g->vr->used_wrap != before.used_wrap))
+		      g->vr->packed.used_wrap != before.used_wrap))
 		l->check_used(g, &before, rx);
 }
 

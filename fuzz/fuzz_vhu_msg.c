@@ -14,7 +14,7 @@
  *   bytes): ring contents for the bursts;
  * - a burst on a ring (ring u8, then a dequeue byte, fz_dequeue, or enqueue
  *   frames);
- * - a hang-up (vhu_device_disconnected);
+ * - a hang-up (vhu_session_end);
  * - a guest memory file truncated (file u8, new size u32) under the
  *   library's mappings: its SIGBUS guard must stand a zero page in for what
  *   is gone and flag the session, which is then closed as the control
@@ -103,7 +103,7 @@ static void
 burst(struct fz_reader *r)
 {
 	struct vhu_port *p = fz_port();
-	struct vhu_vring *vr = vhu_port_vring(p, (uint16_t)(fz_u8(r) % p->nrings));
+	struct vhu_vring *vr = vhu_port_vring(p, (uint16_t)(fz_u8(r) % p->session.nrings));
 
 	if (fz_u8(r) & 1)
 		fz_enqueue(vr, r);
@@ -141,7 +141,7 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 			break;
 		}
 		/* socket.c closes a session whose memory was taken away. */
-		if (vhu_device_memory_lost(fz_port()) != NULL)
+		if (vhu_session_memory_lost(&fz_port()->session) != NULL)
 			fz_disconnect();
 	}
 	for (int i = 0; i < FILES; i++)

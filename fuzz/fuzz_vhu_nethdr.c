@@ -34,6 +34,7 @@
 
 #include "fuzz_common.h"
 #include "netoffload.h"
+#include "vring_ctl.h"
 #include "virtio_defs.h"
 
 #define CFG_GUEST_CSUM	0x01
@@ -49,7 +50,7 @@ check_counted(const struct vhu_vring *vr, uint64_t malformed_before, bool ok, co
 {
 	uint64_t n = vr->stats.malformed - malformed_before;
 
-	FZ_CHECK(n == (ok ? 0 : 1) || (n == 0 && fz_skip(FZ_KNOWN_UNCOUNTED_REFUSAL)),
+	FZ_CHECK(n == (ok ? 0 : 1),
 		 "%s %s, %" PRIu64 " refusals counted", what, ok ? "accepted" : "refused", n);
 }
 
@@ -83,8 +84,7 @@ check_checksums(const struct rte_mbuf *m, bool ip, bool l4, const char *what)
 			 what);
 	if (l4)
 		FZ_CHECK((v4 ? rte_ipv4_udptcp_cksum_verify(l3, l4_hdr) :
-			       rte_ipv6_udptcp_cksum_verify(l3, l4_hdr)) == 0 ||
-			 fz_skip(FZ_KNOWN_ODD_SEGMENT_CHECKSUM),
+			       rte_ipv6_udptcp_cksum_verify(l3, l4_hdr)) == 0,
 			 "%s: bad L4 checksum (%u bytes, %u segments)", what, m->pkt_len,
 			 m->nb_segs);
 }
@@ -133,7 +133,7 @@ segment(struct vhu_vring *vr, struct rte_mbuf *m, bool consistent, bool shared)
 	 * frame that fits one segment needs no cutting, only its checksums
 	 * finished, which cannot be done in a frame someone else holds.
 	 */
-	if (consistent && (m->ol_flags & RTE_MBUF_F_TX_IPV4) && !fz_skip(FZ_KNOWN_TSO_ONE_SEGMENT))
+	if (consistent && (m->ol_flags & RTE_MBUF_F_TX_IPV4))
 		FZ_CHECK(n > 0 || payload > VHU_GSO_MAX_SEGS * mss || (payload <= mss && shared),
 			 "a %u-byte TSO frame (headers %u, segment size %u) refused", m->pkt_len,
 			 headers, mss);
@@ -144,7 +144,7 @@ segment(struct vhu_vring *vr, struct rte_mbuf *m, bool consistent, bool shared)
 		FZ_CHECK(!(segs[i]->ol_flags & OFFLOAD_REQUESTS),
 			 "segment %u keeps offload requests 0x%" PRIx64, i,
 			 (uint64_t)(segs[i]->ol_flags & OFFLOAD_REQUESTS));
-		FZ_CHECK(segs[i]->pkt_len <= headers + mss || fz_skip(FZ_KNOWN_TSO_UNSEGMENTED),
+		FZ_CHECK(segs[i]->pkt_len <= headers + mss,
 			 "segment %u of %u bytes, %u + %u asked", i, segs[i]->pkt_len, headers, mss);
 		if (consistent)
 			check_checksums(segs[i], true, true, "segment");
@@ -181,16 +181,13 @@ to_guest(struct vhu_vring *vr, struct rte_mbuf *m, bool shared, bool verify)
 	 * a checksum request that does not fit is refused, and so must be a
 	 * segmentation request.
 	 */
-	if (h.gso_type == VIRTIO_NET_HDR_GSO_NONE || !fz_skip(FZ_KNOWN_TSO_REQUEST_UNCHECKED)) {
-		FZ_CHECK(!(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
-			 (uint32_t)h.csum_start + h.csum_offset + 2 <= m->pkt_len,
-			 "checksum at %u+%u in a %u-byte frame", h.csum_start, h.csum_offset,
-			 m->pkt_len);
-		FZ_CHECK(h.gso_type == VIRTIO_NET_HDR_GSO_NONE ||
-			 (h.gso_size > 0 && h.hdr_len <= m->pkt_len),
-			 "GSO header: size %u, header length %u, frame %u", h.gso_size,
-			 h.hdr_len, m->pkt_len);
-	}
+	FZ_CHECK(!(h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
+		 (uint32_t)h.csum_start + h.csum_offset + 2 <= m->pkt_len,
+		 "checksum at %u+%u in a %u-byte frame", h.csum_start, h.csum_offset, m->pkt_len);
+	FZ_CHECK(h.gso_type == VIRTIO_NET_HDR_GSO_NONE ||
+		 (h.gso_size > 0 && h.hdr_len <= m->pkt_len),
+		 "GSO header: size %u, header length %u, frame %u", h.gso_size, h.hdr_len,
+		 m->pkt_len);
 	if (!consistent)
 		return;
 	if (h.gso_type != VIRTIO_NET_HDR_GSO_NONE && !shared)
@@ -246,10 +243,9 @@ LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 	struct vhu_vring rx, tx;
 
 	fz_input_begin();
-	vhu_vring_init(&rx, 1, "fuzz");
-	vhu_vring_init(&tx, 0, "fuzz");
-	tx.gso = &fz_gso;
-	tx.features = ((cfg & CFG_GUEST_CSUM) ? VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) : 0) |
+	vhu_vring_ctl_init(&rx, 1, "fuzz", SOCKET_ID_ANY, 0, NULL);
+	vhu_vring_ctl_init(&tx, 0, "fuzz", SOCKET_ID_ANY, 0, &fz_gso);
+	tx.neg.features = ((cfg & CFG_GUEST_CSUM) ? VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) : 0) |
 		      ((cfg & CFG_GUEST_TSO4) ? VHU_BIT(VIRTIO_NET_F_GUEST_TSO4) : 0) |
 		      ((cfg & CFG_GUEST_TSO6) ? VHU_BIT(VIRTIO_NET_F_GUEST_TSO6) : 0);
 	if (cfg & CFG_FROM_APP) {

@@ -71,7 +71,7 @@ pytestmark = pytest.mark.ours_only
 PORT = "eth_vhost0"         # the port under attack
 RING_SIZE = 256             # every guest's rings
 SETTLE = 5.0                # seconds the control thread gets to clean up after a session
-LOG_ARGS = ["--log-level=vhu.lib:debug"]
+LOG_ARGS = ["--log-level=lib.vhu:debug"]
 
 OFFLOAD_FEATURES = DEFAULT_FEATURES | bit(F_CSUM) | bit(F_HOST_TSO4) | bit(F_HOST_TSO6)
 PACKED_FEATURES = DEFAULT_FEATURES | bit(F_RING_PACKED)

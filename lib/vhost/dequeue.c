@@ -18,12 +18,12 @@
 static bool
 frame_length(struct vhu_vring *vr, const struct vhu_chain *c, uint64_t *frame_len)
 {
-	if (c->len < vr->hdr_len + (uint64_t)RTE_ETHER_HDR_LEN) {
+	if (c->len < vr->neg.hdr_len + (uint64_t)RTE_ETHER_HDR_LEN) {
 		vhu_vring_bad_input(vr, "chain %u: %" PRIu64 " bytes, too short for a %u-byte header and an Ethernet frame",
-				      c->id, c->len, vr->hdr_len);
+				      c->id, c->len, vr->neg.hdr_len);
 		return false;
 	}
-	*frame_len = c->len - vr->hdr_len;
+	*frame_len = c->len - vr->neg.hdr_len;
 	if (*frame_len > VHU_MAX_FRAME_LEN) {
 		vhu_vring_bad_input(vr, "chain %u: frame longer than %u bytes", c->id,
 				      VHU_MAX_FRAME_LEN);
@@ -159,7 +159,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 		 * its head, the rest attached after it) goes straight into the
 		 * mbuf when it fits.
 		 */
-		const uint8_t *frame = c->iov[0].addr + vr->hdr_len;
+		const uint8_t *frame = c->iov[0].addr + vr->neg.hdr_len;
 
 		memcpy(&hdr.hdr, c->iov[0].addr, sizeof(hdr.hdr));
 		if (likely(!zero_copy_candidate(vr, &hdr.hdr, frame_len))) {
@@ -175,7 +175,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 			m->pkt_len = VHU_ZC_HEAD_BYTES;
 			frame_len -= VHU_ZC_HEAD_BYTES;
 			vhu_cursor_init(&cur, c->iov, c->niov);
-			cur.off = vr->hdr_len + VHU_ZC_HEAD_BYTES;
+			cur.off = vr->neg.hdr_len + VHU_ZC_HEAD_BYTES;
 			*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
 			if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
 				return false;
@@ -184,7 +184,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	}
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	/* The header is copied out whole, even when spread over descriptors. */
-	vhu_cursor_read(&cur, &hdr, vr->hdr_len);
+	vhu_cursor_read(&cur, &hdr, vr->neg.hdr_len);
 	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
 		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))
 			return false;
@@ -238,11 +238,11 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			discard_chains(vr, count);
 		goto out;
 	}
-	if (unlikely(vr->rarp_pending) && count > 0) {
-		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp_mac);
+	if (unlikely(vr->rarp.pending) && count > 0) {
+		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp.mac);
 
 		if (rarp != NULL) {
-			vr->rarp_pending = false;
+			vr->rarp.pending = false;
 			vhu_vring_count_frame(vr, rarp);
 			pkts[0] = rarp;
 			rte_spinlock_unlock(&vr->lock);
@@ -258,7 +258,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	}
 	for (uint16_t i = 0; i < avail; i++) {
 		enum vhu_take t = vhu_vq_take_one(vr, false, 0, &chain) ? VHU_TAKE_OK :
-				  vhu_vq_take(vr, false, vr->hdr_len + VHU_MAX_FRAME_LEN + 1,
+				  vhu_vq_take(vr, false, vr->neg.hdr_len + VHU_MAX_FRAME_LEN + 1,
 					      &chain);
 
 		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)

@@ -40,27 +40,21 @@ void vhu_dirty_log_put(struct vhu_dirty_log *log);
 
 /*
  * Marks the pages of guest physical range [gpa, gpa + len). Pages beyond the
- * bitmap are not marked (the front end sized the log; counted by the caller
- * as nothing else can be done). Returns the number of pages out of range.
+ * bitmap are not marked: the front end sized the log for the memory it
+ * migrates, and guest memory it does not log is not ours to report.
  */
-static inline uint64_t
+static inline void
 vhu_dirty_log_range(struct vhu_dirty_log *log, uint64_t gpa, uint64_t len)
 {
-	uint64_t first, last, missed = 0;
+	uint64_t first, last;
 
 	if (len == 0)
-		return 0;
+		return;
 	first = gpa >> VHU_LOG_PAGE_SHIFT;
 	last = (gpa + len - 1) >> VHU_LOG_PAGE_SHIFT;
-	for (uint64_t page = first; page <= last; page++) {
-		if (page / 8 >= log->size) {
-			missed++;
-			continue;
-		}
+	for (uint64_t page = first; page <= last && page / 8 < log->size; page++)
 		__atomic_fetch_or(&log->bitmap[page / 8], (uint8_t)(1u << (page % 8)),
 				  __ATOMIC_RELAXED);
-	}
-	return missed;
 }
 
 #endif /* VHU_DIRTY_LOG_H */

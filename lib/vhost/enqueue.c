@@ -54,7 +54,7 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m,
 		  const struct virtio_net_hdr_mrg_rxbuf *hdr, struct vhu_chain *c)
 {
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
-	uint64_t need = vr->hdr_len + (uint64_t)m->pkt_len;
+	uint64_t need = vr->neg.hdr_len + (uint64_t)m->pkt_len;
 	struct vhu_cursor cur;
 	struct vhu_vq_mark mark;
 
@@ -75,7 +75,7 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m,
 		return ENQ_DROPPED;
 	}
 	vhu_cursor_init(&cur, c->iov, c->niov);
-	vhu_cursor_write(&cur, hdr, vr->hdr_len);
+	vhu_cursor_write(&cur, hdr, vr->neg.hdr_len);
 	copy_frame(&rd, &cur);
 	vhu_vring_log_chain(vr, c, need);
 	vhu_vq_complete(vr, c, (uint32_t)need);
@@ -95,7 +95,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 		  const struct virtio_net_hdr_mrg_rxbuf *hdr, struct vhu_chain *c)
 {
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
-	uint64_t left = vr->hdr_len + (uint64_t)m->pkt_len;
+	uint64_t left = vr->neg.hdr_len + (uint64_t)m->pkt_len;
 	uint8_t *num_buffers[2] = { NULL, NULL };
 	uint16_t nbufs = 0;
 	struct vhu_vq_mark mark;
@@ -112,7 +112,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 			vhu_vq_rewind(vr, &mark);
 			return whole_ring ? ENQ_DROPPED : ENQ_NO_ROOM;
 		}
-		if (t == VHU_TAKE_OK && nbufs == 0 && c->len < vr->hdr_len) {
+		if (t == VHU_TAKE_OK && nbufs == 0 && c->len < vr->neg.hdr_len) {
 			vhu_vring_bad_input(vr, "chain %u: %" PRIu64 " bytes, too short for the virtio-net header",
 					      c->id, c->len);
 			t = VHU_TAKE_MALFORMED;
@@ -134,7 +134,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 				num_buffers[b] = vhu_cursor_ptr(&cur);
 				vhu_cursor_advance(&cur, 1);
 			}
-			written = vr->hdr_len;
+			written = vr->neg.hdr_len;
 		}
 		written += copy_frame(&rd, &cur);
 		vhu_vring_log_chain(vr, c, written);
@@ -155,14 +155,14 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 
 	if ((m->ol_flags & OFFLOAD_REQUESTS) && !vhu_offload_to_guest(vr, m, &hdr.hdr))
 		return ENQ_DROPPED;
-	if (vhu_vq_take_one(vr, true, vr->hdr_len + m->pkt_len, c)) {
+	if (vhu_vq_take_one(vr, true, vr->neg.hdr_len + m->pkt_len, c)) {
 		/* Into one guest buffer that holds it all (num_buffers 1). */
 		uint8_t *piece = c->iov[0].addr;
-		uint32_t len = vr->hdr_len + m->pkt_len;
-		uint32_t off = vr->hdr_len;
+		uint32_t len = vr->neg.hdr_len + m->pkt_len;
+		uint32_t off = vr->neg.hdr_len;
 
 		/* Constant sizes: the two header layouts, each copied inline. */
-		if (vr->hdr_len == sizeof(hdr))
+		if (vr->neg.hdr_len == sizeof(hdr))
 			memcpy(piece, &hdr, sizeof(hdr));
 		else
 			memcpy(piece, &hdr.hdr, sizeof(hdr.hdr));
@@ -183,7 +183,7 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 		vhu_vq_complete(vr, c, off);
 		return ENQ_DELIVERED;
 	}
-	return vr->mrg_rxbuf ? enqueue_mergeable(vr, m, &hdr, c) : enqueue_one_chain(vr, m, &hdr, c);
+	return vr->neg.mrg_rxbuf ? enqueue_mergeable(vr, m, &hdr, c) : enqueue_one_chain(vr, m, &hdr, c);
 }
 
 /*

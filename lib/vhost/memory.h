@@ -2,7 +2,7 @@
 /*
  * Guest memory table. A table is immutable once built and reference counted:
  * SET_MEM_TABLE builds a new one and swaps it in; the old one is unmapped when
- * the last ring (or, later, the last zero-copy mbuf) drops its reference.
+ * the last ring or zero-copy mbuf drops its reference.
  *
  * Every host pointer derived from a guest value comes from the translation
  * functions here, which check the whole (address, length) range.

@@ -163,7 +163,7 @@ vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
 static bool
 has(const struct vhu_vring *vr, unsigned int feature)
 {
-	return (vr->features & VHU_BIT(feature)) != 0;
+	return (vr->neg.features & VHU_BIT(feature)) != 0;
 }
 
 /* Writes are only ours to make in an mbuf chain nobody else holds, any segment of it. */

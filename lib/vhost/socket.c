@@ -6,6 +6,7 @@
 
 #include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/epoll.h>
@@ -18,9 +19,9 @@
 
 #include <rte_lcore.h>
 
-#include "device.h"
 #include "memguard.h"
 #include "message.h"
+#include "session.h"
 #include "vhu_log.h"
 
 /* Messages handled per connection per wake-up, so one chatty front end cannot starve others. */
@@ -52,7 +53,6 @@ static struct {
 	unsigned int users;	/* ports that have a listening socket */
 	struct fd_slot *slots;
 	uint32_t nslots;
-	int next_session_id;
 } ctl = {
 	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
 	.lifecycle = PTHREAD_MUTEX_INITIALIZER,
@@ -218,7 +218,7 @@ ctl_stop(void)
 /* ---- connections ---- */
 
 struct vhu_conn {
-	struct vhu_port *port;
+	struct vhu_socket *sock;
 	int fd;
 	uint64_t handle;
 	uint32_t got;		/* bytes of the current message received so far */
@@ -228,16 +228,15 @@ struct vhu_conn {
 static void
 conn_close(struct vhu_conn *c)
 {
-	struct vhu_port *p = c->port;
+	struct vhu_socket *sock = c->sock;
 
 	ctl_unregister(c->fd, c->handle);
 	close(c->fd);
 	vhu_msg_close_fds(&c->msg);
-	p->conn = NULL;
-	__atomic_store_n(&p->session_id, -1, __ATOMIC_RELEASE);
+	sock->conn = NULL;
 	free(c);
-	VHU_LOG(INFO, "%s: front end disconnected", p->name);
-	vhu_device_disconnected(p);
+	VHU_LOG(INFO, "%s: front end disconnected", sock->name);
+	vhu_session_end(sock->session);
 }
 
 /* Keeps the fds of an SCM_RIGHTS message; false if fds were lost or too many. */
@@ -263,7 +262,7 @@ collect_fds(struct vhu_conn *c, struct msghdr *mh)
 	}
 	if (!ok)
 		VHU_LOG(ERR, "%s: more than %u file descriptors on one message",
-			c->port->name, VHU_MSG_MAX_FDS);
+			c->sock->name, VHU_MSG_MAX_FDS);
 	return ok;
 }
 
@@ -282,7 +281,7 @@ send_reply(struct vhu_conn *c)
 		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)len) {
-		VHU_LOG(ERR, "%s: cannot send the %s reply: %s", c->port->name,
+		VHU_LOG(ERR, "%s: cannot send the %s reply: %s", c->sock->name,
 			vhu_request_name(m->hdr.request), n < 0 ? strerror(errno) : "short write");
 		return -1;
 	}
@@ -325,7 +324,7 @@ conn_read(struct vhu_conn *c)
 	c->got += (uint32_t)n;
 	if (c->got == hdr_size && c->msg.hdr.size > VHU_MSG_MAX_PAYLOAD) {
 		VHU_LOG(ERR, "%s: request %u announces a %u-byte payload (at most %u)",
-			c->port->name, c->msg.hdr.request, c->msg.hdr.size, VHU_MSG_MAX_PAYLOAD);
+			c->sock->name, c->msg.hdr.request, c->msg.hdr.size, VHU_MSG_MAX_PAYLOAD);
 		return -1;
 	}
 	return c->got >= hdr_size && c->got == hdr_size + c->msg.hdr.size;
@@ -345,10 +344,10 @@ conn_event(void *ctx, uint32_t events __rte_unused)
 			conn_close(c);
 			return;
 		}
-		enum vhu_dispatch d = vhu_device_handle(c->port, &c->msg);
+		enum vhu_dispatch d = vhu_session_handle(c->sock->session, &c->msg);
 
 		if (d == VHU_DISPATCH_CLOSE || (d == VHU_DISPATCH_REPLY && send_reply(c) < 0)) {
-			VHU_LOG(ERR, "%s: closing the connection after %s", c->port->name,
+			VHU_LOG(ERR, "%s: closing the connection after %s", c->sock->name,
 				vhu_request_name(c->msg.hdr.request));
 			conn_close(c);
 			return;
@@ -372,28 +371,28 @@ close_sessions_that_lost_memory(void)
 		if (!ctl.slots[i].used || ctl.slots[i].cb != conn_event)
 			continue;
 		struct vhu_conn *c = ctl.slots[i].ctx;
-		const struct vhu_memguard_flag *lost = vhu_device_memory_lost(c->port);
+		const struct vhu_memguard_flag *lost = vhu_session_memory_lost(c->sock->session);
 
 		if (lost == NULL)
 			continue;
 		VHU_LOG(ERR, "%s: the front end truncated a file of guest memory or of the dirty log under us (SIGBUS at %p, zero page put in its place); closing the connection",
-			c->port->name, (void *)lost->addr);
+			c->sock->name, (void *)lost->addr);
 		conn_close(c);
 	}
 }
 
 /* Takes a connected socket as the port's front end. Call with ctl.lock held. */
 static void
-conn_open(struct vhu_port *p, int fd)
+conn_open(struct vhu_socket *sock, int fd)
 {
 	struct vhu_conn *c = calloc(1, sizeof(*c));
 
 	if (c == NULL) {
-		VHU_LOG(ERR, "%s: out of memory for a connection", p->name);
+		VHU_LOG(ERR, "%s: out of memory for a connection", sock->name);
 		close(fd);
 		return;
 	}
-	c->port = p;
+	c->sock = sock;
 	c->fd = fd;
 	c->handle = ctl_register(fd, conn_event, c);
 	if (c->handle == 0) {
@@ -401,43 +400,43 @@ conn_open(struct vhu_port *p, int fd)
 		free(c);
 		return;
 	}
-	p->conn = c;
-	p->waiting_logged = false;
-	__atomic_store_n(&p->session_id, ctl.next_session_id++ & INT32_MAX, __ATOMIC_RELEASE);
-	VHU_LOG(INFO, "%s: front end connected on %s", p->name, p->socket_path);
+	sock->conn = c;
+	sock->waiting_logged = false;
+	vhu_session_connected(sock->session);
+	VHU_LOG(INFO, "%s: front end connected on %s", sock->name, sock->path);
 }
 
 static void
 listen_event(void *ctx, uint32_t events __rte_unused)
 {
-	struct vhu_port *p = ctx;
-	int fd = accept4(p->endpoint_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
+	struct vhu_socket *sock = ctx;
+	int fd = accept4(sock->endpoint_fd, NULL, NULL, SOCK_NONBLOCK | SOCK_CLOEXEC);
 
 	if (fd < 0) {
 		if (errno != EAGAIN && errno != EINTR)
-			VHU_LOG(ERR, "%s: accept: %s", p->name, strerror(errno));
+			VHU_LOG(ERR, "%s: accept: %s", sock->name, strerror(errno));
 		return;
 	}
-	if (p->conn != NULL) {
+	if (sock->conn != NULL) {
 		VHU_LOG(WARNING, "%s: refusing a second front end on %s: one is already connected",
-			p->name, p->socket_path);
+			sock->name, sock->path);
 		close(fd);
 		return;
 	}
-	conn_open(p, fd);
+	conn_open(sock, fd);
 }
 
 static void
-fill_sockaddr(const struct vhu_port *p, struct sockaddr_un *sa)
+fill_sockaddr(const struct vhu_socket *sock, struct sockaddr_un *sa)
 {
 	memset(sa, 0, sizeof(*sa));
 	sa->sun_family = AF_UNIX;
-	memcpy(sa->sun_path, p->socket_path, sizeof(sa->sun_path));
+	memcpy(sa->sun_path, sock->path, sizeof(sa->sun_path));
 }
 
 /* Client mode: one connection attempt. Call with ctl.lock held. */
 static void
-try_connect(struct vhu_port *p)
+try_connect(struct vhu_socket *sock)
 {
 	struct sockaddr_un sa;
 	/*
@@ -446,42 +445,42 @@ try_connect(struct vhu_port *p)
 	 */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
-	fill_sockaddr(p, &sa);
+	fill_sockaddr(sock, &sa);
 	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
-		if (!p->waiting_logged)
+		if (!sock->waiting_logged)
 			VHU_LOG(INFO, "%s: front end not there yet at %s (%s); retrying every %d s",
-				p->name, p->socket_path, strerror(errno), RECONNECT_INTERVAL_S);
-		p->waiting_logged = true;
+				sock->name, sock->path, strerror(errno), RECONNECT_INTERVAL_S);
+		sock->waiting_logged = true;
 		if (fd >= 0)
 			close(fd);
 		return;
 	}
-	conn_open(p, fd);
+	conn_open(sock, fd);
 }
 
 static void
 reconnect_timer_event(void *ctx, uint32_t events __rte_unused)
 {
-	struct vhu_port *p = ctx;
+	struct vhu_socket *sock = ctx;
 	uint64_t expirations;
 
-	if (read(p->endpoint_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
-		VHU_LOG(ERR, "%s: reconnect timer: %s", p->name, strerror(errno));
-	if (p->conn == NULL)
-		try_connect(p);
+	if (read(sock->endpoint_fd, &expirations, sizeof(expirations)) < 0 && errno != EAGAIN)
+		VHU_LOG(ERR, "%s: reconnect timer: %s", sock->name, strerror(errno));
+	if (sock->conn == NULL)
+		try_connect(sock);
 }
 
 /* Removes a stale socket file left by a process that is gone; refuses a live one. */
 static int
-clear_stale_socket(const struct vhu_port *p, const struct sockaddr_un *sa)
+clear_stale_socket(const struct vhu_socket *sock, const struct sockaddr_un *sa)
 {
 	struct stat st;
 	int fd, r;
 
-	if (lstat(p->socket_path, &st) < 0)
+	if (lstat(sock->path, &st) < 0)
 		return 0;
 	if (!S_ISSOCK(st.st_mode)) {
-		VHU_LOG(ERR, "%s: %s exists and is not a socket", p->name, p->socket_path);
+		VHU_LOG(ERR, "%s: %s exists and is not a socket", sock->name, sock->path);
 		return -1;
 	}
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0);
@@ -490,27 +489,27 @@ clear_stale_socket(const struct vhu_port *p, const struct sockaddr_un *sa)
 	r = connect(fd, (const struct sockaddr *)sa, sizeof(*sa));
 	close(fd);
 	if (r == 0) {
-		VHU_LOG(ERR, "%s: %s is in use by another process", p->name, p->socket_path);
+		VHU_LOG(ERR, "%s: %s is in use by another process", sock->name, sock->path);
 		return -1;
 	}
-	unlink(p->socket_path);
+	unlink(sock->path);
 	return 0;
 }
 
 /* Server mode: a listening socket. Returns its fd, or -1 (logged). */
 static int
-server_socket(struct vhu_port *p)
+server_socket(struct vhu_socket *sock)
 {
 	struct sockaddr_un sa;
 	int fd;
 
-	fill_sockaddr(p, &sa);
-	if (clear_stale_socket(p, &sa) < 0)
+	fill_sockaddr(sock, &sa);
+	if (clear_stale_socket(sock, &sa) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
 	    listen(fd, LISTEN_BACKLOG) < 0) {
-		VHU_LOG(ERR, "%s: cannot listen on %s: %s", p->name, p->socket_path,
+		VHU_LOG(ERR, "%s: cannot listen on %s: %s", sock->name, sock->path,
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -521,7 +520,7 @@ server_socket(struct vhu_port *p)
 
 /* Client mode: the periodic timer driving connection attempts. */
 static int
-reconnect_timer(struct vhu_port *p)
+reconnect_timer(struct vhu_socket *sock)
 {
 	struct itimerspec every = {
 		.it_interval = { .tv_sec = RECONNECT_INTERVAL_S },
@@ -530,7 +529,7 @@ reconnect_timer(struct vhu_port *p)
 	int fd = timerfd_create(CLOCK_MONOTONIC, TFD_NONBLOCK | TFD_CLOEXEC);
 
 	if (fd < 0 || timerfd_settime(fd, 0, &every, NULL) < 0) {
-		VHU_LOG(ERR, "%s: reconnect timer: %s", p->name, strerror(errno));
+		VHU_LOG(ERR, "%s: reconnect timer: %s", sock->name, strerror(errno));
 		if (fd >= 0)
 			close(fd);
 		return -1;
@@ -538,10 +537,27 @@ reconnect_timer(struct vhu_port *p)
 	return fd;
 }
 
-int
-vhu_socket_open(struct vhu_port *p)
+bool
+vhu_socket_init(struct vhu_socket *sock, const char *name, const char *path, bool client,
+		struct vhu_session *session)
 {
-	int fd = p->client ? reconnect_timer(p) : server_socket(p);
+	memset(sock, 0, sizeof(*sock));
+	sock->name = name;
+	sock->client = client;
+	sock->endpoint_fd = -1;
+	sock->session = session;
+	if (snprintf(sock->path, sizeof(sock->path), "%s", path) >= (int)sizeof(sock->path)) {
+		VHU_LOG(ERR, "%s: socket path longer than %zu bytes: %s", name,
+			sizeof(sock->path) - 1, path);
+		return false;
+	}
+	return true;
+}
+
+int
+vhu_socket_open(struct vhu_socket *sock)
+{
+	int fd = sock->client ? reconnect_timer(sock) : server_socket(sock);
 
 	if (fd < 0)
 		return -1;
@@ -550,42 +566,43 @@ vhu_socket_open(struct vhu_port *p)
 	if (ctl.users == 0 && ctl_start() < 0)
 		goto fail;
 	pthread_mutex_lock(&ctl.lock);
-	p->endpoint_fd = fd;
-	p->endpoint_handle = ctl_register(fd, p->client ? reconnect_timer_event : listen_event, p);
-	if (p->endpoint_handle != 0 && p->client)
-		try_connect(p);
+	sock->endpoint_fd = fd;
+	sock->endpoint_handle = ctl_register(fd, sock->client ? reconnect_timer_event : listen_event,
+					     sock);
+	if (sock->endpoint_handle != 0 && sock->client)
+		try_connect(sock);
 	pthread_mutex_unlock(&ctl.lock);
-	if (p->endpoint_handle == 0) {
+	if (sock->endpoint_handle == 0) {
 		if (ctl.users == 0)
 			ctl_stop();
 		goto fail;
 	}
 	ctl.users++;
 	pthread_mutex_unlock(&ctl.lifecycle);
-	if (!p->client)
-		VHU_LOG(INFO, "%s: listening on %s", p->name, p->socket_path);
+	if (!sock->client)
+		VHU_LOG(INFO, "%s: listening on %s", sock->name, sock->path);
 	return 0;
 fail:
 	pthread_mutex_unlock(&ctl.lifecycle);
-	p->endpoint_fd = -1;
+	sock->endpoint_fd = -1;
 	close(fd);
-	if (!p->client)
-		unlink(p->socket_path);
+	if (!sock->client)
+		unlink(sock->path);
 	return -1;
 }
 
 void
-vhu_socket_close(struct vhu_port *p)
+vhu_socket_close(struct vhu_socket *sock)
 {
 	pthread_mutex_lock(&ctl.lifecycle);
 	pthread_mutex_lock(&ctl.lock);
-	if (p->conn != NULL)
-		conn_close(p->conn);
-	ctl_unregister(p->endpoint_fd, p->endpoint_handle);
-	close(p->endpoint_fd);
-	p->endpoint_fd = -1;
-	if (!p->client)
-		unlink(p->socket_path);	/* ours; in client mode the front end owns it */
+	if (sock->conn != NULL)
+		conn_close(sock->conn);
+	ctl_unregister(sock->endpoint_fd, sock->endpoint_handle);
+	close(sock->endpoint_fd);
+	sock->endpoint_fd = -1;
+	if (!sock->client)
+		unlink(sock->path);	/* ours; in client mode the front end owns it */
 	pthread_mutex_unlock(&ctl.lock);
 	if (--ctl.users == 0)
 		ctl_stop();

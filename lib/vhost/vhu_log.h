@@ -1,5 +1,5 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
-/* Logging of the vhu library: one DPDK log type, "vhu.lib", prefix "VHU: ". */
+/* Logging of the vhu library: one DPDK log type, "lib.vhu", prefix "VHU: ". */
 #ifndef VHU_LOG_H
 #define VHU_LOG_H
 

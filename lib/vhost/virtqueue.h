@@ -11,6 +11,13 @@
 #include "virtqueue_packed.h"
 #include "virtqueue_split.h"
 
+/* Whether the ring's areas are mapped (its used area can be written). */
+static inline bool
+vhu_vq_mapped(const struct vhu_vring *vr)
+{
+	return vr->neg.packed ? vr->packed.desc != NULL : vr->split.used != NULL;
+}
+
 /*
  * Chains available now, at most @max. For a packed ring, where counting
  * means walking, this is @max when at least one chain is there, else 0.
@@ -18,7 +25,7 @@
 static inline uint16_t
 vhu_vq_available(struct vhu_vring *vr, uint16_t max)
 {
-	return vr->packed ? vhu_packed_available(vr, max) : vhu_split_available(vr, max);
+	return vr->neg.packed ? vhu_packed_available(vr, max) : vhu_split_available(vr, max);
 }
 
 /*
@@ -28,7 +35,7 @@ vhu_vq_available(struct vhu_vring *vr, uint16_t max)
 static inline enum vhu_take
 vhu_vq_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {
-	return vr->packed ? vhu_packed_take(vr, device_writes, want, c) :
+	return vr->neg.packed ? vhu_packed_take(vr, device_writes, want, c) :
 			    vhu_split_take(vr, device_writes, want, c);
 }
 
@@ -41,7 +48,7 @@ static inline bool
 vhu_vq_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		struct vhu_chain *c)
 {
-	return vr->packed ? vhu_packed_take_one(vr, device_writes, min_len, c) :
+	return vr->neg.packed ? vhu_packed_take_one(vr, device_writes, min_len, c) :
 			    vhu_split_take_one(vr, device_writes, min_len, c);
 }
 
@@ -49,7 +56,7 @@ vhu_vq_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 static inline void
 vhu_vq_complete_id(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)
 {
-	if (vr->packed)
+	if (vr->neg.packed)
 		vhu_packed_complete(vr, id, nslots, len);
 	else
 		vhu_split_complete(vr, id, len);
@@ -76,9 +83,9 @@ vhu_vq_mark(const struct vhu_vring *vr, struct vhu_vq_mark *m)
 {
 	m->avail_idx = vr->last_avail_idx;
 	m->used_idx = vr->last_used_idx;
-	m->avail_wrap = vr->avail_wrap;
-	m->used_wrap = vr->used_wrap;
-	m->npending = vr->npending;
+	m->avail_wrap = vr->packed.avail_wrap;
+	m->used_wrap = vr->packed.used_wrap;
+	m->npending = vr->packed.npending;
 }
 
 /* Give back everything taken and completed since @m. */
@@ -87,46 +94,42 @@ vhu_vq_rewind(struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
 	vr->last_avail_idx = m->avail_idx;
 	vr->last_used_idx = m->used_idx;
-	vr->avail_wrap = m->avail_wrap;
-	vr->used_wrap = m->used_wrap;
-	vr->npending = m->npending;
+	vr->packed.avail_wrap = m->avail_wrap;
+	vr->packed.used_wrap = m->used_wrap;
+	vr->packed.npending = m->npending;
 }
 
 /* Ring slots taken since @m. */
 static inline uint32_t
 vhu_vq_slots_since(const struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
-	if (!vr->packed)
-		return (uint16_t)(vr->last_avail_idx - m->avail_idx);
-	return vr->last_avail_idx + (vr->avail_wrap != m->avail_wrap ? vr->size : 0) -
-	       m->avail_idx;
+	return vr->neg.packed ? vhu_packed_slots_since(vr, m->avail_idx, m->avail_wrap) :
+				vhu_split_slots_since(vr, m->avail_idx);
 }
 
 /* Whether chains were completed since @m (and not given back). */
 static inline bool
 vhu_vq_completed_since(const struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
-	return vr->packed ? vr->npending != m->npending : vr->last_used_idx != m->used_idx;
+	return vr->neg.packed ? vr->packed.npending != m->npending :
+				vr->last_used_idx != m->used_idx;
 }
 
 /* Every chain completed since @m goes back with length 0 (nothing written). */
 static inline void
 vhu_vq_discard_since(struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
-	if (vr->packed) {
-		for (uint32_t i = m->npending; i < vr->npending; i++)
-			vr->pending[i].len = 0;
-	} else {
-		for (uint16_t i = m->used_idx; i != vr->last_used_idx; i++)
-			vr->used->ring[i & (vr->size - 1)].len = 0;
-	}
+	if (vr->neg.packed)
+		vhu_packed_discard_since(vr, m->npending);
+	else
+		vhu_split_discard_since(vr, m->used_idx);
 }
 
 /* Make the completions visible and call the guest unless it asked not to be. */
 static inline void
 vhu_vq_publish(struct vhu_vring *vr)
 {
-	if (vr->packed)
+	if (vr->neg.packed)
 		vhu_packed_publish(vr);
 	else
 		vhu_split_publish(vr);

@@ -1,25 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "virtqueue_packed.h"
 
-#include <inttypes.h>
-#include <string.h>
-
 #include <rte_atomic.h>
 
 uint16_t
 vhu_packed_available(struct vhu_vring *vr, uint16_t max)
 {
-	uint16_t flags = __atomic_load_n(&vr->pdesc[vr->last_avail_idx].flags, __ATOMIC_ACQUIRE);
+	uint16_t flags = vhu_packed_desc_flags(vr, vr->last_avail_idx);
 
-	return vhu_packed_desc_available(flags, vr->avail_wrap) ? max : 0;
-}
-
-/* Copies descriptor @i of @table out of guest memory, once. */
-static inline void
-read_desc(const void *table, uint32_t i, struct vring_packed_desc *d)
-{
-	memcpy(d, (const uint8_t *)table + (size_t)i * sizeof(*d), sizeof(*d));
-	rte_compiler_barrier();
+	return vhu_packed_desc_available(flags, vr->packed.avail_wrap) ? max : 0;
 }
 
 /* Maps one buffer into @c unless @want bytes are mapped already. */
@@ -67,7 +56,7 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 	for (uint32_t i = 0; i < n && c->len < want; i++) {
 		struct vring_packed_desc e;
 
-		read_desc(table, i, &e);
+		vhu_packed_desc_read(table, i, &e);
 		if (e.flags & VRING_DESC_F_INDIRECT) {
 			*why = "indirect descriptor inside an indirect table";
 			return false;
@@ -95,12 +84,12 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 	 * back) must not make us take more than a ring's worth in one burst.
 	 */
 	const uint32_t room = vr->size - vhu_packed_slots_held(vr);
-	uint16_t flags = __atomic_load_n(&vr->pdesc[head].flags, __ATOMIC_ACQUIRE);
+	uint16_t flags = vhu_packed_desc_flags(vr, head);
 	const char *why = NULL;
 	uint32_t slot = head;
 	uint16_t nslots = 0;
 
-	if (room == 0 || !vhu_packed_desc_available(flags, vr->avail_wrap))
+	if (room == 0 || !vhu_packed_desc_available(flags, vr->packed.avail_wrap))
 		return VHU_TAKE_EMPTY;
 	c->niov = 0;
 	c->len = 0;
@@ -118,7 +107,7 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 					      head, room);
 			return VHU_TAKE_BROKEN;
 		}
-		read_desc(vr->pdesc, slot, &d);
+		vhu_packed_desc_read(vr->packed.desc, slot, &d);
 		nslots++;
 		if (why == NULL) {
 			if (d.flags & VRING_DESC_F_INDIRECT) {
@@ -141,7 +130,7 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 	vr->last_avail_idx += nslots;
 	if (vr->last_avail_idx >= vr->size) {
 		vr->last_avail_idx -= vr->size;
-		vr->avail_wrap = !vr->avail_wrap;
+		vr->packed.avail_wrap = !vr->packed.avail_wrap;
 	}
 	if (why != NULL) {
 		vhu_vring_bad_input(vr, "chain at slot %u (buffer %u): %s", head, c->id, why);
@@ -158,26 +147,28 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 static bool
 driver_wants_call(struct vhu_vring *vr)
 {
-	uint16_t flags = __atomic_load_n(&vr->driver_event->flags, __ATOMIC_RELAXED);
+	struct vhu_vring_notify *nt = &vr->notify;
+	const bool used_wrap = vr->packed.used_wrap;
+	uint16_t flags = vhu_packed_driver_event_flags(vr);
 	uint16_t new_idx = vr->last_used_idx;
-	uint16_t old_idx = vr->signalled_used_idx;
-	bool old_wrap = vr->signalled_used_wrap;
-	bool valid = vr->signalled_valid;
+	uint16_t old_idx = nt->signalled_used_idx;
+	bool old_wrap = nt->signalled_used_wrap;
+	bool valid = nt->signalled_valid;
 
-	vr->signalled_used_idx = new_idx;
-	vr->signalled_used_wrap = vr->used_wrap;
-	vr->signalled_valid = true;
+	nt->signalled_used_idx = new_idx;
+	nt->signalled_used_wrap = used_wrap;
+	nt->signalled_valid = true;
 	if (flags == VRING_PACKED_EVENT_FLAG_DISABLE)
 		return false;
-	if (flags != VRING_PACKED_EVENT_FLAG_DESC || !vr->event_idx || !valid)
+	if (flags != VRING_PACKED_EVENT_FLAG_DESC || !vr->neg.event_idx || !valid)
 		return true;
 
-	uint16_t off_wrap = __atomic_load_n(&vr->driver_event->off_wrap, __ATOMIC_RELAXED);
+	uint16_t off_wrap = vhu_packed_driver_event_off_wrap(vr);
 	uint16_t event = off_wrap & 0x7fff;
 
-	if (old_wrap != vr->used_wrap)
+	if (old_wrap != used_wrap)
 		old_idx -= vr->size;
-	if ((off_wrap >> 15) != vr->used_wrap)
+	if ((off_wrap >> 15) != used_wrap)
 		event -= vr->size;
 	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
 }
@@ -185,27 +176,24 @@ driver_wants_call(struct vhu_vring *vr)
 void
 vhu_packed_publish(struct vhu_vring *vr)
 {
-	if (vr->npending == 0)
+	struct vhu_packed_view *pk = &vr->packed;
+
+	if (pk->npending == 0)
 		return;
 	/*
-	 * Ids and lengths first, then each slot's flags with release order; the
-	 * first slot's flags last of all, since the driver reads in order and
-	 * stops at the first slot it does not see used.
+	 * Each slot whole before the next: the first slot's flags last of all,
+	 * since the driver reads in order and stops at the first slot it does
+	 * not see used.
 	 */
-	for (uint32_t i = vr->npending; i-- > 0;) {
-		const struct vhu_packed_used *u = &vr->pending[i];
-		struct vring_packed_desc *d = &vr->pdesc[u->slot];
+	for (uint32_t i = pk->npending; i-- > 0;) {
+		const struct vhu_packed_used *u = &pk->pending[i];
 
-		d->id = u->id;
-		d->len = u->len;
-		/* Marked before the flags hand it over, like the split used index. */
-		vhu_vring_log_used(vr, (uint64_t)u->slot * sizeof(*d), sizeof(*d));
-		__atomic_store_n(&d->flags, u->flags | (u->len ? VRING_DESC_F_WRITE : 0),
-				 __ATOMIC_RELEASE);
+		vhu_packed_used_put(vr, u->slot, u->id, u->len,
+				    u->flags | (u->len ? VRING_DESC_F_WRITE : 0));
 	}
-	vr->npending = 0;
-	vr->published_used_idx = vr->last_used_idx;
-	vr->published_used_wrap = vr->used_wrap;
+	pk->npending = 0;
+	pk->published_used_idx = vr->last_used_idx;
+	pk->published_used_wrap = pk->used_wrap;
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (driver_wants_call(vr))
 		vhu_vring_call(vr);

@@ -6,18 +6,16 @@
  * buffer id and length into the slot at its used index and flipping the bits
  * to match its own wrap counter. Ring sizes need not be powers of two.
  *
- * Completions are kept aside (vr->pending) and written to the ring only at
- * publish, the first one's flags last, so the driver sees a burst at once and
- * a frame that gives its chains back has never touched the ring.
+ * Completions are kept aside (vr->packed.pending) and written to the ring
+ * only at publish, the first one's flags last, so the driver sees a burst at
+ * once and a frame that gives its chains back has never touched the ring.
+ * Guest memory is touched only through packed_access.h.
  */
 #ifndef VHU_VIRTQUEUE_PACKED_H
 #define VHU_VIRTQUEUE_PACKED_H
 
-#include <string.h>
-
-#include <rte_atomic.h>
-
 #include "memory.h"
+#include "packed_access.h"
 #include "vring.h"
 
 /* @max when the chain at the available index is there, else 0. */
@@ -34,6 +32,14 @@ vhu_packed_desc_available(uint16_t flags, bool wrap)
 	       ((flags & VRING_PACKED_DESC_F_USED) != 0) != wrap;
 }
 
+/* Ring slots taken since available slot @avail_idx in the lap of @avail_wrap. */
+static inline uint32_t
+vhu_packed_slots_since(const struct vhu_vring *vr, uint16_t avail_idx, bool avail_wrap)
+{
+	return vr->last_avail_idx + (vr->packed.avail_wrap != avail_wrap ? vr->size : 0) -
+	       avail_idx;
+}
+
 /*
  * Ring slots the driver has made available and not seen used yet: from
  * where the driver will look for the next used descriptor (the used index at
@@ -43,8 +49,8 @@ vhu_packed_desc_available(uint16_t flags, bool wrap)
 static inline uint32_t
 vhu_packed_slots_held(const struct vhu_vring *vr)
 {
-	return vr->last_avail_idx + (vr->avail_wrap != vr->published_used_wrap ? vr->size : 0) -
-	       vr->published_used_idx;
+	return vhu_packed_slots_since(vr, vr->packed.published_used_idx,
+				      vr->packed.published_used_wrap);
 }
 
 /*
@@ -59,22 +65,20 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		    struct vhu_chain *c)
 {
 	const uint16_t slot = vr->last_avail_idx;
-	uint16_t flags = __atomic_load_n(&vr->pdesc[slot].flags, __ATOMIC_ACQUIRE);
+	uint16_t flags = vhu_packed_desc_flags(vr, slot);
 	struct vring_packed_desc d;
 	uint8_t *addr;
 
-	if (!vhu_packed_desc_available(flags, vr->avail_wrap) ||
+	if (!vhu_packed_desc_available(flags, vr->packed.avail_wrap) ||
 	    vhu_packed_slots_held(vr) >= vr->size)
 		return false;
-	/* Read once, as vhu_packed_take() does: the guest may rewrite it. */
-	memcpy(&d, &vr->pdesc[slot], sizeof(d));
-	rte_compiler_barrier();
+	vhu_packed_desc_read(vr->packed.desc, slot, &d);
 	addr = vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len);
 	if (addr == NULL)
 		return false;
 	if (++vr->last_avail_idx == vr->size) {
 		vr->last_avail_idx = 0;
-		vr->avail_wrap = !vr->avail_wrap;
+		vr->packed.avail_wrap = !vr->packed.avail_wrap;
 	}
 	vhu_chain_set_one(c, d.id, addr, d.len, d.addr);
 	return true;
@@ -84,17 +88,26 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 static inline void
 vhu_packed_complete(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)
 {
-	struct vhu_packed_used *u = &vr->pending[vr->npending++];
+	struct vhu_packed_view *pk = &vr->packed;
+	struct vhu_packed_used *u = &pk->pending[pk->npending++];
 
 	u->slot = vr->last_used_idx;
 	u->id = id;
 	u->len = len;
-	u->flags = vr->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
+	u->flags = pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
 	vr->last_used_idx += nslots;
 	if (vr->last_used_idx >= vr->size) {
 		vr->last_used_idx -= vr->size;
-		vr->used_wrap = !vr->used_wrap;
+		pk->used_wrap = !pk->used_wrap;
 	}
+}
+
+/* Completions kept aside since the first @npending now go back with length 0. */
+static inline void
+vhu_packed_discard_since(struct vhu_vring *vr, uint32_t npending)
+{
+	for (uint32_t i = npending; i < vr->packed.npending; i++)
+		vr->packed.pending[i].len = 0;
 }
 
 void vhu_packed_publish(struct vhu_vring *vr);

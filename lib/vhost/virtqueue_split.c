@@ -2,18 +2,16 @@
 #include "virtqueue_split.h"
 
 #include <inttypes.h>
-#include <stddef.h>
-#include <string.h>
 
 #include <rte_atomic.h>
 
 uint16_t
 vhu_split_available(struct vhu_vring *vr, uint16_t max)
 {
-	uint16_t avail_idx = __atomic_load_n(&vr->avail->idx, __ATOMIC_ACQUIRE);
+	uint16_t avail_idx = vhu_split_avail_idx(vr);
 	uint16_t n = (uint16_t)(avail_idx - vr->last_avail_idx);
 
-	vr->avail_idx_shadow = vr->last_avail_idx;
+	vr->split.avail_idx_shadow = vr->last_avail_idx;
 	if (n > vr->size) {
 		vr->broken = true;
 		vhu_vring_bad_input(vr, "available index %u is %u entries ahead of %u in a %u-entry ring; ring stopped",
@@ -21,7 +19,7 @@ vhu_split_available(struct vhu_vring *vr, uint16_t max)
 		return 0;
 	}
 	n = RTE_MIN(n, max);
-	vr->avail_idx_shadow = (uint16_t)(vr->last_avail_idx + n);
+	vr->split.avail_idx_shadow = (uint16_t)(vr->last_avail_idx + n);
 	return n;
 }
 
@@ -35,7 +33,7 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 	   struct vhu_chain *c)
 {
 	/* Bytes, not descriptors: an indirect table need not be 16-byte aligned. */
-	const uint8_t *table = (const uint8_t *)vr->desc;
+	const void *table = vr->split.desc;
 	uint32_t table_size = vr->size;
 	uint32_t idx = head;
 	uint32_t visited = 0;
@@ -55,12 +53,7 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 					      head);
 			return false;
 		}
-		/*
-		 * Read once: the guest may rewrite the descriptor, and the
-		 * barrier keeps the compiler from reading it again instead of d.
-		 */
-		memcpy(&d, table + (size_t)idx * sizeof(d), sizeof(d));
-		rte_compiler_barrier();
+		vhu_split_desc_read(table, idx, &d);
 
 		if (d.flags & VRING_DESC_F_INDIRECT) {
 			if (in_indirect || (d.flags & VRING_DESC_F_NEXT)) {
@@ -111,12 +104,11 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 enum vhu_take
 vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {
-	uint16_t slot = vr->last_avail_idx & (vr->size - 1);
 	uint16_t head;
 
-	if (vr->last_avail_idx == vr->avail_idx_shadow)
+	if (vr->last_avail_idx == vr->split.avail_idx_shadow)
 		return VHU_TAKE_EMPTY;
-	head = __atomic_load_n(&vr->avail->ring[slot], __ATOMIC_RELAXED);
+	head = vhu_split_avail_head(vr, vr->last_avail_idx);
 	vr->last_avail_idx++;
 	c->id = head;
 	c->nslots = 1;
@@ -141,16 +133,15 @@ driver_wants_call(struct vhu_vring *vr)
 {
 	uint16_t new_idx = vr->last_used_idx;
 
-	if (!vr->event_idx)
-		return !(__atomic_load_n(&vr->avail->flags, __ATOMIC_RELAXED) &
-			 VRING_AVAIL_F_NO_INTERRUPT);
+	if (!vr->neg.event_idx)
+		return !(vhu_split_avail_flags(vr) & VRING_AVAIL_F_NO_INTERRUPT);
 
-	uint16_t old_idx = vr->signalled_used_idx;
-	uint16_t used_event = __atomic_load_n(&vr->avail->ring[vr->size], __ATOMIC_RELAXED);
-	bool valid = vr->signalled_valid;
+	uint16_t old_idx = vr->notify.signalled_used_idx;
+	uint16_t used_event = vhu_split_used_event(vr);
+	bool valid = vr->notify.signalled_valid;
 
-	vr->signalled_used_idx = new_idx;
-	vr->signalled_valid = true;
+	vr->notify.signalled_used_idx = new_idx;
+	vr->notify.signalled_valid = true;
 	/* The first decision after a start has nothing to compare with: call. */
 	return !valid || (uint16_t)(new_idx - used_event - 1) < (uint16_t)(new_idx - old_idx);
 }
@@ -158,13 +149,7 @@ driver_wants_call(struct vhu_vring *vr)
 void
 vhu_split_publish(struct vhu_vring *vr)
 {
-	/*
-	 * The page is marked before the index moves: whoever sees the new index
-	 * (the front end syncing the log) also sees the mark.
-	 */
-	vhu_vring_log_used(vr, offsetof(struct vring_used, idx), sizeof(vr->used->idx));
-	/* Used entries must be visible before the index that announces them. */
-	__atomic_store_n(&vr->used->idx, vr->last_used_idx, __ATOMIC_RELEASE);
+	vhu_split_used_idx_publish(vr, vr->last_used_idx);
 	/* The index store must be visible before we read the driver's wishes. */
 	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
 	if (driver_wants_call(vr))

@@ -2,6 +2,7 @@
 /*
  * Split virtqueue, device side: available-ring consumption, descriptor chain
  * walking, used-ring production. Bookkeeping only; no packet data is copied.
+ * Guest memory is touched only through split_access.h.
  *
  * Every value read from guest memory is read once into a local and checked
  * before use: the guest may change the ring under us at any time.
@@ -9,12 +10,8 @@
 #ifndef VHU_VIRTQUEUE_SPLIT_H
 #define VHU_VIRTQUEUE_SPLIT_H
 
-#include <stddef.h>
-#include <string.h>
-
-#include <rte_atomic.h>
-
 #include "memory.h"
+#include "split_access.h"
 #include "vring.h"
 
 /*
@@ -46,15 +43,12 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	uint16_t head;
 	uint8_t *addr;
 
-	if (vr->last_avail_idx == vr->avail_idx_shadow)
+	if (vr->last_avail_idx == vr->split.avail_idx_shadow)
 		return false;
-	head = __atomic_load_n(&vr->avail->ring[vr->last_avail_idx & (vr->size - 1)],
-			       __ATOMIC_RELAXED);
+	head = vhu_split_avail_head(vr, vr->last_avail_idx);
 	if (head >= vr->size)
 		return false;
-	/* Read once, as vhu_split_take() does: the guest may rewrite it. */
-	memcpy(&d, &vr->desc[head], sizeof(d));
-	rte_compiler_barrier();
+	vhu_split_desc_read(vr->split.desc, head, &d);
 	addr = vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len);
 	if (addr == NULL)
 		return false;
@@ -67,13 +61,23 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 static inline void
 vhu_split_complete(struct vhu_vring *vr, uint16_t id, uint32_t len)
 {
-	struct vring_used_elem *e = &vr->used->ring[vr->last_used_idx & (vr->size - 1)];
-
-	e->id = id;
-	e->len = len;
-	vhu_vring_log_used(vr, offsetof(struct vring_used, ring) +
-			   (uint64_t)(e - vr->used->ring) * sizeof(*e), sizeof(*e));
+	vhu_split_used_put(vr, vr->last_used_idx, id, len);
 	vr->last_used_idx++;
+}
+
+/* Ring slots taken since available position @avail_idx. */
+static inline uint32_t
+vhu_split_slots_since(const struct vhu_vring *vr, uint16_t avail_idx)
+{
+	return (uint16_t)(vr->last_avail_idx - avail_idx);
+}
+
+/* Chains completed since used position @used_idx now go back with length 0. */
+static inline void
+vhu_split_discard_since(struct vhu_vring *vr, uint16_t used_idx)
+{
+	for (uint16_t i = used_idx; i != vr->last_used_idx; i++)
+		vhu_split_used_set_len(vr, i, 0);
 }
 
 /* Make completed chains visible to the driver and interrupt it unless it asked not to. */

@@ -1,11 +1,17 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Ring state shared by both ring layouts. Two halves:
- * - the control half (what the front end told us), written only on the
- *   control thread with @lock held;
- * - the data-path view derived from it (host pointers, indices, fds), read
- *   and advanced by the one lcore polling the ring while it holds @lock,
- *   taken with a trylock once per burst.
+ * One virtqueue of a port, whatever its layout. Three parts, each with one
+ * owner:
+ * - the data-path view: what the lcore polling the ring reads and advances
+ *   (positions, host pointers into the ring, the negotiated features it
+ *   needs, its counters). vring_ctl.c derives it from the control part at
+ *   every control change; the poller holds @lock for a burst (a trylock);
+ * - the identity, fixed when the port is created;
+ * - the control part: what the front end said about the ring, written only
+ *   on the control thread (vring_ctl.c), with @lock held.
+ * This file holds what the data path shares between the layouts: chains,
+ * frame counting, dirty logging of what it wrote. Nothing here changes a
+ * ring's state; vring_ctl.c does.
  */
 #ifndef VHU_VRING_H
 #define VHU_VRING_H
@@ -68,6 +74,64 @@ vhu_chain_set_one(struct vhu_chain *c, uint16_t id, uint8_t *addr, uint32_t len,
 
 struct vhu_zc_pool;
 
+/* What the data path needs of the negotiated features. */
+struct vhu_vring_negotiated {
+	uint64_t features;	/* all of them (offloads look at the GUEST_* bits) */
+	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
+	bool packed;		/* VIRTIO_F_RING_PACKED: the layout */
+	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX */
+	bool mrg_rxbuf;		/* VIRTIO_NET_F_MRG_RXBUF */
+};
+
+/* Where a split ring's three areas are mapped (split_access.h reads and writes them). */
+struct vhu_split_view {
+	struct vring_desc *desc;
+	struct vring_avail *avail;
+	struct vring_used *used;
+	uint16_t avail_idx_shadow;	/* available index as last read */
+};
+
+/*
+ * A packed ring (packed_access.h): its descriptors and event areas, the wrap
+ * counters that go with the ring's positions, and completions kept aside
+ * until the next publish.
+ */
+struct vhu_packed_view {
+	struct vring_packed_desc *desc;
+	struct vring_packed_desc_event *driver_event;
+	struct vring_packed_desc_event *device_event;
+	bool avail_wrap;
+	bool used_wrap;
+	bool published_used_wrap;
+	uint16_t published_used_idx;	/* where the driver looks for the next used slot */
+	uint32_t npending;
+	uint32_t pending_cap;
+	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
+};
+
+/* Interrupting the guest: the call fd and what the last decision to call saw. */
+struct vhu_vring_notify {
+	int callfd;
+	bool signalled_valid;		/* nothing decided since the ring (re)started */
+	bool signalled_used_wrap;
+	uint16_t signalled_used_idx;	/* used index when we last decided whether to call */
+};
+
+/* Dirty logging, while VHOST_F_LOG_ALL is negotiated and a log is set. */
+struct vhu_vring_dirty {
+	struct vhu_dirty_log *log;	/* one reference held, or NULL */
+	bool logging;			/* log what we write into guest memory */
+	bool log_used;			/* ... and our used-area writes, at used_gpa */
+	uint64_t used_gpa;		/* split: used ring; packed: descriptor ring */
+};
+
+/* After a migration: announce the guest with a RARP frame (guest TX ring 1). */
+struct vhu_vring_rarp {
+	bool pending;
+	struct rte_ether_addr mac;
+};
+
+/* What the front end set up for the ring (SET_VRING_*), as it said it. */
 struct vhu_vring_addr_config {
 	uint32_t flags;
 	uint64_t desc;		/* front-end virtual addresses */
@@ -76,11 +140,27 @@ struct vhu_vring_addr_config {
 	uint64_t log;		/* guest physical */
 };
 
+struct vhu_vring_control {
+	bool num_set;
+	bool addr_set;
+	bool started;		/* kick fd received, not stopped by GET_VRING_BASE */
+	bool enabled;
+	bool base_pending;	/* packed: base not applied to the indices yet */
+	bool indices_valid;	/* the indices have been started and say where the ring is */
+	uint32_t base;		/* from SET_VRING_BASE (packed: with wrap counters) */
+	int kickfd;
+	int errfd;
+	struct vhu_vring_addr_config addr;
+	/* the session's, borrowed: every ring is told when they change */
+	struct vhu_mem_table *mem;
+	uint64_t features;
+};
+
 struct vhu_vring {
 	rte_spinlock_t lock;
 
-	/* ---- data-path view, valid while @ready ---- */
-	bool ready;
+	/* ==== data-path view ==== */
+	bool ready;		/* set up, started and enabled: polled */
 	bool broken;		/* the guest corrupted the ring: not polled until re-set-up */
 	/*
 	 * A guest TX ring started but disabled: the vhost-user specification
@@ -88,79 +168,30 @@ struct vhu_vring {
 	 * guest that cuts its queue pairs waits for what it queued there).
 	 */
 	bool discarding;
-	uint16_t hdr_len;	/* virtio-net header: 10 or 12 bytes */
-	bool mrg_rxbuf;
-	uint64_t features;	/* negotiated (offloads look at the GUEST_* bits) */
-	const struct rte_gso_ctx *gso;	/* the port's segmentation pools */
-	/* dirty logging, while VHOST_F_LOG_ALL is negotiated and a log is set */
-	struct vhu_dirty_log *log;	/* one reference held, or NULL */
-	bool logging;			/* log what we write into guest memory */
-	bool log_used;			/* ... and our used-ring writes, at used_gpa */
-	uint64_t used_gpa;		/* split: used ring; packed: descriptor ring */
-	/* after a migration: announce the guest with a RARP frame (guest TX ring 1) */
-	bool rarp_pending;
-	struct rte_ether_addr rarp_mac;
-	bool packed;		/* VIRTIO_F_RING_PACKED negotiated */
-	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX negotiated */
-	bool signalled_valid;	/* signalled_used_idx means something (not before the first call) */
-	uint16_t signalled_used_idx;	/* used index when we last decided whether to call */
 	uint32_t size;
 	uint16_t last_avail_idx;	/* next available entry we will take */
 	uint16_t last_used_idx;		/* next used entry we will write */
-	uint16_t avail_idx_shadow;	/* split: available index as last read */
-	int callfd;
+	struct vhu_vring_negotiated neg;
 	struct vhu_mem_table *mem;	/* one reference held */
-	/* split layout */
-	struct vring_desc *desc;
-	struct vring_avail *avail;
-	struct vring_used *used;
-	/* packed layout: indices are slots, each with a wrap counter */
-	struct vring_packed_desc *pdesc;
-	struct vring_packed_desc_event *driver_event;
-	struct vring_packed_desc_event *device_event;
-	bool avail_wrap;
-	bool used_wrap;
-	bool signalled_used_wrap;
-	bool published_used_wrap;
-	uint16_t published_used_idx;	/* where the driver looks for the next used slot */
-	uint32_t npending;
-	uint32_t pending_cap;
-	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
-	/* zero-copy dequeue (zerocopy.h): frames of at least @zc_threshold bytes */
-	uint32_t zc_threshold;		/* 0: off; set at port creation */
-	struct vhu_zc_pool *zc;		/* one reference held, or NULL */
+	struct vhu_split_view split;
+	struct vhu_packed_view packed;
+	struct vhu_vring_notify notify;
+	struct vhu_vring_dirty dirty;
+	struct vhu_vring_rarp rarp;
+	struct vhu_zc_pool *zc;		/* zero-copy (zerocopy.h): one reference, or NULL */
 	struct vhu_vring_stats stats;
 	uint32_t errors_logged;
 
-	/* ---- control half ---- */
+	/* ==== identity, fixed at port creation ==== */
 	uint16_t index;
 	const char *port_name;
-	int socket_id;		/* for what the ring allocates */
-	bool num_set;
-	bool addr_set;
-	bool started;		/* kick fd received, not stopped by GET_VRING_BASE */
-	bool enabled;
-	uint32_t base;		/* from SET_VRING_BASE (packed: with wrap counters) */
-	bool base_pending;	/* packed: base not applied to the indices yet */
-	bool indices_valid;	/* the indices have been started and say where the ring is */
-	int kickfd;
-	int errfd;
-	struct vhu_vring_addr_config addr;
+	int socket_id;			/* for what the ring allocates */
+	uint32_t zc_threshold;		/* dequeue zero-copy from this frame size (0: off) */
+	const struct rte_gso_ctx *gso;	/* the port's segmentation pools */
+
+	/* ==== control part (vring_ctl.c) ==== */
+	struct vhu_vring_control ctl;
 };
-
-/* Put a ring in its initial state (no fds held). Control thread. */
-void vhu_vring_init(struct vhu_vring *vr, uint16_t index, const char *port_name);
-
-/* Drop everything a connection gave the ring: fds, memory, addresses. */
-void vhu_vring_reset(struct vhu_vring *vr);
-
-/*
- * Recompute the data-path view after a control change, with the lock held:
- * translates the ring addresses with @mem, takes a reference on it, reads the
- * starting used index from guest memory. @features: negotiated features.
- */
-void vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem,
-		       uint64_t features);
 
 /*
  * Bad input on the data path (a malformed chain or header from the guest, an
@@ -169,6 +200,9 @@ void vhu_vring_refresh(struct vhu_vring *vr, struct vhu_mem_table *mem,
  */
 void vhu_vring_bad_input(struct vhu_vring *vr, const char *fmt, ...)
 	__attribute__((format(printf, 2, 3)));
+
+/* Signal the guest through the call fd. */
+void vhu_vring_call(struct vhu_vring *vr);
 
 /*
  * Where the buffer of a one-descriptor chain is mapped: a direct descriptor
@@ -216,40 +250,26 @@ vhu_vring_count_frame(struct vhu_vring *vr, const struct rte_mbuf *m)
 	}
 }
 
-/* Replace the ring's log (NULL: none), with its lock held. */
-void vhu_vring_set_log(struct vhu_vring *vr, struct vhu_dirty_log *log);
-
-/* Marks the pages of what was written to guest memory, when logging. */
-static inline void
-vhu_vring_log_write(struct vhu_vring *vr, uint64_t gpa, uint64_t len)
-{
-	if (vr->logging)
-		vhu_dirty_log_range(vr->log, gpa, len);
-}
-
 /* Marks @len bytes at @offset of the used area (split: used ring; packed: descriptors). */
 static inline void
 vhu_vring_log_used(struct vhu_vring *vr, uint64_t offset, uint64_t len)
 {
-	if (vr->log_used)
-		vhu_dirty_log_range(vr->log, vr->used_gpa + offset, len);
+	if (vr->dirty.log_used)
+		vhu_dirty_log_range(vr->dirty.log, vr->dirty.used_gpa + offset, len);
 }
 
 /* Marks the pages behind the first @len bytes of chain @c. */
 static inline void
 vhu_vring_log_chain(struct vhu_vring *vr, const struct vhu_chain *c, uint64_t len)
 {
-	if (!vr->logging)
+	if (!vr->dirty.logging)
 		return;
 	for (uint32_t i = 0; i < c->niov && len > 0; i++) {
 		uint64_t n = RTE_MIN(len, (uint64_t)c->iov[i].len);
 
-		vhu_dirty_log_range(vr->log, c->iov[i].guest_phys_addr, n);
+		vhu_dirty_log_range(vr->dirty.log, c->iov[i].guest_phys_addr, n);
 		len -= n;
 	}
 }
-
-/* Signal the guest through the call fd. */
-void vhu_vring_call(struct vhu_vring *vr);
 
 #endif /* VHU_VRING_H */

@@ -47,7 +47,7 @@ mbufs_freed(void *addr __rte_unused, void *opaque)
 }
 
 int
-vhu_zc_ring_started(struct vhu_vring *vr, int socket_id)
+vhu_zc_ring_started(struct vhu_vring *vr)
 {
 	uint32_t nslots = RTE_MAX(vr->size / HELD_SHARE_DIVISOR, 1u);
 	uint32_t ring_count = rte_align32pow2(nslots + 1);
@@ -61,7 +61,7 @@ vhu_zc_ring_started(struct vhu_vring *vr, int socket_id)
 		return 0;
 	pool = ring_size < 0 ? NULL :
 	       rte_zmalloc_socket("vhu_zc_pool", head + (size_t)ring_size, RTE_CACHE_LINE_SIZE,
-				  socket_id);
+				  vr->socket_id);
 	if (pool == NULL) {
 		VHU_LOG(ERR, "%s: ring %u: no memory for zero-copy; frames will be copied",
 			vr->port_name, vr->index);
@@ -120,11 +120,9 @@ void
 vhu_zc_ring_stopped(struct vhu_vring *vr, bool give_back_held)
 {
 	struct vhu_zc_pool *pool = vr->zc;
-	bool mapped = vr->packed ? vr->pdesc != NULL : vr->used != NULL;
-
 	if (pool == NULL)
 		return;
-	if (give_back_held && mapped) {
+	if (give_back_held && vhu_vq_mapped(vr)) {
 		uint32_t completed = vhu_zc_reap(vr);
 
 		for (uint32_t i = 0; i < pool->nslots; i++)

@@ -47,12 +47,12 @@ struct vhu_zc_slot {
 };
 
 /* Creates the ring's pool when its ring starts, if zero-copy is on for it. */
-int vhu_zc_ring_started(struct vhu_vring *vr, int socket_id);
+int vhu_zc_ring_started(struct vhu_vring *vr);
 
 /*
- * The ring lets go of its pool: with @give_back, every chain still held is
- * completed (length 0) and published first. Mbufs still out keep the pool
- * alive. With the ring lock held.
+ * The ring lets go of its pool: with @give_back, and the ring still mapped,
+ * every chain still held is completed (length 0) and published first. Mbufs
+ * still out keep the pool alive. With the ring lock held.
  */
 void vhu_zc_ring_stopped(struct vhu_vring *vr, bool give_back);
 

@@ -40,14 +40,14 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
-#include "device.h"
 #include "memory.h"
 #include "message.h"
-#include "socket.h"
+#include "port.h"
 #include "vhu.h"
 #include "virtio_defs.h"
 #include "virtqueue.h"
 #include "vring.h"
+#include "vring_ctl.h"
 
 #include "check.h"
 #include "guest_fixture.h"
@@ -122,14 +122,21 @@ fx_memory(uint32_t size, uint32_t base)
 	F.avail_wrap = F.used_wrap = (base >> 15) & 1;
 }
 
-/* Like the control thread: recomputes the ring's view (packed always on). */
+/* Like the session: the ring follows our memory table and @features (packed always on). */
 static void
 fx_refresh(uint64_t features)
 {
 	F.features = features | PK;
-	rte_spinlock_lock(&F.vr->lock);
-	vhu_vring_refresh(F.vr, F.mem, F.features);
-	rte_spinlock_unlock(&F.vr->lock);
+	vhu_vring_ctl_rebase(F.vr, F.mem, F.features);
+}
+
+/* The front end sets the ring's three areas (front-end addresses). */
+static void
+fx_set_addr(uint64_t desc, uint64_t driver_event, uint64_t device_event)
+{
+	vhu_vring_ctl_set_addr(F.vr, &(struct vhu_vring_addr_config){
+		.desc = desc, .avail = driver_event, .used = device_event,
+	});
 }
 
 /*
@@ -143,18 +150,18 @@ fx_setup_base(uint32_t size, uint64_t features, uint32_t base)
 	F.mem = guest_mem_table();
 
 	F.vr = &F.own;
-	vhu_vring_init(F.vr, 1, "unit");
-	F.vr->size = size;
-	F.vr->num_set = true;
-	F.vr->addr.desc = FE_BASE + DESC_OFF;
-	F.vr->addr.avail = FE_BASE + DRV_EV_OFF;
-	F.vr->addr.used = FE_BASE + DEV_EV_OFF;
-	F.vr->addr_set = true;
-	F.vr->base = base;
-	F.vr->base_pending = true;
-	F.vr->started = true;
-	F.vr->enabled = true;
-	F.vr->callfd = G.callfd;		/* the ring owns it */
+	/* As the control thread sets a ring up; it becomes ready at the last step. */
+	vhu_vring_ctl_init(F.vr, 1, "unit", SOCKET_ID_ANY, 0, NULL);
+	F.features = features | PK;
+	vhu_vring_ctl_rebase(F.vr, NULL, F.features);	/* packed: how the base is read */
+	if (vhu_vring_ctl_set_num(F.vr, size) < 0)
+		return false;
+	fx_set_addr(FE_BASE + DESC_OFF, FE_BASE + DRV_EV_OFF, FE_BASE + DEV_EV_OFF);
+	if (vhu_vring_ctl_set_base(F.vr, base) < 0)
+		return false;
+	vhu_vring_ctl_start(F.vr, -1);
+	vhu_vring_ctl_set_callfd(F.vr, G.callfd);	/* the ring owns it */
+	vhu_vring_ctl_enable(F.vr, true);
 	G.vr = F.vr;
 	fx_refresh(features);
 	return F.vr->ready;
@@ -178,7 +185,7 @@ fx_teardown(void)
 	if (F.port != NULL) {
 		port_teardown();
 	} else {
-		vhu_vring_reset(F.vr);		/* closes the call fd, drops the ring's reference */
+		vhu_vring_ctl_reset(F.vr);		/* closes the call fd, drops the ring's reference */
 		EXPECT_EQ(F.mem->refcnt, 1);	/* only ours is left */
 		vhu_mem_table_put(F.mem);
 	}
@@ -362,11 +369,11 @@ none_used(void)
 static bool
 device_at(uint16_t avail_slot, bool avail_wrap, uint16_t used_slot, bool used_wrap)
 {
-	if (F.vr->last_avail_idx == avail_slot && F.vr->avail_wrap == avail_wrap &&
-	    F.vr->last_used_idx == used_slot && F.vr->used_wrap == used_wrap)
+	if (F.vr->last_avail_idx == avail_slot && F.vr->packed.avail_wrap == avail_wrap &&
+	    F.vr->last_used_idx == used_slot && F.vr->packed.used_wrap == used_wrap)
 		return true;
 	fprintf(stderr, "  device at avail %u/%d used %u/%d, expected %u/%d %u/%d\n",
-		F.vr->last_avail_idx, F.vr->avail_wrap, F.vr->last_used_idx, F.vr->used_wrap,
+		F.vr->last_avail_idx, F.vr->packed.avail_wrap, F.vr->last_used_idx, F.vr->packed.used_wrap,
 		avail_slot, avail_wrap, used_slot, used_wrap);
 	return false;
 }
@@ -461,39 +468,35 @@ test_refresh(void)
 {
 	CHECK(fx_setup(5, V1));
 	CHECK(F.vr->ready);
-	CHECK(F.vr->packed);
+	CHECK(F.vr->neg.packed);
 	CHECK(!F.vr->broken);
-	CHECK_EQ(F.vr->hdr_len, 12);
+	CHECK_EQ(F.vr->neg.hdr_len, 12);
 	CHECK_EQ(F.mem->refcnt, 2);
 	/* the ring and the two event areas are the table's mappings of the right places */
-	CHECK(F.vr->pdesc == vhu_mem_guest_to_host(F.mem, GPA_BASE + DESC_OFF, 5 * 16));
-	CHECK(F.vr->driver_event == vhu_mem_guest_to_host(F.mem, GPA_BASE + DRV_EV_OFF, 4));
-	CHECK(F.vr->device_event == vhu_mem_guest_to_host(F.mem, GPA_BASE + DEV_EV_OFF, 4));
-	CHECK(F.vr->desc == NULL && F.vr->avail == NULL && F.vr->used == NULL);
+	CHECK(F.vr->packed.desc == vhu_mem_guest_to_host(F.mem, GPA_BASE + DESC_OFF, 5 * 16));
+	CHECK(F.vr->packed.driver_event ==
+	      vhu_mem_guest_to_host(F.mem, GPA_BASE + DRV_EV_OFF, 4));
+	CHECK(F.vr->packed.device_event ==
+	      vhu_mem_guest_to_host(F.mem, GPA_BASE + DEV_EV_OFF, 4));
+	CHECK(F.vr->split.desc == NULL && F.vr->split.avail == NULL && F.vr->split.used == NULL);
 	/* we poll: the driver is told not to notify */
 	CHECK_EQ(F.dev_ev->flags, VRING_PACKED_EVENT_FLAG_DISABLE);
 	CHECK(device_at(0, true, 0, true));
-	CHECK_GE(F.vr->pending_cap, 5);
-	CHECK(!F.vr->base_pending);
+	CHECK_GE(F.vr->packed.pending_cap, 5);
+	CHECK(!F.vr->ctl.base_pending);
 
 	/* a ring that runs past the end of its region: not ready */
-	F.vr->addr.desc = FE2_BASE + GUEST2_SIZE - 4 * 16;
-	fx_refresh(V1);
+	fx_set_addr(FE2_BASE + GUEST2_SIZE - 4 * 16, FE_BASE + DRV_EV_OFF, FE_BASE + DEV_EV_OFF);
 	CHECK(!F.vr->ready);
-	F.vr->addr.desc = FE2_BASE + GUEST2_SIZE - 5 * 16;	/* exactly fits */
-	fx_refresh(V1);
+	/* exactly fits */
+	fx_set_addr(FE2_BASE + GUEST2_SIZE - 5 * 16, FE_BASE + DRV_EV_OFF, FE_BASE + DEV_EV_OFF);
 	CHECK(F.vr->ready);
-	F.vr->addr.desc = FE_BASE + DESC_OFF;
 	/* an event area outside guest memory: not ready */
-	F.vr->addr.avail = FE_BASE + GUEST_SIZE - 2;
-	fx_refresh(V1);
+	fx_set_addr(FE_BASE + DESC_OFF, FE_BASE + GUEST_SIZE - 2, FE_BASE + DEV_EV_OFF);
 	CHECK(!F.vr->ready);
-	F.vr->addr.avail = FE_BASE + DRV_EV_OFF;
-	F.vr->addr.used = FE2_BASE + GUEST2_SIZE;
-	fx_refresh(V1);
+	fx_set_addr(FE_BASE + DESC_OFF, FE_BASE + DRV_EV_OFF, FE2_BASE + GUEST2_SIZE);
 	CHECK(!F.vr->ready);
-	F.vr->addr.used = FE_BASE + DEV_EV_OFF;
-	fx_refresh(V1);
+	fx_set_addr(FE_BASE + DESC_OFF, FE_BASE + DRV_EV_OFF, FE_BASE + DEV_EV_OFF);
 	CHECK(F.vr->ready);
 	CHECK_EQ(F.mem->refcnt, 2);
 	/* refreshing a running ring keeps its position */
@@ -633,32 +636,27 @@ test_base_restart(void)
 	CHECK(device_at(1, false, 1, false));
 
 	/* stop */
-	F.vr->started = false;
 	fx_refresh(V1 | EVIDX);
+	vhu_vring_ctl_stop(F.vr);
 	CHECK(!F.vr->ready);
 	p = tx_simple(frame, sizeof(frame));
 	CHECK_EQ(deq(pkts, 4), 0);
 	/* start again, no new base */
-	F.vr->started = true;
-	fx_refresh(V1 | EVIDX);
+	vhu_vring_ctl_start(F.vr, -1);
 	CHECK(F.vr->ready);
 	CHECK(device_at(1, false, 1, false));
 	CHECK_EQ(deq(pkts, 4), 1);
 	CHECK(used_is(&p, 0));
 	CHECK_EQ(calls(), 1);			/* first publish after the start */
 
-	/* a new base is taken at the next start only */
-	F.vr->base = 0x8004;			/* as SET_VRING_BASE leaves it */
-	F.vr->base_pending = true;
-	F.vr->indices_valid = false;
-	fx_refresh(V1 | EVIDX);			/* running: no effect */
+	/* a new base is refused while the ring runs, taken at the next start */
+	CHECK_EQ(vhu_vring_ctl_set_base(F.vr, 0x8004), -1);
 	CHECK(device_at(2, false, 2, false));
-	F.vr->started = false;
-	fx_refresh(V1 | EVIDX);
-	F.vr->started = true;
-	fx_refresh(V1 | EVIDX);
+	vhu_vring_ctl_stop(F.vr);
+	CHECK_EQ(vhu_vring_ctl_set_base(F.vr, 0x8004), 0);
+	vhu_vring_ctl_start(F.vr, -1);
 	CHECK(device_at(4, true, 4, true));
-	CHECK(!F.vr->base_pending);
+	CHECK(!F.vr->ctl.base_pending);
 }
 
 /* ==================================================================== */
@@ -823,7 +821,7 @@ test_deq_laps(void)
 		slots += n;
 		CHECK(device_at(slots % 5, (slots / 5) % 2 == 0, slots % 5, (slots / 5) % 2 == 0));
 		if (wraps)
-			CHECK_NE(F.vr->avail_wrap, p[0].wrap);
+			CHECK_NE(F.vr->packed.avail_wrap, p[0].wrap);
 	}
 	CHECK_EQ(stats()->packets, 27);
 	CHECK_EQ(stats()->malformed, 0);
@@ -1516,7 +1514,7 @@ test_enq_mrg(void)
 	struct rx_chain c[4];
 
 	CHECK(fx_setup_base(9, V1 | MRG, 0x8004));
-	CHECK(F.vr->mrg_rxbuf);
+	CHECK(F.vr->neg.mrg_rxbuf);
 	for (int i = 0; i < 4; i++)
 		c[i] = rx_post(lens, 2, F_WRITE);	/* slots 4-5, 6-7, 8-0, 1-2 */
 	make_frame(frame, sizeof(frame), 77);
@@ -1873,13 +1871,13 @@ test_publish_inner(void)
 	ok = take_complete(3);
 	rte_spinlock_unlock(&F.vr->lock);
 	CHECK(ok);
-	CHECK_EQ(F.vr->npending, 3);
+	CHECK_EQ(F.vr->packed.npending, 3);
 	CHECK(ring_unchanged(0, 6));			/* nothing visible yet */
 	CHECK(device_at(4, true, 4, true));
-	CHECK_EQ(F.vr->pending[0].slot, 0);
-	CHECK_EQ(F.vr->pending[1].slot, 1);
-	CHECK_EQ(F.vr->pending[2].slot, 3);
-	CHECK_EQ(F.vr->pending[1].id, p[1].id);
+	CHECK_EQ(F.vr->packed.pending[0].slot, 0);
+	CHECK_EQ(F.vr->packed.pending[1].slot, 1);
+	CHECK_EQ(F.vr->packed.pending[2].slot, 3);
+	CHECK_EQ(F.vr->packed.pending[1].id, p[1].id);
 
 	/* given back: as if never taken */
 	rte_spinlock_lock(&F.vr->lock);
@@ -1897,7 +1895,7 @@ test_publish_inner(void)
 	rte_spinlock_lock(&F.vr->lock);
 	vhu_packed_publish(F.vr);
 	rte_spinlock_unlock(&F.vr->lock);
-	CHECK_EQ(F.vr->npending, 0);
+	CHECK_EQ(F.vr->packed.npending, 0);
 	for (int i = 0; i < 3; i++)
 		CHECK(used_is(&p[i], 0));
 	CHECK(ring_unchanged(2, 1));			/* second slot of the 2-chain */
@@ -1989,7 +1987,7 @@ test_publish_order(void)
 	int flags_at[8], id_at[8], len_at[8];
 
 	CHECK(fx_setup_base(8, V1, 0x8006));
-	CHECK_EQ((uintptr_t)F.vr->pdesc % 4096, 0);
+	CHECK_EQ((uintptr_t)F.vr->packed.desc % 4096, 0);
 	make_frame(frame, sizeof(frame), 101);
 	p[0] = tx_post(lens, 2, frame);			/* 6-7 */
 	p[1] = tx_simple(frame, sizeof(frame));		/* 0 */
@@ -1998,7 +1996,7 @@ test_publish_order(void)
 	for (int i = 0; i < 4; i++)
 		CHECK_EQ(p[i].head, used_slots[i]);
 
-	wt_start(F.vr->pdesc);
+	wt_start(F.vr->packed.desc);
 	uint16_t n = deq(pkts, 8);
 	wt_stop();
 	CHECK_EQ(n, 4);
@@ -2185,7 +2183,7 @@ ctl_send(struct vhu_msg *m)
 	enum vhu_dispatch d;
 
 	vhu_ctl_lock();
-	d = vhu_device_handle(F.port, m);
+	d = vhu_session_handle(&F.port->session, m);
 	vhu_ctl_unlock();
 	return d;
 }
@@ -2330,8 +2328,8 @@ static void
 port_teardown(void)
 {
 	vhu_ctl_lock();
-	vhu_device_disconnected(F.port);	/* drops memory, closes the ring fds */
-	EXPECT_NULL(F.port->mem);
+	vhu_session_end(&F.port->session);	/* drops memory, closes the ring fds */
+	EXPECT_NULL(F.port->session.mem);
 	vhu_ctl_unlock();
 	vhu_port_destroy(F.port);
 	F.port = NULL;

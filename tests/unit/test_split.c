@@ -1,7 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Unit tests of the split ring data path (virtqueue_split.c, dequeue.c,
- * enqueue.c, the data-path parts of vring.c) on rings laid out in memory the
+ * enqueue.c) and its set-up (vring_ctl.c) on rings laid out in memory the
  * test owns.
  *
  * The test plays the guest driver: it maps the same memfds as the table
@@ -21,6 +21,7 @@
 #include "virtio_defs.h"
 #include "virtqueue_split.h"
 #include "vring.h"
+#include "vring_ctl.h"
 #include "zerocopy.h"
 
 #include "check.h"
@@ -50,13 +51,21 @@ struct fx {
 
 static struct fx F;
 
-/* Like the control thread: fills in the ring's control half and refreshes. */
+/* Like the session: the ring follows our memory table and @features. */
 static void
 fx_refresh(uint64_t features)
 {
-	rte_spinlock_lock(&F.vr.lock);
-	vhu_vring_refresh(&F.vr, F.mem, features);
-	rte_spinlock_unlock(&F.vr.lock);
+	vhu_vring_ctl_rebase(&F.vr, F.mem, features);
+}
+
+/* The front end moves the used area to @used (front-end address). */
+static void
+fx_set_used_addr(uint64_t used)
+{
+	struct vhu_vring_addr_config addr = F.vr.ctl.addr;
+
+	addr.used = used;
+	vhu_vring_ctl_set_addr(&F.vr, &addr);
 }
 
 /*
@@ -79,16 +88,18 @@ fx_setup_at(uint32_t size, uint64_t features, uint16_t start)
 	F.used->idx = start;
 	F.mem = guest_mem_table();
 
-	vhu_vring_init(&F.vr, 0, "unit");
-	F.vr.size = size;
-	F.vr.num_set = true;
-	F.vr.addr.desc = FE_BASE + DESC_OFF;
-	F.vr.addr.avail = FE_BASE + AVAIL_OFF;
-	F.vr.addr.used = FE_BASE + USED_OFF;
-	F.vr.addr_set = true;
-	F.vr.started = true;
-	F.vr.enabled = true;
-	F.vr.callfd = G.callfd;		/* the ring owns it */
+	/* As the control thread sets a ring up; it becomes ready at the last step. */
+	vhu_vring_ctl_init(&F.vr, 0, "unit", SOCKET_ID_ANY, 0, NULL);
+	if (vhu_vring_ctl_set_num(&F.vr, size) < 0)
+		return false;
+	vhu_vring_ctl_set_addr(&F.vr, &(struct vhu_vring_addr_config){
+		.desc = FE_BASE + DESC_OFF,
+		.avail = FE_BASE + AVAIL_OFF,
+		.used = FE_BASE + USED_OFF,
+	});
+	vhu_vring_ctl_start(&F.vr, -1);
+	vhu_vring_ctl_set_callfd(&F.vr, G.callfd);	/* the ring owns it */
+	vhu_vring_ctl_enable(&F.vr, true);
 	G.vr = &F.vr;
 	fx_refresh(features);
 	return F.vr.ready;
@@ -106,7 +117,7 @@ fx_teardown(void)
 	if (!F.active)
 		return;
 	free_tracked();
-	vhu_vring_reset(&F.vr);		/* closes the call fd, drops the ring's reference */
+	vhu_vring_ctl_reset(&F.vr);		/* closes the call fd, drops the ring's reference */
 	EXPECT_EQ(F.mem->refcnt, 1);	/* only ours is left */
 	vhu_mem_table_put(F.mem);
 	guest_teardown();
@@ -238,8 +249,8 @@ test_refresh(void)
 	CHECK(fx_setup_at(16, V1, 7));
 	CHECK(F.vr.ready);
 	CHECK(!F.vr.broken);
-	CHECK_EQ(F.vr.hdr_len, 12);
-	CHECK(!F.vr.mrg_rxbuf);
+	CHECK_EQ(F.vr.neg.hdr_len, 12);
+	CHECK(!F.vr.neg.mrg_rxbuf);
 	CHECK_EQ(F.mem->refcnt, 2);		/* ours and the ring's */
 	/* resumes at the used index found in guest memory */
 	CHECK_EQ(F.vr.last_used_idx, 7);
@@ -247,31 +258,28 @@ test_refresh(void)
 	/* we poll: the driver is told not to kick */
 	CHECK_EQ(F.used->flags, VRING_USED_F_NO_NOTIFY);
 	/* host pointers of the ring are the table's mapping of the right offsets */
-	CHECK(F.vr.desc == vhu_mem_guest_to_host(F.mem, GPA_BASE + DESC_OFF, 16 * 16));
-	CHECK(F.vr.avail == vhu_mem_guest_to_host(F.mem, GPA_BASE + AVAIL_OFF, 38));
-	CHECK(F.vr.used == vhu_mem_guest_to_host(F.mem, GPA_BASE + USED_OFF, 134));
+	CHECK(F.vr.split.desc == vhu_mem_guest_to_host(F.mem, GPA_BASE + DESC_OFF, 16 * 16));
+	CHECK(F.vr.split.avail == vhu_mem_guest_to_host(F.mem, GPA_BASE + AVAIL_OFF, 38));
+	CHECK(F.vr.split.used == vhu_mem_guest_to_host(F.mem, GPA_BASE + USED_OFF, 134));
 
 	/* header length by features */
 	fx_refresh(0);
-	CHECK_EQ(F.vr.hdr_len, 10);
+	CHECK_EQ(F.vr.neg.hdr_len, 10);
 	fx_refresh(MRG);
-	CHECK_EQ(F.vr.hdr_len, 12);
-	CHECK(F.vr.mrg_rxbuf);
+	CHECK_EQ(F.vr.neg.hdr_len, 12);
+	CHECK(F.vr.neg.mrg_rxbuf);
 	fx_refresh(V1 | MRG);
-	CHECK_EQ(F.vr.hdr_len, 12);
+	CHECK_EQ(F.vr.neg.hdr_len, 12);
 	CHECK_EQ(F.mem->refcnt, 2);		/* the same table is not referenced twice */
 
 	/* a ring area outside guest memory: not ready, bursts do nothing */
-	F.vr.addr.used = FE_BASE + GUEST_SIZE - 0x10;
-	fx_refresh(V1);
+	fx_set_used_addr(FE_BASE + GUEST_SIZE - 0x10);
 	CHECK(!F.vr.ready);
-	F.vr.addr.used = FE_BASE + USED_OFF;
-	fx_refresh(V1);
+	fx_set_used_addr(FE_BASE + USED_OFF);
 	CHECK(F.vr.ready);
 
 	/* disabled ring: not ready */
-	F.vr.enabled = false;
-	fx_refresh(V1);
+	vhu_vring_ctl_enable(&F.vr, false);
 	CHECK(!F.vr.ready);
 	{
 		uint8_t frame[60];
@@ -281,17 +289,14 @@ test_refresh(void)
 		push(tx_simple(12, frame, sizeof(frame)));
 		CHECK_EQ(deq(pkts, 4), 0);
 		CHECK_EQ(used_idx(), 7);
-		F.vr.enabled = true;
-		fx_refresh(V1);
+		vhu_vring_ctl_enable(&F.vr, true);
 		CHECK(F.vr.ready);
 		CHECK_EQ(deq(pkts, 4), 1);
 		CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
 	}
 
 	/* no memory: the ring drops its reference */
-	rte_spinlock_lock(&F.vr.lock);
-	vhu_vring_refresh(&F.vr, NULL, V1);
-	rte_spinlock_unlock(&F.vr.lock);
+	vhu_vring_ctl_rebase(&F.vr, NULL, V1);
 	CHECK(!F.vr.ready);
 	CHECK_EQ(F.mem->refcnt, 1);
 	fx_refresh(V1);
@@ -557,7 +562,7 @@ test_deq_legacy_header(void)
 	struct rte_mbuf *pkts[4];
 
 	CHECK(fx_setup(16, 0));
-	CHECK_EQ(F.vr.hdr_len, 10);
+	CHECK_EQ(F.vr.neg.hdr_len, 10);
 	make_frame(frame, sizeof(frame), 12);
 	push(tx_simple(10, frame, sizeof(frame)));
 	push(tx_chain(lens, 2, 10, frame));
@@ -1766,7 +1771,7 @@ fx_setup_zc(uint32_t size)
 	ready = fx_setup(size, V1);
 	rte_spinlock_lock(&F.vr.lock);
 	F.vr.zc_threshold = ZC_THRESHOLD;
-	vhu_zc_ring_started(&F.vr, SOCKET_ID_ANY);
+	vhu_zc_ring_started(&F.vr);
 	rte_spinlock_unlock(&F.vr.lock);
 	return ready && F.vr.zc != NULL;
 }
@@ -1891,8 +1896,7 @@ test_disabled_tx_ring_discards(void)
 
 	CHECK(fx_setup(16, V1));
 	F.vr.index = 1;				/* a guest TX ring */
-	F.vr.enabled = false;
-	fx_refresh(V1);
+	vhu_vring_ctl_enable(&F.vr, false);
 	CHECK(!F.vr.ready && F.vr.discarding);
 	make_frame(frame, sizeof(frame), 99);
 	head = tx_simple(12, frame, sizeof(frame));
@@ -1904,8 +1908,7 @@ test_disabled_tx_ring_discards(void)
 	CHECK_EQ(stats()->dropped, 1);
 	CHECK_EQ(stats()->packets, 0);
 
-	F.vr.enabled = true;			/* and on again: frames flow */
-	fx_refresh(V1);
+	vhu_vring_ctl_enable(&F.vr, true);			/* and on again: frames flow */
 	CHECK(F.vr.ready && !F.vr.discarding);
 	push(tx_simple(12, frame, sizeof(frame)));
 	CHECK_EQ(deq(pkts, 4), 1);
@@ -1913,8 +1916,7 @@ test_disabled_tx_ring_discards(void)
 	app_free(pkts[0]);
 
 	F.vr.index = 0;				/* a guest RX ring: left alone */
-	F.vr.enabled = false;
-	fx_refresh(V1);
+	vhu_vring_ctl_enable(&F.vr, false);
 	CHECK(!F.vr.ready && !F.vr.discarding);
 }
 
@@ -1995,7 +1997,7 @@ test_zc_disconnect_while_held(void)
 	push(tx_simple(12, frame, sizeof(frame)));
 	CHECK_EQ(deq(pkts, 4), 1);
 	CHECK(attached_to_guest(pkts[0]));
-	vhu_vring_reset(&F.vr);				/* the session is gone */
+	vhu_vring_ctl_reset(&F.vr);				/* the session is gone */
 	CHECK_EQ(F.mem->refcnt, 2);			/* ours and the mbuf's */
 	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
 	app_free(pkts[0]);
@@ -2052,11 +2054,9 @@ test_zc_disable_enable_keeps_held(void)
 	CHECK_EQ(deq(pkts, 4), 1);
 	CHECK_EQ(vhu_zc_held(&F.vr), 1);
 
-	F.vr.enabled = false;
-	fx_refresh(V1);
+	vhu_vring_ctl_enable(&F.vr, false);
 	CHECK(!F.vr.ready);
-	F.vr.enabled = true;
-	fx_refresh(V1);
+	vhu_vring_ctl_enable(&F.vr, true);
 	CHECK(F.vr.ready);
 	CHECK_EQ(vhu_zc_held(&F.vr), 1);
 	CHECK_EQ(used_idx(), 0);

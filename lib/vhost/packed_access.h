@@ -1,0 +1,71 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Every access of ours to a packed ring in guest memory, one accessor each,
+ * with its memory order stated here and nowhere else. Driver and device
+ * share the descriptor ring: a descriptor's flags hand it over.
+ *
+ *   descriptor flags   read with acquire: the rest of the descriptor (and
+ *                      the chain after it) is the driver's once they say so
+ *   descriptor         copied out once, then a compiler barrier: checks and
+ *                      use see the same copy whatever the guest rewrites
+ *   used descriptor    id and length plain, then the flags with release
+ *   driver event       read relaxed, after a full fence (vhu_packed_publish)
+ *   device event       written relaxed (a hint to the driver)
+ */
+#ifndef VHU_PACKED_ACCESS_H
+#define VHU_PACKED_ACCESS_H
+
+#include <stdint.h>
+#include <string.h>
+
+#include <rte_atomic.h>
+
+#include "vring.h"
+
+static inline uint16_t
+vhu_packed_desc_flags(const struct vhu_vring *vr, uint16_t slot)
+{
+	return __atomic_load_n(&vr->packed.desc[slot].flags, __ATOMIC_ACQUIRE);
+}
+
+/* Descriptor @i of @table (the ring's, or an indirect one). */
+static inline void
+vhu_packed_desc_read(const void *table, uint32_t i, struct vring_packed_desc *d)
+{
+	memcpy(d, (const uint8_t *)table + (size_t)i * sizeof(*d), sizeof(*d));
+	rte_compiler_barrier();
+}
+
+/* Hands slot @slot back used: buffer @id, @len bytes written, wrap bits @flags. */
+static inline void
+vhu_packed_used_put(struct vhu_vring *vr, uint16_t slot, uint16_t id, uint32_t len,
+		    uint16_t flags)
+{
+	struct vring_packed_desc *d = &vr->packed.desc[slot];
+
+	d->id = id;
+	d->len = len;
+	/* Marked before the flags hand it over, like the split used index. */
+	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), sizeof(*d));
+	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
+}
+
+static inline uint16_t
+vhu_packed_driver_event_flags(const struct vhu_vring *vr)
+{
+	return __atomic_load_n(&vr->packed.driver_event->flags, __ATOMIC_RELAXED);
+}
+
+static inline uint16_t
+vhu_packed_driver_event_off_wrap(const struct vhu_vring *vr)
+{
+	return __atomic_load_n(&vr->packed.driver_event->off_wrap, __ATOMIC_RELAXED);
+}
+
+static inline void
+vhu_packed_device_event_flags_set(struct vhu_vring *vr, uint16_t flags)
+{
+	__atomic_store_n(&vr->packed.device_event->flags, flags, __ATOMIC_RELAXED);
+}
+
+#endif /* VHU_PACKED_ACCESS_H */

@@ -1,0 +1,93 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/* The public API of the library (vhu.h): ports and their rings. */
+#include "port.h"
+
+#include <stdio.h>
+#include <stdlib.h>
+
+#include "frame_copy.h"
+#include "netoffload.h"
+#include "vhu_log.h"
+#include "vring_ctl.h"
+
+RTE_LOG_REGISTER(vhu_logtype, lib.vhu, INFO);
+
+struct vhu_port *
+vhu_port_create(const struct vhu_port_config *cfg)
+{
+	struct vhu_port *p;
+	uint32_t nrings;
+
+	if (cfg->queue_pairs == 0 || cfg->queue_pairs > VHU_MAX_QUEUE_PAIRS) {
+		VHU_LOG(ERR, "%s: %u queue pairs (1..%u allowed)", cfg->name, cfg->queue_pairs,
+			VHU_MAX_QUEUE_PAIRS);
+		return NULL;
+	}
+	vhu_frame_copy_select();
+	nrings = 2u * cfg->queue_pairs;
+	p = calloc(1, sizeof(*p) + nrings * sizeof(p->vrings[0]));
+	if (p == NULL) {
+		VHU_LOG(ERR, "%s: out of memory", cfg->name);
+		return NULL;
+	}
+	snprintf(p->name, sizeof(p->name), "%s", cfg->name);
+	if (!vhu_socket_init(&p->sock, p->name, cfg->socket_path, cfg->client, &p->session)) {
+		free(p);
+		return NULL;
+	}
+	for (uint32_t i = 0; i < nrings; i++)
+		/* Only guest TX rings (odd indices) are dequeued. */
+		vhu_vring_ctl_init(&p->vrings[i], (uint16_t)i, p->name, cfg->socket_id,
+				   (i & 1) ? cfg->zero_copy_threshold : 0, &p->gso);
+	vhu_session_init(&p->session, cfg, p->name, p->vrings);
+	/* Guests offered GUEST_TSO may still refuse it: keep a way to segment. */
+	if (cfg->tso && vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {
+		free(p);
+		return NULL;
+	}
+	if (vhu_socket_open(&p->sock) < 0) {
+		vhu_gso_pools_free(&p->gso);
+		free(p);
+		return NULL;
+	}
+	return p;
+}
+
+void
+vhu_port_destroy(struct vhu_port *p)
+{
+	if (p == NULL)
+		return;
+	/* No callbacks into an owner that is going away. */
+	vhu_ctl_lock();
+	p->session.ops = NULL;
+	vhu_ctl_unlock();
+	vhu_socket_close(&p->sock);
+	vhu_session_end(&p->session);	/* also one no connection carried */
+	vhu_gso_pools_free(&p->gso);
+	free(p);
+}
+
+struct vhu_vring *
+vhu_port_vring(struct vhu_port *p, uint16_t ring_index)
+{
+	return ring_index < p->session.nrings ? &p->vrings[ring_index] : NULL;
+}
+
+int
+vhu_port_session_id(const struct vhu_port *p)
+{
+	return __atomic_load_n(&p->session.id, __ATOMIC_ACQUIRE);
+}
+
+bool
+vhu_port_link_up(const struct vhu_port *p)
+{
+	return __atomic_load_n(&p->session.link_up, __ATOMIC_ACQUIRE);
+}
+
+const struct vhu_vring_stats *
+vhu_vring_stats(const struct vhu_vring *vr)
+{
+	return &vr->stats;
+}

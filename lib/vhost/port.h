@@ -1,0 +1,25 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * A port (vhu.h): the long-lived object behind one socket path. It owns its
+ * rings, the session with whichever front end is connected (session.h) and
+ * the transport that session arrives on (socket.h); it sits above both.
+ */
+#ifndef VHU_PORT_H
+#define VHU_PORT_H
+
+#include <rte_gso.h>
+
+#include "session.h"
+#include "socket.h"
+#include "vhu.h"
+#include "vring.h"
+
+struct vhu_port {
+	char name[64];
+	struct rte_gso_ctx gso;		/* software segmentation, when TSO is offered */
+	struct vhu_socket sock;
+	struct vhu_session session;
+	struct vhu_vring vrings[];
+};
+
+#endif /* VHU_PORT_H */

@@ -1,0 +1,553 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+#include "session.h"
+
+#include <inttypes.h>
+#include <string.h>
+
+#include "vhu_log.h"
+#include "vring_ctl.h"
+
+/*
+ * What a handler made of its request. Requests the rules table marks as
+ * answered (message.c) get the payload their handler filled in, whatever
+ * the result; the others a reply-ack of 0 or 1 when the front end wants one.
+ */
+enum handler_result {
+	HANDLED,
+	REFUSED,		/* logged; the connection is kept */
+};
+
+typedef enum handler_result (*request_handler)(struct vhu_session *s, struct vhu_msg *m);
+
+static const uint64_t base_features =
+	VHU_BIT(VIRTIO_F_VERSION_1) |
+	VHU_BIT(VIRTIO_F_ANY_LAYOUT) |
+	VHU_BIT(VIRTIO_RING_F_INDIRECT_DESC) |
+	VHU_BIT(VIRTIO_RING_F_EVENT_IDX) |
+	/* Chains are always completed in the order they were made available. */
+	VHU_BIT(VIRTIO_F_IN_ORDER) |
+	VHU_BIT(VIRTIO_F_RING_PACKED) |
+	VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES) |
+	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF) |
+	VHU_BIT(VIRTIO_NET_F_MTU) |
+	/* The control queue and the queue-pair count live in the front end
+	 * (QEMU, virtio-user); offering them lets it use several pairs. */
+	VHU_BIT(VIRTIO_NET_F_CTRL_VQ) |
+	VHU_BIT(VIRTIO_NET_F_MQ) |
+	/* Checksums: left to us (guest TX) and handed on (guest RX), see netoffload.h. */
+	VHU_BIT(VIRTIO_NET_F_CSUM) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+	/* Live migration: the front end turns dirty logging on and off with it. */
+	VHU_BIT(VHOST_F_LOG_ALL) |
+	/* The guest announces itself after a migration (QEMU relays it). */
+	VHU_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
+
+/* TCP segmentation offload both ways, unless the port turns it off. */
+static const uint64_t tso_features =
+	VHU_BIT(VIRTIO_NET_F_HOST_TSO4) |
+	VHU_BIT(VIRTIO_NET_F_HOST_TSO6) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_TSO4) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_TSO6);
+
+/*
+ * PROTOCOL_F_STATUS is not offered (GET/SET_STATUS are still served when a
+ * front end sends them): DPDK 22.11's virtio-user sends GET_STATUS from its
+ * interrupt thread, woken by any reply arriving on the socket, while its main
+ * thread waits for a reply-ack on the same socket; one thread then takes the
+ * other's reply and port start hangs. Without the feature it never sends them.
+ */
+static const uint64_t base_protocol_features =
+	VHU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_RARP) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
+
+/* Every ring follows the session's memory table and features. */
+static void
+rebase_all(struct vhu_session *s)
+{
+	for (uint32_t i = 0; i < s->nrings; i++)
+		vhu_vring_ctl_rebase(&s->vrings[i], s->mem, s->features);
+}
+
+/* The link is up while queue pair 0 can move packets both ways. */
+static void
+update_link(struct vhu_session *s)
+{
+	bool up = s->connected && s->vrings[0].ready && s->vrings[1].ready;
+
+	if (up == s->link_up)
+		return;
+	__atomic_store_n(&s->link_up, up, __ATOMIC_RELEASE);
+	VHU_LOG(INFO, "%s: link %s", s->name, up ? "up" : "down");
+	if (s->ops != NULL && s->ops->link_changed != NULL)
+		s->ops->link_changed(s->ops_ctx, up);
+}
+
+static void
+ring_state_changed(struct vhu_session *s, uint32_t i, bool enabled)
+{
+	if (s->ops != NULL && s->ops->vring_state_changed != NULL)
+		s->ops->vring_state_changed(s->ops_ctx, (uint16_t)i, enabled);
+}
+
+static void
+reset(struct vhu_session *s)
+{
+	for (uint32_t i = 0; i < s->nrings; i++) {
+		bool was_enabled = s->vrings[i].ctl.enabled;
+
+		vhu_vring_ctl_reset(&s->vrings[i]);
+		if (was_enabled)
+			ring_state_changed(s, i, false);
+	}
+	vhu_mem_table_put(s->mem);
+	s->mem = NULL;
+	vhu_dirty_log_put(s->log);
+	s->log = NULL;
+	s->features = 0;
+	s->features_set = false;
+	s->protocol_features = 0;
+	s->status = 0;
+}
+
+static void
+reply_u64(struct vhu_msg *m, uint64_t value)
+{
+	m->payload.u64 = value;
+	m->hdr.size = sizeof(uint64_t);
+}
+
+static enum handler_result
+h_get_features(struct vhu_session *s, struct vhu_msg *m)
+{
+	reply_u64(m, s->offered_features);
+	return HANDLED;
+}
+
+/* A front end may only accept what was offered. */
+static bool
+only_offered(const struct vhu_session *s, const struct vhu_msg *m, uint64_t offered)
+{
+	uint64_t extra = m->payload.u64 & ~offered;
+
+	if (extra != 0)
+		VHU_LOG(ERR, "%s: %s 0x%" PRIx64 " has bits not offered (0x%" PRIx64 ")", s->name,
+			vhu_request_name(m->hdr.request), m->payload.u64, extra);
+	return extra == 0;
+}
+
+/* Enables or disables ring @i, and tells the port's owner when that changes. */
+static void
+set_ring_enabled(struct vhu_session *s, uint32_t i, bool enable)
+{
+	if (vhu_vring_ctl_enable(&s->vrings[i], enable))
+		ring_state_changed(s, i, enable);
+}
+
+/* The first ring started (kick received, not stopped), or -1. */
+static int
+started_ring(const struct vhu_session *s)
+{
+	for (uint32_t i = 0; i < s->nrings; i++)
+		if (s->vrings[i].ctl.started)
+			return (int)i;
+	return -1;
+}
+
+static enum handler_result
+h_set_features(struct vhu_session *s, struct vhu_msg *m)
+{
+	uint64_t f = m->payload.u64;
+	int running = started_ring(s);
+
+	if (!only_offered(s, m, s->offered_features))
+		return REFUSED;
+	/*
+	 * Rings already running were set up for the features they started
+	 * with (layout, header size): only dirty logging may be switched.
+	 */
+	if (s->features_set && running >= 0 && ((s->features ^ f) & ~VHU_BIT(VHOST_F_LOG_ALL))) {
+		VHU_LOG(ERR, "%s: SET_FEATURES 0x%" PRIx64 " changes 0x%" PRIx64 " while ring %d is running (only LOG_ALL may change)",
+			s->name, f, (s->features ^ f) & ~VHU_BIT(VHOST_F_LOG_ALL), running);
+		return REFUSED;
+	}
+	s->features = f;
+	s->features_set = true;
+	rebase_all(s);
+	/* Without protocol features there is no SET_VRING_ENABLE: rings start enabled. */
+	if (!(f & VHU_BIT(VHOST_USER_F_PROTOCOL_FEATURES)))
+		for (uint32_t i = 0; i < s->nrings; i++)
+			set_ring_enabled(s, i, true);
+	update_link(s);
+	VHU_LOG(INFO, "%s: features 0x%" PRIx64 " negotiated", s->name, f);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_owner(struct vhu_session *s __rte_unused, struct vhu_msg *m __rte_unused)
+{
+	return HANDLED;
+}
+
+static enum handler_result
+h_reset_owner(struct vhu_session *s, struct vhu_msg *m __rte_unused)
+{
+	reset(s);
+	update_link(s);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_mem_table(struct vhu_session *s, struct vhu_msg *m)
+{
+	const struct vhu_memory *mem = &m->payload.memory;
+	struct vhu_mem_table *table, *old;
+
+	table = vhu_mem_table_create(mem->regions, m->fds, mem->nregions, s->name);
+	m->nfds = 0;	/* closed by vhu_mem_table_create */
+	if (table == NULL)
+		return REFUSED;
+	old = s->mem;
+	s->mem = table;
+	rebase_all(s);		/* every ring now holds the new table */
+	vhu_mem_table_put(old);
+	update_link(s);		/* rings may have become usable, or stopped being */
+	return HANDLED;
+}
+
+/* Maps the log; answered always (front ends wait for it), 0 on success. */
+static enum handler_result
+h_set_log_base(struct vhu_session *s, struct vhu_msg *m)
+{
+	struct vhu_dirty_log *log = vhu_dirty_log_create(m->fds[0], m->payload.log.mmap_size,
+							 m->payload.log.mmap_offset, s->name);
+
+	m->fds[0] = -1;	/* closed by vhu_dirty_log_create */
+	reply_u64(m, log != NULL ? 0 : 1);
+	if (log == NULL)
+		return REFUSED;
+	/* Every ring switches under its lock; the session keeps one reference. */
+	for (uint32_t i = 0; i < s->nrings; i++)
+		vhu_vring_ctl_set_log(&s->vrings[i], log);
+	vhu_dirty_log_put(s->log);
+	s->log = log;
+	return HANDLED;
+}
+
+/* The log fd signals log syncs for front ends that want them; we have no use for it. */
+static enum handler_result
+h_set_log_fd(struct vhu_session *s __rte_unused, struct vhu_msg *m __rte_unused)
+{
+	return HANDLED;
+}
+
+/* Split rings need a power of two; packed rings any size up to the maximum. */
+static bool
+ring_size_valid(uint32_t num, bool packed)
+{
+	return num != 0 && num <= VHU_VRING_MAX_SIZE && (packed || (num & (num - 1)) == 0);
+}
+
+static enum handler_result
+h_set_vring_num(struct vhu_session *s, struct vhu_msg *m)
+{
+	uint32_t num = m->payload.state.num;
+	bool packed = (s->features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
+
+	if (!ring_size_valid(num, packed)) {
+		VHU_LOG(ERR, "%s: ring %u: size %u (must be %sup to %u)", s->name, m->ring_index,
+			num, packed ? "" : "a power of 2 ", VHU_VRING_MAX_SIZE);
+		return REFUSED;
+	}
+	if (vhu_vring_ctl_set_num(&s->vrings[m->ring_index], num) < 0)
+		return REFUSED;
+	update_link(s);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_addr(struct vhu_session *s, struct vhu_msg *m)
+{
+	const struct vhu_vring_addr *a = &m->payload.addr;
+	const struct vhu_vring_addr_config addr = {
+		.flags = a->flags,
+		.desc = a->desc_user_addr,
+		.avail = a->avail_user_addr,
+		.used = a->used_user_addr,
+		.log = a->log_guest_addr,
+	};
+
+	if ((a->desc_user_addr & 15) || (a->avail_user_addr & 1) || (a->used_user_addr & 3)) {
+		VHU_LOG(ERR, "%s: ring %u: misaligned ring addresses (desc 0x%" PRIx64
+			" avail 0x%" PRIx64 " used 0x%" PRIx64 ")", s->name, m->ring_index,
+			a->desc_user_addr, a->avail_user_addr, a->used_user_addr);
+		return REFUSED;
+	}
+	if (a->flags & ~VHOST_VRING_F_LOG) {
+		VHU_LOG(ERR, "%s: ring %u: unknown address flags 0x%x", s->name,
+			m->ring_index, a->flags);
+		return REFUSED;
+	}
+	vhu_vring_ctl_set_addr(&s->vrings[m->ring_index], &addr);
+	update_link(s);
+	return HANDLED;
+}
+
+/*
+ * Split: the next available index (16 bits). Packed: slot and wrap counter
+ * of the next available descriptor in bits 0-15 and, as QEMU sends it (and
+ * GET_VRING_BASE answers), of the next used one in bits 16-31; we complete
+ * every chain we take, so the available half says it all (the ring checks
+ * the slot against its size when it starts).
+ */
+static enum handler_result
+h_set_vring_base(struct vhu_session *s, struct vhu_msg *m)
+{
+	bool packed = (s->features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
+
+	if (!packed && m->payload.state.num > UINT16_MAX) {
+		VHU_LOG(ERR, "%s: ring %u: base 0x%x out of range", s->name, m->ring_index,
+			m->payload.state.num);
+		return REFUSED;
+	}
+	return vhu_vring_ctl_set_base(&s->vrings[m->ring_index], m->payload.state.num) < 0 ?
+	       REFUSED : HANDLED;
+}
+
+static enum handler_result
+h_get_vring_base(struct vhu_session *s, struct vhu_msg *m)
+{
+	m->payload.state.num = vhu_vring_ctl_stop(&s->vrings[m->ring_index]);
+	update_link(s);
+	return HANDLED;
+}
+
+/* Takes the fd of a KICK/CALL/ERR message (-1 with the no-fd bit). */
+static int
+take_ring_fd(struct vhu_msg *m)
+{
+	int fd = -1;
+
+	if (m->nfds == 1) {
+		fd = m->fds[0];
+		m->fds[0] = -1;
+	}
+	return fd;
+}
+
+static enum handler_result
+h_set_vring_kick(struct vhu_session *s, struct vhu_msg *m)
+{
+	vhu_vring_ctl_start(&s->vrings[m->ring_index], take_ring_fd(m));
+	update_link(s);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_call(struct vhu_session *s, struct vhu_msg *m)
+{
+	vhu_vring_ctl_set_callfd(&s->vrings[m->ring_index], take_ring_fd(m));
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_err(struct vhu_session *s, struct vhu_msg *m)
+{
+	vhu_vring_ctl_set_errfd(&s->vrings[m->ring_index], take_ring_fd(m));
+	return HANDLED;
+}
+
+static enum handler_result
+h_get_protocol_features(struct vhu_session *s, struct vhu_msg *m)
+{
+	reply_u64(m, s->offered_protocol_features);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_protocol_features(struct vhu_session *s, struct vhu_msg *m)
+{
+	if (!only_offered(s, m, s->offered_protocol_features))
+		return REFUSED;
+	s->protocol_features = m->payload.u64;
+	return HANDLED;
+}
+
+static enum handler_result
+h_get_queue_num(struct vhu_session *s, struct vhu_msg *m)
+{
+	reply_u64(m, s->queue_pairs);
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_vring_enable(struct vhu_session *s, struct vhu_msg *m)
+{
+	uint32_t enable = m->payload.state.num;
+
+	if (enable > 1) {
+		VHU_LOG(ERR, "%s: ring %u: SET_VRING_ENABLE with %u", s->name,
+			m->ring_index, enable);
+		return REFUSED;
+	}
+	set_ring_enabled(s, m->ring_index, enable == 1);
+	update_link(s);
+	return HANDLED;
+}
+
+/*
+ * After a migration, for a guest that cannot announce itself: the next
+ * receive burst of queue 0 hands the application a RARP frame from the
+ * guest's MAC, as if the guest had sent it.
+ */
+static enum handler_result
+h_send_rarp(struct vhu_session *s, struct vhu_msg *m)
+{
+	struct rte_ether_addr mac;
+
+	memcpy(&mac, &m->payload.u64, RTE_ETHER_ADDR_LEN);
+	vhu_vring_ctl_announce(&s->vrings[1], &mac);
+	VHU_LOG(INFO, "%s: will announce " RTE_ETHER_ADDR_PRT_FMT " with a RARP frame", s->name,
+		RTE_ETHER_ADDR_BYTES(&mac));
+	return HANDLED;
+}
+
+/* The front end's MTU is within what a frame can be; nothing of ours depends on it. */
+static enum handler_result
+h_net_set_mtu(struct vhu_session *s, struct vhu_msg *m)
+{
+	uint64_t mtu = m->payload.u64;
+
+	if (mtu < 68 || mtu > 65535) {
+		VHU_LOG(ERR, "%s: NET_SET_MTU %" PRIu64 " out of range 68..65535", s->name, mtu);
+		return REFUSED;
+	}
+	return HANDLED;
+}
+
+static enum handler_result
+h_set_status(struct vhu_session *s, struct vhu_msg *m)
+{
+	if (m->payload.u64 > UINT8_MAX) {
+		VHU_LOG(ERR, "%s: SET_STATUS 0x%" PRIx64 " is not a status byte", s->name,
+			m->payload.u64);
+		return REFUSED;
+	}
+	s->status = m->payload.u64;
+	return HANDLED;
+}
+
+static enum handler_result
+h_get_status(struct vhu_session *s, struct vhu_msg *m)
+{
+	reply_u64(m, s->status);
+	return HANDLED;
+}
+
+static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
+	[VHOST_USER_GET_FEATURES] = h_get_features,
+	[VHOST_USER_SET_FEATURES] = h_set_features,
+	[VHOST_USER_SET_OWNER] = h_set_owner,
+	[VHOST_USER_RESET_OWNER] = h_reset_owner,
+	[VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
+	[VHOST_USER_SET_LOG_BASE] = h_set_log_base,
+	[VHOST_USER_SET_LOG_FD] = h_set_log_fd,
+	[VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
+	[VHOST_USER_SET_VRING_ADDR] = h_set_vring_addr,
+	[VHOST_USER_SET_VRING_BASE] = h_set_vring_base,
+	[VHOST_USER_GET_VRING_BASE] = h_get_vring_base,
+	[VHOST_USER_SET_VRING_KICK] = h_set_vring_kick,
+	[VHOST_USER_SET_VRING_CALL] = h_set_vring_call,
+	[VHOST_USER_SET_VRING_ERR] = h_set_vring_err,
+	[VHOST_USER_GET_PROTOCOL_FEATURES] = h_get_protocol_features,
+	[VHOST_USER_SET_PROTOCOL_FEATURES] = h_set_protocol_features,
+	[VHOST_USER_GET_QUEUE_NUM] = h_get_queue_num,
+	[VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
+	[VHOST_USER_SEND_RARP] = h_send_rarp,
+	[VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
+	[VHOST_USER_SET_STATUS] = h_set_status,
+	[VHOST_USER_GET_STATUS] = h_get_status,
+};
+
+bool
+vhu_session_handles(uint32_t request)
+{
+	return request < RTE_DIM(handlers) && handlers[request] != NULL;
+}
+
+enum vhu_dispatch
+vhu_session_handle(struct vhu_session *s, struct vhu_msg *m)
+{
+	enum handler_result r;
+	bool want_ack;
+
+	if (vhu_msg_validate(m, s->nrings, s->name) < 0) {
+		vhu_msg_close_fds(m);
+		return VHU_DISPATCH_CLOSE;
+	}
+	/*
+	 * REPLY_ACK negotiated before this message or by it: the
+	 * SET_PROTOCOL_FEATURES that turns it on is acknowledged too.
+	 */
+	want_ack = s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK);
+	VHU_LOG(DEBUG, "%s: %s", s->name, vhu_request_name(m->hdr.request));
+	r = handlers[m->hdr.request](s, m);
+	vhu_msg_close_fds(m);
+	if (vhu_request_has_reply(m->hdr.request))
+		return VHU_DISPATCH_REPLY;	/* answered even when refused */
+	want_ack = (m->hdr.flags & VHOST_USER_NEED_REPLY) &&
+		   (want_ack || (s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)));
+	if (!want_ack)
+		return VHU_DISPATCH_DONE;
+	reply_u64(m, r == REFUSED ? 1 : 0);
+	return VHU_DISPATCH_REPLY;
+}
+
+const struct vhu_memguard_flag *
+vhu_session_memory_lost(const struct vhu_session *s)
+{
+	if (s->mem != NULL && vhu_memguard_hit(&s->mem->guard))
+		return &s->mem->guard;
+	if (s->log != NULL && vhu_memguard_hit(&s->log->guard))
+		return &s->log->guard;
+	return NULL;
+}
+
+void
+vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg, const char *name,
+		 struct vhu_vring *vrings)
+{
+	memset(s, 0, sizeof(*s));
+	s->name = name;
+	s->queue_pairs = cfg->queue_pairs;
+	s->nrings = 2u * cfg->queue_pairs;
+	s->vrings = vrings;
+	s->ops = cfg->ops;
+	s->ops_ctx = cfg->ops_ctx;
+	s->offered_features = base_features | (cfg->tso ? tso_features : 0);
+	/* Zero-copy gives chains back in the order mbufs are freed. */
+	if (cfg->zero_copy_threshold > 0)
+		s->offered_features &= ~VHU_BIT(VIRTIO_F_IN_ORDER);
+	s->offered_protocol_features = base_protocol_features;
+	s->id = -1;
+}
+
+void
+vhu_session_connected(struct vhu_session *s)
+{
+	static int next_id;
+
+	s->connected = true;
+	__atomic_store_n(&s->id, next_id++ & INT32_MAX, __ATOMIC_RELEASE);
+}
+
+void
+vhu_session_end(struct vhu_session *s)
+{
+	s->connected = false;
+	__atomic_store_n(&s->id, -1, __ATOMIC_RELEASE);
+	reset(s);
+	update_link(s);
+}
