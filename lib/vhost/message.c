@@ -5,6 +5,8 @@
 #include <stddef.h>
 #include <unistd.h>
 
+#include <rte_common.h>
+
 #include "vhu_log.h"
 
 enum payload_rule {
@@ -31,7 +33,7 @@ enum ring_rule {
 };
 
 struct request_rule {
-	const char *name;
+	bool supported;
 	uint8_t payload;	/* enum payload_rule */
 	uint8_t fds;		/* enum fd_rule */
 	uint8_t ring;		/* enum ring_rule */
@@ -39,7 +41,21 @@ struct request_rule {
 };
 
 #define RULE(req, pl, fd, rg, rep) \
-	[VHOST_USER_ ## req] = { #req, PAYLOAD_ ## pl, FDS_ ## fd, RING_ ## rg, rep }
+	[VHOST_USER_ ## req] = { true, PAYLOAD_ ## pl, FDS_ ## fd, RING_ ## rg, rep }
+
+/* Every request of the specification, ours or not, so that a refusal can name it. */
+static const char *const request_names[] = {
+	[1] = "GET_FEATURES", "SET_FEATURES", "SET_OWNER", "RESET_OWNER", "SET_MEM_TABLE",
+	"SET_LOG_BASE", "SET_LOG_FD", "SET_VRING_NUM", "SET_VRING_ADDR", "SET_VRING_BASE",
+	"GET_VRING_BASE", "SET_VRING_KICK", "SET_VRING_CALL", "SET_VRING_ERR",
+	"GET_PROTOCOL_FEATURES", "SET_PROTOCOL_FEATURES", "GET_QUEUE_NUM", "SET_VRING_ENABLE",
+	"SEND_RARP", "NET_SET_MTU", "SET_BACKEND_REQ_FD", "IOTLB_MSG", "SET_VRING_ENDIAN",
+	"GET_CONFIG", "SET_CONFIG", "CREATE_CRYPTO_SESSION", "CLOSE_CRYPTO_SESSION",
+	"POSTCOPY_ADVISE", "POSTCOPY_LISTEN", "POSTCOPY_END", "GET_INFLIGHT_FD",
+	"SET_INFLIGHT_FD", "GPU_SET_SOCKET", "RESET_DEVICE", "VRING_KICK", "GET_MAX_MEM_SLOTS",
+	"ADD_MEM_REG", "REM_MEM_REG", "SET_STATUS", "GET_STATUS", "GET_SHARED_OBJECT",
+	"SET_DEVICE_STATE_FD", "CHECK_DEVICE_STATE",
+};
 
 static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 	RULE(GET_FEATURES,          NONE,   NONE,        NONE,  true),
@@ -69,7 +85,7 @@ static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 static const struct request_rule *
 rule_of(uint32_t request)
 {
-	if (request >= VHOST_USER_REQUEST_MAX || request_rules[request].name == NULL)
+	if (request >= VHOST_USER_REQUEST_MAX || !request_rules[request].supported)
 		return NULL;
 	return &request_rules[request];
 }
@@ -77,9 +93,15 @@ rule_of(uint32_t request)
 const char *
 vhu_request_name(uint32_t request)
 {
-	const struct request_rule *r = rule_of(request);
+	if (request >= RTE_DIM(request_names) || request_names[request] == NULL)
+		return "unknown";
+	return request_names[request];
+}
 
-	return r != NULL ? r->name : "unknown";
+bool
+vhu_request_supported(uint32_t request)
+{
+	return rule_of(request) != NULL;
 }
 
 bool
@@ -165,22 +187,24 @@ vhu_msg_validate(struct vhu_msg *msg, uint32_t nrings, const char *log_name)
 		return -1;
 	}
 	if (r == NULL) {
-		VHU_LOG(ERR, "%s: unsupported request %u", log_name, h->request);
+		VHU_LOG(ERR, "%s: unsupported request %u (%s)", log_name, h->request,
+			vhu_request_name(h->request));
 		return -1;
 	}
 	if (!payload_size_ok(msg, r->payload)) {
-		VHU_LOG(ERR, "%s: %s with a payload of %u bytes", log_name, r->name, h->size);
+		VHU_LOG(ERR, "%s: %s with a payload of %u bytes", log_name,
+			vhu_request_name(h->request), h->size);
 		return -1;
 	}
 	if (r->ring == RING_U64 &&
 	    (msg->payload.u64 & ~(uint64_t)(VHOST_USER_VRING_IDX_MASK | VHOST_USER_VRING_NOFD))) {
-		VHU_LOG(ERR, "%s: %s with unknown bits in 0x%" PRIx64, log_name, r->name,
-			msg->payload.u64);
+		VHU_LOG(ERR, "%s: %s with unknown bits in 0x%" PRIx64, log_name,
+			vhu_request_name(h->request), msg->payload.u64);
 		return -1;
 	}
 	if (msg->nfds != expected_fds(msg, r->fds)) {
-		VHU_LOG(ERR, "%s: %s with %u file descriptors, %u expected", log_name, r->name,
-			msg->nfds, expected_fds(msg, r->fds));
+		VHU_LOG(ERR, "%s: %s with %u file descriptors, %u expected", log_name,
+			vhu_request_name(h->request), msg->nfds, expected_fds(msg, r->fds));
 		return -1;
 	}
 	if (r->ring != RING_NONE) {
@@ -188,7 +212,7 @@ vhu_msg_validate(struct vhu_msg *msg, uint32_t nrings, const char *log_name)
 
 		if (idx >= nrings) {
 			VHU_LOG(ERR, "%s: %s for ring %" PRIu64 ", but this port has %u rings (queues=%u)",
-				log_name, r->name, idx, nrings, nrings / 2);
+				log_name, vhu_request_name(h->request), idx, nrings, nrings / 2);
 			return -1;
 		}
 		msg->ring_index = (uint32_t)idx;

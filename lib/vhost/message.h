@@ -108,8 +108,11 @@ struct vhu_msg {
 	uint32_t ring_index;	/* for requests that name a ring */
 };
 
-/* Name of a request code, for logs ("unknown" for codes not in the table). */
+/* Name of a request code, for logs: any the specification defines, else "unknown". */
 const char *vhu_request_name(uint32_t request);
+
+/* Whether the rules table has @request (the ones we handle). */
+bool vhu_request_supported(uint32_t request);
 
 /* Whether the request's handler always answers with a payload. */
 bool vhu_request_has_reply(uint32_t request);
