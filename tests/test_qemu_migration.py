@@ -44,13 +44,11 @@ import pytest
 
 from harness import vhost_vdev
 from qemu.initramfs import build_initramfs
+from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, Rig, ping
 from qemu.vm import Vm
-
-from test_qemu_vm import GUESTS, QEMU_MESSAGE_RE, Rig, guest_assets, ping  # noqa: F401
 
 pytestmark = [pytest.mark.qemu, pytest.mark.ours_only,  pytest.mark.timeout(200)]
 
-MIB = 1 << 20
 SRC, DST, PEER = 0, 1, 2          # testpmd ports of A, A' and B
 FIRST_MIB = 16                    # streamed before/while A migrates
 SECOND_MIB = 8                    # streamed once A runs on the destination
@@ -228,7 +226,7 @@ def test_live_migration_mid_stream(rig, record_property, announce, stream):
                  f"dd if=/dev/urandom of=/tmp/tx/1 bs=1M count={FIRST_MIB} 2>/dev/null && "
                  f"dd if=/dev/urandom of=/tmp/tx/2 bs=1M count={SECOND_MIB} 2>/dev/null && "
                  f"cat /tmp/tx/1 /tmp/tx/2 | md5sum", timeout=120).output.split()[0]
-    # (-e hands the socket to cat: see tcp_transfer in test_qemu_vm.py)
+    # (-e hands the socket to cat: see tcp_transfer in qemu/rig.py)
     a.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
     a.run_bg(f"nc -l -p {TCP_PORT} -e sh -c \"cat > /tmp/rx/data\"; touch /tmp/rx.done",
              "/tmp/rx.log")
