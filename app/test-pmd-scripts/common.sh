@@ -37,6 +37,15 @@ wait_for_file() {
     echo "timed out waiting for $1" >&2; return 1
 }
 
+# wait_for_log <name> <regex> <seconds>: until a line of <name>'s log matches.
+wait_for_log() {
+    for _ in $(seq $(( $3 * 10 ))); do
+        grep -qE "$2" "$WORKDIR/$1.log" && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for /$2/ in $WORKDIR/$1.log" >&2; return 1
+}
+
 # stop_testpmd <name>: SIGINT makes testpmd print its final statistics and close its ports.
 stop_testpmd() {
     local pid_var="PID_$1"
