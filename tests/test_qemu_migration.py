@@ -59,13 +59,14 @@ F_GUEST_ANNOUNCE = 21
 # QEMU's default (32 MiB/s) only stretches the migration; the CPU is the limit here
 MAX_BANDWIDTH = 1 << 30
 VARIANTS = {"guest_announce": "", "rarp": ",guest_announce=off"}
-# Whether the stream into A still flows while A migrates. "flowing" is what
-# the issue asks for, but QEMU 7.2 under TCG loses guest-CPU writes in such a
-# migration here (pages of the guest kernel differ between the stopped
-# source and the destination, the guest then crashes), with DPDK's own
-# vhost PMD as with ours: opt-in until that is understood. "paused": the
-# first half has arrived and the connection idles while A migrates; the
-# second half flows on the destination over the same connection.
+# Whether the stream into A still flows while A migrates. "flowing" has our
+# PMD writing A's memory during the migration, but QEMU 7.2 under TCG loses
+# guest-CPU writes in such a migration here (pages of the guest kernel differ
+# between the stopped source and the destination, the guest then crashes),
+# with DPDK's own vhost PMD as with ours: it is opt-in, since its failure
+# does not point at our back end. "paused": the first half has arrived and
+# the connection idles while A migrates; the second half flows on the
+# destination over the same connection.
 UNDER_TRAFFIC = os.environ.get("VHU_QEMU_MIGRATE_UNDER_TRAFFIC") == "1"
 STREAMS = ["paused", pytest.param("flowing", marks=pytest.mark.skipif(
     not UNDER_TRAFFIC, reason="QEMU 7.2 TCG loses guest writes when migrating under traffic; "
@@ -135,9 +136,9 @@ class MigrationRig(Rig):
             self.ours.start_forwarding()
             return
         # the harness's prompt matcher allows whole lines between the prompt's
-        # characters (PROMPT_RE); the frames printed with verbose on once let it
-        # match from the echoed "start" onwards, and the command's output came
-        # back as "s": look for the forwarding banner in the log instead
+        # characters (PROMPT_RE); the frames printed with verbose on can let it
+        # match from the echoed "start" onwards, and the command's output then
+        # comes back as "s": look for the forwarding banner in the log instead
         mark = len(self.ours.log)
         self.ours.cmd("start")
         self.ours.wait_log(r"packet forwarding - ports=", 10, mark)

@@ -1,5 +1,5 @@
 """QEMU guests that change their queues while running, and QEMU as the
-vhost-user server being killed and restarted (issue #5).
+vhost-user server being killed and restarted.
 
 Same rig as tests/test_qemu_vm.py (Rig of tests/qemu/rig.py: our testpmd
 forwarding eth_vhost0 <-> eth_vhost1 in io mode, guest A 10.0.0.1 on port 0,
@@ -14,10 +14,10 @@ guest B 10.0.0.2 on port 1):
   are disabled and B's frames there are dropped (ACKs, ping replies: TCP
   would stall).  While only A has changed, that is exactly what is checked:
   nothing enters a disabled ring of A.
-  Removing channels under traffic used to hang the guest's TCP streams:
-  the back end left frames queued on the rings QEMU disables unconsumed
-  (the vhost-user spec: a started but disabled ring's TX packets must be
-  processed and discarded).
+  Channels removed under traffic check that the frames the guest had queued
+  on the rings QEMU disables are consumed: the vhost-user spec says a
+  started but disabled ring's TX packets must be processed and discarded,
+  and frames left there unconsumed hang the guest's TCP streams.
 * test_qemu_server_killed_and_restarted: QEMU listens on the vhost-user
   socket (chardev server=on) and our ports connect to it (client=1); guest
   A's QEMU is SIGKILLed under traffic and started again on the same path,
