@@ -12,19 +12,9 @@ cd "$(dirname "$0")/.."
 secs=${1:-60}
 harnesses=(msg split packed nethdr)
 
-packages=(dpdk-dev libdpdk-dev meson ninja-build pkg-config python3-pyelftools
-          clang libclang-rt-14-dev llvm)
-missing=()
-for p in "${packages[@]}"; do
-    dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-done
-if [ ${#missing[@]} -gt 0 ]; then
-    echo "fuzz: installing ${missing[*]}"
-    SUDO=""
-    [ "$(id -u)" -eq 0 ] || SUDO=sudo
-    $SUDO apt-get update -q
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${missing[@]}"
-fi
+source scripts/lib.sh
+install_missing -- dpdk-dev libdpdk-dev meson ninja-build pkg-config python3-pyelftools \
+    clang libclang-rt-14-dev llvm
 
 [ -f build-fuzz/build.ninja ] ||
     CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false

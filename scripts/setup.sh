@@ -8,21 +8,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-SUDO=""
-[ "$(id -u)" -eq 0 ] || SUDO=sudo
-updated=
-install_missing() {   # install_missing [apt-get install options...] -- packages...
-    local opts=() missing=() p
-    while [ "$1" != "--" ]; do opts+=("$1"); shift; done
-    shift
-    for p in "$@"; do
-        dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")
-    done
-    [ ${#missing[@]} -gt 0 ] || return 0
-    echo "setup: installing ${missing[*]}"
-    [ -n "$updated" ] || { $SUDO apt-get update -q; updated=1; }
-    DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q "${opts[@]}" "${missing[@]}"
-}
+source scripts/lib.sh
 install_missing -- dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc \
     python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1
 # for the QEMU tests; its Recommends (GUI, firmware, block drivers) are not needed

@@ -25,12 +25,11 @@ VHU_PMD="$(scripts/stage-pmd.sh build/$PMD)" $PY -m pytest -v -rP tests/ "$@"
 
 echo "== unit tests, ASan+UBSan =="
 meson test -C build-asan --print-errorlogs
-# Multi-queue: the variants with two forwarding lcores only (the others run
-# the same code on one).
-echo "== end-to-end tests, ASan+UBSan (not qemu, not slow) =="
+# one_lcore_variant: tests whose variant with two forwarding lcores runs the
+# same code and is kept.
+echo "== end-to-end tests, ASan+UBSan (not qemu, not slow, not one_lcore_variant) =="
 VHU_ASAN=1 VHU_RECONNECT_ROUNDS=2 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" \
-    $PY -m pytest -v -m "not qemu and not slow" \
-    -k "not (test_every_queue_byte_exact and not 2lcores)" tests/ "$@"
+    $PY -m pytest -v -m "not qemu and not slow and not one_lcore_variant" tests/ "$@"
 
 echo "== fuzzing (started with the first end-to-end run) =="
 fuzz_rc=0

@@ -22,6 +22,9 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ours_only: needs OUR PMD; skipped when VHU_PMD=distro")
     config.addinivalue_line("markers", "qemu: boots QEMU guests (TCG) on our ports "
                             "(deselect with -m 'not qemu')")
+    config.addinivalue_line("markers", "one_lcore_variant: the one-forwarding-lcore variant "
+                            "of a test whose two-lcore variant runs the same code "
+                            "(deselect with -m 'not one_lcore_variant')")
     config.addinivalue_line("markers", "timeout(seconds): wall-clock limit of one test "
                             f"(default {DEFAULT_TEST_TIMEOUT}s, env VHU_TEST_TIMEOUT)")
 
@@ -123,3 +126,36 @@ def launcher(request, pmd, workdir):
     problems = lau.close_all()
     if problems:
         pytest.fail("after the test:\n" + "\n".join(problems), pytrace=False)
+
+
+# ------------------------------------------------------------- QEMU guests
+# Used by tests/test_qemu_*.py only: the qemu package is imported when one of
+# these fixtures runs, so runs without QEMU tests never load it.
+
+@pytest.fixture(scope="session")
+def guest_assets():
+    """Kernel, busybox and ethtool for the guests (tests/qemu/assets.py);
+    fails, saying why, if they cannot be had."""
+    from qemu.assets import AssetError, ensure_assets
+    try:
+        return ensure_assets()
+    except AssetError as exc:
+        pytest.fail(f"QEMU guest assets unavailable: {exc}\n(scripts/setup.sh installs and "
+                    f"caches them; -m 'not qemu' deselects these tests)", pytrace=False)
+
+
+@pytest.fixture
+def rig(request, launcher, guest_assets):
+    """Our testpmd with guests A and B on eth_vhost0 and eth_vhost1
+    (tests/qemu/rig.py), not started yet; the guests' serial consoles go
+    into the report of a failed test."""
+    from qemu.rig import Rig
+    r = Rig(launcher, guest_assets)
+    yield r
+    signal.alarm(0)  # as in the launcher fixture: never interrupt the teardown half-way
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for vm in r.vms.values():
+            request.node.add_report_section("teardown", f"serial console of guest {vm.name} "
+                                            f"({vm.log_path})", vm.tail(20000))
+    r.close()

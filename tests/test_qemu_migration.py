@@ -44,13 +44,11 @@ import pytest
 
 from harness import vhost_vdev
 from qemu.initramfs import build_initramfs
+from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, Rig, ping
 from qemu.vm import Vm
-
-from test_qemu_vm import GUESTS, QEMU_MESSAGE_RE, Rig, guest_assets, ping  # noqa: F401
 
 pytestmark = [pytest.mark.qemu, pytest.mark.ours_only,  pytest.mark.timeout(200)]
 
-MIB = 1 << 20
 SRC, DST, PEER = 0, 1, 2          # testpmd ports of A, A' and B
 FIRST_MIB = 16                    # streamed before/while A migrates
 SECOND_MIB = 8                    # streamed once A runs on the destination
@@ -61,13 +59,14 @@ F_GUEST_ANNOUNCE = 21
 # QEMU's default (32 MiB/s) only stretches the migration; the CPU is the limit here
 MAX_BANDWIDTH = 1 << 30
 VARIANTS = {"guest_announce": "", "rarp": ",guest_announce=off"}
-# Whether the stream into A still flows while A migrates. "flowing" is what
-# the issue asks for, but QEMU 7.2 under TCG loses guest-CPU writes in such a
-# migration here (pages of the guest kernel differ between the stopped
-# source and the destination, the guest then crashes), with DPDK's own
-# vhost PMD as with ours: opt-in until that is understood. "paused": the
-# first half has arrived and the connection idles while A migrates; the
-# second half flows on the destination over the same connection.
+# Whether the stream into A still flows while A migrates. "flowing" has our
+# PMD writing A's memory during the migration, but QEMU 7.2 under TCG loses
+# guest-CPU writes in such a migration here (pages of the guest kernel differ
+# between the stopped source and the destination, the guest then crashes),
+# with DPDK's own vhost PMD as with ours: it is opt-in, since its failure
+# does not point at our back end. "paused": the first half has arrived and
+# the connection idles while A migrates; the second half flows on the
+# destination over the same connection.
 UNDER_TRAFFIC = os.environ.get("VHU_QEMU_MIGRATE_UNDER_TRAFFIC") == "1"
 STREAMS = ["paused", pytest.param("flowing", marks=pytest.mark.skipif(
     not UNDER_TRAFFIC, reason="QEMU 7.2 TCG loses guest writes when migrating under traffic; "
@@ -137,9 +136,9 @@ class MigrationRig(Rig):
             self.ours.start_forwarding()
             return
         # the harness's prompt matcher allows whole lines between the prompt's
-        # characters (PROMPT_RE); the frames printed with verbose on once let it
-        # match from the echoed "start" onwards, and the command's output came
-        # back as "s": look for the forwarding banner in the log instead
+        # characters (PROMPT_RE); the frames printed with verbose on can let it
+        # match from the echoed "start" onwards, and the command's output then
+        # comes back as "s": look for the forwarding banner in the log instead
         mark = len(self.ours.log)
         self.ours.cmd("start")
         self.ours.wait_log(r"packet forwarding - ports=", 10, mark)
@@ -228,7 +227,7 @@ def test_live_migration_mid_stream(rig, record_property, announce, stream):
                  f"dd if=/dev/urandom of=/tmp/tx/1 bs=1M count={FIRST_MIB} 2>/dev/null && "
                  f"dd if=/dev/urandom of=/tmp/tx/2 bs=1M count={SECOND_MIB} 2>/dev/null && "
                  f"cat /tmp/tx/1 /tmp/tx/2 | md5sum", timeout=120).output.split()[0]
-    # (-e hands the socket to cat: see tcp_transfer in test_qemu_vm.py)
+    # (-e hands the socket to cat: see tcp_transfer in qemu/rig.py)
     a.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
     a.run_bg(f"nc -l -p {TCP_PORT} -e sh -c \"cat > /tmp/rx/data\"; touch /tmp/rx.done",
              "/tmp/rx.log")

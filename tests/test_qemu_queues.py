@@ -1,8 +1,9 @@
 """QEMU guests that change their queues while running, and QEMU as the
-vhost-user server being killed and restarted (issue #5).
+vhost-user server being killed and restarted.
 
-Same rig as tests/test_qemu_vm.py (Rig: our testpmd forwarding eth_vhost0 <->
-eth_vhost1 in io mode, guest A 10.0.0.1 on port 0, guest B 10.0.0.2 on port 1):
+Same rig as tests/test_qemu_vm.py (Rig of tests/qemu/rig.py: our testpmd
+forwarding eth_vhost0 <-> eth_vhost1 in io mode, guest A 10.0.0.1 on port 0,
+guest B 10.0.0.2 on port 1):
 
 * test_channels_changed: 4 queue
   pairs; A, then B, change their combined channels (``ethtool -L``; QEMU
@@ -13,10 +14,10 @@ eth_vhost1 in io mode, guest A 10.0.0.1 on port 0, guest B 10.0.0.2 on port 1):
   are disabled and B's frames there are dropped (ACKs, ping replies: TCP
   would stall).  While only A has changed, that is exactly what is checked:
   nothing enters a disabled ring of A.
-  Removing channels under traffic used to hang the guest's TCP streams:
-  the back end left frames queued on the rings QEMU disables unconsumed
-  (the vhost-user spec: a started but disabled ring's TX packets must be
-  processed and discarded).
+  Channels removed under traffic check that the frames the guest had queued
+  on the rings QEMU disables are consumed: the vhost-user spec says a
+  started but disabled ring's TX packets must be processed and discarded,
+  and frames left there unconsumed hang the guest's TCP streams.
 * test_qemu_server_killed_and_restarted: QEMU listens on the vhost-user
   socket (chardev server=on) and our ports connect to it (client=1); guest
   A's QEMU is SIGKILLed under traffic and started again on the same path,
@@ -37,9 +38,9 @@ import pytest
 
 from harness import vhost_vdev
 from qemu.initramfs import build_initramfs
+from qemu.rig import (GUESTS, LSC_EVENT, MIB, PORT_BASE, SLICE_BLOCK, Rig, both_xstats,
+                      tcp_transfer)
 from qemu.vm import Vm
-from test_qemu_vm import (GUESTS, LSC_EVENT, MIB, PORT_BASE, SLICE_BLOCK, Rig,
-                          both_xstats, guest_assets, rig, tcp_transfer)  # noqa: F401
 
 pytestmark = [pytest.mark.qemu]
 
@@ -65,7 +66,7 @@ QEMU_INFO_WAITING = "info: QEMU waiting for connection"
 # ------------------------------------------------------------------ guest side
 
 def ping(src: Vm, dst: Vm, count: int = 3):
-    """test_qemu_vm.ping() at 5 per second."""
+    """qemu.rig.ping() at 5 per second."""
     out = src.run(f"ping -c {count} -i 0.2 {GUESTS[dst.name][0]}", timeout=30).output
     assert f"{count} packets received" in out, f"{src.name} -> {dst.name}:\n{out}"
 
@@ -291,7 +292,7 @@ def channel_steps(rig, record_property, steps):
 
 
 @pytest.mark.timeout(360)
-def test_channels_changed(rig, record_property):  # noqa: F811
+def test_channels_changed(rig, record_property):
     """4 -> 1 channels between transfers (B's connection attempts meanwhile
     must not enter A's disabled rings), then 1 -> 2 -> 4 while TCP streams
     run, and 4 -> 1 again while they run (frames the guest had queued on
@@ -328,7 +329,7 @@ class ServerQemuRig(Rig):
 
 
 @pytest.fixture
-def server_rig(request, launcher, guest_assets):  # noqa: F811
+def server_rig(request, launcher, guest_assets):
     r = ServerQemuRig(launcher, guest_assets)
     yield r
     signal.alarm(0)

@@ -7,7 +7,8 @@ Our testpmd forwards port 0 <-> port 1 (io, paired) on lcore 1; both QEMUs
 (tests/qemu/vm.py).  The guests boot Debian's cloud kernel with a busybox
 initramfs built at test time (tests/qemu/) and are driven over their serial
 consoles.  Traffic: ping both ways, and TCP streams of random data from A to
-B with busybox nc whose md5sum must match on both ends.
+B with busybox nc whose md5sum must match on both ends.  The rig and those
+transfers are in tests/qemu/rig.py, the ``rig`` fixture in tests/conftest.py.
 
 Run: /usr/bin/python3 -m pytest -v -rP tests/test_qemu_vm.py
 (-rP prints the throughput lines of passed tests; see tests/README.md.)
@@ -16,156 +17,22 @@ Run: /usr/bin/python3 -m pytest -v -rP tests/test_qemu_vm.py
 from __future__ import annotations
 
 import re
-import signal
-import time
 
 import pytest
 
-from harness import vhost_vdev
-from qemu.assets import AssetError, ensure_assets
-from qemu.initramfs import build_initramfs
-from qemu.vm import Vm
+from qemu.rig import LSC_EVENT, MIB, both_xstats, ping, tcp_transfer
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(180)]
 
-MIB = 1 << 20
-GUESTS = {  # name: (IP, MAC); guest A is on port 0, B on port 1
-    "a": ("10.0.0.1", "52:54:00:00:00:0a"),
-    "b": ("10.0.0.2", "52:54:00:00:00:0b"),
-}
 BULK_MIB = 32
 SMALL_MIB = 8            # after a reconnection
 # A guest puts each TCP connection on a random TX queue (the socket's random
 # hash picks among the queues XPS gives its one vCPU).  With 16 connections
 # the chance that a queue carries none of them is 2^-15.
 SPREAD_CONNS = 16
-PORT_BASE = 5001
-SLICE_BLOCK = 64 << 10   # dd block size of the slice files
-LSC_EVENT = "Port {port}: link state change event"
-QEMU_MESSAGE_RE = re.compile(r"^qemu-system-\S+: .*$", re.M)
-
-
-@pytest.fixture(scope="session")
-def guest_assets():
-    try:
-        return ensure_assets()
-    except AssetError as exc:
-        pytest.fail(f"QEMU guest assets unavailable: {exc}\n(scripts/setup.sh installs and "
-                    f"caches them; -m 'not qemu' deselects these tests)", pytrace=False)
-
-
-class Rig:
-    """Our testpmd with eth_vhost0/eth_vhost1 forwarding to each other, and
-    guest A on port 0 and guest B on port 1."""
-
-    def __init__(self, launcher, assets):
-        self.launcher = launcher
-        self.assets = assets
-        self.socks = [launcher.path("a.sock"), launcher.path("b.sock")]
-        self.ours = None
-        self.vms = {}
-
-    def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None):
-        """Start testpmd, boot both guests (in parallel) and wait for both links.
-        ``device_opts``: extra ",k=v" of each guest's virtio-net-pci, by name;
-        ``vhost_opts``: extra devargs of both eth_vhost ports."""
-        self.ours = self.launcher.ours(
-            [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
-             for port, sock in enumerate(self.socks)],
-            app_args=[f"--rxq={queues}", f"--txq={queues}"])
-        self.ours.start_forwarding()
-        initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz")
-        for sock, (name, (ip, mac)) in zip(self.socks, GUESTS.items()):
-            self.vms[name] = Vm(name, self.launcher.workdir, self.assets, initrd, sock=sock,
-                                mac=mac, ip=f"{ip}/24", queues=queues,
-                                reboot=reboot_a and name == "a",
-                                device_opts=(device_opts or {}).get(name, ""))
-        for vm in self.vms.values():
-            vm.start(wait_ready=False)
-        for vm in self.vms.values():
-            vm.wait_ready()
-        for port in (0, 1):
-            self.ours.wait_link_up(port)
-        return self.vms["a"], self.vms["b"]
-
-    def finish(self, ignore: tuple = ()):
-        """Quit the guests (QEMU must exit 0 and have printed no warning but
-        those containing a string of ``ignore``), then our testpmd: clean
-        exit, no sanitizer finding, and every port served by the selected
-        PMD (launcher.finish_ours)."""
-        for key, vm in self.vms.items():
-            rc = vm.quit()
-            assert rc == 0, f"QEMU {key} exited with {rc}; serial tail:\n{vm.tail()}"
-            messages = [m for m in QEMU_MESSAGE_RE.findall(vm.log)
-                        if not any(i in m for i in ignore)]
-            assert not messages, f"QEMU {key} complained: {messages}"
-        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{port}": sock
-                                                    for port, sock in enumerate(self.socks)})
-
-    def close(self):
-        for vm in self.vms.values():
-            vm.close()
-
-
-@pytest.fixture
-def rig(request, launcher, guest_assets):
-    r = Rig(launcher, guest_assets)
-    yield r
-    signal.alarm(0)  # as in the launcher fixture: never interrupt the teardown half-way
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for vm in r.vms.values():
-            request.node.add_report_section("teardown", f"serial console of guest {vm.name} "
-                                            f"({vm.log_path})", vm.tail(20000))
-    r.close()
-
-
-# ------------------------------------------------------------------ guest side
-
-def ping(src: Vm, dst: Vm, count: int = 3):
-    out = src.run(f"ping -c {count} {GUESTS[dst.name][0]}", timeout=30).output
-    assert f"{count} packets received" in out, f"{src.name} -> {dst.name}:\n{out}"
-
-
-def tcp_transfer(src: Vm, dst: Vm, mib: int, conns: int) -> float:
-    """Send ``mib`` MiB of random data from ``src`` to ``dst`` over ``conns``
-    parallel TCP connections (busybox nc, one slice file each) and assert
-    that ``dst`` stored it all with the sender's md5sum.  Returns MiB/s,
-    timed on the host around the sending command."""
-    blocks = mib * MIB // SLICE_BLOCK
-    per = blocks // conns
-    assert per * conns == blocks, "the slices must add up to the file"
-    # one port per slice, and the port names the slice's file (4 digits
-    # each: "cat dir/*" keeps their order)
-    ports = f"$(seq {PORT_BASE} {PORT_BASE + conns - 1})"
-    want = src.run(f"rm -rf /tmp/tx && mkdir /tmp/tx && for p in {ports}; do "
-                   f"dd if=/dev/urandom of=/tmp/tx/$p bs={SLICE_BLOCK} count={per} 2>/dev/null; "
-                   f"done && cat /tmp/tx/* | md5sum", timeout=120).output.split()[0]
-    # -e hands the socket to cat, which ends at the sender's EOF.  A plain
-    # "nc -l > file" would also read its stdin (/dev/null here) and shut the
-    # connection down when that ends, which makes the sender quit early.
-    dst.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
-    dst.run_bg(f"for p in {ports}; do nc -l -p $p -e sh -c \"cat > /tmp/rx/$p\" & "
-               f"done; wait; touch /tmp/rx.done", "/tmp/rx.log")
-    dst.run(f"until [ $(netstat -ltn | grep -c LISTEN) -ge {conns} ]; do sleep 0.1; done")
-    t0 = time.monotonic()
-    src.run(f"pids=; for p in {ports}; do nc {GUESTS[dst.name][0]} $p < /tmp/tx/$p & "
-            f"pids=\"$pids $!\"; done; rc=0; for pid in $pids; do wait $pid || rc=1; done; exit $rc",
-            timeout=240)
-    rate = mib / (time.monotonic() - t0)
-    # the senders end once the receivers closed; their files are then complete
-    dst.run("until [ -e /tmp/rx.done ]; do sleep 0.1; done", timeout=30)
-    got = dst.run("cat /tmp/rx/* | md5sum; cat /tmp/rx/* | wc -c", timeout=120).output.split()
-    assert (got[0], int(got[2])) == (want, mib * MIB), \
-        f"{src.name} sent {mib} MiB with md5 {want}; {dst.name} stored {got[2]} bytes, md5 {got[0]}"
-    return rate
 
 
 # ----------------------------------------------------------------- host side
-
-def both_xstats(ours):
-    return {port: ours.xstats(port) for port in (0, 1)}
-
 
 def assert_every_queue_used(ours, before, queues: int, conn_bytes: int):
     """Since ``before`` (``both_xstats``), A's data (port 0 RX -> port 1 TX)

@@ -37,6 +37,15 @@ wait_for_file() {
     echo "timed out waiting for $1" >&2; return 1
 }
 
+# wait_for_log <name> <regex> <seconds>: until a line of <name>'s log matches.
+wait_for_log() {
+    for _ in $(seq $(( $3 * 10 ))); do
+        grep -qE "$2" "$WORKDIR/$1.log" && return 0
+        sleep 0.1
+    done
+    echo "timed out waiting for /$2/ in $WORKDIR/$1.log" >&2; return 1
+}
+
 # stop_testpmd <name>: SIGINT makes testpmd print its final statistics and close its ports.
 stop_testpmd() {
     local pid_var="PID_$1"
@@ -44,9 +53,21 @@ stop_testpmd() {
     wait "${!pid_var}" 2>/dev/null || true
 }
 
-# show_stats <name> <title>: the final per-port statistics of a testpmd log.
+# show_stats <name> <title>: the final statistics of a testpmd log: our ports'
+# VHU lines, then the packet lines of each port's block, and of testpmd's
+# "Accumulated forward statistics for all ports" block only when there are
+# several ports (with one, it repeats the port's lines).
 show_stats() {
     echo "=== $2 ==="
-    grep -E "VHU: .*vhost-user port|Forward statistics for port|RX-packets|TX-packets|RX-total|TX-total" \
-        "$WORKDIR/$1.log" | grep -v "^\s*$" || true
+    awk '
+        /VHU: .*vhost-user port/      { print; next }
+        /Forward statistics for port/ { block = "port"; ports++; print; next }
+        /Accumulated forward statistics for all ports/ { block = "all"; total[0] = $0; next }
+        /^ *(-+|\++) *$/              { block = ""; next }
+        /RX-packets|TX-packets/ {
+            if (block == "port") print
+            else if (block == "all") total[++n] = $0
+        }
+        END { if (ports > 1) for (i = 0; i <= n; i++) print total[i] }
+    ' "$WORKDIR/$1.log"
 }

@@ -22,6 +22,9 @@ start_testpmd guest -l 0,1 --main-lcore 1 "${EAL_COMMON[@]}" --file-prefix=vhu-p
     --vdev "net_virtio_user0,path=$SOCK,queues=$QUEUES${PEER_ARGS:-}" \
     -- -a --forward-mode=flowgen --rxq="$QUEUES" --txq="$QUEUES" --nb-cores=1
 
+# testpmd -a prints this once forwarding has started: the peer's start-up
+# (seconds: its memory, our port mapping all of it) is not part of DURATION
+wait_for_log guest "Press enter to exit" 120
 echo "PVP running for $DURATION s (socket $SOCK)..."
 sleep "$DURATION"
 stop_testpmd guest

@@ -18,6 +18,9 @@ start_testpmd peerb -l 0,1 --main-lcore 1 "${EAL_COMMON[@]}" --file-prefix=vhu-2
 start_testpmd peera -l 0,1 --main-lcore 1 "${EAL_COMMON[@]}" --file-prefix=vhu-2p-a \
     --vdev "net_virtio_user0,path=$WORKDIR/a.sock" -- -a --forward-mode=flowgen
 
+# the peers' start-up (seconds each) is not part of DURATION
+wait_for_log peerb "Press enter to exit" 120
+wait_for_log peera "Press enter to exit" 120
 echo "forwarding for $DURATION s..."
 sleep "$DURATION"
 stop_testpmd peera

@@ -8,6 +8,10 @@
  * prints its verdict; check_summary() prints the totals and gives the exit
  * status (non-zero when anything failed).
  *
+ * SKIP_TEST() ends a test that cannot run here (e.g. a CPU feature it needs
+ * is missing): its verdict is a SKIP line with the reason, and when every
+ * test of the executable skipped, the exit status is 77 (meson: SKIP).
+ *
  * EXPECT*() are the non-fatal forms: they report and count but carry on.
  *
  * Include this header in exactly one translation unit per executable (the
@@ -24,6 +28,8 @@
 static unsigned int check_failures;		/* in the current test */
 static unsigned int check_tests_run;
 static unsigned int check_tests_failed;
+static unsigned int check_tests_skipped;
+static const char *check_skip_reason;		/* set by SKIP_TEST() in the current test */
 static const char *check_current_test = "?";
 /* Optional: run after every test, before its verdict (e.g. a fixture teardown). */
 static void (*check_after_each)(void);
@@ -105,6 +111,15 @@ check_report_mem(const char *file, int line, const char *a_expr, const char *b_e
 	} \
 } while (0)
 
+/* Ends the current (void) test as skipped, saying why. */
+#define SKIP_TEST(reason) do { \
+	check_skip_reason = (reason); \
+	return; \
+} while (0)
+
+/* Exit status of an executable none of whose tests could run (meson, automake). */
+#define CHECK_EXIT_SKIP 77
+
 /* Runs one test; @setup/@teardown around it are the test's own business. */
 #define RUN_TEST(fn) check_run(#fn, fn)
 
@@ -130,6 +145,7 @@ check_run(const char *name, void (*fn)(void))
 {
 	check_current_test = name;
 	check_failures = 0;
+	check_skip_reason = NULL;
 	check_tests_run++;
 	fn();
 	if (check_after_each != NULL)
@@ -138,6 +154,9 @@ check_run(const char *name, void (*fn)(void))
 		check_tests_failed++;
 		fprintf(stderr, "FAIL %s (%u failed check%s)\n", name, check_failures,
 			check_failures == 1 ? "" : "s");
+	} else if (check_skip_reason != NULL) {
+		check_tests_skipped++;
+		printf("SKIP %s: %s\n", name, check_skip_reason);
 	} else {
 		printf("ok   %s\n", name);
 	}
@@ -149,10 +168,17 @@ check_run(const char *name, void (*fn)(void))
 static inline int
 check_summary(const char *suite)
 {
-	printf("%s: %u test%s, %u failed\n", suite, check_tests_run,
+	printf("%s: %u test%s, %u failed", suite, check_tests_run,
 	       check_tests_run == 1 ? "" : "s", check_tests_failed);
+	if (check_tests_skipped != 0)
+		printf(", %u skipped", check_tests_skipped);
+	printf("\n");
 	fflush(stdout);
-	return check_tests_failed == 0 ? EXIT_SUCCESS : EXIT_FAILURE;
+	if (check_tests_failed != 0)
+		return EXIT_FAILURE;
+	if (check_tests_run != 0 && check_tests_skipped == check_tests_run)
+		return CHECK_EXIT_SKIP;
+	return EXIT_SUCCESS;
 }
 
 #endif /* VHU_UNIT_CHECK_H */
