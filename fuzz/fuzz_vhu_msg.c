@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * libFuzzer harness: vhost-user messages (message.c validation, device.c
+ * libFuzzer harness: vhost-user messages (message.c validation, session.c
  * handlers, memory.c and dirty_log.c mapping), in sequences, with bursts on
  * whatever rings they leave behind.
  *

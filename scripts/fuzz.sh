@@ -5,8 +5,8 @@
 # any of them finds a crash. Sets up build-fuzz/ first (clang, libFuzzer,
 # ASan+UBSan), installing only what is missing. See docs/fuzzing.md.
 #
-# Environment: VHU_FUZZ_SKIP (checks to switch off, docs/fuzzing.md),
-# VHU_FUZZ_KEEP=1 (keep the run directory even when nothing was found).
+# Environment: VHU_FUZZ_KEEP=1 (keep the run directory even when nothing
+# was found).
 set -euo pipefail
 cd "$(dirname "$0")/.."
 secs=${1:-60}
