@@ -812,7 +812,7 @@ test_publish_order(void)
 static void
 test_publish_order(void)
 {
-	printf("     (store tracing needs x86-64 Linux: skipped)\n");
+	SKIP_TEST("store tracing needs x86-64 Linux");
 }
 #endif
 
