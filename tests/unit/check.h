@@ -129,8 +129,12 @@ check_report_mem(const char *file, int line, const char *a_expr, const char *b_e
  * every case starts afresh), and names the entry (its .name) under the
  * failures of a case that failed: one case failing does not stop the others.
  */
-#define RUN_CASES(cases, run, after) do { \
-	for (size_t check_i_ = 0; check_i_ < sizeof(cases) / sizeof((cases)[0]); check_i_++) { \
+#define RUN_CASES(cases, run, after) \
+	RUN_CASES_N(cases, sizeof(cases) / sizeof((cases)[0]), run, after)
+
+/* The same for the @n entries at @cases (a table known by pointer). */
+#define RUN_CASES_N(cases, n, run, after) do { \
+	for (size_t check_i_ = 0; check_i_ < (n); check_i_++) { \
 		unsigned int check_before_ = check_failures; \
 		\
 		run(&(cases)[check_i_]); \

@@ -183,32 +183,6 @@ tx_buf(uint32_t len, uint32_t hdr_len, const uint8_t *frame, uint32_t *pos)
 	return b;
 }
 
-void
-rx_bufs_read(uint8_t *const *buf, const uint32_t *len, unsigned int n, uint8_t *out,
-	     uint32_t want)
-{
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < n && pos < want; i++) {
-		uint32_t k = RTE_MIN(len[i], want - pos);
-
-		memcpy(out + pos, buf[i], k);
-		pos += k;
-	}
-}
-
-bool
-rx_bufs_untouched_from(uint8_t *const *buf, const uint32_t *len, unsigned int n, uint32_t from)
-{
-	uint32_t pos = 0;
-
-	for (unsigned int i = 0; i < n; i++)
-		for (uint32_t k = 0; k < len[i]; k++, pos++)
-			if (pos >= from && buf[i][k] != SENTINEL)
-				return false;
-	return true;
-}
-
 bool
 hdr_is(const uint8_t *h, uint32_t hdr_len, uint16_t num_buffers)
 {

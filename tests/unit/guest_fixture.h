@@ -1,16 +1,16 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * The guest side shared by the data-path unit tests (test_split.c and
- * test_packed.c): guest memory the test maps itself (MAP_SHARED, the same
- * memfds as the library's memory table), buffers and indirect tables in it,
- * frames, mbufs, and the EAL and mbuf pool the tests run on.
+ * The guest side shared by the data-path unit tests (test_virtqueue.c,
+ * test_split.c, test_packed.c): guest memory the test maps itself
+ * (MAP_SHARED, the same memfds as the library's memory table), buffers and
+ * indirect tables in it, frames, mbufs, and the EAL and mbuf pool the tests
+ * run on.
  *
- * What depends on the ring layout stays in each test: the ring fixture,
- * posting descriptors and reading used entries back.
+ * The ring itself, and the guest driver of each layout, are in ring.h.
  *
  * Guest memory:
- *   region 0: GPA_BASE,  GUEST_SIZE bytes  (rings, indirect tables, buffers;
- *             each test has its own layout)
+ *   region 0: GPA_BASE,  GUEST_SIZE bytes  (rings, indirect tables, buffers:
+ *             see ring.h)
  *   region 1: GPA2_BASE, GUEST2_SIZE bytes (adjacent to region 0 in gpa space,
  *             a different file: buffers can straddle the two)
  * The front-end addresses given to the library are non-canonical (never
@@ -43,6 +43,7 @@
 
 #define V1	VHU_BIT(VIRTIO_F_VERSION_1)
 #define MRG	VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)
+#define EVIDX	VHU_BIT(VIRTIO_RING_F_EVENT_IDX)
 
 #define SENTINEL	0xcc	/* fresh RX buffers are filled with it */
 #define HDR_BYTE	0xee	/* TX virtio-net headers are filled with it */
@@ -105,20 +106,6 @@ void make_frame(uint8_t *f, uint32_t len, uint32_t seed);
  * Consecutive calls fill the buffers of one chain.
  */
 uint8_t *tx_buf(uint32_t len, uint32_t hdr_len, const uint8_t *frame, uint32_t *pos);
-
-/*
- * Reading back the buffers of an RX chain: @c is the test's own
- * struct rx_chain (what identifies the chain in the ring differs between
- * split and packed), with buffers buf[0 .. n) of len[] bytes, in chain order.
- */
-void rx_bufs_read(uint8_t *const *buf, const uint32_t *len, unsigned int n, uint8_t *out,
-		  uint32_t want);
-bool rx_bufs_untouched_from(uint8_t *const *buf, const uint32_t *len, unsigned int n,
-			    uint32_t from);
-/* Concatenates the first @want bytes of @c's buffers into @out. */
-#define rx_read(c, out, want) rx_bufs_read((c)->buf, (c)->len, (c)->n, (out), (want))
-/* True when @c's buffers hold only SENTINEL bytes from byte @from on. */
-#define rx_untouched_from(c, from) rx_bufs_untouched_from((c)->buf, (c)->len, (c)->n, (from))
 
 /*
  * The @hdr_len-byte (10 or 12) virtio-net header the device writes: all zero

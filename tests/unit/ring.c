@@ -1,0 +1,278 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The ring under test, whatever its layout: see ring.h.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "vring_ctl.h"
+
+#include "ring.h"
+
+struct ring R;
+
+void
+ring_use(const struct ring_ops *ops)
+{
+	R.ops = ops;
+}
+
+struct vhu_vring_addr_config
+ring_memory(uint32_t size, uint64_t features, uint32_t start)
+{
+	const struct ring_ops *ops = R.ops;
+
+	memset(&R, 0, sizeof(R));
+	R.ops = ops;
+	R.active = true;
+	R.size = size;
+	R.start = start;
+	R.features = features | ops->features;
+	guest_setup(RING_INDIR_OFF, RING_BUF_OFF);
+	return ops->lay_out();
+}
+
+bool
+ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base)
+{
+	struct vhu_vring *vr = &R.own;
+
+	R.mem = guest_mem_table();
+	R.vr = vr;
+	G.vr = vr;
+	/* As the control thread sets a ring up; it becomes ready at the last step. */
+	vhu_vring_ctl_init(vr, 0, "unit", SOCKET_ID_ANY, 0, NULL);
+	/* The features come first: a packed ring's base is read by them. */
+	vhu_vring_ctl_rebase(vr, NULL, R.features);
+	if (vhu_vring_ctl_set_num(vr, R.size) < 0)
+		return false;
+	vhu_vring_ctl_set_addr(vr, addr);
+	if (send_base && vhu_vring_ctl_set_base(vr, base) < 0)
+		return false;
+	vhu_vring_ctl_start(vr, -1);
+	vhu_vring_ctl_set_callfd(vr, G.callfd);	/* the ring owns it */
+	vhu_vring_ctl_enable(vr, true);
+	vhu_vring_ctl_rebase(vr, R.mem, R.features);
+	return vr->ready;
+}
+
+bool
+ring_setup_at(uint32_t size, uint64_t features, uint32_t start)
+{
+	struct vhu_vring_addr_config addr = ring_memory(size, features, start);
+
+	return ring_start(&addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0);
+}
+
+bool
+ring_setup(uint32_t size, uint64_t features)
+{
+	return ring_setup_at(size, features, 0);
+}
+
+void
+ring_refresh(uint64_t features)
+{
+	R.features = features | R.ops->features;
+	vhu_vring_ctl_rebase(R.vr, R.mem, R.features);
+}
+
+bool
+ring_teardown(void)
+{
+	bool ok = true;
+
+	if (!R.active)
+		return true;
+	free_tracked();
+	if (R.mem != NULL) {
+		/* closes the call fd, drops the ring's reference */
+		vhu_vring_ctl_reset(&R.own);
+		if (R.mem->refcnt != 1) {
+			fprintf(stderr, "  memory table: %u references, only ours expected\n",
+				R.mem->refcnt);
+			ok = false;
+		}
+		vhu_mem_table_put(R.mem);
+	}
+	guest_teardown();
+	/* every mbuf the library allocated went back to the pool or to us */
+	if (rte_mempool_avail_count(mp) != POOL_N) {
+		fprintf(stderr, "  %u mbufs in the pool, %u expected\n", rte_mempool_avail_count(mp),
+			POOL_N);
+		ok = false;
+	}
+	R.active = false;
+	return ok;
+}
+
+struct posted
+ring_posted(uint16_t id, uint16_t nslots)
+{
+	uint32_t pos = R.start + R.posted;
+	struct posted p = {
+		.id = id, .nslots = nslots, .at = R.posted,
+		.slot = (uint16_t)(pos % R.size), .lap = pos / R.size,
+	};
+
+	R.posted += nslots;
+	return p;
+}
+
+/* ---- chains ---- */
+
+struct posted
+post(const struct dspec *d, unsigned int n)
+{
+	return R.ops->post(d, n);
+}
+
+struct posted
+post1(uint64_t addr, uint32_t len, uint16_t flags)
+{
+	struct dspec d = { addr, len, flags };
+
+	return post(&d, 1);
+}
+
+uint64_t
+indirect_table_at(void *t, const struct dspec *d, unsigned int n)
+{
+	R.ops->table(t, d, n);
+	return gpa(t);
+}
+
+uint64_t
+indirect_table(const struct dspec *d, unsigned int n)
+{
+	return indirect_table_at(indirect_alloc(n), d, n);
+}
+
+uint64_t
+indirect_frame_table(uint16_t flags)
+{
+	uint8_t *b = galloc(100);
+
+	no_offload_hdr(b, 12);
+	make_frame(b + 12, 88, 99);
+	return indirect_table(&(struct dspec){ gpa(b), 100, flags }, 1);
+}
+
+struct posted
+post_indirect(const struct dspec *d, unsigned int n)
+{
+	return post1(indirect_table(d, n), n * 16, F_INDIR);
+}
+
+/* A chain of @n descriptors fits the builders' arrays; exit(2) otherwise (a bug of the test). */
+static void
+chain_fits(const char *who, unsigned int n)
+{
+	if (n <= CHAIN_MAX)
+		return;
+	fprintf(stderr, "%s: test bug (%u descriptors)\n", who, n);
+	exit(2);
+}
+
+struct posted
+tx_post(const uint32_t *lens, unsigned int n, const uint8_t *frame)
+{
+	struct dspec d[CHAIN_MAX];
+	uint32_t pos = 0;
+
+	chain_fits(__func__, n);
+	for (unsigned int i = 0; i < n; i++)
+		d[i] = (struct dspec){ gpa(tx_buf(lens[i], R.vr->neg.hdr_len, frame, &pos)),
+				       lens[i], 0 };
+	return post(d, n);
+}
+
+struct posted
+tx_simple(const uint8_t *frame, uint32_t frame_len)
+{
+	uint32_t len = R.vr->neg.hdr_len + frame_len;
+
+	return tx_post(&len, 1, frame);
+}
+
+struct rx_chain
+rx_post_flags(const uint32_t *lens, const uint16_t *flags, unsigned int n)
+{
+	struct rx_chain c = { .n = n };
+	struct dspec d[CHAIN_MAX];
+
+	chain_fits(__func__, n);
+	for (unsigned int i = 0; i < n; i++) {
+		c.buf[i] = galloc(lens[i]);
+		c.len[i] = lens[i];
+		d[i] = (struct dspec){ gpa(c.buf[i]), lens[i], flags[i] };
+	}
+	c.p = post(d, n);
+	return c;
+}
+
+struct rx_chain
+rx_post(const uint32_t *lens, unsigned int n, uint16_t flags)
+{
+	uint16_t f[CHAIN_MAX];
+
+	chain_fits(__func__, n);
+	for (unsigned int i = 0; i < n; i++)
+		f[i] = flags;
+	return rx_post_flags(lens, f, n);
+}
+
+struct rx_chain
+rx_simple(uint32_t len)
+{
+	return rx_post(&len, 1, F_WRITE);
+}
+
+void
+rx_read(const struct rx_chain *c, uint8_t *out, uint32_t want)
+{
+	uint32_t pos = 0;
+
+	for (unsigned int i = 0; i < c->n && pos < want; i++) {
+		uint32_t k = RTE_MIN(c->len[i], want - pos);
+
+		memcpy(out + pos, c->buf[i], k);
+		pos += k;
+	}
+}
+
+bool
+rx_untouched_from(const struct rx_chain *c, uint32_t from)
+{
+	uint32_t pos = 0;
+
+	for (unsigned int i = 0; i < c->n; i++)
+		for (uint32_t k = 0; k < c->len[i]; k++, pos++)
+			if (pos >= from && c->buf[i][k] != SENTINEL)
+				return false;
+	return true;
+}
+
+uint64_t
+tx_frames(unsigned int n)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[8];
+	struct posted p[8];
+
+	if (n > RTE_DIM(p))
+		return 99;
+	make_frame(frame, sizeof(frame), 110);
+	for (unsigned int i = 0; i < n; i++)
+		p[i] = tx_simple(frame, sizeof(frame));
+	if (deq(pkts, 8) != n)
+		return 99;
+	for (unsigned int i = 0; i < n; i++)
+		if (!used_is(&p[i], 0))
+			return 99;
+	return calls();
+}

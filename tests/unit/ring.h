@@ -1,0 +1,250 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * The ring under test, in either layout: the fixture of the data-path unit
+ * tests. test_virtqueue.c runs every scenario the two layouts share once per
+ * layout; test_split.c and test_packed.c hold what only one layout has.
+ *
+ * The test plays the guest driver through its layout's ops (ring_split.c,
+ * ring_packed.c, each with what only its own tests use in ring_split.h and
+ * ring_packed.h): it makes chains of buffers available, reads used entries
+ * back in order, and says when it wants to be interrupted. Positions are
+ * counted in ring slots from where the driver started (R.start): a split
+ * chain takes one slot of the available ring, a packed chain one slot per
+ * descriptor in the ring (so an indirect one takes one).
+ *
+ * Region 0 (guest_fixture.h) holds the ring's areas below RING_INDIR_OFF,
+ * then indirect tables, then buffers from RING_BUF_OFF.
+ *
+ * Like guest_fixture.h, nothing here uses check.h: the helpers return what
+ * they found and print what differs; the tests assert.
+ */
+#ifndef VHU_UNIT_RING_H
+#define VHU_UNIT_RING_H
+
+#include <stdbool.h>
+#include <stdint.h>
+
+#include "vring.h"
+
+#include "guest_fixture.h"
+
+#define RING_INDIR_OFF	0x90000u
+#define RING_BUF_OFF	0x100000u
+
+/* Most descriptors in a chain tx_post() and rx_post() make. */
+#define CHAIN_MAX	16
+
+#define F_NEXT	VRING_DESC_F_NEXT
+#define F_WRITE	VRING_DESC_F_WRITE
+#define F_INDIR	VRING_DESC_F_INDIRECT
+
+/* One descriptor of a chain to post: the driver adds NEXT and its layout's bits. */
+struct dspec {
+	uint64_t addr;
+	uint32_t len;
+	uint16_t flags;		/* WRITE, INDIRECT, or extra bits */
+};
+
+/*
+ * A chain the driver made available: @id is what its used entry names (split:
+ * the head descriptor; packed: the buffer id); it took @nslots slots from
+ * @slot (split: of the available ring; packed: of the descriptor ring) in lap
+ * @lap, @at slots after the start.
+ */
+struct posted {
+	uint16_t id;
+	uint16_t nslots;
+	uint32_t at;
+	uint16_t slot;
+	uint32_t lap;
+};
+
+/* An RX chain and its buffers, for reading back what the device wrote. */
+struct rx_chain {
+	struct posted p;
+	unsigned int n;
+	uint8_t *buf[CHAIN_MAX];
+	uint32_t len[CHAIN_MAX];
+};
+
+/* A malformed TX chain: @build makes it available. */
+struct bad_case {
+	const char *name;
+	struct posted (*build)(void);
+};
+
+#define BAD_CASE(fn) { #fn, fn }
+
+/* The guest driver of one layout. */
+struct ring_ops {
+	const char *name;
+	uint64_t features;	/* the layout's feature bit */
+	/* Lays the ring out in fresh guest memory, the driver at R.start; returns its addresses. */
+	struct vhu_vring_addr_config (*lay_out)(void);
+	/* SET_VRING_BASE for the driver at R.start; NULL: the ring resumes from guest memory. */
+	uint32_t (*base)(void);
+	/* Makes a chain of @n descriptors available. */
+	struct posted (*post)(const struct dspec *d, unsigned int n);
+	/* Writes an indirect table of @n descriptors at @t (any alignment). */
+	void (*table)(void *t, const struct dspec *d, unsigned int n);
+	/* The next used entry returns @p with @len bytes written; the driver moves past it. */
+	bool (*used_is)(const struct posted *p, uint32_t len);
+	/* Nothing more used where the driver looks next. */
+	bool (*none_used)(void);
+	/*
+	 * What the driver can read of the ring is as at the last snapshot,
+	 * but for the used entries it read since.
+	 */
+	void (*snapshot)(void);
+	bool (*unchanged)(void);
+	/* The device's next available and next used entries are @at slots from the start. */
+	bool (*device_at)(uint32_t at);
+	/* Interrupts wanted or not, without EVENT_IDX (split: flags; packed: driver event). */
+	void (*interrupts)(bool on);
+	/* EVENT_IDX: a call wanted once the used entry @at slots from the start is written. */
+	void (*call_at)(uint32_t at);
+	/* The device told the driver not to notify it: it polls. */
+	bool (*polled)(void);
+	/* The ring's areas are the memory table's mappings of where the ring was laid out. */
+	bool (*mapped)(void);
+	/* The front end moves one of the ring's areas out of guest memory, or back. */
+	void (*misplace)(bool outside);
+	/* Malformed TX chains only this layout has. */
+	const struct bad_case *bad_tx;
+	unsigned int nbad_tx;
+};
+
+extern const struct ring_ops split_ops;
+extern const struct ring_ops packed_ops;
+
+/* The current test's ring; ring_memory() starts it afresh. */
+struct ring {
+	const struct ring_ops *ops;	/* the layout, kept from one test to the next */
+	bool active;
+	struct vhu_mem_table *mem;	/* our own reference (NULL: the ring is a port's) */
+	struct vhu_vring own;
+	struct vhu_vring *vr;		/* the ring under test: &own, or a port's */
+	uint32_t size;
+	uint32_t start;			/* where the driver started, in slots */
+	uint64_t features;		/* negotiated, the layout's bit included */
+	uint32_t posted;		/* slots made available since the start */
+};
+
+extern struct ring R;
+
+/* The layout of the rings to come. */
+void ring_use(const struct ring_ops *ops);
+
+/*
+ * Fresh guest memory and a ring of @size entries laid out in it, the driver
+ * @start slots from slot 0 of its first lap (split: its 16-bit index, so any
+ * value; packed: a slot, plus @size when its wrap counter starts at 0).
+ * Returns the ring's addresses; nothing is set up yet.
+ */
+struct vhu_vring_addr_config ring_memory(uint32_t size, uint64_t features, uint32_t start);
+/*
+ * Sets the ring laid out by ring_memory() up as the control thread does,
+ * with SET_VRING_BASE @base when @send_base. False when it did not become ready.
+ */
+bool ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base);
+/* Both, with the base the layout sends for the driver at @start. */
+bool ring_setup_at(uint32_t size, uint64_t features, uint32_t start);
+bool ring_setup(uint32_t size, uint64_t features);
+/* Like the session: the ring follows our memory table and @features (the layout's bit added). */
+void ring_refresh(uint64_t features);
+/* Frees what the test left; false (printed) when the ring or the pool kept something. */
+bool ring_teardown(void);
+
+/* For a layout's post: chain @id, of @nslots slots, is made available where the driver is. */
+struct posted ring_posted(uint16_t id, uint16_t nslots);
+
+/* ---- chains ---- */
+
+struct posted post(const struct dspec *d, unsigned int n);
+struct posted post1(uint64_t addr, uint32_t len, uint16_t flags);
+/* An indirect table of @n descriptors at @t (any alignment), or a fresh one; its guest address. */
+uint64_t indirect_table_at(void *t, const struct dspec *d, unsigned int n);
+uint64_t indirect_table(const struct dspec *d, unsigned int n);
+/* A fresh table of one descriptor, with @flags, holding a whole TX frame (12-byte header). */
+uint64_t indirect_frame_table(uint16_t flags);
+/* A chain of one descriptor naming a fresh indirect table of @n. */
+struct posted post_indirect(const struct dspec *d, unsigned int n);
+
+/*
+ * A TX chain of buffers of @lens bytes holding a virtio-net header of the
+ * negotiated length, asking for no offload, then @frame (see tx_buf()).
+ */
+struct posted tx_post(const uint32_t *lens, unsigned int n, const uint8_t *frame);
+/* One descriptor holding the header and the frame. */
+struct posted tx_simple(const uint8_t *frame, uint32_t frame_len);
+/* An RX chain of fresh buffers of @lens bytes, descriptor i with flags @flags[i]. */
+struct rx_chain rx_post_flags(const uint32_t *lens, const uint16_t *flags, unsigned int n);
+/* The same with @flags on every descriptor. */
+struct rx_chain rx_post(const uint32_t *lens, unsigned int n, uint16_t flags);
+/* One writable buffer. */
+struct rx_chain rx_simple(uint32_t len);
+
+/* The first @want bytes of @c's buffers, in chain order, into @out. */
+void rx_read(const struct rx_chain *c, uint8_t *out, uint32_t want);
+/* @c's buffers hold only SENTINEL bytes from byte @from on. */
+bool rx_untouched_from(const struct rx_chain *c, uint32_t from);
+
+/*
+ * @n frames through the TX ring in one burst, each made available in one
+ * descriptor and seen used; the calls that caused (99 when it went wrong).
+ */
+uint64_t tx_frames(unsigned int n);
+
+/* ---- the layout's driver ---- */
+
+static inline bool
+used_is(const struct posted *p, uint32_t len)
+{
+	return R.ops->used_is(p, len);
+}
+
+static inline bool
+none_used(void)
+{
+	return R.ops->none_used();
+}
+
+static inline void
+ring_snapshot(void)
+{
+	R.ops->snapshot();
+}
+
+static inline bool
+ring_unchanged(void)
+{
+	return R.ops->unchanged();
+}
+
+/* The device is at chain @p: it has neither taken nor completed it. */
+static inline bool
+device_at(const struct posted *p)
+{
+	return R.ops->device_at(p->at);
+}
+
+/* The device has taken and completed everything made available. */
+static inline bool
+caught_up(void)
+{
+	return R.ops->device_at(R.posted);
+}
+
+static inline void
+interrupts(bool on)
+{
+	R.ops->interrupts(on);
+}
+
+static inline void
+call_at(uint32_t at)
+{
+	R.ops->call_at(at);
+}
+
+#endif /* VHU_UNIT_RING_H */

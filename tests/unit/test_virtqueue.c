@@ -1,0 +1,1138 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * Unit tests of the data path (virtqueue_split.c, virtqueue_packed.c,
+ * dequeue.c, enqueue.c) and of a ring's set-up (vring_ctl.c): every scenario
+ * the two ring layouts share, written once and run once per layout (named
+ * split/<test> and packed/<test>) on rings laid out in memory the test owns
+ * (ring.h). What only one layout has is in test_split.c and test_packed.c.
+ */
+#include <stdbool.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <rte_mbuf.h>
+#include <rte_mempool.h>
+
+#include "memory.h"
+#include "vhu.h"
+#include "virtio_defs.h"
+#include "vring.h"
+#include "vring_ctl.h"
+
+#include "check.h"
+#include "ring.h"
+
+static void
+teardown(void)
+{
+	EXPECT(ring_teardown());
+}
+
+/* ==================================================================== */
+/* set-up                                                               */
+/* ==================================================================== */
+
+/*
+ * A ring set up as the control thread does: ready, mapped where the front
+ * end said, polled, at the driver's position (split: the used index found in
+ * guest memory; packed: the base); then what features, a misplaced area, a
+ * disable and a missing memory table change.
+ */
+static void
+test_refresh(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[4];
+	struct posted p;
+
+	CHECK(ring_setup_at(16, V1, 7));
+	CHECK(R.vr->ready);
+	CHECK(!R.vr->broken);
+	CHECK_EQ(R.vr->neg.packed, R.ops->features != 0);
+	CHECK_EQ(R.vr->neg.hdr_len, 12);
+	CHECK(!R.vr->neg.mrg_rxbuf);
+	CHECK_EQ(R.mem->refcnt, 2);		/* ours and the ring's */
+	CHECK(R.ops->mapped());
+	/* we poll: the driver is told not to kick */
+	CHECK(R.ops->polled());
+	CHECK(caught_up());
+
+	/* header length by features */
+	ring_refresh(0);
+	CHECK_EQ(R.vr->neg.hdr_len, 10);
+	ring_refresh(MRG);
+	CHECK_EQ(R.vr->neg.hdr_len, 12);
+	CHECK(R.vr->neg.mrg_rxbuf);
+	ring_refresh(V1 | MRG);
+	CHECK_EQ(R.vr->neg.hdr_len, 12);
+	CHECK_EQ(R.mem->refcnt, 2);		/* the same table is not referenced twice */
+
+	/* a ring area outside guest memory: not ready */
+	R.ops->misplace(true);
+	CHECK(!R.vr->ready);
+	R.ops->misplace(false);
+	CHECK(R.vr->ready);
+	/* refreshing a running ring keeps its position */
+	CHECK(caught_up());
+
+	/* disabled ring: not ready, bursts do nothing */
+	vhu_vring_ctl_enable(R.vr, false);
+	CHECK(!R.vr->ready);
+	make_frame(frame, sizeof(frame), 1);
+	p = tx_simple(frame, sizeof(frame));
+	CHECK_EQ(deq(pkts, 4), 0);
+	CHECK(none_used());
+	vhu_vring_ctl_enable(R.vr, true);
+	CHECK(R.vr->ready);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(used_is(&p, 0));
+
+	/* no memory: the ring drops its reference */
+	vhu_vring_ctl_rebase(R.vr, NULL, R.features);
+	CHECK(!R.vr->ready);
+	CHECK_EQ(R.mem->refcnt, 1);
+	ring_refresh(V1);
+	CHECK_EQ(R.mem->refcnt, 2);
+}
+
+/* ==================================================================== */
+/* dequeue (guest TX)                                                   */
+/* ==================================================================== */
+
+static void
+test_deq_single(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[8];
+	struct posted p;
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 3);
+	CHECK_EQ(deq(pkts, 8), 0);			/* nothing yet */
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(stats()->notifications, 0);
+
+	p = tx_simple(frame, sizeof(frame));
+	CHECK_EQ(deq(pkts, 8), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK_EQ(pkts[0]->nb_segs, 1);
+	CHECK(used_is(&p, 0));
+	CHECK(caught_up());
+	CHECK_EQ(calls(), 1);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(stats()->bytes, sizeof(frame));
+	CHECK_EQ(stats()->notifications, 1);
+	CHECK_EQ(stats()->dropped, 0);
+	CHECK_EQ(stats()->malformed, 0);
+
+	/* nothing more: no completion, no interrupt */
+	CHECK_EQ(deq(pkts, 8), 0);
+	CHECK(none_used());
+	CHECK_EQ(calls(), 0);
+	CHECK(caught_up());
+}
+
+/* Several chains available, the burst smaller than that. */
+static void
+test_deq_burst_limit(void)
+{
+	uint8_t frame[5][100];
+	struct posted p[5];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 5; i++) {
+		make_frame(frame[i], 60 + i * 10, 10 + i);
+		p[i] = tx_simple(frame[i], 60 + i * 10);
+	}
+	CHECK_EQ(deq(pkts, 2), 2);
+	CHECK(mbuf_is(pkts[0], frame[0], 60));
+	CHECK(mbuf_is(pkts[1], frame[1], 70));
+	CHECK(used_is(&p[0], 0));
+	CHECK(used_is(&p[1], 0));
+	CHECK(none_used());
+	CHECK_EQ(deq(pkts, 8), 3);
+	for (int i = 0; i < 3; i++) {
+		CHECK(mbuf_is(pkts[i], frame[i + 2], 80 + i * 10));
+		CHECK(used_is(&p[i + 2], 0));
+	}
+	CHECK(none_used());
+	CHECK_EQ(calls(), 2);
+	CHECK_EQ(stats()->packets, 5);
+	CHECK_EQ(stats()->bytes, 60 + 70 + 80 + 90 + 100);
+}
+
+/*
+ * Header and data in separate descriptors: the header alone in the first,
+ * split 5 + 7, or sharing one with data. The device names each chain by its
+ * id (packed: from its last descriptor), moves on by the slots it took, and
+ * writes nothing but the used entries.
+ */
+static void
+test_deq_chain(void)
+{
+	static const uint32_t lens_hdr[] = { 12, 30, 70, 1 };
+	static const uint32_t lens2[] = { 12, 90 };
+	static const uint32_t lens4[] = { 5, 7, 40, 41 };	/* header split 5 + 7 */
+	static const uint32_t lens3[] = { 5, 30, 50 };		/* header and data share 1 */
+	uint8_t f1[101], f2[90], f4[81], f3[73];
+	struct rte_mbuf *pkts[4];
+	struct posted p[4];
+
+	CHECK(ring_setup(16, V1));
+	make_frame(f1, sizeof(f1), 4);
+	make_frame(f2, sizeof(f2), 20);
+	make_frame(f4, sizeof(f4), 21);
+	make_frame(f3, sizeof(f3), 22);
+	p[0] = tx_post(lens_hdr, 4, f1);
+	p[1] = tx_post(lens2, 2, f2);
+	p[2] = tx_post(lens4, 4, f4);
+	p[3] = tx_post(lens3, 3, f3);
+	ring_snapshot();
+	CHECK_EQ(deq(pkts, 4), 4);
+	CHECK(mbuf_is(pkts[0], f1, sizeof(f1)));
+	CHECK(mbuf_is(pkts[1], f2, sizeof(f2)));
+	CHECK(mbuf_is(pkts[2], f4, sizeof(f4)));
+	CHECK(mbuf_is(pkts[3], f3, sizeof(f3)));
+	for (int i = 0; i < 4; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK(ring_unchanged());
+	CHECK(caught_up());
+	CHECK_EQ(stats()->malformed, 0);
+}
+
+static void
+test_deq_indirect(void)
+{
+	uint8_t frame[200], frame2[80];
+	struct rte_mbuf *pkts[4];
+	struct posted p[3];
+	uint8_t *h, *b1, *b2;
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 8);
+	h = galloc(12);
+	no_offload_hdr(h, 12);
+	b1 = galloc(50);
+	memcpy(b1, frame, 50);
+	b2 = galloc(150);
+	memcpy(b2, frame + 50, 150);
+	/* split: out of table order, linked by next; packed: in table order, NEXT means nothing */
+	p[0] = post_indirect((const struct dspec[]){
+		{ gpa(h), 12, 0 },
+		{ gpa(b1), 50, F_NEXT },
+		{ gpa(b2), 150, 0 },
+	}, 3);
+
+	/* the write flag on the descriptor naming the table is ignored (spec 2.7.5.3.2) */
+	make_frame(frame2, sizeof(frame2), 9);
+	h = galloc(12 + sizeof(frame2));
+	no_offload_hdr(h, 12);
+	memcpy(h + 12, frame2, sizeof(frame2));
+	p[1] = post1(indirect_table(&(struct dspec){ gpa(h), 12 + sizeof(frame2), 0 }, 1), 16,
+		     F_INDIR | F_WRITE);
+	/* a direct chain after them */
+	p[2] = tx_simple(frame2, sizeof(frame2));
+
+	CHECK_EQ(deq(pkts, 4), 3);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(mbuf_is(pkts[1], frame2, sizeof(frame2)));
+	CHECK(mbuf_is(pkts[2], frame2, sizeof(frame2)));
+	for (int i = 0; i < 3; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK(caught_up());
+	CHECK_EQ(stats()->malformed, 0);
+}
+
+/*
+ * An indirect table at an address that is not a multiple of 16: the
+ * specification puts no alignment requirement on indirect tables (only on
+ * the ring areas), and the address comes from the guest. Descriptors must
+ * then be read bytewise: a misaligned 8-byte load through a struct pointer
+ * is undefined behaviour that UBSan (halt_on_error, set in meson.build)
+ * turns into a crash a guest could cause at will.
+ */
+static void
+test_deq_indirect_unaligned(void)
+{
+	uint8_t frame[100];
+	struct rte_mbuf *pkts[4];
+	struct posted p;
+	uint8_t *b;
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 53);
+	b = galloc(12 + sizeof(frame));
+	no_offload_hdr(b, 12);
+	memcpy(b + 12, frame, sizeof(frame));
+	p = post1(indirect_table_at(galloc(64) + 3,
+				    &(struct dspec){ gpa(b), 12 + sizeof(frame), 0 }, 1),
+		  16, F_INDIR);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
+	CHECK(used_is(&p, 0));
+}
+
+/* Frames longer than one mbuf come out as chains; a buffer straddling two regions. */
+static void
+test_deq_multi_mbuf(void)
+{
+	static uint8_t frame[VHU_MAX_FRAME_LEN];
+	static const uint32_t lens[] = { 1000, 30000, 12 + VHU_MAX_FRAME_LEN - 31000 };
+	const uint32_t room = RTE_MBUF_DEFAULT_DATAROOM;
+	struct rte_mbuf *pkts[4];
+	const struct rte_mbuf *s;
+	struct posted p[3];
+	uint8_t *end;
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 11);
+	p[0] = tx_simple(frame, 5000);
+	p[1] = tx_post(lens, 3, frame);			/* the largest frame accepted */
+	/* regions 0 and 1 are adjacent in gpa space: 100 bytes in region 0, the rest in 1 */
+	end = G.g + GUEST_SIZE - 100;
+	no_offload_hdr(end, 12);
+	memcpy(end + 12, frame, 88);
+	memcpy(G.g2, frame + 88, 300 - 88);
+	p[2] = post1(gpa(end), 12 + 300, 0);
+
+	CHECK_EQ(deq(pkts, 4), 3);
+	CHECK(mbuf_is(pkts[0], frame, 5000));
+	CHECK_EQ(pkts[0]->nb_segs, (5000 + room - 1) / room);
+	s = pkts[0];
+	CHECK_EQ(s->data_len, room);
+	CHECK_EQ(s->next->data_len, room);
+	CHECK_EQ(s->next->next->data_len, 5000 - 2 * room);
+	CHECK_NULL(s->next->next->next);
+	CHECK(mbuf_is(pkts[1], frame, VHU_MAX_FRAME_LEN));
+	CHECK_EQ(pkts[1]->nb_segs, (VHU_MAX_FRAME_LEN + room - 1) / room);
+	CHECK(mbuf_is(pkts[2], frame, 300));
+	for (int i = 0; i < 3; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK_EQ(stats()->bytes, 5000 + VHU_MAX_FRAME_LEN + 300);
+}
+
+/* Running out of mbufs for a frame's segments: dropped, completed, nothing leaked. */
+static void
+test_deq_alloc_failure(void)
+{
+	static uint8_t frame[5000];
+	struct rte_mempool *small;
+	struct rte_mbuf *pkts[1], *hold[2];
+	struct posted p;
+
+	CHECK(ring_setup(8, V1));
+	small = rte_pktmbuf_pool_create("vhu_unit_small", 2, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					(int)rte_socket_id());
+	CHECK_NOT_NULL(small);
+	make_frame(frame, sizeof(frame), 14);
+	p = tx_simple(frame, sizeof(frame));		/* needs 3 mbufs */
+	EXPECT_EQ(vhu_dequeue_burst(R.vr, small, pkts, 1), 0);
+	EXPECT(used_is(&p, 0));
+	EXPECT_EQ(stats()->alloc_failed, 1);
+	EXPECT_EQ(stats()->dropped, 1);
+	EXPECT_EQ(rte_mempool_avail_count(small), 2);
+
+	/* an empty pool: nothing taken from the ring */
+	EXPECT_EQ(rte_pktmbuf_alloc_bulk(small, hold, 2), 0);
+	p = tx_simple(frame, 60);
+	EXPECT_EQ(vhu_dequeue_burst(R.vr, small, pkts, 1), 0);
+	EXPECT(none_used());
+	EXPECT_EQ(stats()->alloc_failed, 2);
+	EXPECT(device_at(&p));
+	rte_pktmbuf_free_bulk(hold, 2);
+	EXPECT_EQ(vhu_dequeue_burst(R.vr, small, pkts, 1), 1);
+	EXPECT(mbuf_is(pkts[0], frame, 60));
+	EXPECT(used_is(&p, 0));
+	rte_pktmbuf_free(pkts[0]);
+	EXPECT_EQ(rte_mempool_avail_count(small), 2);
+	rte_mempool_free(small);
+}
+
+/* ---- malformed TX chains ---- */
+
+static struct posted
+bad_writable(void)
+{
+	uint8_t *b = galloc(72);
+
+	no_offload_hdr(b, 12);
+	make_frame(b + 12, 60, 1);
+	return post1(gpa(b), 72, F_WRITE);
+}
+
+static struct posted
+bad_writable_second(void)
+{
+	return post((const struct dspec[]){
+		{ gpa(galloc(12)), 12, 0 },
+		{ gpa(galloc(60)), 60, F_WRITE },
+	}, 2);
+}
+
+static struct posted
+bad_buffer_outside(void)
+{
+	return post1(UINT64_C(0x40000000), 100, 0);
+}
+
+static struct posted
+bad_buffer_runs_off(void)
+{
+	return post1(GPA2_BASE + GUEST2_SIZE - 50, 100, 0);
+}
+
+static struct posted
+bad_buffer_starts_before(void)
+{
+	return post1(GPA_BASE - 10, 100, 0);
+}
+
+static struct posted
+bad_buffer_wraps(void)
+{
+	return post1(UINT64_MAX - 10, 100, 0);
+}
+
+static struct posted
+bad_second_buffer_outside(void)
+{
+	return post((const struct dspec[]){
+		{ gpa(galloc(12)), 12, 0 },
+		{ UINT64_C(0x40000000), 60, 0 },
+	}, 2);
+}
+
+/* The bad descriptor first, good ones after it (packed: the chain is still followed to its end). */
+static struct posted
+bad_first_of_three_outside(void)
+{
+	return post((const struct dspec[]){
+		{ UINT64_C(0x40000000), 12, 0 },
+		{ gpa(galloc(30)), 30, 0 },
+		{ gpa(galloc(30)), 30, 0 },
+	}, 3);
+}
+
+static struct posted
+bad_nested_indirect(void)
+{
+	return post_indirect(&(struct dspec){ indirect_frame_table(0), 16, F_INDIR }, 1);
+}
+
+/* INDIRECT with NEXT, and a second descriptor after it. */
+static struct posted
+bad_indirect_with_next(void)
+{
+	return post((const struct dspec[]){
+		{ indirect_frame_table(0), 16, F_INDIR },
+		{ gpa(galloc(20)), 20, 0 },
+	}, 2);
+}
+
+static struct posted
+bad_indirect_len_0(void)
+{
+	return post1(indirect_frame_table(0), 0, F_INDIR);
+}
+
+static struct posted
+bad_indirect_len_24(void)
+{
+	return post1(indirect_frame_table(0), 24, F_INDIR);
+}
+
+static struct posted
+bad_indirect_table_outside(void)
+{
+	return post1(UINT64_C(0x40000000), 32, F_INDIR);
+}
+
+/* Starts 16 bytes before the end of guest memory, 32 bytes long. */
+static struct posted
+bad_indirect_table_runs_off(void)
+{
+	return post1(GPA2_BASE + GUEST2_SIZE - 16, 32, F_INDIR);
+}
+
+static struct posted
+bad_indirect_entry_outside(void)
+{
+	return post_indirect((const struct dspec[]){
+		{ gpa(galloc(12)), 12, 0 },
+		{ UINT64_C(0x40000000), 60, 0 },
+	}, 2);
+}
+
+/* More pieces than a chain may have (VHU_CHAIN_MAX_IOV): refused, no overflow. */
+static struct posted
+bad_too_many_pieces(void)
+{
+	struct dspec d[VHU_CHAIN_MAX_IOV + 2];
+	uint8_t *b = galloc(RTE_DIM(d));
+
+	for (uint32_t i = 0; i < RTE_DIM(d); i++)
+		d[i] = (struct dspec){ gpa(b + i), 1, 0 };
+	return post_indirect(d, RTE_DIM(d));
+}
+
+static struct posted
+bad_shorter_than_header(void)
+{
+	return post1(gpa(galloc(8)), 8, 0);
+}
+
+static struct posted
+bad_no_ethernet_header(void)
+{
+	return post1(gpa(galloc(12 + 13)), 12 + 13, 0);
+}
+
+static struct posted
+bad_frame_too_long(void)
+{
+	uint32_t len = 12 + VHU_MAX_FRAME_LEN + 1;
+
+	return post1(gpa(galloc(len)), len, 0);
+}
+
+/* Zero-length buffers must still point into guest memory. */
+static struct posted
+bad_empty_buffer_outside(void)
+{
+	return post((const struct dspec[]){
+		{ UINT64_C(0x40000000), 0, 0 },
+		{ gpa(galloc(80)), 80, 0 },
+	}, 2);
+}
+
+static const struct bad_case bad_tx_cases[] = {
+	BAD_CASE(bad_writable),
+	BAD_CASE(bad_writable_second),
+	BAD_CASE(bad_buffer_outside),
+	BAD_CASE(bad_buffer_runs_off),
+	BAD_CASE(bad_buffer_starts_before),
+	BAD_CASE(bad_buffer_wraps),
+	BAD_CASE(bad_second_buffer_outside),
+	BAD_CASE(bad_first_of_three_outside),
+	BAD_CASE(bad_nested_indirect),
+	BAD_CASE(bad_indirect_with_next),
+	BAD_CASE(bad_indirect_len_0),
+	BAD_CASE(bad_indirect_len_24),
+	BAD_CASE(bad_indirect_table_outside),
+	BAD_CASE(bad_indirect_table_runs_off),
+	BAD_CASE(bad_indirect_entry_outside),
+	BAD_CASE(bad_too_many_pieces),
+	BAD_CASE(bad_shorter_than_header),
+	BAD_CASE(bad_no_ethernet_header),
+	BAD_CASE(bad_frame_too_long),
+	BAD_CASE(bad_empty_buffer_outside),
+};
+
+/*
+ * good, bad, good in one burst, then good again: the bad chain is completed
+ * in its place with length 0 and counted; the good ones are unaffected and
+ * the driver finds every used entry where it looks for it. The ring starts
+ * 2 slots before its end so the chains cross it.
+ */
+static void
+malformed_tx_case(const struct bad_case *bc)
+{
+	uint8_t frame[3][90];
+	struct posted p[4];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(ring_setup_at(8, V1, 6));
+	for (int i = 0; i < 3; i++)
+		make_frame(frame[i], sizeof(frame[i]), 40 + i);
+	p[0] = tx_simple(frame[0], sizeof(frame[0]));
+	p[1] = bc->build();
+	p[2] = tx_simple(frame[1], sizeof(frame[1]));
+
+	CHECK_EQ(deq(pkts, 8), 2);
+	CHECK(mbuf_is(pkts[0], frame[0], sizeof(frame[0])));
+	CHECK(mbuf_is(pkts[1], frame[1], sizeof(frame[1])));
+	for (int i = 0; i < 3; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK(none_used());
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 2);
+	CHECK_EQ(stats()->bytes, 2 * sizeof(frame[0]));
+	CHECK(!R.vr->broken);
+	CHECK_EQ(calls(), 1);
+
+	p[3] = tx_simple(frame[2], sizeof(frame[2]));
+	CHECK_EQ(deq(pkts, 8), 1);
+	CHECK(mbuf_is(pkts[0], frame[2], sizeof(frame[2])));
+	CHECK(used_is(&p[3], 0));
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK(caught_up());
+}
+
+/* The chains both layouts refuse, then those only the layout under test has. */
+static void
+test_deq_malformed(void)
+{
+	RUN_CASES(bad_tx_cases, malformed_tx_case, teardown);
+	RUN_CASES_N(R.ops->bad_tx, R.ops->nbad_tx, malformed_tx_case, teardown);
+}
+
+/* A chain as long as the ring is fine (packed: it takes a whole lap). */
+static void
+test_deq_chain_as_long_as_ring(void)
+{
+	uint8_t frame[200];
+	struct rte_mbuf *pkts[4];
+	struct posted p;
+	uint32_t lens[8];
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 50);
+	for (int i = 0; i < 8; i++)
+		lens[i] = i == 0 ? 12 : 20;
+	p = tx_post(lens, 8, frame);
+	CHECK_EQ(deq(pkts, 4), 1);
+	CHECK(mbuf_is(pkts[0], frame, 7 * 20));
+	CHECK(used_is(&p, 0));
+	CHECK(caught_up());
+	CHECK_EQ(stats()->malformed, 0);
+	CHECK_EQ(calls(), 1);
+}
+
+/* ==================================================================== */
+/* enqueue (guest RX)                                                   */
+/* ==================================================================== */
+
+static void
+test_enq_simple(void)
+{
+	uint8_t frame[2][1000], got[2048] = { 0 };
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[3];
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 3; i++)
+		c[i] = rx_simple(1518);
+	make_frame(frame[0], 60, 60);
+	make_frame(frame[1], 1000, 61);
+	pkts[0] = mk_mbuf1(frame[0], 60);
+	pkts[1] = mk_mbuf1(frame[1], 1000);
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK(used_is(&c[0].p, 12 + 60));
+	CHECK(used_is(&c[1].p, 12 + 1000));
+	CHECK(none_used());
+	CHECK(hdr_is(c[0].buf[0], 12, 1));
+	CHECK(hdr_is(c[1].buf[0], 12, 1));
+	rx_read(&c[0], got, 72);
+	CHECK_MEM_EQ(got + 12, frame[0], 60);
+	CHECK(rx_untouched_from(&c[0], 72));
+	rx_read(&c[1], got, 1012);
+	CHECK_MEM_EQ(got + 12, frame[1], 1000);
+	CHECK(rx_untouched_from(&c[1], 1012));
+	CHECK(rx_untouched_from(&c[2], 0));
+	CHECK(device_at(&c[2].p));
+	CHECK_EQ(calls(), 1);
+	CHECK_EQ(stats()->packets, 2);
+	CHECK_EQ(stats()->bytes, 1060);
+	CHECK_EQ(stats()->notifications, 1);
+	CHECK_EQ(stats()->dropped, 0);
+	/* the mbufs are not freed by the library (teardown frees them; a double free would show) */
+	CHECK_EQ(rte_mbuf_refcnt_read(pkts[0]), 1);
+}
+
+/* Header and frame over several descriptors, header split 5 + 7, across the end of the ring. */
+static void
+test_enq_chain(void)
+{
+	static const uint32_t lens[] = { 5, 7, 30, 100 };
+	uint8_t frame[120], got[142] = { 0 };
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c;
+
+	CHECK(ring_setup_at(8, V1, 6));
+	c = rx_post(lens, 4, F_WRITE);		/* descriptors 6, 7, 0, 1 */
+	make_frame(frame, sizeof(frame), 62);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK(used_is(&c.p, 132));
+	rx_read(&c, got, 142);
+	CHECK(hdr_is(got, 12, 1));
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+	CHECK(rx_untouched_from(&c, 132));
+	CHECK(caught_up());
+}
+
+/*
+ * A frame too big for the chain: dropped and counted; the chain is not
+ * consumed (nothing of the ring written) and takes the next frame.
+ */
+static void
+test_enq_too_small(void)
+{
+	uint8_t big[100], small[30], got[50] = { 0 };
+	struct rte_mbuf *pkts[3];
+	struct rx_chain c;
+
+	CHECK(ring_setup(4, V1));
+	c = rx_simple(50);
+	make_frame(big, sizeof(big), 64);
+	make_frame(small, sizeof(small), 65);
+	ring_snapshot();
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	CHECK_EQ(enq(pkts, 1), 1);			/* consumed (dropped) */
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 0);
+	CHECK_EQ(stats()->malformed, 0);
+	CHECK(ring_unchanged());			/* nothing completed, nothing published */
+	CHECK_EQ(calls(), 0);
+	CHECK(device_at(&c.p));				/* the chain was not consumed */
+	CHECK(rx_untouched_from(&c, 0));
+
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	pkts[1] = mk_mbuf1(small, sizeof(small));
+	pkts[2] = mk_mbuf1(small, sizeof(small));
+	CHECK_EQ(enq(pkts, 3), 2);			/* dropped, delivered, no room */
+	CHECK_EQ(stats()->dropped, 2);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK(used_is(&c.p, 42));
+	CHECK(none_used());
+	rx_read(&c, got, 50);
+	CHECK(hdr_is(got, 12, 1));
+	CHECK_MEM_EQ(got + 12, small, sizeof(small));
+	CHECK_EQ(calls(), 1);
+}
+
+static void
+test_enq_no_buffers(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[1];
+
+	CHECK(ring_setup(4, V1 | MRG));
+	make_frame(frame, sizeof(frame), 66);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	ring_snapshot();
+	CHECK_EQ(enq(pkts, 1), 0);
+	CHECK(ring_unchanged());
+	CHECK_EQ(calls(), 0);
+	ring_refresh(V1);
+	CHECK_EQ(enq(pkts, 1), 0);
+	CHECK(ring_unchanged());
+	CHECK_EQ(stats()->dropped, 0);
+	CHECK_EQ(stats()->notifications_suppressed, 0);
+}
+
+/* The descriptors of every chain a mergeable frame is spread over. */
+struct mrg_case {
+	const char *name;
+	uint32_t lens[2];
+	unsigned int n;
+};
+
+static const struct mrg_case mrg_cases[] = {
+	{ "one_buffer_per_chain", { 2048 }, 1 },
+	{ "two_buffers_per_chain", { 600, 424 }, 2 },
+};
+
+/*
+ * Mergeable: a 3000-byte frame over as many chains as it takes, num_buffers
+ * in the first, then a small frame in the next chain. The ring starts at its
+ * last slot, so the chains cross its end.
+ */
+static void
+enq_mrg_case(const struct mrg_case *mc)
+{
+	static uint8_t frame[3000];
+	const uint32_t cap = mc->lens[0] + (mc->n > 1 ? mc->lens[1] : 0);
+	const uint32_t total = 12 + sizeof(frame);
+	const uint16_t nbufs = (uint16_t)((total + cap - 1) / cap);
+	uint8_t frame2[100], got[2048] = { 0 };
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[4];
+	uint32_t done = 0;
+
+	CHECK(ring_setup_at(8, V1 | MRG, 7));
+	CHECK(R.vr->neg.mrg_rxbuf);
+	for (uint16_t i = 0; i <= nbufs; i++)
+		c[i] = rx_post(mc->lens, mc->n, F_WRITE);
+	make_frame(frame, sizeof(frame), 67);
+	make_frame(frame2, sizeof(frame2), 68);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	pkts[1] = mk_mbuf1(frame2, sizeof(frame2));
+	CHECK_EQ(enq(pkts, 2), 2);
+	for (uint16_t i = 0; i < nbufs; i++) {
+		uint32_t len = RTE_MIN(cap, total - done);
+
+		CHECK(used_is(&c[i].p, len));
+		rx_read(&c[i], got, len);
+		if (i == 0) {
+			CHECK(hdr_is(got, 12, nbufs));
+			CHECK_MEM_EQ(got + 12, frame, len - 12);
+		} else {
+			CHECK_MEM_EQ(got, frame + done - 12, len);
+		}
+		done += len;
+	}
+	CHECK(rx_untouched_from(&c[nbufs - 1], total - (nbufs - 1) * cap));
+	CHECK(used_is(&c[nbufs].p, 112));
+	CHECK_EQ(c[nbufs].p.lap, 1);			/* past the end of the ring */
+	rx_read(&c[nbufs], got, 112);
+	CHECK(hdr_is(got, 12, 1));
+	CHECK_MEM_EQ(got + 12, frame2, sizeof(frame2));
+	CHECK(rx_untouched_from(&c[nbufs], 112));
+	CHECK(caught_up());
+	CHECK_EQ(stats()->packets, 2);
+	CHECK_EQ(stats()->bytes, 3100);
+	CHECK_EQ(calls(), 1);
+}
+
+static void
+test_enq_mrg(void)
+{
+	RUN_CASES(mrg_cases, enq_mrg_case, teardown);
+}
+
+/*
+ * Out of buffers half-way through a frame: nothing of it is published and
+ * the chains it took are given back as the driver left them (their buffers
+ * may hold a partial copy: they were the device's to write); with more
+ * buffers it goes through.
+ */
+static void
+test_enq_mrg_out_of_buffers(void)
+{
+	static uint8_t small[500], big[3000];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[5];
+
+	CHECK(ring_setup(4, V1 | MRG));
+	for (int i = 0; i < 3; i++)
+		c[i] = rx_simple(1024);
+	make_frame(small, sizeof(small), 70);
+	make_frame(big, sizeof(big), 71);
+	pkts[0] = mk_mbuf1(small, sizeof(small));
+	pkts[1] = mk_mbuf1(big, sizeof(big));
+	ring_snapshot();
+	CHECK_EQ(enq(pkts, 2), 1);
+	CHECK(used_is(&c[0].p, 512));
+	CHECK(none_used());
+	CHECK(ring_unchanged());
+	CHECK(device_at(&c[1].p));			/* c[1] and c[2] given back */
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(stats()->dropped, 0);
+	CHECK_EQ(calls(), 1);
+
+	/* still no room: nothing at all happens */
+	CHECK_EQ(enq(&pkts[1], 1), 0);
+	CHECK(ring_unchanged());
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(stats()->notifications_suppressed, 0);
+
+	/* more buffers, and the frame goes into c[1], c[2], c[3] */
+	c[3] = rx_simple(1024);
+	c[4] = rx_simple(1024);
+	CHECK_EQ(enq(&pkts[1], 1), 1);
+	CHECK(used_is(&c[1].p, 1024));
+	CHECK(used_is(&c[2].p, 1024));
+	CHECK(used_is(&c[3].p, 3012 - 2048));
+	CHECK(none_used());
+	CHECK(hdr_is(c[1].buf[0], 12, 3));
+	CHECK_MEM_EQ(c[1].buf[0] + 12, big, 1012);
+	CHECK_MEM_EQ(c[2].buf[0], big + 1012, 1024);
+	CHECK_MEM_EQ(c[3].buf[0], big + 2036, 964);
+	CHECK(rx_untouched_from(&c[4], 0));
+	CHECK(device_at(&c[4].p));
+}
+
+/* A malformed RX chain: its descriptors and their flags. */
+struct bad_rx_case {
+	const char *name;
+	uint32_t lens[2];
+	uint16_t flags[2];
+	unsigned int n;
+};
+
+static const struct bad_rx_case mid_frame_cases[] = {
+	{ "read_only", { 1024 }, { 0 }, 1 },
+	{ "second_read_only", { 512, 512 }, { F_WRITE, 0 }, 2 },
+};
+
+/*
+ * A malformed chain in the middle of a mergeable frame: the frame is dropped
+ * and every chain it took goes back empty (packed: no WRITE), so the driver
+ * never sees a frame with an empty buffer inside it.
+ */
+static void
+enq_mrg_malformed_mid_frame_case(const struct bad_rx_case *bc)
+{
+	static uint8_t big[3000];
+	uint8_t small[60];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain a, bad, c;
+
+	CHECK(ring_setup(8, V1 | MRG));
+	a = rx_simple(1024);
+	bad = rx_post_flags(bc->lens, bc->flags, bc->n);
+	c = rx_simple(2048);
+	make_frame(big, sizeof(big), 79);
+	make_frame(small, sizeof(small), 80);
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	pkts[1] = mk_mbuf1(small, sizeof(small));
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK(used_is(&a.p, 0));
+	CHECK(used_is(&bad.p, 0));
+	CHECK(used_is(&c.p, 72));
+	CHECK(none_used());
+	CHECK(hdr_is(c.buf[0], 12, 1));
+	CHECK_MEM_EQ(c.buf[0] + 12, small, sizeof(small));
+	CHECK(rx_untouched_from(&bad, 0));
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(calls(), 1);
+}
+
+static void
+test_enq_mrg_malformed_mid_frame(void)
+{
+	RUN_CASES(mid_frame_cases, enq_mrg_malformed_mid_frame_case, teardown);
+}
+
+/*
+ * A mergeable frame larger than all the buffers of a full ring can never be
+ * delivered: dropped (not left to block the queue), the buffers stay with
+ * the guest (ring untouched) and take the next frame.
+ */
+static void
+test_enq_mrg_larger_than_ring(void)
+{
+	static uint8_t big[1000];
+	uint8_t small[60];
+	struct rte_mbuf *pkts[2];
+	struct rx_chain c[4];
+
+	CHECK(ring_setup(4, V1 | MRG));
+	for (int i = 0; i < 4; i++)
+		c[i] = rx_simple(100);
+	make_frame(big, sizeof(big), 81);
+	make_frame(small, sizeof(small), 82);
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	ring_snapshot();
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK(ring_unchanged());
+	CHECK(device_at(&c[0].p));
+	CHECK_EQ(calls(), 0);
+
+	pkts[0] = mk_mbuf1(big, sizeof(big));
+	pkts[1] = mk_mbuf1(small, sizeof(small));
+	CHECK_EQ(enq(pkts, 2), 2);
+	CHECK_EQ(stats()->dropped, 2);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK(used_is(&c[0].p, 72));
+	CHECK(none_used());
+	CHECK(ring_unchanged());
+	CHECK(hdr_is(c[0].buf[0], 12, 1));
+	CHECK_MEM_EQ(c[0].buf[0] + 12, small, sizeof(small));
+}
+
+/*
+ * Malformed RX chains, with and without mergeable buffers: each is
+ * completed empty and the frame that met it dropped; the next frame takes
+ * the next chain. The ring starts 3 slots before its end.
+ */
+static void
+enq_malformed_case(uint64_t features)
+{
+	static const uint32_t ro_len = 200;
+	uint8_t frame[60], got[112] = { 0 };
+	struct rte_mbuf *pkts[6];
+	struct posted bad[5];
+	struct rx_chain ro, good;
+	uint64_t table, inner;
+
+	CHECK(ring_setup_at(8, features, 5));
+	ro = rx_post(&ro_len, 1, 0);			/* read-only */
+	bad[0] = ro.p;
+	bad[1] = post((const struct dspec[]){		/* writable, then read-only */
+		{ gpa(galloc(12)), 12, F_WRITE },
+		{ gpa(galloc(100)), 100, 0 },
+	}, 2);
+	bad[2] = post1(UINT64_C(0x40000000), 200, F_WRITE);	/* outside guest memory */
+	table = indirect_table(&(struct dspec){ gpa(galloc(200)), 200, F_WRITE }, 1);
+	bad[3] = post((const struct dspec[]){		/* indirect with NEXT */
+		{ table, 16, F_INDIR },
+		{ gpa(galloc(100)), 100, F_WRITE },
+	}, 2);
+	/* nested indirect */
+	inner = indirect_table(&(struct dspec){ gpa(galloc(200)), 200, F_WRITE }, 1);
+	bad[4] = post_indirect(&(struct dspec){ inner, 16, F_INDIR | F_WRITE }, 1);
+	good = rx_simple(112);
+	make_frame(frame, sizeof(frame), 85);
+	for (int i = 0; i < 6; i++)
+		pkts[i] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 6), 6);
+	for (int i = 0; i < 5; i++)
+		CHECK(used_is(&bad[i], 0));
+	CHECK(used_is(&good.p, 72));
+	CHECK(rx_untouched_from(&ro, 0));
+	rx_read(&good, got, 112);
+	CHECK(hdr_is(got, 12, 1));
+	CHECK_MEM_EQ(got + 12, frame, sizeof(frame));
+	CHECK_EQ(stats()->malformed, 5);
+	CHECK_EQ(stats()->dropped, 5);
+	CHECK_EQ(stats()->packets, 1);
+	CHECK_EQ(calls(), 1);
+}
+
+static void
+test_enq_malformed(void)
+{
+	enq_malformed_case(V1);
+	teardown();
+	enq_malformed_case(V1 | MRG);
+}
+
+/* ==================================================================== */
+/* notifications                                                        */
+/* ==================================================================== */
+
+/*
+ * Without EVENT_IDX the driver turns interrupts off and on: used entries are
+ * published all the same, a call goes out once per burst, both ways, and an
+ * event index means nothing.
+ */
+static void
+test_notify_flags(void)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[1];
+	struct rx_chain c;
+
+	CHECK(ring_setup(8, V1));
+	interrupts(false);
+	CHECK_EQ(tx_frames(1), 0);			/* published all the same */
+	CHECK_EQ(tx_frames(1), 0);
+	CHECK_EQ(stats()->notifications, 0);
+	CHECK_EQ(stats()->notifications_suppressed, 2);
+	interrupts(true);
+	CHECK_EQ(tx_frames(1), 1);
+	CHECK_EQ(tx_frames(3), 1);			/* one call per burst */
+	CHECK_EQ(stats()->notifications, 2);
+	/* an event index without EVENT_IDX negotiated means nothing: call */
+	call_at(R.posted + 2);
+	CHECK_EQ(tx_frames(1), 1);
+
+	/* the enqueue side decides the same way */
+	make_frame(frame, sizeof(frame), 112);
+	interrupts(false);
+	c = rx_simple(100);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK(used_is(&c.p, 72));
+	CHECK_EQ(calls(), 0);
+	CHECK_EQ(stats()->notifications, 3);
+	interrupts(true);
+	c = rx_simple(100);
+	pkts[0] = mk_mbuf1(frame, sizeof(frame));
+	CHECK_EQ(enq(pkts, 1), 1);
+	CHECK(used_is(&c.p, 72));
+	CHECK_EQ(calls(), 1);
+}
+
+/*
+ * EVENT_IDX: a call only when the used index passes the entry the driver
+ * waits for, except the first publish after a start; events before, at and
+ * across the end of the ring, in the lap a burst leaves, and one passed.
+ * Entries are counted from the start (tx_frames() writes one each).
+ */
+static void
+test_notify_event_idx(void)
+{
+	CHECK(ring_setup(8, V1 | EVIDX));
+	call_at(4);
+	CHECK_EQ(tx_frames(1), 1);			/* 0: the first publish calls */
+	call_at(3);
+	CHECK_EQ(tx_frames(1), 0);			/* 1 */
+	CHECK_EQ(tx_frames(2), 1);			/* 2, 3: passes 3 */
+	CHECK_EQ(tx_frames(1), 0);			/* 4 */
+	CHECK(caught_up());
+	call_at(6);
+	CHECK_EQ(tx_frames(1), 0);			/* 5 */
+	CHECK_EQ(tx_frames(1), 1);			/* 6 */
+	/* reached by a burst crossing the end: 7 | 8, 9, 10, then 11 */
+	call_at(11);
+	CHECK_EQ(tx_frames(4), 0);
+	CHECK_EQ(tx_frames(1), 1);
+	/* an event in the lap the burst leaves: 12 .. 15 | */
+	CHECK(caught_up());
+	call_at(14);
+	CHECK_EQ(tx_frames(4), 1);
+	/* an event already passed: never again */
+	CHECK_EQ(tx_frames(3), 0);			/* 16, 17, 18 */
+	CHECK_EQ(tx_frames(3), 0);			/* 19, 20, 21 */
+	/* the event is the entry just written: call; the one after it: not yet */
+	CHECK(caught_up());
+	call_at(22);
+	CHECK_EQ(tx_frames(1), 1);
+	call_at(24);
+	CHECK_EQ(tx_frames(1), 0);			/* 23 */
+	CHECK_EQ(tx_frames(1), 1);			/* 24 */
+	CHECK_EQ(stats()->notifications, 7);
+}
+
+/* ==================================================================== */
+
+/* Runs @fn once per layout, named <layout>/<name>. */
+static void
+run_both(const char *name, void (*fn)(void))
+{
+	static const struct ring_ops *const layouts[] = { &split_ops, &packed_ops };
+	char full[80];
+
+	for (size_t i = 0; i < RTE_DIM(layouts); i++) {
+		ring_use(layouts[i]);
+		snprintf(full, sizeof(full), "%s/%s", layouts[i]->name, name);
+		check_run(full, fn);
+	}
+}
+
+#define RUN_BOTH(fn) run_both(#fn, fn)
+
+int
+main(int argc __rte_unused, char **argv)
+{
+	if (!unit_start(argv[0]))
+		return 2;
+	check_after_each = teardown;
+
+	RUN_BOTH(test_refresh);
+
+	RUN_BOTH(test_deq_single);
+	RUN_BOTH(test_deq_burst_limit);
+	RUN_BOTH(test_deq_chain);
+	RUN_BOTH(test_deq_indirect);
+	RUN_BOTH(test_deq_indirect_unaligned);
+	RUN_BOTH(test_deq_multi_mbuf);
+	RUN_BOTH(test_deq_alloc_failure);
+	RUN_BOTH(test_deq_malformed);
+	RUN_BOTH(test_deq_chain_as_long_as_ring);
+
+	RUN_BOTH(test_enq_simple);
+	RUN_BOTH(test_enq_chain);
+	RUN_BOTH(test_enq_too_small);
+	RUN_BOTH(test_enq_no_buffers);
+	RUN_BOTH(test_enq_mrg);
+	RUN_BOTH(test_enq_mrg_out_of_buffers);
+	RUN_BOTH(test_enq_mrg_malformed_mid_frame);
+	RUN_BOTH(test_enq_mrg_larger_than_ring);
+	RUN_BOTH(test_enq_malformed);
+
+	RUN_BOTH(test_notify_flags);
+	RUN_BOTH(test_notify_event_idx);
+
+	return unit_finish(check_summary("test_virtqueue"));
+}
