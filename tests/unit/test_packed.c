@@ -1068,7 +1068,7 @@ test_ctl_base(void)
 /* ==================================================================== */
 
 /*
- * BUG 1 (fixed; device.c, h_set_vring_base, and vring.c, start_indices):
+ * BUG 1 (fixed; session.c, h_set_vring_base, and vring_ctl.c, restart_indices):
  * a packed ring started without SET_VRING_BASE began with wrap counters 0
  * instead of 1, and QEMU sends the packed ring base as
  * 32 bits, next available slot + wrap in bits 0-15 and next used slot + wrap
@@ -1157,7 +1157,7 @@ test_bug_pending_overflow(void)
 }
 
 /*
- * BUG 3 (fixed; vring.c, vhu_vring_refresh): the check that a packed ring's
+ * BUG 3 (fixed; vring_ctl.c, refresh): the check that a packed ring's
  * position lies inside the ring is made only when the ring starts. A front
  * end that shrinks a running ring (SET_VRING_NUM, or moves it with
  * SET_VRING_ADDR) leaves it at a slot beyond its end: the data path then
