@@ -10,6 +10,7 @@
 #include "frame_copy.h"
 #include "guest_copy.h"
 #include "netoffload.h"
+#include "segment.h"
 #include "vhu.h"
 #include "virtqueue.h"
 #include "zerocopy.h"
@@ -139,10 +140,11 @@ zero_copy_candidate(const struct vhu_vring *vr, const struct virtio_net_hdr *h,
 /*
  * The frame in @c, after its virtio-net header, into @m: copied, or with
  * zero-copy its head copied and the rest attached (*@held: the chain is
- * given back when the mbufs are freed, not now). False when the chain is not
- * a frame (counted) or mbufs ran out; @m may then hold extra segments.
+ * given back when the mbufs are freed, not now), and the header applied.
+ * VHU_RX_DROP when the chain is not a frame (counted) or mbufs ran out; @m
+ * may then hold extra segments.
  */
-static bool
+static enum vhu_rx_verdict
 chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *m,
 	      struct rte_mempool *mp, bool *held)
 {
@@ -152,7 +154,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 
 	*held = false;
 	if (!frame_length(vr, c, &frame_len))
-		return false;
+		return VHU_RX_DROP;
 	if (c->niov == 1) {
 		/*
 		 * Header and frame in one piece: the frame (or with zero-copy
@@ -178,7 +180,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 			cur.off = vr->neg.hdr_len + VHU_ZC_HEAD_BYTES;
 			*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
 			if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
-				return false;
+				return VHU_RX_DROP;
 			goto offload;
 		}
 	}
@@ -187,15 +189,16 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	vhu_cursor_read(&cur, &hdr, vr->neg.hdr_len);
 	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
 		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))
-			return false;
+			return VHU_RX_DROP;
 		frame_len -= VHU_ZC_HEAD_BYTES;
 		*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
 	}
 	if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
-		return false;
+		return VHU_RX_DROP;
 offload:
-	return (hdr.hdr.flags == 0 && hdr.hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE) ||
-	       vhu_offload_from_guest(vr, &hdr.hdr, m);
+	if (hdr.hdr.flags == 0 && hdr.hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE)
+		return VHU_RX_DELIVER;
+	return vhu_offload_from_guest(vr, &hdr.hdr, m);
 }
 
 /*
@@ -222,6 +225,44 @@ discard_chains(struct vhu_vring *vr, uint16_t count)
 		vhu_vq_publish(vr);
 }
 
+/* Hands out up to @count segments left from an earlier burst; returns how many. */
+static uint16_t
+take_pending(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
+{
+	struct vhu_rx_pending *p = &vr->rx_pending;
+	uint16_t n = RTE_MIN(count, vr->rx_pending_count);
+
+	for (uint16_t i = 0; i < n; i++) {
+		pkts[i] = p->mbufs[p->head + i];
+		vhu_vring_count_frame(vr, pkts[i]);
+	}
+	p->head = vr->rx_pending_count == n ? 0 : (uint16_t)(p->head + n);
+	vr->rx_pending_count = (uint16_t)(vr->rx_pending_count - n);
+	return n;
+}
+
+/*
+ * The GSO frame @m cut into segments: as many as fit go to @pkts (room for
+ * @room), the others wait for the next burst. Returns how many went to
+ * @pkts; 0 when the frame is dropped (counted).
+ */
+static uint16_t
+deliver_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempool *mp,
+		 struct rte_mbuf **pkts, uint16_t room)
+{
+	struct vhu_rx_pending *p = &vr->rx_pending;
+	unsigned int n = vhu_segment_received(vr, m, mp, p->mbufs);
+
+	rte_pktmbuf_free(m);
+	if (n == 0) {
+		vr->stats.dropped++;
+		return 0;
+	}
+	p->head = 0;
+	vr->rx_pending_count = (uint16_t)n;
+	return take_pending(vr, pkts, room);
+}
+
 uint16_t
 vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
 		  uint16_t count)
@@ -229,33 +270,40 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	struct vhu_chain chain;
 	uint16_t received = 0;
 	uint32_t completed;
-	uint16_t avail;
+	uint16_t avail, end;
 
 	if (!rte_spinlock_trylock(&vr->lock))
 		return 0;
+	/* Segments of a frame cut in an earlier burst go first: frames stay in order. */
+	if (unlikely(vr->rx_pending_count > 0)) {
+		received = take_pending(vr, pkts, count);
+		if (received == count)
+			goto out;
+	}
 	if (!vr->ready || vr->broken) {
 		if (vr->discarding && !vr->broken)
 			discard_chains(vr, count);
 		goto out;
 	}
-	if (unlikely(vr->rarp.pending) && count > 0) {
+	if (unlikely(vr->rarp.pending) && received < count) {
 		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp.mac);
 
 		if (rarp != NULL) {
 			vr->rarp.pending = false;
 			vhu_vring_count_frame(vr, rarp);
-			pkts[0] = rarp;
-			rte_spinlock_unlock(&vr->lock);
-			return 1;
+			pkts[received++] = rarp;
+			goto out;
 		}
 	}
 	/* Chains whose zero-copy mbufs the application freed go back first. */
 	completed = vhu_zc_reap(vr);
-	avail = vhu_vq_available(vr, count);
-	if (avail > 0 && rte_pktmbuf_alloc_bulk(mp, pkts, avail) != 0) {
+	avail = vhu_vq_available(vr, count - received);
+	if (avail > 0 && rte_pktmbuf_alloc_bulk(mp, &pkts[received], avail) != 0) {
 		vr->stats.alloc_failed++;
 		avail = 0;
 	}
+	/* pkts[received .. end) hold the mbufs allocated and not used yet. */
+	end = received + avail;
 	for (uint16_t i = 0; i < avail; i++) {
 		enum vhu_take t = vhu_vq_take_one(vr, false, 0, &chain) ? VHU_TAKE_OK :
 				  vhu_vq_take(vr, false, vr->neg.hdr_len + VHU_MAX_FRAME_LEN + 1,
@@ -265,15 +313,22 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			break;
 		struct rte_mbuf *m = pkts[received];
 		bool held = false;
-		bool ok = t == VHU_TAKE_OK && chain_to_mbuf(vr, &chain, m, mp, &held);
+		enum vhu_rx_verdict v = t == VHU_TAKE_OK ?
+					chain_to_mbuf(vr, &chain, m, mp, &held) : VHU_RX_DROP;
 
 		if (!held) {
 			vhu_vq_complete(vr, &chain, 0);
 			completed++;
 		}
-		if (ok) {
+		if (likely(v == VHU_RX_DELIVER)) {
 			vhu_vring_count_frame(vr, m);
 			received++;
+		} else if (v == VHU_RX_SEGMENT) {
+			/* Its segments may take every slot left: no more chains this burst. */
+			rte_pktmbuf_free_bulk(&pkts[received + 1], end - received - 1);
+			received += deliver_segments(vr, m, mp, &pkts[received], count - received);
+			end = received;
+			break;
 		} else {
 			/*
 			 * Give the mbuf back its first-segment-only, empty state
@@ -287,8 +342,8 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	}
 	if (completed > 0)
 		vhu_vq_publish(vr);
-	if (avail > received)
-		rte_pktmbuf_free_bulk(&pkts[received], avail - received);
+	if (end > received)
+		rte_pktmbuf_free_bulk(&pkts[received], end - received);
 out:
 	rte_spinlock_unlock(&vr->lock);
 	return received;

@@ -9,6 +9,7 @@
 #include "frame_copy.h"
 #include "guest_copy.h"
 #include "netoffload.h"
+#include "segment.h"
 #include "vhu.h"
 #include "virtqueue.h"
 
@@ -19,7 +20,8 @@ enum enqueue_result {
 	ENQ_SEGMENTED,	/* consumed as segments, counted one by one */
 };
 
-#define OFFLOAD_REQUESTS (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IP_CKSUM)
+#define OFFLOAD_REQUESTS (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG | RTE_MBUF_F_TX_L4_MASK | \
+			  RTE_MBUF_F_TX_IP_CKSUM)
 
 /* Where the source mbuf chain is up to. */
 struct mbuf_reader {
@@ -97,6 +99,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 	struct mbuf_reader rd = { .seg = m, .off = 0 };
 	uint64_t left = vr->neg.hdr_len + (uint64_t)m->pkt_len;
 	uint8_t *num_buffers[2] = { NULL, NULL };
+	uint64_t num_buffers_gpa[2] = { 0, 0 };
 	uint16_t nbufs = 0;
 	struct vhu_vq_mark mark;
 
@@ -132,6 +135,7 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 							     num_buffers));
 			for (int b = 0; b < 2; b++) {
 				num_buffers[b] = vhu_cursor_ptr(&cur);
+				num_buffers_gpa[b] = cur.iov[cur.i].guest_phys_addr + cur.off;
 				vhu_cursor_advance(&cur, 1);
 			}
 			written = vr->neg.hdr_len;
@@ -144,6 +148,9 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 	}
 	num_buffers[0][0] = (uint8_t)(nbufs & 0xff);
 	num_buffers[1][0] = (uint8_t)(nbufs >> 8);
+	/* Written after its chain was marked: marked again (a mark precedes no store). */
+	for (int b = 0; b < 2; b++)
+		vhu_vring_log_range(vr, num_buffers_gpa[b], 1);
 	return ENQ_DELIVERED;
 }
 
@@ -187,15 +194,15 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 }
 
 /*
- * A TSO frame for a guest that cannot take it whole: cut it in software and
- * deliver the segments. Segments that find no room once some went through
+ * A TSO or UFO frame for a guest that cannot take it whole: cut it in
+ * software and deliver the segments. Segments that find no room once some went through
  * are dropped (TCP recovers); with no room at all the frame stays the caller's.
  */
 static enum enqueue_result
 enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 {
 	struct rte_mbuf *segs[VHU_GSO_MAX_SEGS];
-	unsigned int n = vhu_offload_segment(vr, m, segs);
+	unsigned int n = vhu_segment_for_guest(vr, m, segs);
 	unsigned int done = 0;
 	enum enqueue_result r = ENQ_SEGMENTED;
 
@@ -235,7 +242,7 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	vhu_vq_mark(vr, &burst_start);
 	for (; consumed < count; consumed++) {
 		struct rte_mbuf *m = pkts[consumed];
-		enum enqueue_result r = vhu_offload_needs_segmentation(vr, m) ?
+		enum enqueue_result r = vhu_segment_needed_for_guest(vr, m) ?
 					 enqueue_segments(vr, m, &chain) :
 					 enqueue_frame(vr, m, &chain);
 

@@ -2,15 +2,25 @@
 /*
  * virtio-net header <-> mbuf offload metadata.
  *
- * From the guest (dequeue): a checksum the guest left to us (NEEDS_CSUM) and
- * a GSO frame become mbuf TX offload requests (l2/l3/l4 lengths, tso_segsz,
- * RTE_MBUF_F_TX_* flags), so another vhost port can hand the frame on whole
- * and a NIC can segment and checksum it. A checksum that mbuf flags cannot
- * express is finished in software here.
+ * From the guest (dequeue): what the guest left to us (a checksum,
+ * NEEDS_CSUM; segmentation, a GSO frame) reaches the application the way it
+ * asked for (vhu_port_set_rx_offloads):
+ * - by default every checksum is finished and a GSO frame is cut into the
+ *   frames the guest would have sent without GSO (segment.h): nothing is
+ *   left to do;
+ * - with VHU_RX_OFFLOAD_CKSUM a partial checksum stays partial, flagged
+ *   RTE_MBUF_F_RX_L4_CKSUM_NONE as DPDK documents it (data verified,
+ *   checksum not complete);
+ * - with VHU_RX_OFFLOAD_LRO a GSO frame arrives whole, RTE_MBUF_F_RX_LRO
+ *   with tso_segsz;
+ * - with VHU_RX_OFFLOAD_LEGACY, as TX offload requests (l2/l3/l4 lengths,
+ *   tso_segsz, RTE_MBUF_F_TX_*), so that another port can hand the frame
+ *   on unchanged (DPDK's vhost library calls this legacy-ol-flags).
  *
  * To the guest (enqueue): mbuf TX offload requests become a header for a
  * guest that negotiated the matching GUEST_* feature; otherwise checksums
- * are finished in software before the copy.
+ * are finished in software before the copy, and segmentation is done in
+ * software (segment.h).
  *
  * Every header field from the guest is checked against the frame it came
  * with; a bad header drops the frame (counted), it is never trusted.
@@ -20,14 +30,23 @@
 
 #include <stdbool.h>
 
-#include <rte_gso.h>
 #include <rte_mbuf.h>
 
 #include "vring.h"
 
-/* Applies the guest's header @h to @m. False (logged, counted): drop the frame. */
-bool vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
-			    struct rte_mbuf *m);
+/* Smallest segment size a GSO frame from a guest may ask for (Linux's TCP_MIN_SND_MSS). */
+#define VHU_GSO_MIN_SEGSZ 48
+
+/* What becomes of a frame from the guest once its header is applied. */
+enum vhu_rx_verdict {
+	VHU_RX_DELIVER,		/* as it is */
+	VHU_RX_SEGMENT,		/* cut it in software first (vhu_segment_received) */
+	VHU_RX_DROP,		/* its header does not match it (logged, counted) */
+};
+
+/* Applies the guest's header @h to @m, as the ring's receive offloads say. */
+enum vhu_rx_verdict vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
+					   struct rte_mbuf *m);
 
 /*
  * Fills @h for the guest from @m's offload requests, finishing in software
@@ -35,25 +54,11 @@ bool vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h
  */
 bool vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net_hdr *h);
 
-/* Most segments one TSO frame is cut into (64 KiB at the smallest sane MSS). */
-#define VHU_GSO_MAX_SEGS 128
-
 /*
- * Mbuf pools for software segmentation of one port: header copies (direct)
- * and payload references (indirect). Returns 0, or -1 (logged).
+ * Whether the bytes [@off, @off + @len) of @m may be written: every segment
+ * holding one of them is a direct mbuf nobody else holds (others may point
+ * into the rest, even into guest memory: it is only read).
  */
-int vhu_gso_pools_create(struct rte_gso_ctx *ctx, const char *port_name, int socket_id);
-void vhu_gso_pools_free(struct rte_gso_ctx *ctx);
-
-/* Whether @m asks for segmentation that the guest on @vr cannot take. */
-bool vhu_offload_needs_segmentation(const struct vhu_vring *vr, const struct rte_mbuf *m);
-
-/*
- * Cuts the TSO frame @m into segments with complete checksums and no
- * offload requests left. Returns their number (put in @segs; the caller
- * frees them, and @m as before), or 0 (logged, counted): drop the frame.
- */
-unsigned int vhu_offload_segment(struct vhu_vring *vr, struct rte_mbuf *m,
-				 struct rte_mbuf **segs);
+bool vhu_mbuf_range_writable(const struct rte_mbuf *m, uint32_t off, uint32_t len);
 
 #endif /* VHU_NETOFFLOAD_H */

@@ -11,6 +11,8 @@
  *   used descriptor    id and length plain, then the flags with release
  *   driver event       read relaxed, after a full fence (vhu_packed_publish)
  *   device event       written relaxed (a hint to the driver)
+ * A used descriptor is marked in the dirty log after its stores, as the
+ * split used ring is (split_access.h).
  */
 #ifndef VHU_PACKED_ACCESS_H
 #define VHU_PACKED_ACCESS_H
@@ -45,9 +47,8 @@ vhu_packed_used_put(struct vhu_vring *vr, uint16_t slot, uint16_t id, uint32_t l
 
 	d->id = id;
 	d->len = len;
-	/* Marked before the flags hand it over, like the split used index. */
-	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), sizeof(*d));
 	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
+	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), sizeof(*d));
 }
 
 static inline uint16_t

@@ -6,7 +6,7 @@
 #include <stdlib.h>
 
 #include "frame_copy.h"
-#include "netoffload.h"
+#include "segment.h"
 #include "vhu_log.h"
 #include "vring_ctl.h"
 
@@ -40,8 +40,8 @@ vhu_port_create(const struct vhu_port_config *cfg)
 		vhu_vring_ctl_init(&p->vrings[i], (uint16_t)i, p->name, cfg->socket_id,
 				   (i & 1) ? cfg->zero_copy_threshold : 0, &p->gso);
 	vhu_session_init(&p->session, cfg, p->name, p->vrings);
-	/* Guests offered GUEST_TSO may still refuse it: keep a way to segment. */
-	if (cfg->tso && vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {
+	/* Guests offered GUEST_TSO and GUEST_UFO may refuse them: keep a way to segment. */
+	if (vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {
 		free(p);
 		return NULL;
 	}
@@ -84,6 +84,14 @@ bool
 vhu_port_link_up(const struct vhu_port *p)
 {
 	return __atomic_load_n(&p->session.link_up, __ATOMIC_ACQUIRE);
+}
+
+void
+vhu_port_set_rx_offloads(struct vhu_port *p, uint32_t offloads)
+{
+	/* Only guest TX rings (odd indices) are dequeued. */
+	for (uint32_t i = 1; i < p->session.nrings; i += 2)
+		vhu_vring_ctl_set_rx_offloads(&p->vrings[i], offloads);
 }
 
 const struct vhu_vring_stats *

@@ -16,7 +16,7 @@
 
 struct vhu_port {
 	char name[64];
-	struct rte_gso_ctx gso;		/* software segmentation, when TSO is offered */
+	struct rte_gso_ctx gso;		/* software segmentation towards the guest */
 	struct vhu_socket sock;
 	struct vhu_session session;
 	struct vhu_vring vrings[];

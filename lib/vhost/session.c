@@ -37,6 +37,15 @@ static const uint64_t base_features =
 	/* Checksums: left to us (guest TX) and handed on (guest RX), see netoffload.h. */
 	VHU_BIT(VIRTIO_NET_F_CSUM) |
 	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+	/*
+	 * UDP fragmentation offload and ECN with TSO, both ways, as DPDK's vhost
+	 * library offers them: a guest that negotiated them on a host running it
+	 * can be migrated here (QEMU refuses a destination without them).
+	 */
+	VHU_BIT(VIRTIO_NET_F_HOST_UFO) |
+	VHU_BIT(VIRTIO_NET_F_HOST_ECN) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_UFO) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_ECN) |
 	/* Live migration: the front end turns dirty logging on and off with it. */
 	VHU_BIT(VHOST_F_LOG_ALL) |
 	/* The guest announces itself after a migration (QEMU relays it). */

@@ -14,6 +14,9 @@
  *   used element       plain stores; ordered by the release of the index
  *   used index         written with release: the elements before it first
  *   used flags         written relaxed (a hint to the driver)
+ * Every write of the used ring is marked in the dirty log after the store:
+ * the front end clears the bitmap while we run, and a mark it cleared
+ * between our mark and a later store would lose that store.
  */
 #ifndef VHU_SPLIT_ACCESS_H
 #define VHU_SPLIT_ACCESS_H
@@ -77,7 +80,12 @@ vhu_split_used_put(struct vhu_vring *vr, uint16_t idx, uint16_t id, uint32_t len
 static inline void
 vhu_split_used_set_len(struct vhu_vring *vr, uint16_t idx, uint32_t len)
 {
-	vr->split.used->ring[idx & (vr->size - 1)].len = len;
+	uint32_t slot = idx & (vr->size - 1);
+
+	vr->split.used->ring[slot].len = len;
+	vhu_vring_log_used(vr, offsetof(struct vring_used, ring) +
+			   (uint64_t)slot * sizeof(struct vring_used_elem) +
+			   offsetof(struct vring_used_elem, len), sizeof(len));
 }
 
 /* The used index in guest memory (where the ring resumes after a restart). */
@@ -87,15 +95,12 @@ vhu_split_used_idx(const struct vhu_vring *vr)
 	return __atomic_load_n(&vr->split.used->idx, __ATOMIC_ACQUIRE);
 }
 
-/*
- * Publishes used index @idx. The page is marked before the index moves:
- * whoever sees the new index (the front end syncing the log) also sees the mark.
- */
+/* Publishes used index @idx. */
 static inline void
 vhu_split_used_idx_publish(struct vhu_vring *vr, uint16_t idx)
 {
-	vhu_vring_log_used(vr, offsetof(struct vring_used, idx), sizeof(vr->split.used->idx));
 	__atomic_store_n(&vr->split.used->idx, idx, __ATOMIC_RELEASE);
+	vhu_vring_log_used(vr, offsetof(struct vring_used, idx), sizeof(vr->split.used->idx));
 }
 
 static inline void

@@ -104,7 +104,28 @@ int vhu_port_session_id(const struct vhu_port *port);
 /* True while a front end is connected and queue pair 0 is set up. */
 bool vhu_port_link_up(const struct vhu_port *port);
 
-/* Guest TX ring -> mbufs allocated from @mp. Returns the number received. */
+/*
+ * What the application takes in received frames (vhu_dequeue_burst) of what
+ * a guest leaves to the host. With none of these every checksum is finished
+ * and every GSO frame cut into the frames the guest would have sent without
+ * GSO: nothing is left to the application.
+ */
+#define VHU_RX_OFFLOAD_CKSUM	(1u << 0)	/* partial checksums flagged RTE_MBUF_F_RX_L4_CKSUM_NONE */
+#define VHU_RX_OFFLOAD_LRO	(1u << 1)	/* GSO frames whole: RTE_MBUF_F_RX_LRO, tso_segsz */
+/* What a guest left to us as TX offload requests (DPDK's vhost "legacy-ol-flags"). */
+#define VHU_RX_OFFLOAD_LEGACY	(1u << 2)
+
+/* The longest frame VHU_RX_OFFLOAD_LRO hands out: a 64 KiB GSO frame and its headers. */
+#define VHU_MAX_LRO_PKT_SIZE (65536 + 256)
+
+/* Sets the port's VHU_RX_OFFLOAD_* (none at creation); any thread, between bursts. */
+void vhu_port_set_rx_offloads(struct vhu_port *port, uint32_t offloads);
+
+/*
+ * Guest TX ring -> mbufs allocated from @mp. Returns the number received:
+ * frames, or the segments of a GSO frame cut in software (those that do not
+ * fit in @count come first in the next burst).
+ */
 uint16_t vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp,
 			   struct rte_mbuf **pkts, uint16_t count);
 

@@ -31,8 +31,10 @@
 
 /* Most pieces one descriptor chain may map to (after region splits). */
 #define VHU_CHAIN_MAX_IOV 128
-/* Longest frame accepted from a guest: a 64 KiB GSO frame plus headers. */
-#define VHU_MAX_FRAME_LEN (65536 + 256)
+/* Longest frame accepted from a guest. */
+#define VHU_MAX_FRAME_LEN VHU_MAX_LRO_PKT_SIZE
+/* Most frames one GSO frame is cut into in software (64 KiB at 256-byte segments). */
+#define VHU_GSO_MAX_SEGS 256
 
 /* Result of taking a chain from a ring. */
 enum vhu_take {
@@ -140,6 +142,15 @@ struct vhu_vring_addr_config {
 	uint64_t log;		/* guest physical */
 };
 
+/*
+ * Segments of a GSO frame cut on receive that did not fit in the burst
+ * (guest TX rings): mbufs[head .. head + rx_pending_count) of the ring.
+ */
+struct vhu_rx_pending {
+	uint16_t head;
+	struct rte_mbuf *mbufs[VHU_GSO_MAX_SEGS];
+};
+
 struct vhu_vring_control {
 	bool num_set;
 	bool addr_set;
@@ -179,6 +190,8 @@ struct vhu_vring {
 	struct vhu_vring_dirty dirty;
 	struct vhu_vring_rarp rarp;
 	struct vhu_zc_pool *zc;		/* zero-copy (zerocopy.h): one reference, or NULL */
+	uint32_t rx_offloads;		/* VHU_RX_OFFLOAD_*: what the application takes */
+	uint16_t rx_pending_count;	/* segments waiting in rx_pending */
 	struct vhu_vring_stats stats;
 	uint32_t errors_logged;
 
@@ -191,6 +204,9 @@ struct vhu_vring {
 
 	/* ==== control part (vring_ctl.c) ==== */
 	struct vhu_vring_control ctl;
+
+	/* ==== data path, rarely touched ==== */
+	struct vhu_rx_pending rx_pending;
 };
 
 /*
@@ -256,6 +272,14 @@ vhu_vring_log_used(struct vhu_vring *vr, uint64_t offset, uint64_t len)
 {
 	if (vr->dirty.log_used)
 		vhu_dirty_log_range(vr->dirty.log, vr->dirty.used_gpa + offset, len);
+}
+
+/* Marks the pages of guest physical range [@gpa, @gpa + @len), written by us. */
+static inline void
+vhu_vring_log_range(struct vhu_vring *vr, uint64_t gpa, uint64_t len)
+{
+	if (vr->dirty.logging)
+		vhu_dirty_log_range(vr->dirty.log, gpa, len);
 }
 
 /* Marks the pages behind the first @len bytes of chain @c. */

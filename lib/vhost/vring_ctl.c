@@ -311,6 +311,10 @@ vhu_vring_ctl_reset(struct vhu_vring *vr)
 	vr->broken = false;
 	vr->errors_logged = 0;
 	vr->rarp.pending = false;
+	/* Segments cut from the session's frames, not handed out yet. */
+	rte_pktmbuf_free_bulk(&vr->rx_pending.mbufs[vr->rx_pending.head], vr->rx_pending_count);
+	vr->rx_pending.head = 0;
+	vr->rx_pending_count = 0;
 	vr->size = 0;
 	unmap_rings(vr);
 	free(pk->pending);
@@ -451,6 +455,14 @@ vhu_vring_ctl_set_log(struct vhu_vring *vr, struct vhu_dirty_log *log)
 {
 	rte_spinlock_lock(&vr->lock);
 	set_log_locked(vr, log);
+	rte_spinlock_unlock(&vr->lock);
+}
+
+void
+vhu_vring_ctl_set_rx_offloads(struct vhu_vring *vr, uint32_t offloads)
+{
+	rte_spinlock_lock(&vr->lock);
+	vr->rx_offloads = offloads;
 	rte_spinlock_unlock(&vr->lock);
 }
 

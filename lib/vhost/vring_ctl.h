@@ -68,6 +68,9 @@ bool vhu_vring_ctl_enable(struct vhu_vring *vr, bool enable);
 /* SET_LOG_BASE: the ring logs into @log (NULL: none), holding a reference. */
 void vhu_vring_ctl_set_log(struct vhu_vring *vr, struct vhu_dirty_log *log);
 
+/* The application's VHU_RX_OFFLOAD_* for frames dequeued from the ring. */
+void vhu_vring_ctl_set_rx_offloads(struct vhu_vring *vr, uint32_t offloads);
+
 /* SEND_RARP: the next dequeue burst hands out a RARP frame from @mac. */
 void vhu_vring_ctl_announce(struct vhu_vring *vr, const struct rte_ether_addr *mac);
 

@@ -39,9 +39,11 @@ RTE_LOG_REGISTER(vhu_pmd_logtype, pmd.net.vhu, INFO);
 #define ARG_TSO		"tso"
 #define ARG_ZERO_COPY	"dequeue-zero-copy"
 #define ARG_ZC_THRESHOLD	"zero-copy-threshold"
+#define ARG_LEGACY_OL_FLAGS	"legacy-ol-flags"
 
 static const char *const valid_args[] = {
-	ARG_IFACE, ARG_QUEUES, ARG_CLIENT, ARG_TSO, ARG_ZERO_COPY, ARG_ZC_THRESHOLD, NULL
+	ARG_IFACE, ARG_QUEUES, ARG_CLIENT, ARG_TSO, ARG_ZERO_COPY, ARG_ZC_THRESHOLD,
+	ARG_LEGACY_OL_FLAGS, NULL
 };
 
 /*
@@ -60,6 +62,7 @@ struct pmd_args {
 	bool tso;
 	bool zero_copy;
 	uint32_t zc_threshold;
+	bool legacy_ol_flags;
 };
 
 struct vhost_queue {
@@ -77,6 +80,7 @@ struct pmd_internal {
 	struct rte_eth_dev *eth_dev;
 	uint16_t queue_pairs;
 	bool tso;
+	bool legacy_ol_flags;	/* guests' offload requests as TX requests on RX mbufs */
 	/* Ring enable states as the front end set them, and as last reported
 	 * through rte_eth_vhost_get_queue_event(). */
 	rte_spinlock_t queue_event_lock;
@@ -186,7 +190,8 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 			known |= strcmp(key, *v) == 0;
 		if (!known) {
 			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client, tso, "
-				ARG_ZERO_COPY ", " ARG_ZC_THRESHOLD ")", name, key);
+				ARG_ZERO_COPY ", " ARG_ZC_THRESHOLD ", " ARG_LEGACY_OL_FLAGS ")",
+				name, key);
 			goto out;
 		}
 		if (rte_kvargs_count(kv, key) > 1) {
@@ -203,7 +208,8 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 	    rte_kvargs_process(kv, ARG_CLIENT, arg_bool, &a->client) < 0 ||
 	    rte_kvargs_process(kv, ARG_TSO, arg_bool, &a->tso) < 0 ||
 	    rte_kvargs_process(kv, ARG_ZERO_COPY, arg_bool, &a->zero_copy) < 0 ||
-	    rte_kvargs_process(kv, ARG_ZC_THRESHOLD, arg_zc_threshold, a) < 0)
+	    rte_kvargs_process(kv, ARG_ZC_THRESHOLD, arg_zc_threshold, a) < 0 ||
+	    rte_kvargs_process(kv, ARG_LEGACY_OL_FLAGS, arg_bool, &a->legacy_ol_flags) < 0)
 		goto out;
 	if (rte_kvargs_count(kv, ARG_ZC_THRESHOLD) > 0 && !a->zero_copy) {
 		PMD_LOG(ERR, "%s: devarg " ARG_ZC_THRESHOLD " needs " ARG_ZERO_COPY "=1", name);
@@ -315,9 +321,22 @@ static const struct vhu_port_ops port_ops = {
 
 /* ---- ethdev operations ---- */
 
+/*
+ * What the guests left to the host reaches the application as it enabled:
+ * ethdev has checked the request against eth_dev_info()'s capabilities.
+ */
 static int
-eth_dev_configure(struct rte_eth_dev *dev __rte_unused)
+eth_dev_configure(struct rte_eth_dev *dev)
 {
+	struct pmd_internal *in = dev->data->dev_private;
+	uint64_t rx = dev->data->dev_conf.rxmode.offloads;
+	uint32_t offloads = in->legacy_ol_flags ? VHU_RX_OFFLOAD_LEGACY : 0;
+
+	if (rx & (RTE_ETH_RX_OFFLOAD_TCP_CKSUM | RTE_ETH_RX_OFFLOAD_UDP_CKSUM))
+		offloads |= VHU_RX_OFFLOAD_CKSUM;
+	if (rx & RTE_ETH_RX_OFFLOAD_TCP_LRO)
+		offloads |= VHU_RX_OFFLOAD_LRO;
+	vhu_port_set_rx_offloads(in->vport, offloads);
 	return 0;
 }
 
@@ -400,15 +419,22 @@ eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 	info->max_tx_queues = in->queue_pairs;
 	info->min_rx_bufsize = 0;
 	/*
-	 * RX: frames a guest sent with checksum or segmentation left to us
-	 * arrive with the matching TX offload requests set (see netoffload.h).
+	 * RX: without offloads every checksum a guest left to us is finished and
+	 * its GSO frames cut; with them, partial checksums are flagged
+	 * RTE_MBUF_F_RX_L4_CKSUM_NONE and GSO frames arrive whole with
+	 * RTE_MBUF_F_RX_LRO (netoffload.h). With legacy-ol-flags=1 guests'
+	 * requests arrive as TX requests instead, which no RX offload describes.
 	 * TX: requests are handed to the guest, or finished in software.
 	 */
-	info->rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER | RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
-				RTE_ETH_RX_OFFLOAD_UDP_CKSUM |
-				(in->tso ? RTE_ETH_RX_OFFLOAD_TCP_LRO : 0);
+	info->rx_offload_capa = RTE_ETH_RX_OFFLOAD_SCATTER;
+	if (!in->legacy_ol_flags)
+		info->rx_offload_capa |= RTE_ETH_RX_OFFLOAD_TCP_CKSUM |
+					 RTE_ETH_RX_OFFLOAD_UDP_CKSUM |
+					 (in->tso ? RTE_ETH_RX_OFFLOAD_TCP_LRO : 0);
+	info->max_lro_pkt_size = VHU_MAX_LRO_PKT_SIZE;
 	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
 				RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
+				RTE_ETH_TX_OFFLOAD_UDP_TSO |
 				(in->tso ? RTE_ETH_TX_OFFLOAD_TCP_TSO : 0);
 	info->speed_capa = RTE_ETH_LINK_SPEED_10G;
 	return 0;
@@ -756,6 +782,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 	in->eth_dev = eth_dev;
 	in->queue_pairs = a.queues;
 	in->tso = a.tso;
+	in->legacy_ol_flags = a.legacy_ol_flags;
 	rte_spinlock_init(&in->queue_event_lock);
 	memcpy(in->iface, a.iface, sizeof(in->iface));
 
@@ -822,4 +849,5 @@ RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
 	"client=<0|1> "
 	"tso=<0|1> "
 	ARG_ZERO_COPY "=<0|1> "
-	ARG_ZC_THRESHOLD "=<bytes>");
+	ARG_ZC_THRESHOLD "=<bytes> "
+	ARG_LEGACY_OL_FLAGS "=<0|1>");
