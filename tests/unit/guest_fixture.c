@@ -18,10 +18,13 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "segment.h"
+
 #include "guest_fixture.h"
 
 struct guest G;
 struct rte_mempool *mp;
+struct rte_gso_ctx gso;
 
 const struct vhu_mem_region_desc guest_regions[2] = {
 	{ .guest_phys_addr = GPA_BASE, .size = GUEST_SIZE, .frontend_addr = FE_BASE },
@@ -372,12 +375,36 @@ unit_start(const char *prog)
 	}
 	mp = rte_pktmbuf_pool_create("vhu_unit", POOL_N, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
 				     (int)rte_socket_id());
-	if (mp == NULL) {
-		fprintf(stderr, "rte_pktmbuf_pool_create failed\n");
+	if (mp == NULL || vhu_gso_pools_create(&gso, "unit", (int)rte_socket_id()) < 0) {
+		fprintf(stderr, "cannot create the mbuf pools\n");
+		rte_mempool_free(mp);
 		rte_eal_cleanup();
 		return false;
 	}
 	return true;
+}
+
+/* Whether @p (@name) has all its mbufs, @n of them; prints it when not. */
+static bool
+pool_full(const struct rte_mempool *p, const char *name, unsigned int n)
+{
+	unsigned int avail = rte_mempool_avail_count(p);
+
+	if (avail == n)
+		return true;
+	fprintf(stderr, "  %u mbufs in the %s pool, %u expected\n", avail, name, n);
+	return false;
+}
+
+bool
+pools_full(void)
+{
+	bool ok = pool_full(mp, "test", POOL_N);
+
+	/* every pool looked at: say all that is missing */
+	ok = pool_full(gso.direct_pool, "segment header", gso.direct_pool->size) && ok;
+	ok = pool_full(gso.indirect_pool, "segment payload", gso.indirect_pool->size) && ok;
+	return ok;
 }
 
 int
@@ -385,6 +412,7 @@ unit_finish(int status)
 {
 	char runtime_dir[PATH_MAX];
 
+	vhu_gso_pools_free(&gso);
 	rte_mempool_free(mp);
 	/* With --no-shconf EAL leaves only its (empty) runtime directory behind. */
 	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());

@@ -28,6 +28,7 @@
 #include <stdint.h>
 
 #include <rte_common.h>
+#include <rte_gso.h>
 
 #include "memory.h"
 #include "vhu.h"
@@ -66,6 +67,8 @@ struct guest {
 
 extern struct guest G;
 extern struct rte_mempool *mp;		/* the test pool, POOL_N mbufs */
+/* The segmentation pools towards guests, as a port has them (segment.h); rings get them. */
+extern struct rte_gso_ctx gso;
 
 /* The two regions as SET_MEM_TABLE describes them. */
 extern const struct vhu_mem_region_desc guest_regions[2];
@@ -141,10 +144,13 @@ const struct vhu_vring_stats *stats(void);
 
 /*
  * Starts EAL (on one lcore we may run on, no hugepages, no files left
- * behind) and creates the test pool. False, with a message, when it could not.
+ * behind) and creates the test pool and the segmentation pools. False, with
+ * a message, when it could not.
  */
 bool unit_start(const char *prog);
-/* Frees the pool and stops EAL; returns @status, main()'s exit status. */
+/* Every mbuf of the pools is back in them; prints what is missing. */
+bool pools_full(void);
+/* Frees the pools and stops EAL; returns @status, main()'s exit status. */
 int unit_finish(int status);
 
 #endif /* VHU_UNIT_GUEST_FIXTURE_H */

@@ -15,16 +15,13 @@
  * as that test's failure only.
  */
 #define _GNU_SOURCE
-#include <signal.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
-#include <sys/mman.h>
 #include <sys/wait.h>
-#include <ucontext.h>
 #include <unistd.h>
 
 #include <rte_mbuf.h>
@@ -41,6 +38,7 @@
 
 #include "check.h"
 #include "ring_packed.h"
+#include "store_trace.h"
 
 /* Control-path tests: the ring under test is this port's guest TX ring (ring 1). */
 #define PORT_RING 1
@@ -679,73 +677,7 @@ test_publish_inner(void)
 	CHECK_EQ(calls(), 1);
 }
 
-#if defined(__x86_64__) && defined(__linux__)
-/*
- * Records, in order, every store the library makes to the page of the
- * descriptor ring: the page is made read-only, each store faults, the
- * handler records it, opens the page and single-steps the store (trap
- * flag), then the trap handler closes the page again.
- */
-static struct {
-	uint8_t *page;
-	uint16_t off[256];
-	unsigned int n;
-	struct sigaction old_segv, old_trap;
-} wt;
-
-static void
-wt_segv(int sig __rte_unused, siginfo_t *si, void *ctx)
-{
-	ucontext_t *uc = ctx;
-	uint8_t *a = si->si_addr;
-
-	if (a < wt.page || a >= wt.page + 4096) {
-		sigaction(SIGSEGV, &wt.old_segv, NULL);	/* a real fault: let it happen */
-		return;
-	}
-	if (wt.n < RTE_DIM(wt.off))
-		wt.off[wt.n] = (uint16_t)(a - wt.page);
-	wt.n++;
-	mprotect(wt.page, 4096, PROT_READ | PROT_WRITE);
-	uc->uc_mcontext.gregs[REG_EFL] |= 0x100;
-}
-
-static void
-wt_trap(int sig __rte_unused, siginfo_t *si __rte_unused, void *ctx)
-{
-	ucontext_t *uc = ctx;
-
-	uc->uc_mcontext.gregs[REG_EFL] &= ~0x100;
-	mprotect(wt.page, 4096, PROT_READ);
-}
-
-static void
-wt_start(void *page)
-{
-	struct sigaction sa;
-
-	memset(&sa, 0, sizeof(sa));
-	sa.sa_flags = SA_SIGINFO;
-	sigemptyset(&sa.sa_mask);
-	sa.sa_sigaction = wt_segv;
-	sigaction(SIGSEGV, &sa, &wt.old_segv);
-	sa.sa_sigaction = wt_trap;
-	sigaction(SIGTRAP, &sa, &wt.old_trap);
-	wt.page = page;
-	wt.n = 0;
-	if (mprotect(wt.page, 4096, PROT_READ) != 0)
-		die("mprotect");
-}
-
-static void
-wt_stop(void)
-{
-	mprotect(wt.page, 4096, PROT_READ | PROT_WRITE);
-	sigaction(SIGSEGV, &wt.old_segv, NULL);
-	sigaction(SIGTRAP, &wt.old_trap, NULL);
-	wt.page = NULL;
-}
-
+#if STORE_TRACE_SUPPORTED
 /*
  * Publication order, store by store: id and length of every used descriptor
  * before its flags, each flags field written once, nothing written outside
@@ -772,18 +704,18 @@ test_publish_order(void)
 	for (int i = 0; i < 4; i++)
 		CHECK_EQ(p[i].slot, used_slots[i]);
 
-	wt_start(R.vr->packed.desc);
+	wt_start((uint8_t *const[]){ (uint8_t *)R.vr->packed.desc }, 1);
 	uint16_t n = deq(pkts, 8);
 	wt_stop();
 	CHECK_EQ(n, 4);
 	for (int i = 0; i < 4; i++)
 		CHECK(used_is(&p[i], 0));
-	CHECK_LE(wt.n, RTE_DIM(wt.off));
+	CHECK_LE(wt.n, WT_MAX_STORES);
 
 	for (int s = 0; s < 8; s++)
 		flags_at[s] = id_at[s] = len_at[s] = -1;
 	for (unsigned int i = 0; i < wt.n; i++) {
-		unsigned int slot = wt.off[i] / 16, field = wt.off[i] % 16;
+		unsigned int slot = wt.st[i].off / 16, field = wt.st[i].off % 16;
 		bool is_used = slot == 6 || slot == 0 || slot == 1 || slot == 3;
 
 		if (!is_used || (field != 8 && field != 12 && field != 14)) {
