@@ -27,6 +27,8 @@
 
 #include "netoffload.h"
 #include "port.h"
+#include "segment.h"
+#include "vring_ctl.h"
 #include "zerocopy.h"
 
 struct rte_mempool *fz_pool;
@@ -438,26 +440,53 @@ fz_check_mbuf(const struct rte_mbuf *m, uint32_t max_pkt_len)
 	FZ_CHECK(sum == m->pkt_len, "segment lengths add up to %u, pkt_len %u", sum, m->pkt_len);
 }
 
-void
-fz_check_offload(const struct rte_mbuf *m)
+/* Received frames flagged as DPDK documents RX offloads, and only those enabled. */
+static void
+check_rx_flags(const struct rte_mbuf *m, uint32_t rx_offloads)
 {
-	const uint64_t ours = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_L4_MASK |
-			      RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6;
+	const uint64_t l4 = m->ol_flags & RTE_MBUF_F_RX_L4_CKSUM_MASK;
+	const uint64_t ours = RTE_MBUF_F_RX_L4_CKSUM_MASK | RTE_MBUF_F_RX_IP_CKSUM_MASK |
+			      ((rx_offloads & VHU_RX_OFFLOAD_LRO) ? RTE_MBUF_F_RX_LRO : 0);
+
+	FZ_CHECK((m->ol_flags & ~ours) == 0, "unexpected mbuf flags 0x%" PRIx64 " (RX offloads 0x%x)",
+		 m->ol_flags & ~ours, rx_offloads);
+	FZ_CHECK(l4 != RTE_MBUF_F_RX_L4_CKSUM_NONE || (rx_offloads & VHU_RX_OFFLOAD_CKSUM),
+		 "a partial checksum handed to an application that did not enable RX checksums");
+	FZ_CHECK(l4 != RTE_MBUF_F_RX_L4_CKSUM_BAD, "a checksum flagged bad");
+	FZ_CHECK(!(m->ol_flags & RTE_MBUF_F_RX_LRO) || m->tso_segsz >= VHU_GSO_MIN_SEGSZ,
+		 "LRO frame with segment size %u", m->tso_segsz);
+}
+
+void
+fz_check_offload(const struct rte_mbuf *m, uint32_t rx_offloads)
+{
+	const uint64_t ours = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG |
+			      RTE_MBUF_F_TX_L4_MASK | RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IPV6 |
+			      RTE_MBUF_F_TX_IP_CKSUM;
 	uint64_t ol = m->ol_flags;
 	uint64_t l4 = ol & RTE_MBUF_F_TX_L4_MASK;
 	bool v4 = (ol & RTE_MBUF_F_TX_IPV4) != 0;
 	bool tcp = l4 == RTE_MBUF_F_TX_TCP_CKSUM;
+	bool ufo = (ol & RTE_MBUF_F_TX_UDP_SEG) != 0;
 
+	if (!(rx_offloads & VHU_RX_OFFLOAD_LEGACY)) {
+		check_rx_flags(m, rx_offloads);
+		return;
+	}
 	FZ_CHECK((ol & ~ours) == 0, "unexpected mbuf flags 0x%" PRIx64, ol & ~ours);
 	if (ol == 0)
 		return;
 	/* Requests come as a set: IP version, checksum, and the layer lengths. */
-	FZ_CHECK(tcp || l4 == RTE_MBUF_F_TX_UDP_CKSUM, "offload flags 0x%" PRIx64
-		 " without a TCP or UDP checksum request", ol);
+	FZ_CHECK(tcp || l4 == RTE_MBUF_F_TX_UDP_CKSUM || ufo, "offload flags 0x%" PRIx64
+		 " without a TCP or UDP checksum or fragmentation request", ol);
 	FZ_CHECK(v4 != ((ol & RTE_MBUF_F_TX_IPV6) != 0), "offload flags 0x%" PRIx64
 		 ": not exactly one of IPV4, IPV6", ol);
-	FZ_CHECK(!(ol & RTE_MBUF_F_TX_TCP_SEG) || (tcp && m->tso_segsz > 0),
+	FZ_CHECK(!(ol & RTE_MBUF_F_TX_TCP_SEG) || (tcp && m->tso_segsz >= VHU_GSO_MIN_SEGSZ),
 		 "TSO with L4 request 0x%" PRIx64 ", segment size %u", l4, m->tso_segsz);
+	FZ_CHECK(!(ol & (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG)) || !v4 ||
+		 (ol & RTE_MBUF_F_TX_IP_CKSUM), "segmentation over IPv4 without an IPv4 checksum request");
+	FZ_CHECK(!ufo || (l4 == 0 && m->tso_segsz >= VHU_GSO_MIN_SEGSZ),
+		 "UFO with L4 request 0x%" PRIx64 ", segment size %u", l4, m->tso_segsz);
 	FZ_CHECK(m->l2_len >= RTE_ETHER_HDR_LEN && m->l3_len >= (v4 ? 20 : 40) &&
 		 m->l4_len >= (tcp ? sizeof(struct rte_tcp_hdr) : sizeof(struct rte_udp_hdr)),
 		 "header lengths l2 %u l3 %u l4 %u too short for %s over IPv%c", m->l2_len,
@@ -843,7 +872,7 @@ dequeue(struct vhu_vring *vr, uint16_t count, bool hold)
 		fz_check_mbuf(pkts[i], VHU_MAX_FRAME_LEN);
 		FZ_CHECK(pkts[i]->pkt_len >= RTE_ETHER_HDR_LEN, "a %u-byte frame",
 			 pkts[i]->pkt_len);
-		fz_check_offload(pkts[i]);
+		fz_check_offload(pkts[i], vr->rx_offloads);
 		bytes += pkts[i]->pkt_len;
 	}
 	after = vhu_vring_stats(vr);
@@ -867,6 +896,7 @@ fz_dequeue(struct vhu_vring *vr, struct fz_reader *r)
 {
 	uint8_t what = fz_u8(r);
 
+	vhu_vring_ctl_set_rx_offloads(vr, fz_rx_offloads(fz_u8(r)));
 	if (what <= FZ_BURST_MAX) {
 		dequeue(vr, what, false);
 	} else if (what & 0x80) {
@@ -893,7 +923,7 @@ fz_enqueue(struct vhu_vring *vr, struct fz_reader *r)
 
 	while (n < want && fz_read_frame(r, &f[n])) {
 		pkts[n] = f[n].m;
-		digest[n] = f[n].shared != NULL ? fz_frame_digest(f[n].m) : 0;
+		digest[n] = f[n].shared != NULL ? fz_frame_digest(f[n].shared) : 0;
 		refs[n] = fz_frame_refs(f[n].m);
 		any_tso |= f[n].tso;
 		n++;
@@ -913,8 +943,8 @@ fz_enqueue(struct vhu_vring *vr, struct fz_reader *r)
 		/* The library keeps no reference to a frame, consumed or not... */
 		FZ_CHECK(fz_frame_refs(pkts[i]) == refs[i], "frame %u: references %u, were %u",
 			 i, fz_frame_refs(pkts[i]), refs[i]);
-		/* ... and finishes checksums only in frames nobody else holds. */
-		FZ_CHECK(f[i].shared == NULL || fz_frame_digest(pkts[i]) == digest[i],
+		/* ... and writes nothing (checksums) into segments someone else holds. */
+		FZ_CHECK(f[i].shared == NULL || fz_frame_digest(f[i].shared) == digest[i],
 			 "frame %u (%u bytes, %u segments, shared from segment %u) was written to",
 			 i, pkts[i]->pkt_len, pkts[i]->nb_segs, f[i].shared == pkts[i] ? 1 : 2);
 		fz_frame_free(&f[i]);

@@ -170,11 +170,14 @@ void fz_guard_mem_table(const struct vhu_mem_table *mem);
 void fz_check_mbuf(const struct rte_mbuf *m, uint32_t max_pkt_len);
 
 /*
- * Checks the offload requests on an mbuf that the library produced from a
- * guest's header: only flags it sets, header lengths inside the frame, a
- * segment size for TSO.
+ * Checks the offload metadata on an mbuf that the library produced from a
+ * guest's header for a ring with receive offloads @rx_offloads
+ * (VHU_RX_OFFLOAD_*): with LEGACY, TX requests only, as a set (IP version,
+ * checksum, header lengths inside the frame, a segment size for TSO and IPv4
+ * checksum with TSO over IPv4); otherwise RX flags only, and only those the
+ * application enabled.
  */
-void fz_check_offload(const struct rte_mbuf *m);
+void fz_check_offload(const struct rte_mbuf *m, uint32_t rx_offloads);
 
 /*
  * A frame of @len bytes spread over segments of at most @seg_len bytes: its
@@ -278,6 +281,13 @@ void fz_disconnect(void);
  * Every mbuf returned is checked, and the ring's counters and indices.
  */
 void fz_dequeue(struct vhu_vring *vr, struct fz_reader *r);
+
+/* Receive offloads (VHU_RX_OFFLOAD_*) the input picks from byte @b. */
+static inline uint32_t
+fz_rx_offloads(uint8_t b)
+{
+	return b & (VHU_RX_OFFLOAD_CKSUM | VHU_RX_OFFLOAD_LRO | VHU_RX_OFFLOAD_LEGACY);
+}
 
 /*
  * An enqueue burst of frames read from the input (fz_read_frame): checks the

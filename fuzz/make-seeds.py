@@ -69,7 +69,7 @@ def bits(table, *names):
 DESC_F_NEXT, DESC_F_WRITE, DESC_F_INDIRECT = 1, 2, 4
 PACKED_AVAIL, PACKED_USED = 1 << 7, 1 << 15
 NEEDS_CSUM = 1
-GSO_TCPV4, GSO_UDP, GSO_TCPV6 = 1, 3, 4
+GSO_TCPV4, GSO_UDP, GSO_TCPV6, GSO_ECN = 1, 3, 4, 0x80
 
 # ---- frames: a virtio-net header and Ethernet/IP/L4 bytes ----
 
@@ -167,8 +167,12 @@ def on_zero_copy_port(seed):
     return bytes([seed[0] + MSG_OPS * 15]) + seed[1:]
 
 
-def burst_dequeue(ring, count):
-    return u8(MSG_OP_BURST) + u8(ring) + u8(0) + u8(count)
+# fz_rx_offloads: what the application takes of what guests leave to us
+RX_CKSUM, RX_LRO, RX_LEGACY = 0x01, 0x02, 0x04
+
+
+def burst_dequeue(ring, count, rx=0):
+    return u8(MSG_OP_BURST) + u8(ring) + u8(0) + u8(count) + u8(rx)
 
 
 def burst_enqueue(ring, *frames):
@@ -370,13 +374,13 @@ def ctl(name, *args):
 HOLD = 0x80          # fz_dequeue: keep the mbufs
 
 
-def deq(count=32):
-    return u8(RING_OP_DEQ) + u8(count)
+def deq(count=32, rx=0):
+    return u8(RING_OP_DEQ) + u8(count) + u8(rx)
 
 
 def release(*picks):
     """fz_dequeue: free kept mbufs, each picked by a byte."""
-    return u8(RING_OP_DEQ) + u8(0x20 | (len(picks) - 1)) + bytes(picks)
+    return u8(RING_OP_DEQ) + u8(0x20 | (len(picks) - 1)) + u8(0) + bytes(picks)
 
 
 def enq(*frames):
@@ -413,8 +417,11 @@ def ring_seeds(layout):
     for i, (h, f) in enumerate(tx_frames()):
         data = h + u16(0) + f      # VERSION_1: a 12-byte header
         s += post(post_desc(BUF + i * 0x400, len(data), 0, data[:255]), buf_id=i)
-    s += deq(32)
-    seeds['tx-kinds'] = s
+    seeds['tx-kinds'] = s + deq(32)
+    # the same for an application that takes partial checksums and whole GSO frames,
+    # and for one in DPDK's legacy convention
+    seeds['tx-kinds-offloads'] = s + deq(32, RX_CKSUM | RX_LRO)
+    seeds['tx-kinds-legacy'] = s + deq(32, RX_LEGACY)
 
     # Guest TX: header and frame in separate descriptors, a buffer across regions.
     frame = ip4_frame(6, 200)
@@ -523,36 +530,50 @@ def ring_seeds(layout):
 
 def nethdr_seeds():
     seeds = {}
-    cfg_csum, cfg_tso4, cfg_tso6, cfg_app = 0x01, 0x02, 0x04, 0x08
+    cfg_csum, cfg_tso4, cfg_tso6, cfg_app, cfg_ufo = 0x01, 0x02, 0x04, 0x08, 0x10
 
-    def guest(config, hdr, frame, seg=31):
+    def guest(config, hdr, frame, seg=31, rx=0):
         # the frame's bytes go in whole through the raw overlay (first 255 bytes)
         head = frame[:255]
-        return (u8(config) + hdr + u16(len(frame)) + u8(seg) + u8(KIND['eth']) +
+        return (u8(config) + u8(rx) + hdr + u16(len(frame)) + u8(seg) + u8(KIND['eth']) +
                 u8(0) + u8(len(head)) + head)
+
+    def app(config, frame):
+        return u8(config | cfg_app) + u8(0) + frame
 
     tcp4 = ip4_frame(6, 1000)
     seeds['guest-tcp4-csum'] = guest(0, net_hdr(NEEDS_CSUM, 0, 0, 0, 34, 16), tcp4)
+    seeds['guest-tcp4-csum-flagged'] = guest(0, net_hdr(NEEDS_CSUM, 0, 0, 0, 34, 16), tcp4,
+                                             rx=RX_CKSUM)
     seeds['guest-tcp4-tso'] = guest(cfg_csum | cfg_tso4,
-                                    net_hdr(NEEDS_CSUM, GSO_TCPV4, 54, 300, 34, 16), tcp4)
+                                    net_hdr(NEEDS_CSUM, GSO_TCPV4, 54, 300, 34, 16), tcp4,
+                                    rx=RX_LEGACY)
+    seeds['guest-tcp4-tso-cut'] = guest(0, net_hdr(NEEDS_CSUM, GSO_TCPV4, 54, 300, 34, 16),
+                                        tcp4)
+    seeds['guest-tcp4-tso-lro'] = guest(0, net_hdr(NEEDS_CSUM, GSO_TCPV4, 54, 300, 34, 16),
+                                        tcp4, rx=RX_LRO | RX_CKSUM)
     seeds['guest-tcp4-tso-sw'] = guest(cfg_csum,
-                                       net_hdr(NEEDS_CSUM, GSO_TCPV4, 54, 300, 34, 16), tcp4)
+                                       net_hdr(NEEDS_CSUM, GSO_TCPV4, 54, 300, 34, 16), tcp4,
+                                       rx=RX_LEGACY)
     seeds['guest-udp4-vlan'] = guest(cfg_csum, net_hdr(NEEDS_CSUM, 0, 0, 0, 38, 6),
                                      ip4_frame(17, 200, vlan=True))
     seeds['guest-tcp6-tso'] = guest(cfg_csum | cfg_tso6,
                                     net_hdr(NEEDS_CSUM, GSO_TCPV6, 74, 500, 54, 16),
-                                    ip6_frame(6, 1200))
+                                    ip6_frame(6, 1200), rx=RX_LEGACY)
+    seeds['guest-tcp6-tso-cut'] = guest(0, net_hdr(NEEDS_CSUM, GSO_TCPV6 | GSO_ECN, 74, 500,
+                                                   54, 16), ip6_frame(6, 1200))
     seeds['guest-csum-elsewhere'] = guest(0, net_hdr(NEEDS_CSUM, 0, 0, 0, 20, 4),
                                           ip4_frame(17, 100))
     seeds['guest-gso-udp'] = guest(0, net_hdr(NEEDS_CSUM, GSO_UDP, 42, 100, 34, 6),
                                    ip4_frame(17, 400))
-    seeds['app-tcp4-csum'] = u8(cfg_app) + app_frame('tcp4', 1000, ask=ASK_L4 | ASK_IP)
-    seeds['app-udp6-csum-chain'] = u8(cfg_app) + app_frame('udp6', 5000, seg=0, ask=ASK_L4)
-    seeds['app-tso4-sw'] = u8(cfg_app | cfg_csum) + app_frame('tcp4', 20000, ask=ASK_TSO,
-                                                              mss=1448)
-    seeds['app-tso6-guest'] = u8(cfg_app | cfg_csum | cfg_tso6) + \
-        app_frame('tcp6', 9000, ask=ASK_TSO, mss=1400)
-    seeds['app-shared'] = u8(cfg_app) + app_frame('tcp4', 300, ask=ASK_L4 | ASK_SHARED)
+    seeds['guest-gso-udp-legacy'] = guest(cfg_ufo, net_hdr(NEEDS_CSUM, GSO_UDP, 42, 100, 34, 6),
+                                          ip4_frame(17, 400), rx=RX_LEGACY)
+    seeds['app-tcp4-csum'] = app(0, app_frame('tcp4', 1000, ask=ASK_L4 | ASK_IP))
+    seeds['app-udp6-csum-chain'] = app(0, app_frame('udp6', 5000, seg=0, ask=ASK_L4))
+    seeds['app-tso4-sw'] = app(cfg_csum, app_frame('tcp4', 20000, ask=ASK_TSO, mss=1448))
+    seeds['app-tso6-guest'] = app(cfg_csum | cfg_tso6,
+                                  app_frame('tcp6', 9000, ask=ASK_TSO, mss=1400))
+    seeds['app-shared'] = app(0, app_frame('tcp4', 300, ask=ASK_L4 | ASK_SHARED))
     return seeds
 
 
