@@ -5,10 +5,14 @@ requests (RTE_MBUF_F_TX_TCP_SEG, tso_segsz, l2/l3/l4_len) on its Tx port:
 - on our port (host -> guest): a guest that negotiated GUEST_TSO4 and
   GUEST_CSUM gets each frame whole; one that did not gets the segments our
   PMD cuts in software, every one with correct checksums;
-- on a virtio-user port (guest -> host): the guest's virtio-net header
-  becomes offload metadata on our Rx mbufs, which our other port then honours
-  for the second guest (VM to VM): whole frames to a guest that takes them,
-  correct segments of the first guest's MSS to one that does not.
+- on a virtio-user port (guest -> host): the guest leaves checksums and
+  segmentation to us. What our port hands the application follows the RX
+  offloads it enabled: nothing (the default): complete frames of the
+  guest's MSS; tcp_lro and tcp_cksum: the frames whole, flagged
+  RTE_MBUF_F_RX_LRO, checksums partial; legacy-ol-flags=1: whole, as TX
+  requests another port honours unchanged.
+VM to VM (two virtio-user guests through our two ports) a 64 KB frame stays
+whole with app/test-pmd-scripts/whole-frames.cmds (README) or legacy-ol-flags.
 virtio-user asks for GUEST_TSO4/6 with Rx offload tcp_lro and for GUEST_CSUM
 with tcp_cksum; it completes a NEEDS_CSUM checksum itself on receive.
 """
@@ -20,14 +24,15 @@ import re
 import struct
 
 import pytest
-from scapy.layers.inet import IP, TCP
+from scapy.layers.inet import IP, TCP, UDP, IPOption
+from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import checksum
 
 from harness import read_pcap, write_pcap
-from harness.flows import (JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, enable_scatter_if_supported,
-                           start_two_guests)
+from harness.flows import (JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, WHOLE_FRAMES_MSS,
+                           enable_scatter_if_supported, keep_frames_whole, start_two_guests)
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
 
 pytestmark = pytest.mark.ours_only
@@ -90,15 +95,15 @@ def assert_same_stream(sent, got):
 
 
 def segment_requests(tp, port: int):
-    """Make @tp's csum engine ask @port for TCP (and, where the port can,
-    IPv4) checksums and TSO at MSS. virtio ports cannot do IPv4 checksums:
-    testpmd computes those itself."""
+    """Make @tp's csum engine ask @port for TCP and UDP (and, where the port
+    can, IPv4) checksums and TSO at MSS. virtio ports cannot do IPv4
+    checksums: testpmd computes those itself."""
     ip_hw = "IPV4_CKSUM" in tp.cmd(f"show port {port} tx_offload capabilities")
     tp.cmd(f"port stop {port}")
-    for offload in ("tcp_tso", "tcp_cksum") + (("ipv4_cksum",) if ip_hw else ()):
+    for offload in ("tcp_tso", "tcp_cksum", "udp_cksum") + (("ipv4_cksum",) if ip_hw else ()):
         tp.cmd(f"port config {port} tx_offload {offload} on")
     for c in ("set fwd csum", f"csum set ip {'hw' if ip_hw else 'sw'} {port}",
-              f"csum set tcp hw {port}", f"tso set {MSS} {port}"):
+              f"csum set tcp hw {port}", f"csum set udp hw {port}", f"tso set {MSS} {port}"):
         tp.cmd(c)
     out = tp.cmd(f"tso show {port}")
     assert re.search(rf"non-tunneled packets is {MSS}\b", out), out
@@ -120,11 +125,12 @@ def negotiated_tso_bits(tp):
 
 
 def tso_over_one_link(launcher, direction: str, frames, want: int, segmenting: str,
-                      guest_tso: bool = False):
+                      guest_tso: bool = False, rx_offloads=(), vhost_args=None):
     """``frames`` from a pcap on one side to a pcap on the other (``h2g``:
     ours -> guest, ``g2h``: guest -> ours), the ``segmenting`` side ("ours"
     or "peer") asking its vhost/virtio port for TSO; with ``guest_tso`` the
-    guest takes TSO frames whole. Waits for ``want`` frames at the far pcap;
+    guest takes TSO frames whole; ``rx_offloads`` switched on at our port,
+    which gets ``vhost_args``. Waits for ``want`` frames at the far pcap;
     returns them and our port's xstats."""
     sock = launcher.path("vh0.sock")
     src, out = launcher.path("in.pcap"), launcher.path("out.pcap")
@@ -132,11 +138,18 @@ def tso_over_one_link(launcher, direction: str, frames, want: int, segmenting: s
     ours_pcap, peer_pcap = ((pcap_vdev(0, rx_pcap=src), pcap_vdev(0, tx_pcap=out))
                             if direction == "h2g" else
                             (pcap_vdev(0, tx_pcap=out), pcap_vdev(0, rx_pcap=src)))
-    ours = launcher.ours([vhost_vdev(0, sock), ours_pcap], app_args=JUMBO_OURS_ARGS)
+    ours = launcher.ours([vhost_vdev(0, sock, **(vhost_args or {})), ours_pcap],
+                         app_args=JUMBO_OURS_ARGS)
     peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1), peer_pcap])
     ours.wait_link_up(VHOST_PORT)
     peer.wait_link_up(VHOST_PORT)
     enable_scatter_if_supported(ours, VHOST_PORT)
+    if rx_offloads:
+        ours.cmd(f"port stop {VHOST_PORT}")
+        for offload in rx_offloads:
+            ours.cmd(f"port config {VHOST_PORT} rx_offload {offload} on")
+        ours.cmd(f"port start {VHOST_PORT}")
+        ours.wait_link_up(VHOST_PORT)
     if guest_tso:
         guest_takes_tso(peer)
     segment_requests(ours if segmenting == "ours" else peer, VHOST_PORT)
@@ -172,57 +185,113 @@ def test_host_to_guest_tso(launcher, guest_tso):
         assert xs["tx_q0_good_packets"] == want, xs
 
 
-def test_guest_to_host_tso_metadata(launcher):
-    """A guest's TSO frames arrive whole on our port, as mbufs a NIC can
-    segment: l2/l3/l4_len and tso_segsz set (checked by our other port in
-    test_vm_to_vm_tso), and the TCP field holding DPDK's TSO pseudo-header
-    sum (without the length), whatever virtio's convention put there."""
+def mtu_sized(frames) -> bool:
+    """No frame above a 1500-byte MTU (and its Ethernet header)."""
+    return all(len(f) <= 1514 for f in frames)
+
+
+def test_guest_tso_cut_by_default(launcher):
+    """An application that enabled no RX offload gets a guest's TSO frames
+    cut into frames of the guest's MSS with complete checksums: nothing left
+    to finish, nothing above the MTU (what a NIC, pcap or tap port needs)."""
     frames = big_tcp_frames(3)
-    got, xs, _ = tso_over_one_link(launcher, "g2h", frames, FRAMES, "peer")
+    want = FRAMES * -(-PAYLOAD // MSS)
+    got, xs, _ = tso_over_one_link(launcher, "g2h", frames, want, "peer")
+    assert len(got) == want and xs["rx_q0_good_packets"] == want, xs
+    assert xs["rx_q0_size_1519_max_packets"] == 0, xs
+    assert mtu_sized(got) and all(checksums_valid(f) for f in got)
+    assert max(len(Ether(f)[TCP].payload) for f in got) == MSS
+    assert_same_stream(frames, got)
+
+
+def test_guest_tso_whole_with_lro(launcher):
+    """With tcp_lro and tcp_cksum enabled, a guest's TSO frames arrive whole
+    (RTE_MBUF_F_RX_LRO), their TCP checksum partial as the guest left it
+    (virtio's pseudo-header sum, with the length)."""
+    frames = big_tcp_frames(3)
+    got, xs, _ = tso_over_one_link(launcher, "g2h", frames, FRAMES, "peer",
+                                   rx_offloads=("tcp_lro", "tcp_cksum"))
+    assert len(got) == FRAMES and xs["rx_q0_size_1519_max_packets"] == FRAMES, xs
+    assert partial_checksums(got, with_length=True)
+    assert_same_stream(frames, got)
+
+
+def test_guest_tso_legacy_ol_flags(launcher):
+    """legacy-ol-flags=1: a guest's TSO frames arrive whole on our port, as
+    mbufs a NIC can segment: l2/l3/l4_len and tso_segsz set (checked by our
+    other port in test_vm_to_vm_tso), and the TCP field holding DPDK's TSO
+    pseudo-header sum (without the length), whatever virtio's convention put
+    there."""
+    frames = big_tcp_frames(3)
+    got, xs, _ = tso_over_one_link(launcher, "g2h", frames, FRAMES, "peer",
+                                   vhost_args={"legacy-ol-flags": 1})
     assert len(got) == FRAMES and xs["rx_q0_size_1519_max_packets"] == FRAMES, xs
     assert partial_checksums(got, with_length=False)
     assert_same_stream(frames, got)
 
 
+# How our testpmd forwards VM to VM: io forwarding with nothing enabled (the
+# guests' TSO frames are cut on the way in), README's whole-frames.cmds, or io
+# forwarding with legacy-ol-flags=1.
+V2V_MODES = {
+    "default": dict(vhost_args={}, whole=False),
+    "whole_frames": dict(vhost_args={}, whole=True),
+    "legacy": dict(vhost_args={"legacy-ol-flags": 1}, whole=False),
+}
+
+
 @pytest.mark.slow
 @pytest.mark.timeout(300)
-@pytest.mark.parametrize("b_takes_tso", [True, False], ids=["whole", "segmented"])
-def test_vm_to_vm_tso(launcher, b_takes_tso):
+@pytest.mark.parametrize("mode,b_takes_tso", [("default", True), ("whole_frames", True),
+                                              ("whole_frames", False), ("legacy", True),
+                                              ("legacy", False)],
+                         ids=["default", "whole_frames", "whole_frames-b_segmented", "legacy",
+                              "legacy-b_segmented"])
+def test_vm_to_vm_tso(launcher, mode, b_takes_tso):
     """Guest A sends TSO frames (csum engine on its virtio port); our two
-    ports forward them (io) to guest B. They cross our port whole; B gets
-    them whole if it takes TSO, else in segments of A's MSS."""
+    ports forward them to guest B. With the whole-frames settings or
+    legacy-ol-flags they cross our ports whole; B gets them whole if it takes
+    TSO, else in segments cut by our port. By default they are cut on the way
+    in, into A's MSS."""
+    settings = V2V_MODES[mode]
     src, out = launcher.path("a-in.pcap"), launcher.path("b-out.pcap")
     frames = big_tcp_frames(2)
     write_pcap(src, frames)
     g = start_two_guests(launcher, pcap_vdev(0, rx_pcap=src), pcap_vdev(0, tx_pcap=out),
+                         vhost_args=settings["vhost_args"],
                          a_args=dict(mrg_rxbuf=1), b_args=dict(mrg_rxbuf=1))
+    if settings["whole"]:
+        keep_frames_whole(g.ours)
     if b_takes_tso:
         guest_takes_tso(g.peer_b)
     segment_requests(g.peer_a, VHOST_PORT)
+    g.ours.enable_tx_retry(mode="csum" if settings["whole"] else "io")
+    g.peer_b.enable_tx_retry()
     for tp in (g.ours, g.peer_b):
-        tp.enable_tx_retry()
         tp.start_forwarding()
     g.peer_a.start_forwarding()
-    want = FRAMES if b_takes_tso else FRAMES * -(-PAYLOAD // MSS)
+    cut_by = MSS if mode == "default" else WHOLE_FRAMES_MSS if settings["whole"] else MSS
+    whole = mode != "default" and b_takes_tso
+    want = FRAMES if whole else FRAMES * -(-PAYLOAD // cut_by)
     g.peer_b.wait_stat(PCAP_PORT, "opackets", want, timeout=120, stall=20)
     xs0, xs1 = g.ours.xstats(0), g.ours.xstats(1)
     g.finish()
     ours = g.ours
 
-    # every frame crossed our first port whole: no segmentation on the way in
-    assert xs0["rx_q0_size_1519_max_packets"] == FRAMES, xs0
     assert negotiated_tso_bits(ours) >= {"HOST_TSO4", "HOST_TSO6"}
+    # whole through our first port, unless cut on the way in
+    assert xs0["rx_q0_size_1519_max_packets"] == (0 if mode == "default" else FRAMES), xs0
     got = read_pcap(out)
     assert len(got) == want
     assert_same_stream(frames, got)
-    if b_takes_tso:
+    if whole:
         # nobody computed a checksum on the way (the point of VM-to-VM
         # offload): B gets the pseudo-header sum in virtio's convention
         assert partial_checksums(got, with_length=True)
         assert xs1["tx_q0_size_1519_max_packets"] == FRAMES, xs1
     else:
-        assert all(checksums_valid(f) for f in got)
-        assert max(len(Ether(f)[TCP].payload) for f in got) == MSS
+        assert all(checksums_valid(f) for f in got) and mtu_sized(got)
+        assert max(len(Ether(f)[TCP].payload) for f in got) == cut_by
         assert xs1["tx_q0_good_packets"] == want, xs1
 
 
@@ -242,3 +311,105 @@ def test_tso_devarg(launcher, tso):
     assert ("TCP_LRO" in rx_capa) == bool(tso), rx_capa
     # checksum offload is offered either way
     assert "TCP_CKSUM" in tx_capa and "TCP_CKSUM" in rx_capa, (tx_capa, rx_capa)
+
+
+def mixed_frames(seed: int):
+    """What a guest sends with its checksums left to the host: TCP and UDP
+    over IPv4 and IPv6, IPv4 with options, and big TCP frames (cut by its
+    TSO), every checksum field wrong until someone finishes it."""
+    rng = random.Random(seed)
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    v4, v6 = IP(src="10.0.0.1", dst="10.0.0.2"), IPv6(src="fd00::1", dst="fd00::2")
+    opts = IP(src="10.0.0.1", dst="10.0.0.2", options=[IPOption(b"\x01\x01\x01\x00")])
+    shapes = [v4 / TCP(sport=1, dport=2, flags="A") / Raw(rng.randbytes(300)),
+              v4 / UDP(sport=3, dport=4) / Raw(rng.randbytes(500)),
+              v6 / TCP(sport=5, dport=6, flags="A") / Raw(rng.randbytes(700)),
+              v6 / UDP(sport=7, dport=8) / Raw(rng.randbytes(900)),
+              opts / TCP(sport=9, dport=10, flags="A") / Raw(rng.randbytes(400)),
+              opts / UDP(sport=11, dport=12) / Raw(rng.randbytes(200)),
+              v4 / TCP(sport=13, dport=14, flags="A") / Raw(rng.randbytes(PAYLOAD))]
+    return [bytes(eth / p) for p in shapes]
+
+
+def l4_checksums_valid(frame: bytes) -> bool:
+    """The IPv4 header and TCP or UDP checksum of ``frame`` are complete and right."""
+    pkt = Ether(frame)
+    fresh = pkt.copy()
+    for layer in (IP, TCP, UDP):
+        if layer in fresh:
+            del fresh[layer].chksum
+    fresh = Ether(bytes(fresh))
+    return all(pkt[layer].chksum == fresh[layer].chksum
+               for layer in (IP, TCP, UDP) if layer in pkt)
+
+
+def test_guest_checksums_finished_by_default(launcher):
+    """A guest leaving every TCP and UDP checksum to the host (and cutting
+    nothing itself): our port, with no RX offload enabled, hands an
+    application that forwards to a pcap port only complete frames: every IPv4,
+    TCP and UDP checksum right, IP options or not, nothing above the MTU."""
+    frames = mixed_frames(4)
+    want = len(frames) - 1 + -(-PAYLOAD // MSS)
+    got, xs, _ = tso_over_one_link(launcher, "g2h", frames, want, "peer")
+    assert len(got) == want, xs
+    bad = [Ether(f).summary() for f in got if not l4_checksums_valid(f)]
+    assert not bad, f"{len(bad)} frames with checksums left unfinished: {bad[:4]}"
+    assert mtu_sized(got)
+    assert xs["rx_q0_malformed_chains"] == 0, xs
+
+
+def test_rx_offload_flags(launcher):
+    """With tcp_cksum, udp_cksum and tcp_lro enabled, testpmd (rxonly,
+    verbose) sees DPDK's RX flags, not TX requests: partial checksums
+    RTE_MBUF_F_RX_L4_CKSUM_NONE, TSO frames RTE_MBUF_F_RX_LRO; with nothing
+    enabled, RTE_MBUF_F_RX_L4_CKSUM_GOOD and every frame of the MTU."""
+    sock = launcher.path("vh0.sock")
+    src = launcher.path("in.pcap")
+    frames = mixed_frames(5)
+    write_pcap(src, frames)
+    ours = launcher.ours([vhost_vdev(0, sock)], app_args=JUMBO_OURS_ARGS)
+    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1), pcap_vdev(0, rx_pcap=src)])
+    ours.wait_link_up(VHOST_PORT)
+    peer.wait_link_up(VHOST_PORT)
+    enable_scatter_if_supported(ours, VHOST_PORT)
+    ours.cmd(f"port stop {VHOST_PORT}")
+    for offload in ("tcp_cksum", "udp_cksum", "tcp_lro"):
+        ours.cmd(f"port config {VHOST_PORT} rx_offload {offload} on")
+    ours.cmd(f"port start {VHOST_PORT}")
+    ours.wait_link_up(VHOST_PORT)
+    for c in ("set fwd rxonly", "set verbose 1"):
+        ours.cmd(c)
+    segment_requests(peer, VHOST_PORT)
+    ours.start_forwarding()
+    peer.start_forwarding()
+    ours.wait_stat(VHOST_PORT, "ipackets", len(frames), timeout=60, stall=10)
+    dump = ours.log
+    ours.stop_forwarding()
+    peer.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+    flags = re.findall(r"length=(\d+) .*?ol_flags: ([A-Z_0-9 ]+)", dump, re.S)
+    assert len(flags) == len(frames), dump[-3000:]
+    assert all("RTE_MBUF_F_RX_L4_CKSUM_NONE" in f for _, f in flags), flags
+    lro = [int(n) for n, f in flags if "RTE_MBUF_F_RX_LRO" in f]
+    assert lro == [len(frames[-1])], flags
+    assert not any("TX_" in f for _, f in flags), flags
+
+
+@pytest.mark.parametrize("legacy", [0, 1])
+def test_offload_capabilities(launcher, legacy):
+    """Our port advertises exactly what it does, and ethdev refuses a
+    configuration asking for more (VLAN stripping). In DPDK's legacy
+    convention no RX offload describes what arrives: none is advertised."""
+    sock = launcher.path("vh0.sock")
+    ours = launcher.ours([vhost_vdev(0, sock, **{"legacy-ol-flags": legacy})])
+    rx = set(ours.cmd(f"show port {VHOST_PORT} rx_offload capabilities").split())
+    tx = set(ours.cmd(f"show port {VHOST_PORT} tx_offload capabilities").split())
+    want_rx = {"SCATTER"} | (set() if legacy else {"TCP_CKSUM", "UDP_CKSUM", "TCP_LRO"})
+    assert want_rx <= rx and not ({"TCP_CKSUM", "TCP_LRO", "VLAN_STRIP"} - want_rx) & rx, rx
+    assert {"MULTI_SEGS", "IPV4_CKSUM", "TCP_CKSUM", "UDP_CKSUM", "TCP_TSO", "UDP_TSO"} <= tx, tx
+    ours.cmd(f"port stop {VHOST_PORT}")
+    ours.cmd(f"port config {VHOST_PORT} rx_offload vlan_strip on")
+    out = ours.cmd(f"port start {VHOST_PORT}")
+    assert re.search(r"doesn't match Rx offloads capabilities|Fail to configure port", out +
+                     ours.log), out
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})

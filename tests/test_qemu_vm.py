@@ -124,29 +124,37 @@ def test_guest_comes_back(rig, event):
 
 
 NO_TSO = ",host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off"
-OFFLOAD_VARIANTS = {   # name: (device options of A, of B, devargs of both our ports)
-    "packed_tso": (",packed=on", ",packed=on", {}),
-    "tso_off": (NO_TSO, NO_TSO, {}),
-    "b_without_guest_tso": ("", ",guest_tso4=off,guest_tso6=off", {}),
-    "zero_copy_tso": ("", "", {"dequeue-zero-copy": 1}),
+# name: (device options of A, of B, devargs of both our ports, testpmd set up
+# as README says for TSO frames to cross whole: whole-frames.cmds)
+OFFLOAD_VARIANTS = {
+    "packed_tso": (",packed=on", ",packed=on", {}, True),
+    "tso_off": (NO_TSO, NO_TSO, {}, False),
+    "b_without_guest_tso": ("", ",guest_tso4=off,guest_tso6=off", {}, True),
+    "zero_copy_tso": ("", "", {"dequeue-zero-copy": 1}, True),
+    "tso_cut_by_default": ("", "", {}, False),
+    "legacy_ol_flags": ("", "", {"legacy-ol-flags": 1}, False),
 }
 
 
 @pytest.mark.parametrize("variant", list(OFFLOAD_VARIANTS))
 def test_tso_between_guests(rig, record_property, variant):
     """16 MiB from A to B over TCP, checksums matching, with:
-    - packed rings and TSO: A's GSO frames (up to 64 KB) cross both our
-      ports whole (size_1519_max_packets on port 0 Rx and port 1 Tx, less
-      any that found B's ring full);
+    - packed rings, TSO and the whole-frames settings: A's GSO frames (up to
+      64 KB) cross both our ports whole (size_1519_max_packets on port 0 Rx
+      and port 1 Tx, less any that found B's ring full);
     - TSO off on both guests: no frame above the MTU anywhere;
     - B without GUEST_TSO: A's GSO frames arrive whole on port 0 and our
-      PMD segments them for B in software (nothing above the MTU to B).
+      PMD segments them for B in software (nothing above the MTU to B);
     - zero-copy dequeue on both ports and TSO: A's GSO frames reach port 1
       in mbufs pointing into A's memory and are copied once, into B's
-      buffers (rx_q0_zero_copy_packets on port 0).
+      buffers (rx_q0_zero_copy_packets on port 0);
+    - TSO with testpmd's defaults (io forwarding, no RX offload): A's GSO
+      frames are cut on the way in, nothing above the MTU leaves port 0;
+    - legacy-ol-flags=1 with io forwarding: whole, as TX requests.
     The throughput of each is reported: TSO is what makes VM-to-VM fast."""
-    opts_a, opts_b, vhost_opts = OFFLOAD_VARIANTS[variant]
-    a, b = rig.start(queues=1, device_opts={"a": opts_a, "b": opts_b}, vhost_opts=vhost_opts)
+    opts_a, opts_b, vhost_opts, whole = OFFLOAD_VARIANTS[variant]
+    a, b = rig.start(queues=1, device_opts={"a": opts_a, "b": opts_b}, vhost_opts=vhost_opts,
+                     whole_frames=whole)
     ping(a, b)
     before = both_xstats(rig.ours)
     rate = tcp_transfer(a, b, SMALL_MIB * 2, conns=1)
@@ -154,7 +162,7 @@ def test_tso_between_guests(rig, record_property, variant):
     after = both_xstats(rig.ours)
     big_in = after[0]["rx_q0_size_1519_max_packets"] - before[0]["rx_q0_size_1519_max_packets"]
     big_out = after[1]["tx_q0_size_1519_max_packets"] - before[1]["tx_q0_size_1519_max_packets"]
-    if variant == "tso_off":
+    if variant in ("tso_off", "tso_cut_by_default"):
         assert (big_in, big_out) == (0, 0), (big_in, big_out)
     elif variant == "b_without_guest_tso":
         assert big_in > 0 and big_out == 0, (big_in, big_out)

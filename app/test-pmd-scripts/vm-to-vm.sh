@@ -1,10 +1,12 @@
 #!/bin/bash
 # SPDX-License-Identifier: BSD-3-Clause
-# VM to VM: one testpmd with two eth_vhost ports forwarding to each other (io,
-# paired), each port the vhost-user back end of a QEMU virtual machine you
-# start yourself. Prints the QEMU options for each VM and the ports' link
-# events, runs until Ctrl-C (or for DURATION seconds), then prints the
-# statistics. Give the guests addresses in one subnet and they talk.
+# VM to VM: one testpmd with two eth_vhost ports forwarding to each other,
+# each port the vhost-user back end of a QEMU virtual machine you start
+# yourself. The guests' TSO frames cross whole (whole-frames.cmds: LRO and
+# checksum offloads, csum forwarding engine; README, "VM to VM with TSO").
+# Prints the QEMU options for each VM and the ports' link events, runs until
+# Ctrl-C (or for DURATION seconds), then prints the statistics. Give the
+# guests addresses in one subnet and they talk.
 # Environment: QUEUES (queue pairs per port, default 2), MEM (guest memory,
 #              default 1G), DURATION (seconds, default: until Ctrl-C).
 set -euo pipefail
@@ -15,7 +17,8 @@ MEM=${MEM:-1G}
 start_testpmd host -l 0,1 "${EAL_COMMON[@]}" --file-prefix=vhu-vm2vm -d "$VHU_PMD" \
     --vdev "eth_vhost0,iface=$WORKDIR/vm0.sock,queues=$QUEUES" \
     --vdev "eth_vhost1,iface=$WORKDIR/vm1.sock,queues=$QUEUES" \
-    -- -a --forward-mode=io --rxq="$QUEUES" --txq="$QUEUES" --nb-cores=1
+    -- -a --rxq="$QUEUES" --txq="$QUEUES" --nb-cores=1 \
+    --cmdline-file="$(dirname "$0")/whole-frames.cmds"
 wait_for_file "$WORKDIR/vm1.sock" 20
 
 # Guest memory must be shared with testpmd (memfd, share=on). With several
@@ -39,7 +42,7 @@ Without KVM (-accel tcg) QEMU 7.2 crashes starting vhost-user with MSI-X:
 use vectors=0 on -device. A guest with fewer vCPUs than $QUEUES queue pairs
 uses them all after: ethtool -L eth0 combined $QUEUES
 
-testpmd forwards eth_vhost0 <-> eth_vhost1 (log: $WORKDIR/host.log).
+testpmd forwards eth_vhost0 <-> eth_vhost1, TSO frames whole (log: $WORKDIR/host.log).
 EOF
 
 # the ports' events as they happen; tail ends with testpmd

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import time
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Dict, List, Optional, Sequence
 
 from .frames import read_pcap, total_bytes, write_pcap
@@ -30,6 +31,29 @@ JUMBO_OURS_ARGS = ["--max-pkt-len=9018"]
 # refuse to set up its Rx queue without scatter ("Rx scatter check failed"),
 # and --enable-scatter would again break net_pcap.
 JUMBO_PEER_ARGS: List[str] = []
+
+# The testpmd commands README gives for keeping guests' TSO frames whole
+# between two eth_vhost ports (LRO and checksum offloads on, csum engine).
+WHOLE_FRAMES_CMDS = Path(__file__).resolve().parents[2] / "app" / "test-pmd-scripts" / \
+    "whole-frames.cmds"
+WHOLE_FRAMES_MSS = 1448
+
+
+def keep_frames_whole(tp: TestPmd, wait_links: bool = True):
+    """Runs app/test-pmd-scripts/whole-frames.cmds in ``tp`` (ports 0 and 1,
+    both ours), as a user following README would, and (``wait_links``) waits
+    for both links."""
+    start = len(tp.log)
+    for line in WHOLE_FRAMES_CMDS.read_text().splitlines():
+        line = line.strip()
+        if line and not line.startswith("#"):
+            tp.cmd(line, timeout=60)
+    from .launcher import PORT_FAILURE_RE
+    m = PORT_FAILURE_RE.search(tp.log, start)
+    if m:
+        raise TestPmdError(f"{tp.name}: whole-frames.cmds failed: {m.group(0)}")
+    for port in (0, 1) if wait_links else ():
+        tp.wait_link_up(port)
 
 
 def enable_scatter_if_supported(tp: TestPmd, port: int) -> bool:

@@ -11,6 +11,7 @@ import re
 import time
 
 from harness import vhost_vdev
+from harness.flows import keep_frames_whole
 
 from .initramfs import build_initramfs
 from .vm import Vm
@@ -37,14 +38,19 @@ class Rig:
         self.ours = None
         self.vms = {}
 
-    def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None):
+    def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
+              whole_frames: bool = False):
         """Start testpmd, boot both guests (in parallel) and wait for both links.
         ``device_opts``: extra ",k=v" of each guest's virtio-net-pci, by name;
-        ``vhost_opts``: extra devargs of both eth_vhost ports."""
+        ``vhost_opts``: extra devargs of both eth_vhost ports; ``whole_frames``:
+        testpmd set up as README says for TSO frames to cross whole
+        (app/test-pmd-scripts/whole-frames.cmds), else io forwarding."""
         self.ours = self.launcher.ours(
             [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
              for port, sock in enumerate(self.socks)],
             app_args=[f"--rxq={queues}", f"--txq={queues}"])
+        if whole_frames:
+            keep_frames_whole(self.ours, wait_links=False)
         self.ours.start_forwarding()
         initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz")
         for sock, (name, (ip, mac)) in zip(self.socks, GUESTS.items()):
