@@ -149,13 +149,7 @@ def rig(request, launcher, guest_assets):
     """Our testpmd with guests A and B on eth_vhost0 and eth_vhost1
     (tests/qemu/rig.py), not started yet; the guests' serial consoles go
     into the report of a failed test."""
-    from qemu.rig import Rig
+    from qemu.rig import Rig, close_reporting_consoles
     r = Rig(launcher, guest_assets)
     yield r
-    signal.alarm(0)  # as in the launcher fixture: never interrupt the teardown half-way
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for vm in r.vms.values():
-            request.node.add_report_section("teardown", f"serial console of guest {vm.name} "
-                                            f"({vm.log_path})", vm.tail(20000))
-    r.close()
+    close_reporting_consoles(request, r)

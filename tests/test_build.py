@@ -21,7 +21,8 @@ def test_pmdinfo_lists_name_and_every_devarg(pmd):
     params = info[0]["params"].split()
     assert [p.split("=")[0] for p in params] == ["iface", "queues", "client", "tso",
                                                "dequeue-zero-copy", "zero-copy-threshold",
-                                               "legacy-ol-flags"], params
+                                               "legacy-ol-flags", "linear-buffer",
+                                               "ext-buffer"], params
 
 
 def test_does_not_link_librte_vhost(pmd):

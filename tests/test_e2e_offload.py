@@ -30,7 +30,7 @@ from scapy.layers.l2 import Ether
 from scapy.packet import Raw
 from scapy.utils import checksum
 
-from harness import read_pcap, write_pcap
+from harness import assert_frames_equal, gen_jumbo_mix, read_pcap, write_pcap
 from harness.flows import (JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, WHOLE_FRAMES_MSS,
                            enable_scatter_if_supported, keep_frames_whole, start_two_guests)
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
@@ -413,3 +413,48 @@ def test_offload_capabilities(launcher, legacy):
     assert re.search(r"doesn't match Rx offloads capabilities|Fail to configure port", out +
                      ours.log), out
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+
+
+MBUF_DATA_ROOM = 2048   # testpmd's default mbufs: 2176 bytes, 128 of headroom
+
+
+@pytest.mark.parametrize("buffers", ["chained", "linear-buffer", "ext-buffer"])
+def test_linear_and_ext_buffer(launcher, buffers):
+    """Frames larger than an mbuf (9000 bytes, mixed with others) from a
+    guest: by default they arrive as mbuf chains; with linear-buffer=1 an
+    application that takes single-segment mbufs only gets the frames that fit
+    one, the others dropped and counted; with ext-buffer=1 every frame, each
+    in one segment (an external buffer of its size). testpmd's verbose dump
+    shows each mbuf's segments."""
+    frames = gen_jumbo_mix(30, seed=77)
+    fit = [f for f in frames if len(f) <= MBUF_DATA_ROOM]
+    assert len(fit) < len(frames)
+    sock, src, out = launcher.path("vh0.sock"), launcher.path("in.pcap"), launcher.path("out.pcap")
+    write_pcap(src, frames)
+    args = {} if buffers == "chained" else {buffers: 1}
+    ours = launcher.ours([vhost_vdev(0, sock, **args), pcap_vdev(0, tx_pcap=out)],
+                         app_args=JUMBO_OURS_ARGS)
+    peer = launcher.peer([virtio_user_vdev(0, sock, mrg_rxbuf=1), pcap_vdev(0, rx_pcap=src)])
+    ours.wait_link_up(VHOST_PORT)
+    peer.wait_link_up(VHOST_PORT)
+    enable_scatter_if_supported(ours, VHOST_PORT)
+    ours.cmd("set verbose 1")
+    peer.enable_tx_retry()
+    ours.start_forwarding()
+    peer.start_forwarding()
+    want = fit if buffers == "linear-buffer" else frames
+    ours.wait_stat(PCAP_PORT, "opackets", len(want), timeout=60, stall=10)
+    peer.wait_quiescent(PCAP_PORT, "ipackets")
+    xs = ours.xstats(VHOST_PORT)
+    dump = ours.log
+    ours.stop_forwarding()
+    peer.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+    assert_frames_equal(want, read_pcap(out), buffers)
+    assert xs["rx_q0_dropped_packets"] == len(frames) - len(want), xs
+    segs = [int(n) for n in re.findall(r"length=\d+ - nb_segs=(\d+)", dump)]
+    assert len(segs) == len(want), dump[-2000:]
+    if buffers == "chained":
+        assert max(segs) > 1, segs
+    else:
+        assert set(segs) == {1}, segs

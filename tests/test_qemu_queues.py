@@ -36,10 +36,8 @@ import time
 
 import pytest
 
-from harness import vhost_vdev
-from qemu.initramfs import build_initramfs
-from qemu.rig import (GUESTS, LSC_EVENT, MIB, PORT_BASE, SLICE_BLOCK, Rig, both_xstats,
-                      tcp_transfer)
+from qemu.rig import (GUESTS, LSC_EVENT, MIB, PORT_BASE, Rig, both_xstats,
+                      close_reporting_consoles, prepare_transfer, tcp_transfer)
 from qemu.vm import Vm
 
 pytestmark = [pytest.mark.qemu]
@@ -79,20 +77,9 @@ def start_transfer(src: Vm, dst: Vm, mib: int, conns: int, port_base: int,
     status in /tmp/meanwhile.log and .rc) right after starting the senders:
     the serial console of a guest under load answers too slowly to time it
     from the host."""
-    blocks = mib * MIB // SLICE_BLOCK
-    per = blocks // conns
-    assert per * conns == blocks, "the slices must add up to the file"
-    ports = f"$(seq {port_base} {port_base + conns - 1})"
-    want = src.run(f"rm -rf /tmp/tx /tmp/tx.rc && mkdir /tmp/tx && for p in {ports}; do "
-                   f"dd if=/dev/urandom of=/tmp/tx/$p bs={SLICE_BLOCK} count={per} 2>/dev/null; "
-                   f"done && cat /tmp/tx/* | md5sum", timeout=120).output.split()[0]
-    dst.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
     # the streams run at the lowest priority: the guests' consoles (and
     # ``meanwhile``) must still get the vCPU at once
-    dst.run_bg(f"pids=; for p in {ports}; do nc -l -p $p -e sh -c \"cat > /tmp/rx/$p\" & "
-               f"pids=\"$pids $!\"; done; renice -n 19 -p $pids > /dev/null; wait; "
-               f"touch /tmp/rx.done", "/tmp/rx.log")
-    dst.run(f"until [ $(netstat -ltn | grep -c LISTEN) -ge {conns} ]; do sleep 0.1; done")
+    want, ports = prepare_transfer(src, dst, mib, conns, port_base, low_priority=True)
     src.run("rm -f /tmp/meanwhile.rc /tmp/meanwhile.log")
     side = (f"( {meanwhile} ) > /tmp/meanwhile.log 2>&1; echo $? > /tmp/meanwhile.rc"
             if meanwhile else "true")
@@ -308,21 +295,8 @@ class ServerQemuRig(Rig):
     ports as clients (client=1)."""
 
     def start(self, queues: int):
-        self.ours = self.launcher.ours(
-            [vhost_vdev(port, sock, queues, client=1) for port, sock in enumerate(self.socks)],
-            app_args=[f"--rxq={queues}", f"--txq={queues}"])
-        self.ours.start_forwarding()
-        initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz")
-        for sock, (name, (ip, mac)) in zip(self.socks, GUESTS.items()):
-            self.vms[name] = Vm(name, self.launcher.workdir, self.assets, initrd, sock=sock,
-                                mac=mac, ip=f"{ip}/24", queues=queues, chardev_server=True)
-        for vm in self.vms.values():
-            vm.start(wait_ready=False)
-        for vm in self.vms.values():
-            vm.wait_ready()
-        for port in (0, 1):
-            self.ours.wait_link_up(port)
-        return self.vms["a"], self.vms["b"]
+        return super().start(queues, vhost_opts={"client": 1},
+                             vm_opts={"chardev_server": True})
 
     def finish(self):
         super().finish(ignore=(QEMU_INFO_WAITING,))
@@ -332,13 +306,7 @@ class ServerQemuRig(Rig):
 def server_rig(request, launcher, guest_assets):
     r = ServerQemuRig(launcher, guest_assets)
     yield r
-    signal.alarm(0)
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for vm in r.vms.values():
-            request.node.add_report_section("teardown", f"serial console of guest {vm.name} "
-                                            f"({vm.log_path})", vm.tail(20000))
-    r.close()
+    close_reporting_consoles(request, r)
 
 
 def resources(tp):

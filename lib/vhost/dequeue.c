@@ -10,6 +10,7 @@
 #include "frame_copy.h"
 #include "guest_copy.h"
 #include "netoffload.h"
+#include "rxbuf.h"
 #include "segment.h"
 #include "vhu.h"
 #include "virtqueue.h"
@@ -187,6 +188,8 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	/* The header is copied out whole, even when spread over descriptors. */
 	vhu_cursor_read(&cur, &hdr, vr->neg.hdr_len);
+	if (!vhu_rxbuf_fit(vr, m, (uint32_t)frame_len))
+		return VHU_RX_DROP;	/* larger than one mbuf, which the port must give */
 	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
 		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))
 			return VHU_RX_DROP;

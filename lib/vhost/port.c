@@ -23,6 +23,12 @@ vhu_port_create(const struct vhu_port_config *cfg)
 			VHU_MAX_QUEUE_PAIRS);
 		return NULL;
 	}
+	/* Zero-copy frames are chains of mbufs into guest memory. */
+	if (cfg->zero_copy_threshold > 0 && (cfg->linear_buffer || cfg->ext_buffer)) {
+		VHU_LOG(ERR, "%s: zero-copy dequeue hands out chains: it goes with neither linear nor external buffers",
+			cfg->name);
+		return NULL;
+	}
 	vhu_frame_copy_select();
 	nrings = 2u * cfg->queue_pairs;
 	p = calloc(1, sizeof(*p) + nrings * sizeof(p->vrings[0]));
@@ -35,10 +41,13 @@ vhu_port_create(const struct vhu_port_config *cfg)
 		free(p);
 		return NULL;
 	}
-	for (uint32_t i = 0; i < nrings; i++)
+	for (uint32_t i = 0; i < nrings; i++) {
 		/* Only guest TX rings (odd indices) are dequeued. */
 		vhu_vring_ctl_init(&p->vrings[i], (uint16_t)i, p->name, cfg->socket_id,
 				   (i & 1) ? cfg->zero_copy_threshold : 0, &p->gso);
+		p->vrings[i].linear_buffer = cfg->linear_buffer;
+		p->vrings[i].ext_buffer = cfg->ext_buffer;
+	}
 	vhu_session_init(&p->session, cfg, p->name, p->vrings);
 	/* Guests offered GUEST_TSO and GUEST_UFO may refuse them: keep a way to segment. */
 	if (vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {

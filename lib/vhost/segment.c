@@ -12,6 +12,7 @@
 #include "checksum.h"
 #include "frame_copy.h"
 #include "netoffload.h"
+#include "rxbuf.h"
 #include "vhu_log.h"
 
 #define GSO_POOL_MBUFS 4095
@@ -236,18 +237,19 @@ append_range(struct rte_mbuf *dst, struct rte_mempool *mp, const struct rte_mbuf
 }
 
 /*
- * A new frame from @mp: the @hdr_len bytes of headers at @hdr, then bytes
- * [@off, @off + @len) of @m. NULL when mbufs ran out.
+ * A new frame from @mp for ring @vr: the @hdr_len bytes of headers at @hdr,
+ * then bytes [@off, @off + @len) of @m. NULL when mbufs ran out or the
+ * frame does not fit the one mbuf the port must give (rxbuf.h).
  */
 static struct rte_mbuf *
-new_frame(struct rte_mempool *mp, const uint8_t *hdr, uint32_t hdr_len,
-	  const struct rte_mbuf *m, uint32_t off, uint32_t len)
+new_frame(const struct vhu_vring *vr, struct rte_mempool *mp, const uint8_t *hdr,
+	  uint32_t hdr_len, const struct rte_mbuf *m, uint32_t off, uint32_t len)
 {
 	struct rte_mbuf *f = rte_pktmbuf_alloc(mp);
 
 	if (f == NULL)
 		return NULL;
-	if (rte_pktmbuf_tailroom(f) < hdr_len) {
+	if (rte_pktmbuf_tailroom(f) < hdr_len || !vhu_rxbuf_fit(vr, f, hdr_len + len)) {
 		rte_pktmbuf_free(f);
 		return NULL;
 	}
@@ -345,7 +347,7 @@ vhu_segment_received(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempoo
 	for (uint32_t i = 0; i < n; i++) {
 		uint32_t off = i * step;
 		uint32_t len = RTE_MIN(step, payload - off);
-		struct rte_mbuf *f = new_frame(mp, hdr, headers, m, headers + off, len);
+		struct rte_mbuf *f = new_frame(vr, mp, hdr, headers, m, headers + off, len);
 
 		if (f == NULL) {
 			/* A shortage, not bad input: counted as dequeue counts them. */

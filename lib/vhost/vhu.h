@@ -49,6 +49,8 @@ struct vhu_port_config {
 	bool tso;			/* offer TCP segmentation offload both ways */
 	uint32_t zero_copy_threshold;	/* dequeue frames of at least this many bytes
 					 * without copying them (0: off); see zerocopy.h */
+	bool linear_buffer;		/* a received frame in one mbuf segment, or dropped */
+	bool ext_buffer;		/* one larger than an mbuf in a buffer attached to it */
 	int socket_id;			/* NUMA socket for the port's own mbuf pools */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;

@@ -200,6 +200,8 @@ struct vhu_vring {
 	const char *port_name;
 	int socket_id;			/* for what the ring allocates */
 	uint32_t zc_threshold;		/* dequeue zero-copy from this frame size (0: off) */
+	bool linear_buffer;		/* received frames in one mbuf, else dropped (rxbuf.h) */
+	bool ext_buffer;		/* ... in an external buffer when larger than the mbuf's */
 	const struct rte_gso_ctx *gso;	/* the port's segmentation pools */
 
 	/* ==== control part (vring_ctl.c) ==== */

@@ -8,6 +8,7 @@ tests/conftest.py).
 from __future__ import annotations
 
 import re
+import signal
 import time
 
 from harness import vhost_vdev
@@ -27,6 +28,18 @@ LSC_EVENT = "Port {port}: link state change event"
 QEMU_MESSAGE_RE = re.compile(r"^qemu-system-\S+: .*$", re.M)
 
 
+def close_reporting_consoles(request, rig):
+    """Closes ``rig``; after a failed test, its guests' serial consoles go
+    into the report."""
+    signal.alarm(0)  # as in the launcher fixture: never interrupt the teardown half-way
+    rep = getattr(request.node, "rep_call", None)
+    if rep is not None and rep.failed:
+        for vm in rig.vms.values():
+            request.node.add_report_section("teardown", f"serial console of guest {vm.name} "
+                                            f"({vm.log_path})", vm.tail(20000))
+    rig.close()
+
+
 class Rig:
     """Our testpmd with eth_vhost0/eth_vhost1 forwarding to each other, and
     guest A on port 0 and guest B on port 1."""
@@ -39,12 +52,13 @@ class Rig:
         self.vms = {}
 
     def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
-              whole_frames: bool = False):
+              whole_frames: bool = False, vm_opts=None):
         """Start testpmd, boot both guests (in parallel) and wait for both links.
         ``device_opts``: extra ",k=v" of each guest's virtio-net-pci, by name;
         ``vhost_opts``: extra devargs of both eth_vhost ports; ``whole_frames``:
         testpmd set up as README says for TSO frames to cross whole
-        (app/test-pmd-scripts/whole-frames.cmds), else io forwarding."""
+        (app/test-pmd-scripts/whole-frames.cmds), else io forwarding;
+        ``vm_opts``: extra arguments of both guests' Vm."""
         self.ours = self.launcher.ours(
             [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
              for port, sock in enumerate(self.socks)],
@@ -57,7 +71,8 @@ class Rig:
             self.vms[name] = Vm(name, self.launcher.workdir, self.assets, initrd, sock=sock,
                                 mac=mac, ip=f"{ip}/24", queues=queues,
                                 reboot=reboot_a and name == "a",
-                                device_opts=(device_opts or {}).get(name, ""))
+                                device_opts=(device_opts or {}).get(name, ""),
+                                **(vm_opts or {}))
         for vm in self.vms.values():
             vm.start(wait_ready=False)
         for vm in self.vms.values():
@@ -92,27 +107,38 @@ def ping(src: Vm, dst: Vm, count: int = 3):
     assert f"{count} packets received" in out, f"{src.name} -> {dst.name}:\n{out}"
 
 
-def tcp_transfer(src: Vm, dst: Vm, mib: int, conns: int) -> float:
-    """Send ``mib`` MiB of random data from ``src`` to ``dst`` over ``conns``
-    parallel TCP connections (busybox nc, one slice file each) and assert
-    that ``dst`` stored it all with the sender's md5sum.  Returns MiB/s,
-    timed on the host around the sending command."""
+def prepare_transfer(src: Vm, dst: Vm, mib: int, conns: int, port_base: int = PORT_BASE,
+                     low_priority: bool = False):
+    """``mib`` MiB of random data on ``src`` in ``conns`` slices, one per port
+    from ``port_base`` (4 digits each, so that the port names the slice's
+    file and "cat dir/*" keeps their order), and a receiver per slice on
+    ``dst`` (at the lowest priority with ``low_priority``: the guests'
+    consoles must still get the vCPU at once). Returns the slices' md5sum
+    and the ports, as a shell expression."""
     blocks = mib * MIB // SLICE_BLOCK
     per = blocks // conns
     assert per * conns == blocks, "the slices must add up to the file"
-    # one port per slice, and the port names the slice's file (4 digits
-    # each: "cat dir/*" keeps their order)
-    ports = f"$(seq {PORT_BASE} {PORT_BASE + conns - 1})"
-    want = src.run(f"rm -rf /tmp/tx && mkdir /tmp/tx && for p in {ports}; do "
+    ports = f"$(seq {port_base} {port_base + conns - 1})"
+    want = src.run(f"rm -rf /tmp/tx /tmp/tx.rc && mkdir /tmp/tx && for p in {ports}; do "
                    f"dd if=/dev/urandom of=/tmp/tx/$p bs={SLICE_BLOCK} count={per} 2>/dev/null; "
                    f"done && cat /tmp/tx/* | md5sum", timeout=120).output.split()[0]
     # -e hands the socket to cat, which ends at the sender's EOF.  A plain
     # "nc -l > file" would also read its stdin (/dev/null here) and shut the
     # connection down when that ends, which makes the sender quit early.
+    renice = "renice -n 19 -p $pids > /dev/null; " if low_priority else ""
     dst.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
-    dst.run_bg(f"for p in {ports}; do nc -l -p $p -e sh -c \"cat > /tmp/rx/$p\" & "
-               f"done; wait; touch /tmp/rx.done", "/tmp/rx.log")
+    dst.run_bg(f"pids=; for p in {ports}; do nc -l -p $p -e sh -c \"cat > /tmp/rx/$p\" & "
+               f"pids=\"$pids $!\"; done; {renice}wait; touch /tmp/rx.done", "/tmp/rx.log")
     dst.run(f"until [ $(netstat -ltn | grep -c LISTEN) -ge {conns} ]; do sleep 0.1; done")
+    return want, ports
+
+
+def tcp_transfer(src: Vm, dst: Vm, mib: int, conns: int) -> float:
+    """Send ``mib`` MiB of random data from ``src`` to ``dst`` over ``conns``
+    parallel TCP connections (busybox nc, one slice file each) and assert
+    that ``dst`` stored it all with the sender's md5sum.  Returns MiB/s,
+    timed on the host around the sending command."""
+    want, ports = prepare_transfer(src, dst, mib, conns)
     t0 = time.monotonic()
     src.run(f"pids=; for p in {ports}; do nc {GUESTS[dst.name][0]} $p < /tmp/tx/$p & "
             f"pids=\"$pids $!\"; done; rc=0; for pid in $pids; do wait $pid || rc=1; done; exit $rc",

@@ -40,10 +40,12 @@ RTE_LOG_REGISTER(vhu_pmd_logtype, pmd.net.vhu, INFO);
 #define ARG_ZERO_COPY	"dequeue-zero-copy"
 #define ARG_ZC_THRESHOLD	"zero-copy-threshold"
 #define ARG_LEGACY_OL_FLAGS	"legacy-ol-flags"
+#define ARG_LINEAR_BUFFER	"linear-buffer"
+#define ARG_EXT_BUFFER	"ext-buffer"
 
 static const char *const valid_args[] = {
 	ARG_IFACE, ARG_QUEUES, ARG_CLIENT, ARG_TSO, ARG_ZERO_COPY, ARG_ZC_THRESHOLD,
-	ARG_LEGACY_OL_FLAGS, NULL
+	ARG_LEGACY_OL_FLAGS, ARG_LINEAR_BUFFER, ARG_EXT_BUFFER, NULL
 };
 
 /*
@@ -63,6 +65,8 @@ struct pmd_args {
 	bool zero_copy;
 	uint32_t zc_threshold;
 	bool legacy_ol_flags;
+	bool linear_buffer;
+	bool ext_buffer;
 };
 
 struct vhost_queue {
@@ -190,8 +194,8 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 			known |= strcmp(key, *v) == 0;
 		if (!known) {
 			PMD_LOG(ERR, "%s: unknown devarg \"%s\" (valid: iface, queues, client, tso, "
-				ARG_ZERO_COPY ", " ARG_ZC_THRESHOLD ", " ARG_LEGACY_OL_FLAGS ")",
-				name, key);
+				ARG_ZERO_COPY ", " ARG_ZC_THRESHOLD ", " ARG_LEGACY_OL_FLAGS ", "
+				ARG_LINEAR_BUFFER ", " ARG_EXT_BUFFER ")", name, key);
 			goto out;
 		}
 		if (rte_kvargs_count(kv, key) > 1) {
@@ -209,10 +213,17 @@ parse_args(const char *name, const char *args, struct pmd_args *a)
 	    rte_kvargs_process(kv, ARG_TSO, arg_bool, &a->tso) < 0 ||
 	    rte_kvargs_process(kv, ARG_ZERO_COPY, arg_bool, &a->zero_copy) < 0 ||
 	    rte_kvargs_process(kv, ARG_ZC_THRESHOLD, arg_zc_threshold, a) < 0 ||
-	    rte_kvargs_process(kv, ARG_LEGACY_OL_FLAGS, arg_bool, &a->legacy_ol_flags) < 0)
+	    rte_kvargs_process(kv, ARG_LEGACY_OL_FLAGS, arg_bool, &a->legacy_ol_flags) < 0 ||
+	    rte_kvargs_process(kv, ARG_LINEAR_BUFFER, arg_bool, &a->linear_buffer) < 0 ||
+	    rte_kvargs_process(kv, ARG_EXT_BUFFER, arg_bool, &a->ext_buffer) < 0)
 		goto out;
 	if (rte_kvargs_count(kv, ARG_ZC_THRESHOLD) > 0 && !a->zero_copy) {
 		PMD_LOG(ERR, "%s: devarg " ARG_ZC_THRESHOLD " needs " ARG_ZERO_COPY "=1", name);
+		goto out;
+	}
+	if (a->zero_copy && (a->linear_buffer || a->ext_buffer)) {
+		PMD_LOG(ERR, "%s: devargs " ARG_LINEAR_BUFFER " and " ARG_EXT_BUFFER
+			" go with " ARG_ZERO_COPY "=0 only (zero-copy frames are mbuf chains)", name);
 		goto out;
 	}
 	ret = 0;
@@ -810,6 +821,8 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.client = a.client,
 		.tso = a.tso,
 		.zero_copy_threshold = a.zero_copy ? a.zc_threshold : 0,
+		.linear_buffer = a.linear_buffer,
+		.ext_buffer = a.ext_buffer,
 		.socket_id = numa,
 		.ops = &port_ops,
 		.ops_ctx = in,
@@ -850,4 +863,6 @@ RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
 	"tso=<0|1> "
 	ARG_ZERO_COPY "=<0|1> "
 	ARG_ZC_THRESHOLD "=<bytes> "
-	ARG_LEGACY_OL_FLAGS "=<0|1>");
+	ARG_LEGACY_OL_FLAGS "=<0|1> "
+	ARG_LINEAR_BUFFER "=<0|1> "
+	ARG_EXT_BUFFER "=<0|1>");
