@@ -31,6 +31,24 @@ vhost A -> vhost B -> virtio B -> virtio A; the figure is both vhost ports'
 receive and transmit burst functions per frame the vhost side received.
 ``--zc`` adds a third competitor, ours with ``dequeue-zero-copy=1``.
 
+Guests' checksums (``--guest-csum sw|offload``, callgrind only): the
+virtio-user port leaves the UDP checksum of every frame it sends to the host
+(``tx_offload udp_cksum``: ``NEEDS_CSUM``), as a Linux guest does. testpmd's
+csum engine forwards instead of io (port 1: ``csum set udp hw``; port 0: all
+in software), so each frame the vhost port received goes back to the virtio
+port flagged ``RTE_MBUF_F_TX_UDP_CKSUM``. The engine leaves a zero UDP
+checksum alone, and testpmd's generators send zero, so the loop is seeded
+from a pcap port (hot-plugged, then detached) replaying frames like txonly's but
+with their UDP checksum; paired with the virtio port it can only fill the
+receive loop (virtio TX -> vhost RX -> virtio TX): the transmit burst
+function is not exercised. ``sw``: port 0 with no RX offload, the PMD
+finishes each checksum in its receive burst; ``offload``: ``rx_offload
+udp_cksum``, it only flags the frames ``RTE_MBUF_F_RX_L4_CKSUM_NONE``. Before
+the counted window a short ``set verbose 1`` window checks both (the flags of
+what port 0 received, and that what went to the virtio port asked for the
+checksum). testpmd's own checksum work is outside the PMD's burst functions,
+so not in the figure.
+
 Usage: bench/run.py --quick | bench/run.py [--dirs ...] [--sizes ...] ...
        bench/run.py --report-only RESULTS.json [...]
 """
@@ -45,10 +63,12 @@ import os
 import platform
 import re
 import shutil
+import struct
 import subprocess
 import sys
 import tempfile
 import time
+from collections import Counter
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Dict, List, Optional
@@ -103,6 +123,15 @@ VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
             # subtrees apart where they share helpers (see callgrind.py)
             "--separate-callers=12",
             "--compress-pos=no"]  # absolute line numbers, see callgrind.parse
+
+# --guest-csum (see the module's docstring): off (io forwarding, frames
+# without checksum requests), sw, offload; and the RX flag of every frame the
+# vhost port then receives
+GUEST_CSUM = ("off", "sw", "offload")
+GUEST_CSUM_RX_FLAG = {"sw": "RTE_MBUF_F_RX_L4_CKSUM_GOOD", "offload": "RTE_MBUF_F_RX_L4_CKSUM_NONE"}
+# the share of the frames of the check window that must show what the mode is for
+GUEST_CSUM_MIN_SHARE = 0.99
+GUEST_CSUM_CHECK_SECONDS = 0.5
 
 
 @dataclass(frozen=True)
@@ -340,12 +369,19 @@ def _direction_of(prof: callgrind.Profile, entry) -> Optional[str]:
     return None
 
 
-def analyse_profile(prof: callgrind.Profile, pmd: Pmd, port0: Dict[str, int]) -> dict:
+def analyse_profile(prof: callgrind.Profile, pmd: Pmd, port0: Dict[str, int],
+                    required=("dequeue", "enqueue")) -> dict:
+    """The burst functions' costs; a direction not in ``required`` may be
+    missing (--guest-csum circulates received frames only): then zeros."""
     entries = prof.entries(pmd.owns, lambda obj: os.path.basename(obj) == "dpdk-testpmd")
     out = {"packets": {"dequeue": port0["rx"], "enqueue": port0["tx"]},
            "dropped": port0["tx_dropped"]}
     for direction in ("dequeue", "enqueue"):
         mine = {f: v for f, v in entries.items() if _direction_of(prof, f) == direction}
+        if not mine and direction not in required:
+            out[direction] = {"instr": 0, "calls": 0, "functions": [], "breakdown": [],
+                              "hot_lines": [], "subtree_instr": 0}
+            continue
         if not mine:
             raise TestPmdError(f"{pmd.name}: no {direction} burst function called from testpmd "
                                f"in the profile (entries: {list(entries)})")
@@ -362,6 +398,162 @@ def analyse_profile(prof: callgrind.Profile, pmd: Pmd, port0: Dict[str, int]) ->
     return out
 
 
+def checksum_functions(prof: callgrind.Profile, pmd: Pmd, direction: str) -> Dict[str, int]:
+    """Instructions of the functions below the PMD's ``direction`` burst
+    functions whose name says checksum (cksum, csum): what shows that the
+    checksums were, or were not, finished there (inlined code counts for the
+    function it was inlined into)."""
+    entries = prof.entries(pmd.owns, lambda obj: os.path.basename(obj) == "dpdk-testpmd")
+    mine = {f: v for f, v in entries.items() if _direction_of(prof, f) == direction}
+    found: Dict[str, int] = Counter()
+    for func, cost in prof.subtree(mine).items():
+        name = callgrind.base_name(func)
+        if re.search(r"cksum|csum", name) and cost:
+            found[name] += cost
+    return dict(found)
+
+
+def _csum16(data: bytes) -> int:
+    """Ones' complement sum of ``data`` (RFC 1071), folded to 16 bits."""
+    if len(data) % 2:
+        data += b"\0"
+    total = sum(struct.unpack(f"!{len(data) // 2}H", data))
+    while total >> 16:
+        total = (total & 0xffff) + (total >> 16)
+    return total
+
+
+def udp_seed_frame(size: int) -> bytes:
+    """A frame like testpmd's txonly frames (IPv4 198.18.0.1 -> 198.18.0.2,
+    UDP port 9 -> 9, ``size`` bytes without FCS) but with its UDP checksum:
+    the csum engine offloads no checksum that is zero (UDP's "none")."""
+    ip_len = size - 14
+    udp_len = ip_len - 20
+    src, dst = bytes((198, 18, 0, 1)), bytes((198, 18, 0, 2))
+    ip = bytearray(struct.pack("!BBHHHBBH4s4s", 0x45, 0, ip_len, 0, 0, 64, 17, 0, src, dst))
+    struct.pack_into("!H", ip, 10, ~_csum16(bytes(ip)) & 0xffff)
+    udp = bytearray(struct.pack("!HHHH", 9, 9, udp_len, 0) + bytes(udp_len - 8))
+    csum = ~_csum16(src + dst + struct.pack("!BBH", 0, 17, udp_len) + bytes(udp)) & 0xffff
+    struct.pack_into("!H", udp, 6, csum or 0xffff)
+    # the csum engine writes both MAC addresses (peer's, port's) as it forwards
+    return bytes.fromhex("020000000001" "020000000000") + b"\x08\x00" + bytes(ip) + bytes(udp)
+
+
+def write_seed_pcap(path: Path, size: int, count: int) -> Path:
+    """``count`` copies of udp_seed_frame(size), a pcap file (Ethernet)."""
+    frame = udp_seed_frame(size)
+    with open(path, "wb") as fh:
+        fh.write(struct.pack("<IHHiIII", 0xa1b2c3d4, 2, 4, 0, 0, 65535, 1))
+        for i in range(count):
+            fh.write(struct.pack("<IIII", 1_700_000_000, i, len(frame), len(frame)) + frame)
+    return path
+
+
+_CMD_ERROR_RE = re.compile(r"not supported|error|fail|invalid|bad arguments|stop port", re.I)
+
+
+def configure_guest_csum(tp: TestPmd, mode: str) -> None:
+    """--guest-csum: the virtio-user port (1) leaves UDP checksums to the
+    host (NEEDS_CSUM), the vhost port (0) without (sw) or with (offload)
+    rx_offload udp_cksum; csum forwarding, testpmd's own checksums in software."""
+    tp.cmd("port stop all", timeout=120)
+    cmds = ["port config 1 tx_offload udp_cksum on"]
+    if mode == "offload":
+        cmds.append("port config 0 rx_offload udp_cksum on")
+    cmds += ["set fwd csum",
+             "csum set ip sw 0", "csum set udp sw 0", "csum mac-swap off 0",
+             "csum set ip sw 1", "csum set udp hw 1", "csum mac-swap off 1"]
+    for command in cmds:
+        out = tp.cmd(command, timeout=120)
+        if _CMD_ERROR_RE.search(out):
+            raise TestPmdError(f"{tp.name}: {command!r} failed: {out.strip()[-600:]}")
+    tp.cmd("port start all", timeout=120)
+    tp.wait_link_up(0, timeout=120)
+    tp.wait_link_up(1, timeout=120)
+    rx0 = tp.cmd("show port 0 rx_offload configuration")
+    tx1 = tp.cmd("show port 1 tx_offload configuration")
+    if ("UDP_CKSUM" in rx0) != (mode == "offload") or "UDP_CKSUM" not in tx1:
+        raise TestPmdError(f"{tp.name}: offloads not as --guest-csum {mode} needs:\n{rx0}\n{tx1}")
+
+
+def seed_guest_csum(tp: TestPmd, size: int, count: int, workdir: Path, index: int) -> None:
+    """Fill the receive loop (virtio TX -> vhost RX -> virtio TX) with
+    ``count`` frames with UDP checksums: a pcap port, hot-plugged for the
+    purpose, forwards them to the virtio port (csum engine: checksum
+    offloaded); the vhost port is not polled meanwhile, so they wait in its
+    receive ring. The pcap port goes away again."""
+    pcap = write_seed_pcap(workdir / f"seed-{size}.pcap", size, count)
+    out = tp.cmd(f"port attach net_pcap{index},rx_pcap={pcap},tx_pcap=/dev/null", timeout=120)
+    m = re.search(r"Port (\d+) is attached", out)
+    if not m:
+        raise TestPmdError(f"{tp.name}: attaching the pcap port failed: {out.strip()[-600:]}")
+    port = int(m.group(1))
+    try:
+        tp.cmd(f"port start {port}", timeout=120)
+        # paired: pcap RX -> virtio TX, and virtio RX (empty) -> pcap TX
+        tp.cmd(f"set portlist 1,{port}")
+        tp.start_forwarding()
+        time.sleep(1.0)
+        stats = parse_fwd_stats(tp.stop_forwarding())
+    finally:
+        tp.cmd("set portlist 0,1")
+        # stopped, then removed (a closed port cannot be detached any more)
+        for command in (f"port stop {port}", f"port detach {port}"):
+            tp.cmd(command, timeout=120)
+        tp.cmd("set portlist 0,1")
+    sent = stats.get(1, {}).get("tx", 0)
+    if sent != count or stats.get(port, {}).get("rx", 0) != count:
+        raise TestPmdError(f"{tp.name}: seeding sent {sent} of {count} frames to the virtio "
+                           f"port (stats {stats})")
+
+
+_CSUM_VERBOSE_RE = re.compile(
+    r"port=(\d+), mbuf=0x[0-9a-f]+, pkt_len=\d+, nb_segs=\d+:\n+"
+    r"rx: [^\n]*?flags=([^\n]*)\n+(?:tx: m->[^\n]*\n+)*tx: flags=([^\n]*)")
+
+
+def _write_commands(tp: TestPmd, *commands: str) -> None:
+    """Commands written without waiting for their prompts (see check_guest_csum)."""
+    try:
+        tp.proc.stdin.write("".join(c + "\n" for c in commands).encode())
+        tp.proc.stdin.flush()
+    except (OSError, AttributeError) as exc:
+        raise TestPmdError(f"{tp.name}: writing {commands} failed: {exc}") from exc
+
+
+def check_guest_csum(tp: TestPmd, mode: str) -> dict:
+    """A short window with ``set verbose 1`` (csum engine's per-frame lines):
+    the L4 checksum flag of the frames the vhost port received, and whether
+    they went back to the virtio port asking for the checksum (NEEDS_CSUM).
+    The forwarding thread's lines land between the characters of testpmd's
+    prompt (written one at a time), where the harness cannot tell a prompt
+    from them: ``start`` and ``stop`` are written blind, and the window ends
+    at the prompt after ``set verbose 0``, printed once forwarding stopped."""
+    tp.cmd("set verbose 1")
+    start = len(tp.log)
+    _write_commands(tp, "start")
+    time.sleep(GUEST_CSUM_CHECK_SECONDS)
+    _write_commands(tp, "stop", "set verbose 0")
+    tp.wait_log(r"Change verbose level from 1 to 0\n(?:[^\n]*\n)*?testpmd> ", timeout=120,
+                start=start)
+    seen: Counter = Counter()
+    for m in _CSUM_VERBOSE_RE.finditer(tp.log[start:]):
+        if m.group(1) != "0":
+            continue
+        l4 = next((f for f in m.group(2).split() if f.startswith("RTE_MBUF_F_RX_L4_CKSUM_")),
+                  "no L4 flag")
+        tx = "TX_UDP_CKSUM" if "RTE_MBUF_F_TX_UDP_CKSUM" in m.group(3).split() else "no TX_UDP_CKSUM"
+        seen[f"{l4}, {tx}"] += 1
+    frames = sum(seen.values())
+    expected = seen[f"{GUEST_CSUM_RX_FLAG[mode]}, TX_UDP_CKSUM"]
+    check = {"frames": frames, "expected": expected, "seen": dict(seen)}
+    if frames < 32 or expected < GUEST_CSUM_MIN_SHARE * frames:
+        raise TestPmdError(f"{tp.name}: --guest-csum {mode}: of {frames} frames received on "
+                           f"port 0, {expected} were {GUEST_CSUM_RX_FLAG[mode]} and sent back "
+                           f"with TX_UDP_CKSUM ({dict(seen)})")
+    return check
+
+
 def _callgrind_control(tp: TestPmd, *args: str):
     subprocess.run(["callgrind_control", *args, str(tp.proc.pid)], check=True,
                    capture_output=True, timeout=120)
@@ -369,6 +561,7 @@ def _callgrind_control(tp: TestPmd, *args: str):
 
 def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: Path,
                         log) -> List[dict]:
+    guest_csum = getattr(args, "guest_csum", "off")
     sock = workdir / f"cg-{pmd.name}.sock"
     out_base = workdir / f"callgrind.{pmd.name}"
     tp = TestPmd(f"cg-{pmd.name}", eal_args=pmd.selection.eal_args(),
@@ -388,17 +581,28 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
         tp.wait_link_up(0, timeout=120)
         tp.wait_link_up(1, timeout=120)
         pmd.check_identity(tp, sock)
+        if guest_csum != "off":
+            configure_guest_csum(tp, guest_csum)
         for n, size in enumerate(sizes, start=1):
             # empty both loops of the previous size, then seed this one
             tp.cmd("set fwd rxonly")
             tp.start_forwarding()
             time.sleep(0.5)
             tp.stop_forwarding()
-            tp.cmd("set fwd io")
-            tp.cmd(f"set txpkts {size}")
-            tp.cmd(f"start tx_first {SEED_BURSTS}")
+            check = None
+            if guest_csum == "off":
+                tp.cmd("set fwd io")
+                tp.cmd(f"set txpkts {size}")
+                tp.cmd(f"start tx_first {SEED_BURSTS}")
+            else:
+                # as many frames as tx_first seeds a loop with, in the receive loop only
+                tp.cmd("set fwd csum")
+                seed_guest_csum(tp, size, SEED_BURSTS * 32, workdir, n)
+                tp.start_forwarding()
             time.sleep(args.warmup)
             tp.stop_forwarding()
+            if guest_csum != "off":
+                check = check_guest_csum(tp, guest_csum)
             _callgrind_control(tp, "-i", "on")
             tp.start_forwarding()
             time.sleep(args.cg_seconds)
@@ -408,16 +612,32 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
             _callgrind_control(tp, "-d")
             _callgrind_control(tp, "-i", "off")
             dump = Path(f"{out_base}.{tp.proc.pid}.{n}")
-            res = analyse_profile(callgrind.parse(dump), pmd, stats[0])
-            rows.append({"ring": setup.ring, "mrg": setup.mrg, "queues": setup.queues,
-                         "size": size, "pmd": pmd.name, **res})
+            prof = callgrind.parse(dump)
+            res = analyse_profile(prof, pmd, stats[0],
+                                  required=("dequeue", "enqueue") if check is None else ("dequeue",))
+            row = {"ring": setup.ring, "mrg": setup.mrg, "queues": setup.queues,
+                   "size": size, "pmd": pmd.name, **res}
+            if check is not None:
+                row.update(guest_csum=guest_csum, guest_csum_check=check,
+                           checksum_functions=checksum_functions(prof, pmd, "dequeue"))
+            rows.append(row)
+            enq = res["packets"]["enqueue"]
             log(f"  callgrind {setup.label}/{size}B {pmd.name:6s} "
                 f"dequeue {res['dequeue']['instr'] / max(res['packets']['dequeue'], 1):7.1f} "
-                f"enqueue {res['enqueue']['instr'] / max(res['packets']['enqueue'], 1):7.1f} "
-                f"instr/pkt ({res['packets']['dequeue']} pkts)")
+                + (f"enqueue {res['enqueue']['instr'] / max(enq, 1):7.1f} "
+                   if enq or check is None else "enqueue       - ")
+                + f"instr/pkt ({res['packets']['dequeue']} pkts)")
+            if check is not None:
+                pkts = max(res["packets"]["dequeue"], 1)
+                fns = ", ".join(f"{k} {v / pkts:.1f}" for k, v in
+                                sorted(row["checksum_functions"].items(), key=lambda kv: -kv[1]))
+                log(f"    guest csum {guest_csum}: {check['expected']}/{check['frames']} frames "
+                    f"{GUEST_CSUM_RX_FLAG[guest_csum]} and sent back with TX_UDP_CKSUM; "
+                    f"checksum functions under the receive burst (instr/pkt): {fns or 'none'}")
             if args.keep_profiles or (size == 64 and setup.queues == 1):
+                tag = "" if check is None else f".csum-{guest_csum}"
                 shutil.copy(dump, args.out / f"callgrind.{pmd.name}.{setup.ring}.mrg{setup.mrg}"
-                                               f".q{setup.queues}.{size}B.out")
+                                               f".q{setup.queues}.{size}B{tag}.out")
     except (TestPmdError, subprocess.SubprocessError, OSError) as exc:
         log(f"  callgrind {setup.label} {pmd.name}: FAILED: {exc}")
         rows += [{"ring": setup.ring, "mrg": setup.mrg, "queues": setup.queues, "size": s,
@@ -568,7 +788,7 @@ def metadata(args, so: Path) -> dict:
                      if l.startswith("model name")), platform.processor()),
         "nproc": os.cpu_count(), "loadavg_start": os.getloadavg(),
         "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds",
-                                                   "zc", "zc_threshold")},
+                                                   "zc", "zc_threshold", "guest_csum")},
         "command": " ".join(sys.argv),
     }
 
@@ -595,6 +815,14 @@ def parse_args(argv=None):
                     help="a third competitor: ours with dequeue-zero-copy=1 (\"ours-zc\")")
     ap.add_argument("--zc-threshold", type=int, default=None, metavar="N",
                     help="zero-copy-threshold=N for ours-zc (default: the PMD's, 4096)")
+    ap.add_argument("--guest-csum", choices=GUEST_CSUM, default="off",
+                    help="callgrind only (with --no-pps; 1 queue pair; frames of 60..2048 "
+                         "bytes): the virtio-user port leaves every UDP checksum to the host "
+                         "(NEEDS_CSUM), testpmd's csum engine forwards; sw: the vhost port has "
+                         "no RX offload and finishes the checksums in its receive burst; "
+                         "offload: it has rx_offload udp_cksum and only flags the frames. "
+                         "Receive side only (no transmit figure). Default off: io, frames "
+                         "without checksum requests")
     ap.add_argument("--no-pps", action="store_true")
     ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--pmd", type=Path, default=DEFAULT_PMD_SO, help="our plugin (.so)")
@@ -615,6 +843,16 @@ def parse_args(argv=None):
         ap.error(f"unknown direction(s) {sorted(bad)}; valid: {list(DIRECTIONS) + [V2V]}")
     if args.zc_threshold is not None and not args.zc:
         ap.error("--zc-threshold needs --zc")
+    if args.guest_csum != "off":
+        if not args.no_pps or args.no_callgrind:
+            ap.error("--guest-csum is a callgrind measurement: with --no-pps, "
+                     "without --no-callgrind")
+        if V2V in args.dirs:
+            ap.error("--guest-csum: not with v2v")
+        if args.queues != [1]:
+            ap.error("--guest-csum: 1 queue pair only (--queues 1)")
+        if any(not 60 <= s <= DEFAULT_MBUF_DATA for s in args.sizes):
+            ap.error(f"--guest-csum: sizes from 60 to {DEFAULT_MBUF_DATA} bytes")
     return args
 
 
