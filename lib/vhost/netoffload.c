@@ -14,12 +14,6 @@
 /* The largest IPv4 header, options included. */
 #define IPV4_HDR_MAX 60
 
-static bool
-has(const struct vhu_vring *vr, unsigned int feature)
-{
-	return (vr->neg.features & VHU_BIT(feature)) != 0;
-}
-
 bool
 vhu_mbuf_range_writable(const struct rte_mbuf *m, uint32_t off, uint32_t len)
 {
@@ -118,19 +112,19 @@ parse_guest_request(struct vhu_vring *vr, const struct virtio_net_hdr *h, struct
 	headers = (uint32_t)lens->l3_len + lens->l4_len;
 	switch (gso) {
 	case VIRTIO_NET_HDR_GSO_TCPV4:
-		gso_ok = rq->ipv4 && l4 == RTE_PTYPE_L4_TCP && has(vr, VIRTIO_NET_F_HOST_TSO4);
+		gso_ok = rq->ipv4 && l4 == RTE_PTYPE_L4_TCP && vhu_vring_has(vr, VIRTIO_NET_F_HOST_TSO4);
 		break;
 	case VIRTIO_NET_HDR_GSO_TCPV6:
-		gso_ok = ipv6 && l4 == RTE_PTYPE_L4_TCP && has(vr, VIRTIO_NET_F_HOST_TSO6);
+		gso_ok = ipv6 && l4 == RTE_PTYPE_L4_TCP && vhu_vring_has(vr, VIRTIO_NET_F_HOST_TSO6);
 		break;
 	case VIRTIO_NET_HDR_GSO_UDP:
-		gso_ok = l4 == RTE_PTYPE_L4_UDP && has(vr, VIRTIO_NET_F_HOST_UFO);
+		gso_ok = l4 == RTE_PTYPE_L4_UDP && vhu_vring_has(vr, VIRTIO_NET_F_HOST_UFO);
 		break;
 	default:
 		gso_ok = false;
 		break;
 	}
-	if (!gso_ok || !rq->l4_known || (ecn && !has(vr, VIRTIO_NET_F_HOST_ECN)) ||
+	if (!gso_ok || !rq->l4_known || (ecn && !vhu_vring_has(vr, VIRTIO_NET_F_HOST_ECN)) ||
 	    h->gso_size < VHU_GSO_MIN_SEGSZ || headers + h->gso_size > UINT16_MAX) {
 		vhu_vring_bad_input(vr, "GSO type 0x%x, size %u does not match the frame or what was offered; frame dropped",
 				    h->gso_type, h->gso_size);
@@ -255,7 +249,7 @@ static bool
 checksum_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net_hdr *h,
 		  uint16_t csum_start, uint16_t csum_offset)
 {
-	if (has(vr, VIRTIO_NET_F_GUEST_CSUM)) {
+	if (vhu_vring_has(vr, VIRTIO_NET_F_GUEST_CSUM)) {
 		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 		h->csum_start = csum_start;
 		h->csum_offset = csum_offset;
@@ -288,8 +282,8 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 	if (ol & RTE_MBUF_F_TX_TCP_SEG) {
 		bool v4 = (ol & RTE_MBUF_F_TX_IPV4) != 0;
 
-		if (!has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
-		    !has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6)) {
+		if (!vhu_vring_has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
+		    !vhu_vring_has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6)) {
 			vhu_vring_bad_input(vr, "TCP segmentation for a guest without GUEST_TSO%c; frame dropped",
 					    v4 ? '4' : '6');
 			return false;
@@ -311,7 +305,7 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 		return true;
 	}
 	if (ol & RTE_MBUF_F_TX_UDP_SEG) {
-		if (!has(vr, VIRTIO_NET_F_GUEST_UFO) || m->tso_segsz == 0) {
+		if (!vhu_vring_has(vr, VIRTIO_NET_F_GUEST_UFO) || m->tso_segsz == 0) {
 			vhu_vring_bad_input(vr, "UDP fragmentation (segment size %u) for a guest without GUEST_UFO; frame dropped",
 					    m->tso_segsz);
 			return false;

@@ -20,12 +20,6 @@
 /* A header copy: Ethernet, IP (with options) and TCP (with options). */
 #define GSO_HEADER_ROOM 256
 
-static bool
-has(const struct vhu_vring *vr, unsigned int feature)
-{
-	return (vr->neg.features & VHU_BIT(feature)) != 0;
-}
-
 /* The IPv4 header checksum of a header at @ip, options included. */
 static void
 set_ipv4_checksum(struct rte_ipv4_hdr *ip)
@@ -73,11 +67,12 @@ vhu_gso_pools_free(struct rte_gso_ctx *ctx)
 bool
 vhu_segment_refused_by_guest(const struct vhu_vring *vr, const struct rte_mbuf *m)
 {
+	bool v4 = (m->ol_flags & RTE_MBUF_F_TX_IPV4) != 0;
+
 	if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)
-		return !has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
-		       !has(vr, (m->ol_flags & RTE_MBUF_F_TX_IPV4) ? VIRTIO_NET_F_GUEST_TSO4 :
-								      VIRTIO_NET_F_GUEST_TSO6);
-	return !has(vr, VIRTIO_NET_F_GUEST_UFO);
+		return !vhu_vring_has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
+		       !vhu_vring_has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6);
+	return !vhu_vring_has(vr, VIRTIO_NET_F_GUEST_UFO);
 }
 
 /* Complete checksums of one segment cut by librte_gso (its headers are our copy). */

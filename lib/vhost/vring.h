@@ -211,6 +211,13 @@ struct vhu_vring {
 	struct vhu_rx_pending rx_pending;
 };
 
+/* Whether the front end negotiated feature bit @feature (VIRTIO_*_F_*) for the ring. */
+static inline bool
+vhu_vring_has(const struct vhu_vring *vr, unsigned int feature)
+{
+	return (vr->neg.features & VHU_BIT(feature)) != 0;
+}
+
 /*
  * Bad input on the data path (a malformed chain or header from the guest, an
  * offload request that cannot be met): counted, and logged for the first few

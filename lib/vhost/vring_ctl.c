@@ -131,7 +131,7 @@ update_logging(struct vhu_vring *vr)
 {
 	struct vhu_vring_dirty *dl = &vr->dirty;
 
-	dl->logging = dl->log != NULL && (vr->neg.features & VHU_BIT(VHOST_F_LOG_ALL));
+	dl->logging = dl->log != NULL && vhu_vring_has(vr, VHOST_F_LOG_ALL);
 	dl->log_used = false;
 	if (!dl->logging || !(vr->ctl.addr.flags & VHOST_VRING_F_LOG) || vr->mem == NULL)
 		return;
