@@ -14,7 +14,8 @@ harnesses=(msg split packed nethdr)
 
 source scripts/lib.sh
 install_missing -- dpdk-dev libdpdk-dev meson ninja-build pkg-config python3-pyelftools \
-    clang libclang-rt-14-dev llvm
+    clang libclang-rt-14-dev llvm dpkg-dev xz-utils
+scripts/dpdk-driver-headers.sh   # meson.build checks for them
 
 [ -f build-fuzz/build.ninja ] ||
     CC=clang meson setup build-fuzz -Dfuzz=true -Db_sanitize=address,undefined -Db_lundef=false

@@ -10,9 +10,11 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 install_missing -- dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc \
-    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1
+    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1 dpkg-dev xz-utils
 # for the QEMU tests; its Recommends (GUI, firmware, block drivers) are not needed
 install_missing --no-install-recommends -- qemu-system-x86
+
+scripts/dpdk-driver-headers.sh
 
 build() {   # build <dir> [meson options...]
     local dir=$1; shift

@@ -17,6 +17,8 @@
 
 #include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <ethdev_driver.h>
+#include <bus_vdev_driver.h>
 #include <rte_kvargs.h>
 #include <rte_log.h>
 #include <rte_malloc.h>
@@ -24,7 +26,6 @@
 
 #include <rte_spinlock.h>
 
-#include "dpdk_driver_abi.h"
 #include "rte_eth_vhost.h"
 #include "vhu.h"
 
@@ -308,7 +309,7 @@ on_link_changed(void *ctx, bool up)
 		.link_status = up ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN,
 	};
 
-	if (vhu_eth_linkstatus_set(in->eth_dev, &link))
+	if (rte_eth_linkstatus_set(in->eth_dev, &link) == 0)
 		rte_eth_dev_callback_process(in->eth_dev, RTE_ETH_EVENT_INTR_LSC, NULL);
 }
 
@@ -734,23 +735,10 @@ rte_eth_vhost_get_vid_from_port_id(uint16_t port_id)
 
 /* ---- probe / remove ---- */
 
-/*
- * Our copy of struct rte_eth_dev must match the library's, or nothing else
- * can be trusted: the library's name lookup must find our port at the place
- * our layout puts it, with its name and port id where we expect them.
- */
-static bool
-ethdev_layout_matches(struct rte_eth_dev *eth_dev, const char *name)
-{
-	return rte_eth_dev_allocated(name) == eth_dev &&
-	       eth_dev->data->port_id == (uint16_t)(eth_dev - rte_eth_devices) &&
-	       strcmp(eth_dev->data->name, name) == 0;
-}
-
 static int
 vhost_probe(struct rte_vdev_device *vdev)
 {
-	struct rte_device *dev = vdev_to_device(vdev);
+	struct rte_device *dev = &vdev->device;
 	const char *name = rte_dev_name(dev);
 	const struct rte_devargs *devargs = rte_dev_devargs(dev);
 	const char *args = devargs != NULL && devargs->args != NULL ? devargs->args : "";
@@ -771,12 +759,6 @@ vhost_probe(struct rte_vdev_device *vdev)
 	if (eth_dev == NULL) {
 		PMD_LOG(ERR, "%s: cannot allocate an ethdev port", name);
 		return -ENOMEM;
-	}
-	if (!ethdev_layout_matches(eth_dev, name)) {
-		PMD_LOG(ERR, "%s: this DPDK's ethdev layout differs from the 22.11 one this driver was built for",
-			name);
-		rte_eth_dev_release_port(eth_dev);
-		return -ENOTSUP;
 	}
 	in = rte_zmalloc_socket(name, sizeof(*in), 0, numa);
 	mac = rte_zmalloc_socket(name, sizeof(*mac), 0, numa);
@@ -841,7 +823,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 static int
 vhost_remove(struct rte_vdev_device *vdev)
 {
-	struct rte_eth_dev *eth_dev = rte_eth_dev_allocated(rte_dev_name(vdev_to_device(vdev)));
+	struct rte_eth_dev *eth_dev = rte_eth_dev_allocated(rte_dev_name(&vdev->device));
 
 	if (eth_dev == NULL)
 		return 0;	/* already closed by the application */
@@ -855,7 +837,8 @@ static struct rte_vdev_driver vhost_driver = {
 	.remove = vhost_remove,
 };
 
-VHU_PMD_REGISTER_VDEV(net_vhost, "eth_vhost", vhost_driver);
+RTE_PMD_REGISTER_VDEV(net_vhost, vhost_driver);
+RTE_PMD_REGISTER_ALIAS(net_vhost, eth_vhost);
 RTE_PMD_REGISTER_PARAM_STRING(net_vhost,
 	"iface=<path> "
 	"queues=<1-128> "
