@@ -1,0 +1,68 @@
+/* SPDX-License-Identifier: BSD-3-Clause */
+/*
+ * What the files of the eth_vhost PMD share: the port's private data, its
+ * queues, the log. Ethdev glue only: the protocol and the rings are in
+ * lib/vhost (vhu.h).
+ *
+ * Queue mapping: ethdev RX queue i polls guest TX ring 2i+1, ethdev TX queue i
+ * fills guest RX ring 2i.
+ */
+#ifndef VHU_PMD_INTERNAL_H
+#define VHU_PMD_INTERNAL_H
+
+#include <stdbool.h>
+#include <stdint.h>
+#include <sys/un.h>
+
+#include <rte_ethdev.h>
+#include <ethdev_driver.h>
+#include <rte_log.h>
+#include <rte_spinlock.h>
+
+#include "vhu.h"
+
+extern int vhu_pmd_logtype;
+
+#define PMD_LOG(level, fmt, ...) \
+	rte_log(RTE_LOG_ ## level, vhu_pmd_logtype, "VHU: " fmt "\n", ##__VA_ARGS__)
+
+struct vhost_queue {
+	struct vhu_vring *vring;
+	struct rte_mempool *mb_pool;	/* RX queues only */
+	uint16_t port_id;
+	uint64_t unsent;		/* TX: mbufs left to the caller (no guest buffer) */
+	/* Counter values at the last stats reset. */
+	struct vhu_vring_stats base;
+	uint64_t unsent_base;
+};
+
+struct pmd_internal {
+	struct vhu_port *vport;
+	struct rte_eth_dev *eth_dev;
+	uint16_t queue_pairs;
+	bool tso;
+	bool legacy_ol_flags;	/* guests' offload requests as TX requests on RX mbufs */
+	/* Ring enable states as the front end set them, and as last reported
+	 * through rte_eth_vhost_get_queue_event(). */
+	rte_spinlock_t queue_event_lock;
+	bool ring_enabled[VHU_MAX_VRINGS];
+	bool ring_reported[VHU_MAX_VRINGS];
+	char iface[sizeof(((struct sockaddr_un *)0)->sun_path)];
+};
+
+/* rxtx.c: the burst functions. */
+uint16_t eth_vhost_rx(void *q, struct rte_mbuf **pkts, uint16_t count);
+uint16_t eth_vhost_tx(void *q, struct rte_mbuf **pkts, uint16_t count);
+
+/* stats.c: basic and extended statistics. */
+int eth_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *stats);
+int eth_stats_reset(struct rte_eth_dev *dev);
+int eth_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs, unsigned int n);
+int eth_xstats_get_names(struct rte_eth_dev *dev, struct rte_eth_xstat_name *names,
+			 unsigned int size);
+
+/* ethdev_ops.c: the port's operations; closing also destroys its vhost-user port. */
+extern const struct eth_dev_ops eth_vhost_ops;
+int eth_dev_close(struct rte_eth_dev *dev);
+
+#endif /* VHU_PMD_INTERNAL_H */
