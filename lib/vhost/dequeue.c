@@ -142,8 +142,8 @@ zero_copy_candidate(const struct vhu_vring *vr, const struct virtio_net_hdr *h,
  * The frame in @c, after its virtio-net header, into @m: copied, or with
  * zero-copy its head copied and the rest attached (*@held: the chain is
  * given back when the mbufs are freed, not now), and the header applied.
- * VHU_RX_DROP when the chain is not a frame (counted) or mbufs ran out; @m
- * may then hold extra segments.
+ * VHU_RX_DROP when the chain is not a frame (counted), VHU_RX_NOMBUF when
+ * mbufs ran out; @m may then hold extra segments.
  */
 static enum vhu_rx_verdict
 chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *m,
@@ -181,7 +181,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 			cur.off = vr->neg.hdr_len + VHU_ZC_HEAD_BYTES;
 			*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
 			if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
-				return VHU_RX_DROP;
+				return VHU_RX_NOMBUF;
 			goto offload;
 		}
 	}
@@ -192,12 +192,12 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 		return VHU_RX_DROP;	/* larger than one mbuf, which the port must give */
 	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
 		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))
-			return VHU_RX_DROP;
+			return VHU_RX_NOMBUF;
 		frame_len -= VHU_ZC_HEAD_BYTES;
 		*held = attach_to_mbuf(vr, c, &cur, frame_len, m, mp);
 	}
 	if (!*held && !copy_to_mbuf(vr, &cur, frame_len, m, mp))
-		return VHU_RX_DROP;
+		return VHU_RX_NOMBUF;
 offload:
 	if (hdr.hdr.flags == 0 && hdr.hdr.gso_type == VIRTIO_NET_HDR_GSO_NONE)
 		return VHU_RX_DELIVER;
@@ -254,11 +254,14 @@ deliver_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempool *m
 		 struct rte_mbuf **pkts, uint16_t room)
 {
 	struct vhu_rx_pending *p = &vr->rx_pending;
+	uint64_t nombuf = vr->stats.alloc_failed;
 	unsigned int n = vhu_segment_received(vr, m, mp, p->mbufs);
 
 	rte_pktmbuf_free(m);
 	if (n == 0) {
-		vr->stats.dropped++;
+		/* a shortage of mbufs was counted as such: only bad frames are dropped ones */
+		if (vr->stats.alloc_failed == nombuf)
+			vr->stats.dropped++;
 		return 0;
 	}
 	p->head = 0;
@@ -340,7 +343,8 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			rte_pktmbuf_free(m->next);
 			m->next = NULL;
 			rte_pktmbuf_reset(m);
-			vr->stats.dropped++;
+			if (v == VHU_RX_DROP)
+				vr->stats.dropped++;
 		}
 	}
 	if (completed > 0)

@@ -42,6 +42,7 @@ enum vhu_rx_verdict {
 	VHU_RX_DELIVER,		/* as it is */
 	VHU_RX_SEGMENT,		/* cut it in software first (vhu_segment_received) */
 	VHU_RX_DROP,		/* its header does not match it (logged, counted) */
+	VHU_RX_NOMBUF,		/* mbufs ran out (counted in alloc_failed, not dropped) */
 };
 
 /* Applies the guest's header @h to @m, as the ring's receive offloads say. */

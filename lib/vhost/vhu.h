@@ -79,7 +79,8 @@ struct vhu_vring_stats {
 	uint64_t multicast;		/* of those, to a multicast address (not broadcast) */
 	uint64_t broadcast;
 	uint64_t size[VHU_SIZE_CLASSES];	/* by frame length */
-	uint64_t dropped;		/* frames given up: cannot fit, malformed chain */
+	uint64_t dropped;		/* frames given up: cannot fit, malformed chain (a
+					 * frame lost for lack of mbufs is in alloc_failed) */
 	uint64_t malformed;		/* descriptor chains refused */
 	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue) */
 	uint64_t notifications;		/* guest interrupts sent through the call fd */
