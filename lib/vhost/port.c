@@ -62,19 +62,40 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	return p;
 }
 
+static void
+port_free(void *arg)
+{
+	struct vhu_port *p = arg;
+
+	vhu_socket_close(&p->sock);
+	vhu_session_end(&p->session);	/* also one no connection carried */
+	vhu_gso_pools_free(&p->gso);
+	free(p);
+}
+
 void
 vhu_port_destroy(struct vhu_port *p)
 {
+	bool in_callback;
+
 	if (p == NULL)
 		return;
 	/* No callbacks into an owner that is going away. */
 	vhu_ctl_lock();
 	p->session.ops = NULL;
+	/*
+	 * An owner closing its port from one of our callbacks is inside a
+	 * message handler of this very port: the port goes once that handler
+	 * has returned. The owner touches it no more either way.
+	 */
+	in_callback = vhu_ctl_on_thread();
+	if (in_callback) {
+		p->destroy = (struct vhu_ctl_deferred){ .fn = port_free, .arg = p };
+		vhu_ctl_defer(&p->destroy);
+	}
 	vhu_ctl_unlock();
-	vhu_socket_close(&p->sock);
-	vhu_session_end(&p->session);	/* also one no connection carried */
-	vhu_gso_pools_free(&p->gso);
-	free(p);
+	if (!in_callback)
+		port_free(p);
 }
 
 struct vhu_vring *
@@ -93,6 +114,12 @@ bool
 vhu_port_link_up(const struct vhu_port *p)
 {
 	return __atomic_load_n(&p->session.link_up, __ATOMIC_ACQUIRE);
+}
+
+uint16_t
+vhu_port_mtu(const struct vhu_port *p)
+{
+	return __atomic_load_n(&p->session.mtu, __ATOMIC_RELAXED);
 }
 
 void

@@ -19,6 +19,7 @@ struct vhu_port {
 	struct rte_gso_ctx gso;		/* software segmentation towards the guest */
 	struct vhu_socket sock;
 	struct vhu_session session;
+	struct vhu_ctl_deferred destroy;	/* when destroyed from the control thread */
 	struct vhu_vring vrings[];
 };
 

@@ -119,6 +119,7 @@ reset(struct vhu_session *s)
 	s->features_set = false;
 	s->protocol_features = 0;
 	s->status = 0;
+	__atomic_store_n(&s->mtu, 0, __ATOMIC_RELAXED);
 }
 
 static void
@@ -423,7 +424,10 @@ h_send_rarp(struct vhu_session *s, struct vhu_msg *m)
 	return HANDLED;
 }
 
-/* The front end's MTU is within what a frame can be; nothing of ours depends on it. */
+/*
+ * The MTU the front end gave its guest (QEMU's host_mtu): the owner shows it
+ * to the application (vhu_port_mtu). No frame size of ours depends on it.
+ */
 static enum handler_result
 h_net_set_mtu(struct vhu_session *s, struct vhu_msg *m)
 {
@@ -433,6 +437,8 @@ h_net_set_mtu(struct vhu_session *s, struct vhu_msg *m)
 		VHU_LOG(ERR, "%s: NET_SET_MTU %" PRIu64 " out of range 68..65535", s->name, mtu);
 		return REFUSED;
 	}
+	__atomic_store_n(&s->mtu, (uint16_t)mtu, __ATOMIC_RELAXED);
+	VHU_LOG(INFO, "%s: the front end set the MTU to %" PRIu64, s->name, mtu);
 	return HANDLED;
 }
 

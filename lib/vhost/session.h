@@ -38,6 +38,7 @@ struct vhu_session {
 	bool features_set;
 	uint64_t protocol_features;
 	uint64_t status;
+	uint16_t mtu;			/* from NET_SET_MTU, 0 without (any thread) */
 	struct vhu_mem_table *mem;
 	struct vhu_dirty_log *log;	/* from SET_LOG_BASE, or NULL */
 	bool link_up;			/* read by any thread */

@@ -50,6 +50,9 @@ static struct {
 	int wakefd;
 	pthread_t thread;
 	bool stop;
+	/* The running thread's own exit flag: set when it stopped itself. */
+	bool *thread_exits;
+	struct vhu_ctl_deferred *deferred;	/* control thread only */
 	unsigned int users;	/* ports that have a listening socket */
 	struct fd_slot *slots;
 	uint32_t nslots;
@@ -133,11 +136,37 @@ ctl_dispatch(uint64_t handle, uint32_t events)
 	ctl.slots[idx].cb(ctl.slots[idx].ctx, events);
 }
 
+bool
+vhu_ctl_on_thread(void)
+{
+	return ctl.epfd >= 0 && pthread_equal(pthread_self(), ctl.thread);
+}
+
+void
+vhu_ctl_defer(struct vhu_ctl_deferred *d)
+{
+	d->next = ctl.deferred;
+	ctl.deferred = d;
+}
+
+static void
+run_deferred(void)
+{
+	while (ctl.deferred != NULL) {
+		struct vhu_ctl_deferred *d = ctl.deferred;
+
+		ctl.deferred = d->next;
+		d->fn(d->arg);
+	}
+}
+
 static void *
 ctl_thread_main(void *arg __rte_unused)
 {
 	struct epoll_event evs[32];
+	bool exits = false;
 
+	ctl.thread_exits = &exits;
 	for (;;) {
 		int n = epoll_wait(ctl.epfd, evs, RTE_DIM(evs), -1);
 
@@ -164,7 +193,9 @@ ctl_thread_main(void *arg __rte_unused)
 		bool stop = ctl.stop;
 
 		pthread_mutex_unlock(&ctl.lock);
-		if (stop)
+		/* it may destroy the last port, stopping this thread (ctl_stop) */
+		run_deferred();
+		if (stop || exits)
 			return NULL;
 	}
 }
@@ -199,14 +230,25 @@ fail:
 	return -1;
 }
 
+/*
+ * Called with ctl.lifecycle held. On the control thread itself (the last
+ * port destroyed from a callback), the thread cannot be joined: it is
+ * detached and returns once its deferred work is done, touching nothing of
+ * ctl after that, so a new thread may start meanwhile.
+ */
 static void
 ctl_stop(void)
 {
 	pthread_mutex_lock(&ctl.lock);
 	ctl.stop = true;
 	pthread_mutex_unlock(&ctl.lock);
-	eventfd_write(ctl.wakefd, 1);
-	pthread_join(ctl.thread, NULL);
+	if (pthread_equal(pthread_self(), ctl.thread)) {
+		*ctl.thread_exits = true;
+		pthread_detach(ctl.thread);
+	} else {
+		eventfd_write(ctl.wakefd, 1);
+		pthread_join(ctl.thread, NULL);
+	}
 	close(ctl.epfd);
 	close(ctl.wakefd);
 	ctl.epfd = ctl.wakefd = -1;

@@ -53,4 +53,21 @@ void vhu_socket_close(struct vhu_socket *sock);
 void vhu_ctl_lock(void);
 void vhu_ctl_unlock(void);
 
+/* True on the control thread, e.g. in a callback into a port's owner. With vhu_ctl_lock held. */
+bool vhu_ctl_on_thread(void);
+
+/* Work for the control thread to do once the event it is handling is done. */
+struct vhu_ctl_deferred {
+	void (*fn)(void *arg);
+	void *arg;
+	struct vhu_ctl_deferred *next;
+};
+
+/*
+ * From the control thread only: runs @d->fn(@d->arg) there after the event
+ * being handled (and whatever handler called this) has returned, with no
+ * lock held, so that @fn may close sockets the handler is still using.
+ */
+void vhu_ctl_defer(struct vhu_ctl_deferred *d);
+
 #endif /* VHU_SOCKET_H */

@@ -95,7 +95,11 @@ struct vhu_vring_stats {
  */
 struct vhu_port *vhu_port_create(const struct vhu_port_config *cfg);
 
-/* Close the connection and the socket, unmap guest memory, free the port. */
+/*
+ * Close the connection and the socket, unmap guest memory, free the port.
+ * May be called from the port's ops (on the control thread): the port is
+ * then freed once the message being handled is done; no op runs after this.
+ */
 void vhu_port_destroy(struct vhu_port *port);
 
 /* The ring with index @ring_index (< 2 * queue_pairs), valid until destroy. */
@@ -106,6 +110,12 @@ int vhu_port_session_id(const struct vhu_port *port);
 
 /* True while a front end is connected and queue pair 0 is set up. */
 bool vhu_port_link_up(const struct vhu_port *port);
+
+/*
+ * The MTU the front end set for its guest (NET_SET_MTU, e.g. QEMU's
+ * host_mtu), 0 if it set none; set before the link comes up. Any thread.
+ */
+uint16_t vhu_port_mtu(const struct vhu_port *port);
 
 /*
  * What the application takes in received frames (vhu_dequeue_burst) of what

@@ -90,6 +90,11 @@ eth_mode_always_on(struct rte_eth_dev *dev __rte_unused)
 	return 0;
 }
 
+/*
+ * ethdev has kept @mtu within dev_info's bounds, the guest's MTU above all:
+ * storing it (ethdev does) is all there is to it, no frame size of ours
+ * depends on it.
+ */
 static int
 eth_mtu_set(struct rte_eth_dev *dev __rte_unused, uint16_t mtu __rte_unused)
 {
@@ -101,7 +106,12 @@ eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 {
 	struct pmd_internal *in = dev->data->dev_private;
 
+	uint16_t guest_mtu = in->vport != NULL ? vhu_port_mtu(in->vport) : 0;
+
 	info->max_mac_addrs = 1;
+	/* Not above the MTU the front end gave its guest, when it gave one. */
+	info->min_mtu = RTE_ETHER_MIN_MTU;
+	info->max_mtu = guest_mtu != 0 ? guest_mtu : VHU_MAX_MTU;
 	info->max_rx_pktlen = (uint32_t)-1;
 	info->max_rx_queues = in->queue_pairs;
 	info->max_tx_queues = in->queue_pairs;

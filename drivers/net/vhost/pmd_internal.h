@@ -26,6 +26,9 @@ extern int vhu_pmd_logtype;
 #define PMD_LOG(level, fmt, ...) \
 	rte_log(RTE_LOG_ ## level, vhu_pmd_logtype, "VHU: " fmt "\n", ##__VA_ARGS__)
 
+/* The largest MTU without a guest's own: a whole 64 KiB IP packet. */
+#define VHU_MAX_MTU UINT16_MAX
+
 struct vhost_queue {
 	struct vhu_vring *vring;
 	struct rte_mempool *mb_pool;	/* RX queues only */

@@ -34,6 +34,9 @@ on_link_changed(void *ctx, bool up)
 		.link_status = up ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN,
 	};
 
+	/* As a NIC shows its link's MTU: the one the front end gave its guest. */
+	if (up && in->vport != NULL && vhu_port_mtu(in->vport) != 0)
+		in->eth_dev->data->mtu = vhu_port_mtu(in->vport);
 	if (rte_eth_linkstatus_set(in->eth_dev, &link) == 0)
 		rte_eth_dev_callback_process(in->eth_dev, RTE_ETH_EVENT_INTR_LSC, NULL);
 }
@@ -192,9 +195,13 @@ vhost_remove(struct rte_vdev_device *vdev)
 
 	if (eth_dev == NULL)
 		return 0;	/* already closed by the application */
-	eth_dev_close(eth_dev);
-	rte_eth_dev_release_port(eth_dev);
-	return 0;
+	/*
+	 * Hot-unplug may come while lcores still poll: stopping through ethdev
+	 * first points their bursts at ethdev's stand-ins, not at queues freed
+	 * by the close.
+	 */
+	rte_eth_dev_stop(eth_dev->data->port_id);
+	return rte_eth_dev_close(eth_dev->data->port_id);
 }
 
 static struct rte_vdev_driver vhost_driver = {
