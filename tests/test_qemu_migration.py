@@ -36,15 +36,15 @@ from __future__ import annotations
 
 import os
 import re
-import signal
-import socket
 import time
 
 import pytest
 
 from harness import vhost_vdev
 from qemu.initramfs import build_initramfs
-from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, Rig, ping
+from qemu.migration import (F_GUEST_ANNOUNCE, F_LOG_ALL, MAX_BANDWIDTH, negotiated,
+                            start_destination)
+from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, Rig, close_reporting_consoles, ping
 from qemu.vm import Vm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.ours_only,  pytest.mark.timeout(200)]
@@ -54,10 +54,6 @@ FIRST_MIB = 16                    # streamed before/while A migrates
 SECOND_MIB = 8                    # streamed once A runs on the destination
 MIGRATE_AFTER_MIB = 3             # A received that much before the migration starts
 TCP_PORT = 5001
-F_LOG_ALL = 26
-F_GUEST_ANNOUNCE = 21
-# QEMU's default (32 MiB/s) only stretches the migration; the CPU is the limit here
-MAX_BANDWIDTH = 1 << 30
 VARIANTS = {"guest_announce": "", "rarp": ",guest_announce=off"}
 # Whether the stream into A still flows while A migrates. "flowing" has our
 # PMD writing A's memory during the migration, but QEMU 7.2 under TCG loses
@@ -76,12 +72,6 @@ STREAMS = ["paused", pytest.param("flowing", marks=pytest.mark.skipif(
 ANNOUNCES = [a if a == "rarp" or os.environ.get("VHU_QEMU_ALL") == "1" else
              pytest.param(a, marks=pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it"))
              for a in VARIANTS]
-
-
-def free_tcp_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 class MigrationRig(Rig):
@@ -116,15 +106,12 @@ class MigrationRig(Rig):
             self.ours.wait_link_up(port)
         return self.vms["a"], self.vms["b"]
 
-    def start_destination(self, uri: str) -> Vm:
+    def start_destination(self) -> Vm:
         """The destination QEMU: guest A's configuration on eth_vhost1,
         waiting for the migration (its own work dir: QMP socket, serial log)."""
-        dstdir = self.launcher.workdir / "dst"
-        dstdir.mkdir(exist_ok=True)
         # -S: it stays paused after the migration, for compare_memory()
-        dst = self.vms["a-dst"] = self._vm("a", dstdir, DST, incoming=uri, extra_args=["-S"])
-        dst.start(wait_ready=False)
-        dst.wait_incoming()
+        dst = self.vms["a-dst"] = start_destination(self.vms["a"], self.launcher.workdir / "dst",
+                                                    self.socks[DST], extra_args=["-S"])
         return dst
 
     def forward(self, port_of_a: int, verbose: int = 0):
@@ -149,19 +136,7 @@ class MigrationRig(Rig):
 def rig(request, launcher, guest_assets):
     r = MigrationRig(launcher, guest_assets)
     yield r
-    signal.alarm(0)  # as in the launcher fixture: never interrupt the teardown half-way
-    rep = getattr(request.node, "rep_call", None)
-    if rep is not None and rep.failed:
-        for key, vm in r.vms.items():
-            request.node.add_report_section("teardown", f"serial console of {key} "
-                                            f"({vm.log_path})", vm.tail(20000))
-    r.close()
-
-
-def negotiated(log: str, port: int):
-    """Feature words our PMD logged as negotiated on eth_vhost<port>, in order."""
-    return [int(f, 16) for f in
-            re.findall(rf"eth_vhost{port}: features 0x([0-9a-f]+) negotiated", log)]
+    close_reporting_consoles(request, r)
 
 
 def nic_counters(vm: Vm) -> dict:
@@ -233,8 +208,7 @@ def test_live_migration_mid_stream(rig, record_property, announce, stream):
              "/tmp/rx.log")
     a.run("until netstat -ltn | grep -q LISTEN; do sleep 0.1; done")
 
-    uri = f"tcp:127.0.0.1:{free_tcp_port()}"
-    dst = rig.start_destination(uri)
+    dst = rig.start_destination()
 
     b_before = nic_counters(b)
     before = ours.stats(SRC)["obytes"]
@@ -244,7 +218,7 @@ def test_live_migration_mid_stream(rig, record_property, announce, stream):
     at_start = wait_port_bytes(ours, SRC, "obytes", before + (
         MIGRATE_AFTER_MIB if stream == "flowing" else FIRST_MIB) * MIB, 90)
     mark = len(ours.log)
-    info = a.migrate(uri, timeout=90, max_bandwidth=MAX_BANDWIDTH)
+    info = a.migrate(dst.incoming, timeout=90, max_bandwidth=MAX_BANDWIDTH)
     at_end = ours.stats(SRC)["obytes"]
     # the destination (paused, -S) must hold exactly the stopped source's memory
     differing = compare_memory(a, dst, rig.launcher.workdir)

@@ -38,6 +38,7 @@ import pytest
 
 from qemu.rig import (GUESTS, LSC_EVENT, MIB, PORT_BASE, Rig, both_xstats,
                       close_reporting_consoles, prepare_transfer, tcp_transfer)
+from qemu.rig import ping as rig_ping
 from qemu.vm import Vm
 
 pytestmark = [pytest.mark.qemu]
@@ -65,8 +66,7 @@ QEMU_INFO_WAITING = "info: QEMU waiting for connection"
 
 def ping(src: Vm, dst: Vm, count: int = 3):
     """qemu.rig.ping() at 5 per second."""
-    out = src.run(f"ping -c {count} -i 0.2 {GUESTS[dst.name][0]}", timeout=30).output
-    assert f"{count} packets received" in out, f"{src.name} -> {dst.name}:\n{out}"
+    rig_ping(src, dst, count, interval=0.2)
 
 
 def start_transfer(src: Vm, dst: Vm, mib: int, conns: int, port_base: int,

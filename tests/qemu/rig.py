@@ -10,6 +10,7 @@ from __future__ import annotations
 import re
 import signal
 import time
+from typing import Union
 
 from harness import vhost_vdev
 from harness.flows import keep_frames_whole
@@ -34,8 +35,8 @@ def close_reporting_consoles(request, rig):
     signal.alarm(0)  # as in the launcher fixture: never interrupt the teardown half-way
     rep = getattr(request.node, "rep_call", None)
     if rep is not None and rep.failed:
-        for vm in rig.vms.values():
-            request.node.add_report_section("teardown", f"serial console of guest {vm.name} "
+        for key, vm in rig.vms.items():
+            request.node.add_report_section("teardown", f"serial console of guest {key} "
                                             f"({vm.log_path})", vm.tail(20000))
     rig.close()
 
@@ -102,9 +103,13 @@ class Rig:
 
 # ------------------------------------------------------------------ guest side
 
-def ping(src: Vm, dst: Vm, count: int = 3):
-    out = src.run(f"ping -c {count} {GUESTS[dst.name][0]}", timeout=30).output
-    assert f"{count} packets received" in out, f"{src.name} -> {dst.name}:\n{out}"
+def ping(src: Vm, dst: Union[Vm, str], count: int = 3, size: int = 56, interval: float = 1.0):
+    """``count`` pings of ``size`` payload bytes from ``src`` to guest
+    ``dst`` (or to an address), ``interval`` seconds apart, all answered."""
+    ip = GUESTS[dst.name][0] if isinstance(dst, Vm) else dst
+    out = src.run(f"ping -c {count} -s {size} -i {interval:g} {ip}",
+                  timeout=30 + count * interval).output
+    assert f"{count} packets received" in out, f"{src.name} -> {ip}:\n{out}"
 
 
 def prepare_transfer(src: Vm, dst: Vm, mib: int, conns: int, port_base: int = PORT_BASE,

@@ -74,12 +74,14 @@ class GuestResult:
         return self.rc == 0
 
 
-def default_qemu_cpus() -> str:
+def default_qemu_cpus(avoid: Sequence[int] = (FORWARDING_CPU,)) -> str:
+    """``VHU_QEMU_CPUS``, else every CPU we may run on but those of ``avoid``
+    (all of them if that leaves none)."""
     env = os.environ.get(ENV_CPUS)
     if env:
         return env
     cpus = sorted(os.sched_getaffinity(0))
-    others = [c for c in cpus if c != FORWARDING_CPU]
+    others = [c for c in cpus if c not in avoid]
     return ",".join(str(c) for c in (others or cpus))
 
 
@@ -188,6 +190,22 @@ class Vm:
         self.boots = 0            # "@@READY" markers seen so far
         self.started_at: Optional[float] = None
         self.boot_seconds: Optional[float] = None
+
+    def destination(self, workdir: Union[str, Path], sock: str, incoming: str,
+                    extra_args: Sequence[str] = ()) -> "Vm":
+        """A Vm with this guest's configuration (name, MAC, IP, initramfs,
+        memory, CPUs, device options...) on vhost-user socket ``sock``, to
+        start as the destination of a migration to ``incoming``, with
+        ``extra_args`` added to this one's. ``workdir`` must differ from
+        this one's: the QMP socket and serial log are named after the guest."""
+        if Path(workdir) == self.workdir:
+            raise VmError(f"{self.name}: the destination needs its own work dir")
+        return Vm(self.name, workdir, self.assets, self.initrd, sock=sock, mac=self.mac,
+                  ip=self.ip, queues=self.queues, mem_mb=self.mem_mb, cpus=self.cpus,
+                  reboot=self.reboot, netdev_opts=self.netdev_opts,
+                  device_opts=self.device_opts, append=self.append,
+                  extra_args=[*self.extra_args, *extra_args], incoming=incoming,
+                  chardev_server=self.chardev_server)
 
     # -------------------------------------------------------------- command line
 
