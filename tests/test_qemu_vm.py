@@ -123,6 +123,25 @@ def test_guest_comes_back(rig, event):
     rig.finish()
 
 
+def test_host_mtu(rig):
+    """QEMU's host_mtu (VIRTIO_NET_F_MTU; NET_SET_MTU to us): the guest's
+    interface gets it, our ports show it as their MTU and refuse a larger
+    one, accept a smaller one; frames of that size cross guest to guest."""
+    # (whole_frames: its settings enable scatter, which frames above the mbuf size need)
+    a, b = rig.start(queues=1, device_opts={"a": ",host_mtu=4000", "b": ",host_mtu=4000"},
+                     whole_frames=True)
+    for vm in (a, b):
+        assert vm.run("cat /sys/class/net/$(cat /run/vhu-if)/mtu").output.strip() == "4000"
+    for port in (0, 1):
+        assert rig.ours.port_info(port)["MTU"].strip() == "4000", rig.ours.port_info(port)
+    rig.ours.cmd("port config mtu 0 4001")
+    assert rig.ours.port_info(0)["MTU"].strip() == "4000"
+    rig.ours.cmd("port config mtu 0 3000")
+    assert rig.ours.port_info(0)["MTU"].strip() == "3000"
+    ping(a, b, size=3972)      # a 4000-byte IP packet, unfragmented
+    rig.finish()
+
+
 NO_TSO = ",host_tso4=off,host_tso6=off,guest_tso4=off,guest_tso6=off"
 # name: (device options of A, of B, devargs of both our ports, testpmd set up
 # as README says for TSO frames to cross whole: whole-frames.cmds)

@@ -3,22 +3,36 @@
  * vhu-events: prints the link and queue events of eth_vhost ports while
  * looping back what each port receives.
  *
- *   vhu-events <EAL args> -- [seconds]
+ *   vhu-events <EAL args> -- [seconds] [close-on-down | unplug-after <frames>]
  *
  * It links the eth_vhost PMD (librte_net_vhu.so) and uses its public API,
  * rte_eth_vhost.h, the same API DPDK's vhost PMD has. Output, one line each:
  *   port <p>: link up (vid <v>) | port <p>: link down
  *   port <p>: rx|tx queue <q> enabled|disabled
  *   port <p>: received <n> sent <m>        (at exit)
+ *
+ * Port lifecycle cases, as applications do it:
+ *   close-on-down: the LSC callback closes the port when its link goes down
+ *     (after pausing the polling loop), printing "port <p>: closed from its
+ *     link-down callback";
+ *   unplug-after <frames>: ports are polled on a worker lcore; once port 0
+ *     received that many frames, the main lcore hot-unplugs its device
+ *     (rte_dev_remove) while the worker keeps polling, printing "port 0:
+ *     removed while polled".
  */
 #include <signal.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <rte_cycles.h>
+#include <rte_dev.h>
 #include <rte_eal.h>
 #include <rte_ethdev.h>
+#include <rte_launch.h>
+#include <rte_lcore.h>
 #include <rte_mbuf.h>
+#include <rte_pause.h>
 
 #include "rte_eth_vhost.h"
 
@@ -26,6 +40,11 @@
 #define NB_MBUFS 8191
 
 static volatile sig_atomic_t quit;
+static bool close_on_down;
+static uint64_t received[RTE_MAX_ETHPORTS], sent[RTE_MAX_ETHPORTS];
+
+/* The LSC callback (control thread) and the polling loop agree on a pause. */
+static int pause_requested, polling_paused;
 
 static void
 on_signal(int sig __rte_unused)
@@ -46,6 +65,17 @@ on_event(uint16_t port, enum rte_eth_event_type type, void *arg __rte_unused,
 			       rte_eth_vhost_get_vid_from_port_id(port));
 		else
 			printf("port %u: link down\n", port);
+		if (!link.link_status && close_on_down) {
+			__atomic_store_n(&pause_requested, 1, __ATOMIC_SEQ_CST);
+			while (!__atomic_load_n(&polling_paused, __ATOMIC_SEQ_CST))
+				rte_pause();
+			printf("port %u: received %" PRIu64 " sent %" PRIu64 "\n", port,
+			       received[port], sent[port]);
+			rte_eth_dev_stop(port);
+			rte_eth_dev_close(port);
+			printf("port %u: closed from its link-down callback\n", port);
+			__atomic_store_n(&pause_requested, 0, __ATOMIC_SEQ_CST);
+		}
 	} else {
 		struct rte_eth_vhost_queue_event ev;
 
@@ -79,13 +109,71 @@ port_init(uint16_t port, struct rte_mempool *mp)
 	return ret == 0 ? rte_eth_dev_start(port) : ret;
 }
 
+/* Polls every port until @deadline (or a signal): what arrives goes back out. */
+static void
+poll_ports(uint64_t deadline)
+{
+	struct rte_mbuf *pkts[BURST];
+	uint16_t port;
+
+	while (!quit && rte_get_timer_cycles() < deadline) {
+		if (__atomic_load_n(&pause_requested, __ATOMIC_SEQ_CST)) {
+			__atomic_store_n(&polling_paused, 1, __ATOMIC_SEQ_CST);
+			while (__atomic_load_n(&pause_requested, __ATOMIC_SEQ_CST))
+				rte_pause();
+			__atomic_store_n(&polling_paused, 0, __ATOMIC_SEQ_CST);
+		}
+		RTE_ETH_FOREACH_DEV(port) {
+			struct rte_eth_dev_info info;
+
+			if (rte_eth_dev_info_get(port, &info) != 0)
+				continue;
+			for (uint16_t q = 0; q < info.nb_rx_queues; q++) {
+				uint16_t nb_rx = rte_eth_rx_burst(port, q, pkts, BURST);
+				uint16_t nb_tx = rte_eth_tx_burst(port, q, pkts, nb_rx);
+
+				__atomic_fetch_add(&received[port], nb_rx, __ATOMIC_RELAXED);
+				sent[port] += nb_tx;
+				rte_pktmbuf_free_bulk(&pkts[nb_tx], nb_rx - nb_tx);
+			}
+		}
+	}
+}
+
+static int
+poll_worker(void *arg)
+{
+	poll_ports(*(const uint64_t *)arg);
+	return 0;
+}
+
+/* Removes port 0's device once it received @frames, while a worker lcore polls. */
+static void
+unplug_while_polled(uint64_t deadline, uint64_t frames)
+{
+	unsigned int worker = rte_get_next_lcore(-1, 1, 0);
+	struct rte_eth_dev_info info;
+
+	if (worker >= RTE_MAX_LCORE)
+		rte_exit(EXIT_FAILURE, "unplug-after needs a worker lcore\n");
+	rte_eal_remote_launch(poll_worker, &deadline, worker);
+	while (!quit && rte_get_timer_cycles() < deadline &&
+	       __atomic_load_n(&received[0], __ATOMIC_RELAXED) < frames)
+		rte_delay_ms(10);
+	if (__atomic_load_n(&received[0], __ATOMIC_RELAXED) >= frames &&
+	    rte_eth_dev_info_get(0, &info) == 0) {
+		int ret = rte_dev_remove(info.device);
+
+		printf("port 0: removed while polled (%s)\n", ret == 0 ? "ok" : strerror(-ret));
+	}
+	rte_eal_wait_lcore(worker);
+}
+
 int
 main(int argc, char **argv)
 {
-	uint64_t received[RTE_MAX_ETHPORTS] = { 0 }, sent[RTE_MAX_ETHPORTS] = { 0 };
-	struct rte_mbuf *pkts[BURST];
 	struct rte_mempool *mp;
-	uint64_t deadline;
+	uint64_t deadline, unplug_after = 0;
 	uint16_t port;
 	int n = rte_eal_init(argc, argv);
 
@@ -98,6 +186,12 @@ main(int argc, char **argv)
 	signal(SIGTERM, on_signal);
 	deadline = rte_get_timer_cycles() +
 		   (argc > 1 ? strtoull(argv[1], NULL, 10) : 10) * rte_get_timer_hz();
+	if (argc > 2 && strcmp(argv[2], "close-on-down") == 0)
+		close_on_down = true;
+	else if (argc > 3 && strcmp(argv[2], "unplug-after") == 0)
+		unplug_after = strtoull(argv[3], NULL, 10);
+	else if (argc > 2)
+		rte_exit(EXIT_FAILURE, "unknown case %s\n", argv[2]);
 
 	mp = rte_pktmbuf_pool_create("vhu_events", NB_MBUFS, 256, 0,
 				     RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
@@ -108,21 +202,10 @@ main(int argc, char **argv)
 			rte_exit(EXIT_FAILURE, "cannot start port %u\n", port);
 	printf("ready: %u port(s)\n", rte_eth_dev_count_avail());
 
-	while (!quit && rte_get_timer_cycles() < deadline) {
-		RTE_ETH_FOREACH_DEV(port) {
-			struct rte_eth_dev_info info;
-
-			rte_eth_dev_info_get(port, &info);
-			for (uint16_t q = 0; q < info.nb_rx_queues; q++) {
-				uint16_t nb_rx = rte_eth_rx_burst(port, q, pkts, BURST);
-				uint16_t nb_tx = rte_eth_tx_burst(port, q, pkts, nb_rx);
-
-				received[port] += nb_rx;
-				sent[port] += nb_tx;
-				rte_pktmbuf_free_bulk(&pkts[nb_tx], nb_rx - nb_tx);
-			}
-		}
-	}
+	if (unplug_after > 0)
+		unplug_while_polled(deadline, unplug_after);
+	else
+		poll_ports(deadline);
 	RTE_ETH_FOREACH_DEV(port) {
 		printf("port %u: received %" PRIu64 " sent %" PRIu64 "\n", port, received[port],
 		       sent[port]);
