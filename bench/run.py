@@ -172,6 +172,10 @@ class Pmd:
         self.object_prefix = (selection.so_path.name if selection.is_ours
                               else "librte_net_vhost.so")
 
+    def app_args(self) -> List[str]:
+        """Zero-copy frames are mbuf chains: the application enables scatter to get them."""
+        return ["--enable-scatter"] if self.devargs.get("dequeue-zero-copy") else []
+
     def owns(self, obj: str) -> bool:
         return os.path.basename(obj).startswith(self.object_prefix)
 
@@ -214,7 +218,8 @@ class Pair:
         self.vhost = TestPmd(f"{pmd.name}-vhost", eal_args=pmd.selection.eal_args(),
                              vdevs=[setup.vhost_vdev(s, i, pmd.devargs)
                                     for i, s in enumerate(self.socks)],
-                             app_args=setup.app_args(), lcores=OUR_LCORES, log_dir=workdir)
+                             app_args=setup.app_args() + pmd.app_args(), lcores=OUR_LCORES,
+                             log_dir=workdir)
         self.peer = TestPmd(f"{pmd.name}-peer",
                             vdevs=[setup.peer_vdev(s, i) for i, s in enumerate(self.socks)],
                             app_args=setup.app_args(), lcores=PEER_LCORES, log_dir=workdir)
@@ -566,7 +571,8 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
     out_base = workdir / f"callgrind.{pmd.name}"
     tp = TestPmd(f"cg-{pmd.name}", eal_args=pmd.selection.eal_args(),
                  vdevs=[setup.vhost_vdev(sock, 0, pmd.devargs)],
-                 app_args=setup.app_args() + ["--forward-mode=io", "--no-flush-rx"],
+                 app_args=setup.app_args() + pmd.app_args() + ["--forward-mode=io",
+                                                               "--no-flush-rx"],
                  lcores=OUR_LCORES, log_dir=workdir, cmd_timeout=300)
     # the harness builds the command line; callgrind goes in front of it
     tp.argv = VALGRIND + [f"--callgrind-out-file={out_base}.%p"] + tp.argv
@@ -659,7 +665,8 @@ def run_callgrind_v2v(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: P
     out_base = workdir / f"callgrind.{pmd.name}"
     tp = TestPmd(f"cg-{pmd.name}-v2v", eal_args=pmd.selection.eal_args(),
                  vdevs=[setup.vhost_vdev(s, i, pmd.devargs) for i, s in enumerate(socks)],
-                 app_args=setup.app_args() + ["--forward-mode=io", "--no-flush-rx"],
+                 app_args=setup.app_args() + pmd.app_args() + ["--forward-mode=io",
+                                                               "--no-flush-rx"],
                  lcores=OUR_LCORES, log_dir=workdir, cmd_timeout=300)
     tp.argv = VALGRIND + [f"--callgrind-out-file={out_base}.%p"] + tp.argv
     vhost_ports = (0, 1)

@@ -873,6 +873,10 @@ dequeue(struct vhu_vring *vr, uint16_t count, bool hold)
 		FZ_CHECK(pkts[i]->pkt_len >= RTE_ETHER_HDR_LEN, "a %u-byte frame",
 			 pkts[i]->pkt_len);
 		fz_check_offload(pkts[i], vr->rx_offloads);
+		FZ_CHECK(pkts[i]->nb_segs == 1 ||
+			 (vr->rx_offloads & (VHU_RX_OFFLOAD_SCATTER | VHU_RX_OFFLOAD_LEGACY)),
+			 "a %u-segment frame for an application without scatter",
+			 pkts[i]->nb_segs);
 		bytes += pkts[i]->pkt_len;
 	}
 	after = vhu_vring_stats(vr);

@@ -286,7 +286,8 @@ void fz_dequeue(struct vhu_vring *vr, struct fz_reader *r);
 static inline uint32_t
 fz_rx_offloads(uint8_t b)
 {
-	return b & (VHU_RX_OFFLOAD_CKSUM | VHU_RX_OFFLOAD_LRO | VHU_RX_OFFLOAD_LEGACY);
+	return b & (VHU_RX_OFFLOAD_CKSUM | VHU_RX_OFFLOAD_LRO | VHU_RX_OFFLOAD_LEGACY |
+		    VHU_RX_OFFLOAD_SCATTER);
 }
 
 /*

@@ -297,8 +297,12 @@ def test_vm_to_vm_tso(launcher, mode, b_takes_tso):
 
 @pytest.mark.parametrize("tso", [0, 1])
 def test_tso_devarg(launcher, tso):
-    """tso=0: the guest is offered no TSO either way; tso=1 (default): both.
-    virtio-user shows what it was offered as its ports' offload capabilities."""
+    """As net_vhost's devarg: tso=0 withholds HOST_TSO4/6 (the guest cannot
+    leave TCP segmentation to us), tso=1 (our default) offers them; GUEST_TSO4/6
+    are offered either way, so a guest negotiates the same features on
+    net_vhost's ports and ours for the same devargs. virtio-user shows what it
+    was offered as its ports' offload capabilities (its TX: HOST_TSO, its RX
+    LRO: GUEST_TSO)."""
     sock = launcher.path("vh0.sock")
     ours = launcher.ours([vhost_vdev(0, sock, tso=tso)])
     peer = launcher.peer([virtio_user_vdev(0, sock)])
@@ -308,7 +312,7 @@ def test_tso_devarg(launcher, tso):
     peer.quit()
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
     assert ("TCP_TSO" in tx_capa) == bool(tso), tx_capa
-    assert ("TCP_LRO" in rx_capa) == bool(tso), rx_capa
+    assert "TCP_LRO" in rx_capa, rx_capa
     # checksum offload is offered either way
     assert "TCP_CKSUM" in tx_capa and "TCP_CKSUM" in rx_capa, (tx_capa, rx_capa)
 

@@ -23,7 +23,7 @@ import os
 import pytest
 
 from harness import assert_frames_equal, gen_frames, read_pcap, write_pcap
-from harness.flows import PCAP_PORT, VHOST_PORT
+from harness.flows import PCAP_PORT, VHOST_PORT, enable_scatter_if_supported, takes_zero_copy
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
 
 ROUNDS = int(os.environ.get("VHU_RECONNECT_ROUNDS", "4"))
@@ -81,6 +81,8 @@ def frontend_restarts(launcher, client: bool, extra=None):
     out = launcher.path("ours-out.pcap")
     ours = launcher.ours([vhost_vdev(0, sock, client=int(client), **(extra or {})),
                           pcap_vdev(0, tx_pcap=out)])
+    if takes_zero_copy(extra):
+        enable_scatter_if_supported(ours, VHOST_PORT)
     forward(ours, "io")
     sent, usage = [], []
     for r in range(ROUNDS):

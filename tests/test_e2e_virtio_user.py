@@ -252,6 +252,38 @@ def test_bad_devargs(launcher, devargs, offending):
     assert not (launcher.workdir / "vh0.sock").exists(), "socket left behind by a failed probe"
 
 
+@pytest.mark.ours_only
+@pytest.mark.parametrize("packed_vq", [0, 1], ids=["split", "packed"])
+def test_rx_queue_count(launcher, packed_vq):
+    """rte_eth_rx_queue_count() (testpmd's "desc used count") is the number
+    of frames the guest sent that the queue has not received: all of them
+    while ours does not poll, none once it has."""
+    frames = gen_frames(100, seed=55)
+    sock, src = launcher.path("vh0.sock"), launcher.path("in.pcap")
+    write_pcap(src, frames)
+    ours = launcher.ours([vhost_vdev(0, sock)])
+    peer = launcher.peer([virtio_user_vdev(0, sock, packed_vq=packed_vq),
+                          pcap_vdev(0, rx_pcap=src)])
+    ours.wait_link_up(VHOST_PORT)
+    peer.wait_link_up(VHOST_PORT)
+
+    def count() -> int:
+        out = ours.cmd(f"show port {VHOST_PORT} rxq 0 desc used count")
+        return int(re.search(r"Used desc count = (\d+)", out).group(1))
+
+    assert count() == 0
+    peer.start_forwarding()
+    peer.wait_stat(VHOST_PORT, "opackets", len(frames), timeout=30)
+    assert count() == len(frames)
+    ours.cmd("set fwd rxonly")
+    ours.start_forwarding()
+    ours.wait_stat(VHOST_PORT, "ipackets", len(frames), timeout=30)
+    ours.stop_forwarding()
+    assert count() == 0
+    peer.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+
+
 # net_vhost 22.11's devargs (dpdk-pmdinfo.py on its plugin) with values we
 # implement: a command line written for it must work unchanged with ours.
 NET_VHOST_DEVARGS = {"queues": 1, "client": 0, "iommu-support": 0, "postcopy-support": 0,

@@ -15,7 +15,8 @@ import pytest
 
 from harness import (assert_frames_equal, gen_frames, gen_jumbo_mix, read_pcap, total_bytes,
                      write_pcap)
-from harness.flows import PCAP_PORT, exchange_two_guests, one_way_transfer
+from harness.flows import (PCAP_PORT, enable_scatter_if_supported, exchange_two_guests,
+                           one_way_transfer)
 from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
 
 pytestmark = pytest.mark.ours_only
@@ -47,6 +48,8 @@ def test_zero_copy_counts_and_threshold(launcher):
     peer = launcher.peer([virtio_user_vdev(0, sock), pcap_vdev(0, rx_pcap=src)])
     ours.wait_link_up(0)
     peer.wait_link_up(0)
+    assert enable_scatter_if_supported(ours, 0)     # zero-copy frames are chains
+    ours.wait_link_up(0)
     ours.enable_tx_retry()
     ours.start_forwarding()
     peer.enable_tx_retry()

@@ -134,8 +134,17 @@ zero_copy_candidate(const struct vhu_vring *vr, const struct virtio_net_hdr *h,
 		    uint64_t frame_len)
 {
 	return vr->zc != NULL && frame_len >= vr->zc_threshold && frame_len > VHU_ZC_HEAD_BYTES &&
+	       vhu_rxbuf_chains(vr) &&
 	       (!(h->flags & VIRTIO_NET_HDR_F_NEEDS_CSUM) ||
 		(uint32_t)h->csum_start + h->csum_offset + 2 <= VHU_ZC_HEAD_BYTES);
+}
+
+/* Whether the guest's GSO frame is cut here (vhu_segment_received), not handed out whole. */
+static inline bool
+cut_here(const struct vhu_vring *vr, const struct virtio_net_hdr *h)
+{
+	return h->gso_type != VIRTIO_NET_HDR_GSO_NONE &&
+	       !(vr->rx_offloads & (VHU_RX_OFFLOAD_LRO | VHU_RX_OFFLOAD_LEGACY));
 }
 
 /*
@@ -188,7 +197,8 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	vhu_cursor_init(&cur, c->iov, c->niov);
 	/* The header is copied out whole, even when spread over descriptors. */
 	vhu_cursor_read(&cur, &hdr, vr->neg.hdr_len);
-	if (!vhu_rxbuf_fit(vr, m, (uint32_t)frame_len))
+	/* A GSO frame we cut is chained whatever the application takes: only its segments reach it. */
+	if (!vhu_rxbuf_fit(vr, m, (uint32_t)frame_len) && !cut_here(vr, &hdr.hdr))
 		return VHU_RX_DROP;	/* larger than one mbuf, which the port must give */
 	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
 		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))
@@ -254,19 +264,28 @@ deliver_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempool *m
 		 struct rte_mbuf **pkts, uint16_t room)
 {
 	struct vhu_rx_pending *p = &vr->rx_pending;
-	uint64_t nombuf = vr->stats.alloc_failed;
 	unsigned int n = vhu_segment_received(vr, m, mp, p->mbufs);
 
 	rte_pktmbuf_free(m);
-	if (n == 0) {
-		/* a shortage of mbufs was counted as such: only bad frames are dropped ones */
-		if (vr->stats.alloc_failed == nombuf)
-			vr->stats.dropped++;
-		return 0;
-	}
+	if (n == 0)
+		return 0;	/* counted by vhu_segment_received() */
 	p->head = 0;
 	vr->rx_pending_count = (uint16_t)n;
 	return take_pending(vr, pkts, room);
+}
+
+uint32_t
+vhu_dequeue_waiting(struct vhu_vring *vr)
+{
+	uint32_t n;
+
+	/* the lock keeps the control thread from unmapping the ring meanwhile */
+	rte_spinlock_lock(&vr->lock);
+	n = vr->rx_pending_count;
+	if (vr->ready && !vr->broken)
+		n += vhu_vq_waiting(vr);
+	rte_spinlock_unlock(&vr->lock);
+	return n;
 }
 
 uint16_t

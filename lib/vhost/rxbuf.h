@@ -1,12 +1,12 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * The mbuf a received frame goes in, when it is larger than the mbuf's own
- * buffer: by default a chain of mbufs; with the port's ext_buffer, one
- * buffer of the frame's size attached to the mbuf (rte_malloc, freed with
- * the mbuf); with linear_buffer and no such buffer, none: the frame is
- * dropped. As DPDK's vhost library does with its LINEARBUF and EXTBUF
- * flags, which applications that take single-segment mbufs only (Open
- * vSwitch) ask for.
+ * buffer: a chain of mbufs when the application takes chains (scatter, or
+ * the legacy convention, and not the port's linear_buffer); else, with the
+ * port's ext_buffer, one buffer of the frame's size attached to the mbuf
+ * (rte_malloc, freed with the mbuf), or none: the frame is dropped. As
+ * DPDK's vhost library does with its LINEARBUF and EXTBUF flags, which
+ * applications that take single-segment mbufs only (Open vSwitch) ask for.
  */
 #ifndef VHU_RXBUF_H
 #define VHU_RXBUF_H
@@ -21,10 +21,18 @@
 /* Attaches to @m a buffer for @len bytes of frame. False when there is no memory. */
 bool vhu_rxbuf_attach_ext(struct rte_mbuf *m, uint32_t len, int socket_id);
 
+/* Whether the application takes frames larger than one mbuf as chains. */
+static inline bool
+vhu_rxbuf_chains(const struct vhu_vring *vr)
+{
+	return (vr->rx_offloads & (VHU_RX_OFFLOAD_SCATTER | VHU_RX_OFFLOAD_LEGACY)) &&
+	       !vr->linear_buffer;
+}
+
 /*
  * Whether @len bytes of frame may go into the empty mbuf @m: they fit its
- * buffer, or an external one was attached, or the port lets them be
- * chained. False: drop the frame.
+ * buffer, or an external one was attached, or they may be chained. False:
+ * drop the frame.
  */
 static inline bool
 vhu_rxbuf_fit(const struct vhu_vring *vr, struct rte_mbuf *m, uint32_t len)
@@ -33,7 +41,7 @@ vhu_rxbuf_fit(const struct vhu_vring *vr, struct rte_mbuf *m, uint32_t len)
 		return true;
 	if (vr->ext_buffer && vhu_rxbuf_attach_ext(m, len, vr->socket_id))
 		return true;
-	return !vr->linear_buffer;
+	return vhu_rxbuf_chains(vr);
 }
 
 #endif /* VHU_RXBUF_H */

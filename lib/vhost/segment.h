@@ -48,9 +48,10 @@ unsigned int vhu_segment_for_guest(struct vhu_vring *vr, struct rte_mbuf *m,
  * Cuts the GSO frame @m from the guest (l2/l3/l4_len, packet_type and
  * tso_segsz set; its checksum partial as the guest left it) into frames
  * allocated from @mp, flagged with good checksums. Returns their number (put
- * in @segs, at most VHU_GSO_MAX_SEGS), or 0: drop the frame (logged and
- * counted as bad input, or @mp ran out: counted in alloc_failed). @m, its
- * UDP checksum finished, is left to the caller.
+ * in @segs, at most VHU_GSO_MAX_SEGS), or 0: the frame is dropped, and
+ * counted here: bad input (logged; malformed and dropped), segments longer
+ * than the application takes (dropped), or @mp ran out (alloc_failed). @m,
+ * its UDP checksum finished, is left to the caller.
  */
 unsigned int vhu_segment_received(struct vhu_vring *vr, struct rte_mbuf *m,
 				  struct rte_mempool *mp, struct rte_mbuf **segs);

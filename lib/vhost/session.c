@@ -37,6 +37,9 @@ static const uint64_t base_features =
 	/* Checksums: left to us (guest TX) and handed on (guest RX), see netoffload.h. */
 	VHU_BIT(VIRTIO_NET_F_CSUM) |
 	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM) |
+	/* TCP segmentation towards the guest: frames handed on whole, or cut in software. */
+	VHU_BIT(VIRTIO_NET_F_GUEST_TSO4) |
+	VHU_BIT(VIRTIO_NET_F_GUEST_TSO6) |
 	/*
 	 * UDP fragmentation offload and ECN with TSO, both ways, as DPDK's vhost
 	 * library offers them: a guest that negotiated them on a host running it
@@ -51,12 +54,14 @@ static const uint64_t base_features =
 	/* The guest announces itself after a migration (QEMU relays it). */
 	VHU_BIT(VIRTIO_NET_F_GUEST_ANNOUNCE);
 
-/* TCP segmentation offload both ways, unless the port turns it off. */
-static const uint64_t tso_features =
+/*
+ * The guest's TCP segmentation left to us, unless the port turns it off: what
+ * DPDK's vhost PMD's tso devarg controls, so that the same guest features
+ * are offered for the same devargs and guests migrate between its ports and ours.
+ */
+static const uint64_t host_tso_features =
 	VHU_BIT(VIRTIO_NET_F_HOST_TSO4) |
-	VHU_BIT(VIRTIO_NET_F_HOST_TSO6) |
-	VHU_BIT(VIRTIO_NET_F_GUEST_TSO4) |
-	VHU_BIT(VIRTIO_NET_F_GUEST_TSO6);
+	VHU_BIT(VIRTIO_NET_F_HOST_TSO6);
 
 /*
  * PROTOCOL_F_STATUS is not offered (GET/SET_STATUS are still served when a
@@ -541,7 +546,7 @@ vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg, const
 	s->vrings = vrings;
 	s->ops = cfg->ops;
 	s->ops_ctx = cfg->ops_ctx;
-	s->offered_features = base_features | (cfg->tso ? tso_features : 0);
+	s->offered_features = base_features | (cfg->tso ? host_tso_features : 0);
 	/* Zero-copy gives chains back in the order mbufs are freed. */
 	if (cfg->zero_copy_threshold > 0)
 		s->offered_features &= ~VHU_BIT(VIRTIO_F_IN_ORDER);

@@ -46,7 +46,7 @@ struct vhu_port_config {
 					 * every second until the front end is there and
 					 * again after every disconnect */
 	uint16_t queue_pairs;		/* 1..VHU_MAX_QUEUE_PAIRS */
-	bool tso;			/* offer TCP segmentation offload both ways */
+	bool tso;			/* let guests leave TCP segmentation to us (HOST_TSO4/6) */
 	uint32_t zero_copy_threshold;	/* dequeue frames of at least this many bytes
 					 * without copying them (0: off); see zerocopy.h */
 	bool linear_buffer;		/* a received frame in one mbuf segment, or dropped */
@@ -127,6 +127,13 @@ uint16_t vhu_port_mtu(const struct vhu_port *port);
 #define VHU_RX_OFFLOAD_LRO	(1u << 1)	/* GSO frames whole: RTE_MBUF_F_RX_LRO, tso_segsz */
 /* What a guest left to us as TX offload requests (DPDK's vhost "legacy-ol-flags"). */
 #define VHU_RX_OFFLOAD_LEGACY	(1u << 2)
+/*
+ * Frames larger than one mbuf as chains of mbufs. Without it (and without
+ * legacy, whose applications take chains) each frame is one segment: in an
+ * external buffer with the port's ext_buffer, else dropped and counted.
+ * Zero-copy frames are chains: none without it.
+ */
+#define VHU_RX_OFFLOAD_SCATTER	(1u << 3)
 
 /* The longest frame VHU_RX_OFFLOAD_LRO hands out: a 64 KiB GSO frame and its headers. */
 #define VHU_MAX_LRO_PKT_SIZE (65536 + 256)
@@ -141,6 +148,13 @@ void vhu_port_set_rx_offloads(struct vhu_port *port, uint32_t offloads);
  */
 uint16_t vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp,
 			   struct rte_mbuf **pkts, uint16_t count);
+
+/*
+ * Frames waiting to be received from @vr: the chains the guest made
+ * available, and segments of a frame cut in software not handed out yet
+ * (a GSO frame waiting counts as one). Any thread; waits for a burst in progress.
+ */
+uint32_t vhu_dequeue_waiting(struct vhu_vring *vr);
 
 /*
  * mbufs -> guest RX ring, copied. Returns how many of @pkts were consumed

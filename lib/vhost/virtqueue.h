@@ -28,6 +28,13 @@ vhu_vq_available(struct vhu_vring *vr, uint16_t max)
 	return vr->neg.packed ? vhu_packed_available(vr, max) : vhu_split_available(vr, max);
 }
 
+/* Chains available and not taken yet, read only (what rx_queue_count reports). */
+static inline uint16_t
+vhu_vq_waiting(const struct vhu_vring *vr)
+{
+	return vr->neg.packed ? vhu_packed_waiting(vr) : vhu_split_waiting(vr);
+}
+
 /*
  * Take the next available chain. @device_writes: it must be writable (guest
  * RX) or read-only (guest TX). Translation stops once @want bytes are mapped.

@@ -11,6 +11,27 @@ vhu_packed_available(struct vhu_vring *vr, uint16_t max)
 	return vhu_packed_desc_available(flags, vr->packed.avail_wrap) ? max : 0;
 }
 
+uint16_t
+vhu_packed_waiting(const struct vhu_vring *vr)
+{
+	uint16_t slot = vr->last_avail_idx, chains = 0;
+	bool wrap = vr->packed.avail_wrap;
+
+	for (uint16_t seen = 0; seen < vr->size; seen++) {
+		uint16_t flags = vhu_packed_desc_flags(vr, slot);
+
+		if (!vhu_packed_desc_available(flags, wrap))
+			break;
+		if (!(flags & VRING_DESC_F_NEXT))
+			chains++;
+		if (++slot == vr->size) {
+			slot = 0;
+			wrap = !wrap;
+		}
+	}
+	return chains;
+}
+
 /* Maps one buffer into @c unless @want bytes are mapped already. */
 static bool
 map_buffer(struct vhu_vring *vr, const struct vring_packed_desc *d, bool device_writes,

@@ -21,6 +21,12 @@
 /* @max when the chain at the available index is there, else 0. */
 uint16_t vhu_packed_available(struct vhu_vring *vr, uint16_t max);
 
+/*
+ * Chains the driver has made available and we have not taken, read only:
+ * counted by walking the descriptors (a chain ends at one without NEXT).
+ */
+uint16_t vhu_packed_waiting(const struct vhu_vring *vr);
+
 enum vhu_take vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			      struct vhu_chain *c);
 

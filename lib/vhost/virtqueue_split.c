@@ -23,6 +23,14 @@ vhu_split_available(struct vhu_vring *vr, uint16_t max)
 	return n;
 }
 
+uint16_t
+vhu_split_waiting(const struct vhu_vring *vr)
+{
+	uint16_t n = (uint16_t)(vhu_split_avail_idx(vr) - vr->last_avail_idx);
+
+	return n <= vr->size ? n : 0;	/* a bad index is the next take's to report */
+}
+
 /*
  * Walks the chain starting at @head, following at most one indirect table,
  * and maps its buffers into @c until @want bytes are mapped. Returns false

@@ -21,6 +21,9 @@
  */
 uint16_t vhu_split_available(struct vhu_vring *vr, uint16_t max);
 
+/* Chains the driver has made available and we have not taken, read only. */
+uint16_t vhu_split_waiting(const struct vhu_vring *vr);
+
 /*
  * Take the next available chain. @device_writes: the chain must be writable
  * (guest RX) or read-only (guest TX). Walking stops once @want bytes are

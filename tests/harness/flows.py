@@ -56,6 +56,12 @@ def keep_frames_whole(tp: TestPmd, wait_links: bool = True):
         tp.wait_link_up(port)
 
 
+def takes_zero_copy(vhost_args: Optional[Dict[str, object]]) -> bool:
+    """Whether our port's devargs ask for zero-copy dequeue, whose frames are
+    mbuf chains: the application must enable scatter to get them."""
+    return bool((vhost_args or {}).get("dequeue-zero-copy"))
+
+
 def enable_scatter_if_supported(tp: TestPmd, port: int) -> bool:
     """If ``port`` advertises the SCATTER Rx offload, reconfigure it with
     scatter on (port stop/config/start).  Returns True if it did."""
@@ -138,7 +144,7 @@ def one_way_transfer(launcher: Launcher, direction: str, frames: Sequence[bytes]
     ours.wait_link_up(VHOST_PORT)
     peer.wait_link_up(VHOST_PORT)
     notes = []
-    if jumbo and enable_scatter_if_supported(ours, VHOST_PORT):
+    if (jumbo or takes_zero_copy(vhost_args)) and enable_scatter_if_supported(ours, VHOST_PORT):
         notes.append("scatter enabled on our vhost port")
         ours.wait_link_up(VHOST_PORT)
         peer.wait_link_up(VHOST_PORT)
@@ -221,6 +227,10 @@ def start_two_guests(launcher: Launcher, a_pcap: str, b_pcap: str,
     peer_b = launcher.peer([virtio_user_vdev(0, socks[1], **(b_args or {})), b_pcap],
                            name="peerB")
     for port in (0, 1):
+        ours.wait_link_up(port)
+        if takes_zero_copy(vhost_args):
+            enable_scatter_if_supported(ours, port)
+    for port in (0, 1) if takes_zero_copy(vhost_args) else ():
         ours.wait_link_up(port)
     for tp in (peer_a, peer_b):
         tp.wait_link_up(VHOST_PORT)

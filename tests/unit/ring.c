@@ -57,6 +57,8 @@ ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t ba
 	vhu_vring_ctl_set_callfd(vr, G.callfd);	/* the ring owns it */
 	vhu_vring_ctl_enable(vr, true);
 	vhu_vring_ctl_rebase(vr, R.mem, R.features);
+	/* as an application enabling scatter: frames of any size, in chains */
+	vhu_vring_ctl_set_rx_offloads(vr, VHU_RX_OFFLOAD_SCATTER);
 	return vr->ready;
 }
 

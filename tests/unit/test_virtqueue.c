@@ -324,6 +324,73 @@ test_deq_multi_mbuf(void)
 	CHECK_EQ(stats()->bytes, 5000 + VHU_MAX_FRAME_LEN + 300);
 }
 
+/*
+ * An application that did not enable scatter gets one segment per frame:
+ * a frame longer than its mbufs is dropped and counted, unless the legacy
+ * convention (whose applications take chains) or an external buffer.
+ */
+static void
+test_deq_no_scatter(void)
+{
+	static uint8_t frame[5000];
+	struct rte_mbuf *pkts[4];
+	struct posted p[3];
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 15);
+	vhu_vring_ctl_set_rx_offloads(R.vr, 0);
+	p[0] = tx_simple(frame, sizeof(frame));
+	p[1] = tx_simple(frame, 1000);
+	CHECK_EQ(deq(pkts, 4), 1);
+	EXPECT(mbuf_is(pkts[0], frame, 1000));
+	EXPECT_EQ(pkts[0]->nb_segs, 1);
+	EXPECT(used_is(&p[0], 0));
+	EXPECT(used_is(&p[1], 0));
+	EXPECT_EQ(stats()->dropped, 1);
+	rte_pktmbuf_free(pkts[0]);
+
+	vhu_vring_ctl_set_rx_offloads(R.vr, VHU_RX_OFFLOAD_LEGACY);
+	p[2] = tx_simple(frame, sizeof(frame));
+	CHECK_EQ(deq(pkts, 4), 1);
+	EXPECT(mbuf_is(pkts[0], frame, sizeof(frame)));
+	EXPECT(pkts[0]->nb_segs > 1);
+	EXPECT(used_is(&p[2], 0));
+	rte_pktmbuf_free(pkts[0]);
+
+	vhu_vring_ctl_set_rx_offloads(R.vr, 0);
+	R.vr->ext_buffer = true;
+	p[0] = tx_simple(frame, sizeof(frame));
+	CHECK_EQ(deq(pkts, 4), 1);
+	EXPECT(mbuf_is(pkts[0], frame, sizeof(frame)));
+	EXPECT_EQ(pkts[0]->nb_segs, 1);
+	EXPECT(RTE_MBUF_HAS_EXTBUF(pkts[0]));
+	rte_pktmbuf_free(pkts[0]);
+	R.vr->ext_buffer = false;
+}
+
+/* What rx_queue_count reports: chains waiting, not descriptors; none taken by asking. */
+static void
+test_deq_waiting(void)
+{
+	static uint8_t frame[3000];
+	static const uint32_t lens[] = { 12 + 1000, 2000 };
+	struct rte_mbuf *pkts[4];
+
+	CHECK(ring_setup(8, V1));
+	make_frame(frame, sizeof(frame), 16);
+	EXPECT_EQ(vhu_dequeue_waiting(R.vr), 0);
+	tx_simple(frame, 100);
+	tx_post(lens, 2, frame);
+	tx_simple(frame, 200);
+	EXPECT_EQ(vhu_dequeue_waiting(R.vr), 3);
+	EXPECT_EQ(vhu_dequeue_waiting(R.vr), 3);
+	CHECK_EQ(deq(pkts, 1), 1);
+	EXPECT_EQ(vhu_dequeue_waiting(R.vr), 2);
+	CHECK_EQ(deq(pkts + 1, 3), 2);
+	EXPECT_EQ(vhu_dequeue_waiting(R.vr), 0);
+	rte_pktmbuf_free_bulk(pkts, 3);
+}
+
 /* Running out of mbufs for a frame's segments: dropped, completed, nothing leaked. */
 static void
 test_deq_alloc_failure(void)
@@ -1399,6 +1466,8 @@ main(int argc __rte_unused, char **argv)
 	RUN_BOTH(test_deq_indirect);
 	RUN_BOTH(test_deq_indirect_unaligned);
 	RUN_BOTH(test_deq_multi_mbuf);
+	RUN_BOTH(test_deq_no_scatter);
+	RUN_BOTH(test_deq_waiting);
 	RUN_BOTH(test_deq_alloc_failure);
 	RUN_BOTH(test_deq_malformed);
 	RUN_BOTH(test_deq_chain_as_long_as_ring);

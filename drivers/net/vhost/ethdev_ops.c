@@ -22,6 +22,11 @@ eth_dev_configure(struct rte_eth_dev *dev)
 		offloads |= VHU_RX_OFFLOAD_CKSUM;
 	if (rx & RTE_ETH_RX_OFFLOAD_TCP_LRO)
 		offloads |= VHU_RX_OFFLOAD_LRO;
+	if (rx & RTE_ETH_RX_OFFLOAD_SCATTER)
+		offloads |= VHU_RX_OFFLOAD_SCATTER;
+	else if (in->zero_copy)
+		PMD_LOG(WARNING, "%s: dequeue-zero-copy=1 hands out mbuf chains, which need the scatter RX offload: frames are copied until it is enabled",
+			dev->data->name);
 	vhu_port_set_rx_offloads(in->vport, offloads);
 	return 0;
 }
@@ -132,8 +137,7 @@ eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 	info->max_lro_pkt_size = VHU_MAX_LRO_PKT_SIZE;
 	info->tx_offload_capa = RTE_ETH_TX_OFFLOAD_MULTI_SEGS | RTE_ETH_TX_OFFLOAD_IPV4_CKSUM |
 				RTE_ETH_TX_OFFLOAD_TCP_CKSUM | RTE_ETH_TX_OFFLOAD_UDP_CKSUM |
-				RTE_ETH_TX_OFFLOAD_UDP_TSO |
-				(in->tso ? RTE_ETH_TX_OFFLOAD_TCP_TSO : 0);
+				RTE_ETH_TX_OFFLOAD_UDP_TSO | RTE_ETH_TX_OFFLOAD_TCP_TSO;
 	info->speed_capa = RTE_ETH_LINK_SPEED_10G;
 	return 0;
 }

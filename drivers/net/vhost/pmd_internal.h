@@ -45,6 +45,7 @@ struct pmd_internal {
 	uint16_t queue_pairs;
 	bool tso;
 	bool legacy_ol_flags;	/* guests' offload requests as TX requests on RX mbufs */
+	bool zero_copy;		/* dequeue-zero-copy: frames are chains */
 	/* Ring enable states as the front end set them, and as last reported
 	 * through rte_eth_vhost_get_queue_event(). */
 	rte_spinlock_t queue_event_lock;
@@ -56,6 +57,7 @@ struct pmd_internal {
 /* rxtx.c: the burst functions. */
 uint16_t eth_vhost_rx(void *q, struct rte_mbuf **pkts, uint16_t count);
 uint16_t eth_vhost_tx(void *q, struct rte_mbuf **pkts, uint16_t count);
+uint32_t eth_vhost_rx_queue_count(void *q);
 
 /* stats.c: basic and extended statistics. */
 int eth_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *stats);

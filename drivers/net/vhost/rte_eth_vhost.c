@@ -144,6 +144,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 	in->queue_pairs = a.queues;
 	in->tso = a.tso;
 	in->legacy_ol_flags = a.legacy_ol_flags;
+	in->zero_copy = a.zero_copy;
 	rte_spinlock_init(&in->queue_event_lock);
 	memcpy(in->iface, a.iface, sizeof(in->iface));
 
@@ -162,6 +163,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 	eth_dev->dev_ops = &eth_vhost_ops;
 	eth_dev->rx_pkt_burst = eth_vhost_rx;
 	eth_dev->tx_pkt_burst = eth_vhost_tx;
+	eth_dev->rx_queue_count = eth_vhost_rx_queue_count;
 	eth_dev->device = dev;
 
 	struct vhu_port_config cfg = {

@@ -16,6 +16,15 @@ eth_vhost_rx(void *q, struct rte_mbuf **pkts, uint16_t count)
 	return n;
 }
 
+/* Frames the guest has sent that RX queue @q has not received yet (switches balance queues on it). */
+uint32_t
+eth_vhost_rx_queue_count(void *q)
+{
+	const struct vhost_queue *rxq = q;
+
+	return vhu_dequeue_waiting(rxq->vring);
+}
+
 /* mbufs freed with one mempool put at a time, at most. */
 #define TX_FREE_BATCH 64
 
