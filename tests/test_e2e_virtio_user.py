@@ -284,6 +284,22 @@ def test_rx_queue_count(launcher, packed_vq):
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
 
 
+@pytest.mark.ours_only
+def test_pool_without_data_room_refused(launcher):
+    """A pool whose mbufs have no room after the headroom (testpmd
+    --mbuf-size=128) is refused at RX queue set-up (dev_info's
+    min_rx_bufsize): it could not hold any frame."""
+    sock = launcher.path("vh0.sock")
+    ours = launcher.ours([vhost_vdev(0, sock)], app_args=["--mbuf-size=128"],
+                         allow_port_failure=True)
+    info = ours.port_info(VHOST_PORT)
+    ours.quit()
+    assert re.search(r"mbuf_data_room_size 128 < 192", ours.log), ours.log[-2000:]
+    assert info.get("Link status", "").strip() != "up" and \
+        re.search(r"Fail to (configure|start) port 0|Start port 0.*fail", ours.log, re.I), \
+        ours.log[-2000:]
+
+
 # net_vhost 22.11's devargs (dpdk-pmdinfo.py on its plugin) with values we
 # implement: a command line written for it must work unchanged with ours.
 NET_VHOST_DEVARGS = {"queues": 1, "client": 0, "iommu-support": 0, "postcopy-support": 0,

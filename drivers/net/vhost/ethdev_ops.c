@@ -120,7 +120,11 @@ eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 	info->max_rx_pktlen = (uint32_t)-1;
 	info->max_rx_queues = in->queue_pairs;
 	info->max_tx_queues = in->queue_pairs;
-	info->min_rx_bufsize = 0;
+	/*
+	 * Room for a smallest frame after the headroom: a pool with none would
+	 * have each frame's copy chain mbuf after empty mbuf until it ran dry.
+	 */
+	info->min_rx_bufsize = RTE_ETHER_MIN_LEN;
 	/*
 	 * RX: without offloads every checksum a guest left to us is finished and
 	 * its GSO frames cut; with them, partial checksums are flagged
