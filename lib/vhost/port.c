@@ -3,7 +3,8 @@
 #include "port.h"
 
 #include <stdio.h>
-#include <stdlib.h>
+
+#include <rte_malloc.h>
 
 #include "frame_copy.h"
 #include "segment.h"
@@ -31,14 +32,21 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	}
 	vhu_frame_copy_select();
 	nrings = 2u * cfg->queue_pairs;
-	p = calloc(1, sizeof(*p) + nrings * sizeof(p->vrings[0]));
+	/*
+	 * In DPDK's shared memory rather than the process's heap: a secondary
+	 * process (dpdk-proc-info, say) reads the rings' counters
+	 * (vhu_vring_stats()) at the addresses this process handed out, while
+	 * the data path keeps counting into the ring itself.
+	 */
+	p = rte_zmalloc_socket("vhu_port", sizeof(*p) + nrings * sizeof(p->vrings[0]),
+			       RTE_CACHE_LINE_SIZE, cfg->socket_id);
 	if (p == NULL) {
 		VHU_LOG(ERR, "%s: out of memory", cfg->name);
 		return NULL;
 	}
 	snprintf(p->name, sizeof(p->name), "%s", cfg->name);
 	if (!vhu_socket_init(&p->sock, p->name, cfg->socket_path, cfg->client, &p->session)) {
-		free(p);
+		rte_free(p);
 		return NULL;
 	}
 	for (uint32_t i = 0; i < nrings; i++) {
@@ -51,12 +59,12 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	vhu_session_init(&p->session, cfg, p->name, p->vrings);
 	/* Guests offered GUEST_TSO and GUEST_UFO may refuse them: keep a way to segment. */
 	if (vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {
-		free(p);
+		rte_free(p);
 		return NULL;
 	}
 	if (vhu_socket_open(&p->sock) < 0) {
 		vhu_gso_pools_free(&p->gso);
-		free(p);
+		rte_free(p);
 		return NULL;
 	}
 	return p;
@@ -70,7 +78,7 @@ port_free(void *arg)
 	vhu_socket_close(&p->sock);
 	vhu_session_end(&p->session);	/* also one no connection carried */
 	vhu_gso_pools_free(&p->gso);
-	free(p);
+	rte_free(p);
 }
 
 void

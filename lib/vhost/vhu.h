@@ -8,6 +8,12 @@
  * the process, which also calls the port's ops; each ring is polled with
  * vhu_dequeue_burst/vhu_enqueue_burst by at most one lcore at a time, with no
  * lock shared between rings.
+ *
+ * Processes: a port belongs to the process that created it. It lives in
+ * DPDK's shared memory so that a secondary process may read its rings'
+ * counters (vhu_vring_stats() on a ring the creator looked up); nothing else
+ * of a port may be used outside its creator (guest memory, fds and the
+ * control thread are that process's).
  */
 #ifndef VHU_H
 #define VHU_H
@@ -164,6 +170,7 @@ uint32_t vhu_dequeue_waiting(struct vhu_vring *vr);
 uint16_t vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts,
 			   uint16_t count);
 
+/* The ring's counters; from any process of the creator's DPDK application. */
 const struct vhu_vring_stats *vhu_vring_stats(const struct vhu_vring *vr);
 
 #endif /* VHU_H */

@@ -7,8 +7,9 @@ writes and what testpmd counts in its byte statistics.
 from __future__ import annotations
 
 import random
+import struct
 from pathlib import Path
-from typing import Iterable, List, Optional, Sequence
+from typing import Iterable, List, Optional, Sequence, Tuple
 
 from scapy.layers.inet import IP, TCP, UDP
 from scapy.layers.inet6 import IPv6
@@ -125,6 +126,43 @@ def read_pcap(path) -> List[bytes]:
             frames.append(bytes(data))
     finally:
         reader.close()
+    return frames
+
+
+PCAPNG_INBOUND, PCAPNG_OUTBOUND = 1, 2
+
+
+def read_pcapng(path) -> List[Tuple[int, bytes]]:
+    """(direction, frame) of every Enhanced Packet Block of a pcapng file, in
+    file order; direction from the block's epb_flags (PCAPNG_INBOUND,
+    PCAPNG_OUTBOUND, 0 if absent). Scapy's reader drops the flags, which
+    dpdk-dumpcap sets to tell the frames a port received from those it sent.
+
+    Raises if a frame was truncated on capture.
+    """
+    data = Path(path).read_bytes()
+    endian, pos, frames = "<", 0, []
+    while pos + 12 <= len(data):
+        btype, blen = struct.unpack_from(endian + "II", data, pos)
+        if btype == 0x0A0D0D0A:  # section header: its byte-order magic says the endianness
+            endian = "<" if data[pos + 8:pos + 12] == b"\x4d\x3c\x2b\x1a" else ">"
+            blen = struct.unpack_from(endian + "I", data, pos + 4)[0]
+        elif btype == 6:  # enhanced packet block
+            caplen, origlen = struct.unpack_from(endian + "II", data, pos + 20)
+            if caplen != origlen:
+                raise AssertionError(f"{path}: frame {len(frames)} truncated in capture: "
+                                     f"caplen={caplen} origlen={origlen}")
+            frame = data[pos + 28:pos + 28 + caplen]
+            direction, opt, end = 0, pos + 28 + (caplen + 3) // 4 * 4, pos + blen - 4
+            while opt + 4 <= end:
+                code, olen = struct.unpack_from(endian + "HH", data, opt)
+                if code == 0:
+                    break
+                if code == 2:  # epb_flags: bits 0-1 the direction
+                    direction = struct.unpack_from(endian + "I", data, opt + 4)[0] & 3
+                opt += 4 + (olen + 3) // 4 * 4
+            frames.append((direction, frame))
+        pos += blen
     return frames
 
 

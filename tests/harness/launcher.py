@@ -8,7 +8,7 @@ from typing import Dict, List, Optional, Sequence
 
 from . import sanitizers
 from .pmd import PmdSelection, driver_identity_problems
-from .testpmd import OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError
+from .testpmd import BASE_EAL_ARGS, OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError
 
 # --no-flush-rx: testpmd's "start" otherwise drains every Rx queue first,
 #   which would eat the frames of a pcap rx_pcap file.
@@ -50,10 +50,12 @@ class Launcher:
               app_args: Sequence[str] = (), eal_args: Sequence[str] = (),
               env: Optional[Dict[str, str]] = None, start: bool = True,
               expect_prompt: bool = True, allow_port_failure: bool = False,
-              default_app_args: bool = True, startup_timeout: float = 60.0) -> TestPmd:
+              default_app_args: bool = True, startup_timeout: float = 60.0,
+              base_eal_args: Sequence[str] = BASE_EAL_ARGS) -> TestPmd:
         args = (DEFAULT_APP_ARGS if default_app_args else []) + list(app_args)
         tp = TestPmd(self._unique(name), eal_args=eal_args, vdevs=vdevs, app_args=args,
-                     lcores=lcores, env=env, log_dir=self.workdir, role=role)
+                     lcores=lcores, env=env, log_dir=self.workdir, role=role,
+                     base_eal_args=base_eal_args)
         self.instances.append(tp)
         if start:
             tp.start(timeout=startup_timeout, expect_prompt=expect_prompt)

@@ -143,6 +143,17 @@ def driver_identity_problems(log: str, selection: PmdSelection,
     return problems
 
 
+def secondary_identity_problems(output: str, port: str) -> List[str]:
+    """Check from a secondary process's output that OUR PMD attached
+    ``port``, this very version: its attach line naming it.  The
+    distribution's net_vhost would attach silently and read our port's
+    private data as its own."""
+    version = re.escape(repo_version()) if repo_version() else r"\S+"
+    rx = re.compile(r"VHU: " + re.escape(port) + r": port \d+ of the primary process attached"
+                    r".*\bdriver vhu " + version + r"(?![\d.])")
+    return [] if rx.search(output) else [f"missing attach line matching /{rx.pattern}/"]
+
+
 def assert_driver_identity(log: str, selection: PmdSelection, ports: Dict[str, str]):
     problems = driver_identity_problems(log, selection, ports)
     if problems:

@@ -28,7 +28,7 @@ import time
 import tty
 import weakref
 from pathlib import Path
-from typing import Dict, Iterable, Optional, Sequence
+from typing import Dict, Iterable, List, Optional, Sequence
 
 from .process import kill_now, wait_or_escalate
 
@@ -45,6 +45,14 @@ DEFAULT_BINARY = os.environ.get("VHU_TESTPMD", "dpdk-testpmd")
 
 # Common EAL arguments for every process of the suite.
 BASE_EAL_ARGS = ["--no-pci", "--no-huge", "-m", "1024"]
+
+
+def hugepage_eal_args(huge_dir) -> List[str]:
+    """BASE_EAL_ARGS of a primary that secondary processes attach to: its
+    memory on the 2 MB pages of the hugetlbfs mount ``huge_dir``, since
+    --no-huge memory is mapped by its own process only."""
+    return ["--no-pci", f"--huge-dir={huge_dir}"]
+
 
 # Lcore layouts: our side forwards on lcore 1 (main lcore 0), the peer side
 # forwards on lcore 0 (main lcore 1), so the two busy-polling forwarding
@@ -193,13 +201,13 @@ class TestPmd:
                  app_args: Sequence[str] = (), lcores: Sequence[str] = OUR_LCORES,
                  file_prefix: Optional[str] = None, env: Optional[Dict[str, str]] = None,
                  log_dir=None, binary: str = DEFAULT_BINARY, cmd_timeout: float = 30.0,
-                 role: str = "other"):
+                 role: str = "other", base_eal_args: Sequence[str] = BASE_EAL_ARGS):
         self.name = name
         self.role = role
         self.file_prefix = file_prefix or make_file_prefix(name)
         self.vdevs = list(vdevs)
         self.binary = binary
-        argv = [binary, *lcores, *BASE_EAL_ARGS, f"--file-prefix={self.file_prefix}"]
+        argv = [binary, *lcores, *base_eal_args, f"--file-prefix={self.file_prefix}"]
         argv += list(eal_args)
         for vdev in self.vdevs:
             argv += ["--vdev", vdev]

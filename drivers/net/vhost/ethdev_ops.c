@@ -82,14 +82,14 @@ eth_dev_close(struct rte_eth_dev *dev)
  * control thread): reading it must neither overwrite a newer report nor
  * raise an event of its own.
  */
-static int
+int
 eth_link_update(struct rte_eth_dev *dev __rte_unused, int wait __rte_unused)
 {
 	return -1;	/* ethdev's "unchanged" */
 }
 
 /* The port receives every frame the guest sends: these modes are always on. */
-static int
+int
 eth_mode_always_on(struct rte_eth_dev *dev __rte_unused)
 {
 	return 0;
@@ -106,7 +106,7 @@ eth_mtu_set(struct rte_eth_dev *dev __rte_unused, uint16_t mtu __rte_unused)
 	return 0;
 }
 
-static int
+int
 eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info)
 {
 	struct pmd_internal *in = dev->data->dev_private;

@@ -69,5 +69,13 @@ int eth_xstats_get_names(struct rte_eth_dev *dev, struct rte_eth_xstat_name *nam
 /* ethdev_ops.c: the port's operations; closing also destroys its vhost-user port. */
 extern const struct eth_dev_ops eth_vhost_ops;
 int eth_dev_close(struct rte_eth_dev *dev);
+/* ... and those a secondary process has too (secondary.c). */
+int eth_dev_info(struct rte_eth_dev *dev, struct rte_eth_dev_info *info);
+int eth_link_update(struct rte_eth_dev *dev, int wait);
+int eth_mode_always_on(struct rte_eth_dev *dev);
+
+/* secondary.c: the primary's port as a secondary process sees it. */
+struct rte_vdev_device;
+int eth_vhost_attach_secondary(struct rte_vdev_device *vdev);
 
 #endif /* VHU_PMD_INTERNAL_H */

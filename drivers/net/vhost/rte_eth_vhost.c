@@ -116,10 +116,8 @@ vhost_probe(struct rte_vdev_device *vdev)
 	struct pmd_args a;
 	int numa = rte_dev_numa_node(dev);
 
-	if (rte_eal_process_type() != RTE_PROC_PRIMARY) {
-		PMD_LOG(ERR, "%s: secondary processes are not supported", name);
-		return -ENOTSUP;
-	}
+	if (rte_eal_process_type() != RTE_PROC_PRIMARY)
+		return eth_vhost_attach_secondary(vdev);
 	if (pmd_parse_args(name, args, &a) < 0)
 		return -EINVAL;
 

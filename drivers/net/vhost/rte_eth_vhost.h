@@ -37,7 +37,7 @@ struct rte_eth_vhost_queue_event {
  *   Filled with the change when there is one.
  * @return
  *   0 with *event filled; -1 when there is none, or @p port_id is not an
- *   eth_vhost port.
+ *   eth_vhost port of this (primary) process.
  */
 int rte_eth_vhost_get_queue_event(uint16_t port_id, struct rte_eth_vhost_queue_event *event);
 
@@ -48,7 +48,8 @@ int rte_eth_vhost_get_queue_event(uint16_t port_id, struct rte_eth_vhost_queue_e
  *   The ethdev port.
  * @return
  *   The session's identifier, new for every connection; -1 when no front end
- *   is connected, or @p port_id is not an eth_vhost port.
+ *   is connected, or @p port_id is not an eth_vhost port of this (primary)
+ *   process.
  */
 int rte_eth_vhost_get_vid_from_port_id(uint16_t port_id);
 
