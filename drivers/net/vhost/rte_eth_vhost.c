@@ -198,9 +198,10 @@ vhost_remove(struct rte_vdev_device *vdev)
 	/*
 	 * Hot-unplug may come while lcores still poll: stopping through ethdev
 	 * first points their bursts at ethdev's stand-ins, not at queues freed
-	 * by the close.
+	 * by the close. A secondary only lets its view of the port go.
 	 */
-	rte_eth_dev_stop(eth_dev->data->port_id);
+	if (rte_eal_process_type() == RTE_PROC_PRIMARY)
+		rte_eth_dev_stop(eth_dev->data->port_id);
 	return rte_eth_dev_close(eth_dev->data->port_id);
 }
 
