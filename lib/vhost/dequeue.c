@@ -129,7 +129,7 @@ attach_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, const struct vhu
  * Zero-copy is for big frames whose bytes past the first mbuf nobody writes:
  * a checksum to finish must lie in the part we copy.
  */
-static bool
+static __rte_always_inline bool
 zero_copy_candidate(const struct vhu_vring *vr, const struct virtio_net_hdr *h,
 		    uint64_t frame_len)
 {
