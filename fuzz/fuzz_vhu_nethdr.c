@@ -98,14 +98,15 @@ check_checksums(const struct rte_mbuf *m, bool ip, bool l4, const char *what)
 }
 
 /*
- * The TCP checksum field of a TSO frame holds the pseudo-header sum in the
- * convention of whoever reads it next: virtio's (with the L4 length) for a
- * guest, DPDK's (without) in an mbuf. Its protocol is TCP and its length
- * the TCP one, whatever IPv6 extension headers precede it (so not
- * rte_ipv6_phdr_cksum(), which reads both from the fixed header).
+ * The checksum field of a GSO frame holds the pseudo-header sum in the
+ * convention of whoever reads it next: for TSO virtio's (with the L4 length)
+ * for a guest, DPDK's (without) in an mbuf; for UFO both count the length.
+ * Its protocol is @proto (TCP or UDP) and its length the L4 one, whatever
+ * IPv6 extension headers precede it (so not rte_ipv6_phdr_cksum(), which
+ * reads both from the fixed header).
  */
 static void
-check_tso_pseudo_sum(const struct rte_mbuf *m, bool with_length, const char *what)
+check_pseudo_sum(const struct rte_mbuf *m, uint8_t proto, bool with_length, const char *what)
 {
 	uint8_t copy[1u << 9];
 	const uint8_t *ip = rte_pktmbuf_read(m, m->l2_len, m->l3_len, copy);
@@ -113,7 +114,8 @@ check_tso_pseudo_sum(const struct rte_mbuf *m, bool with_length, const char *wha
 	uint32_t l4_len = with_length ? m->pkt_len - m->l2_len - m->l3_len : 0;
 	uint8_t pseudo[40] = { 0 };
 	uint16_t field, want;
-	const void *f = rte_pktmbuf_read(m, m->l2_len + m->l3_len + VHU_TCP_CSUM_OFFSET,
+	const void *f = rte_pktmbuf_read(m, m->l2_len + m->l3_len +
+					 (proto == IPPROTO_TCP ? VHU_TCP_CSUM_OFFSET : VHU_UDP_CSUM_OFFSET),
 					 sizeof(field), &field);
 
 	FZ_CHECK(ip != NULL && f != NULL, "%s: headers beyond the frame", what);
@@ -124,9 +126,9 @@ check_tso_pseudo_sum(const struct rte_mbuf *m, bool with_length, const char *wha
 	pseudo[33] = (uint8_t)(l4_len >> 16);
 	pseudo[34] = (uint8_t)(l4_len >> 8);
 	pseudo[35] = (uint8_t)l4_len;
-	pseudo[39] = IPPROTO_TCP;
+	pseudo[39] = proto;
 	want = rte_raw_cksum(pseudo, sizeof(pseudo));
-	FZ_CHECK(field == want, "%s: TCP checksum field 0x%04x, pseudo-header sum %s length 0x%04x",
+	FZ_CHECK(field == want, "%s: checksum field 0x%04x, pseudo-header sum %s length 0x%04x",
 		 what, field, with_length ? "with" : "without", want);
 }
 
@@ -190,8 +192,10 @@ to_guest(struct vhu_vring *vr, struct rte_mbuf *m, bool shared, bool verify)
 	check_counted(vr, malformed, ok, "offload request");
 	if (!ok)
 		return;
-	FZ_CHECK(h.gso_type == VIRTIO_NET_HDR_GSO_NONE || h.gso_type == VIRTIO_NET_HDR_GSO_UDP ||
-		 ((h.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 || h.gso_type == VIRTIO_NET_HDR_GSO_TCPV6) &&
+	/* A GSO frame to the driver comes with NEEDS_CSUM (VIRTIO 1.2, 5.1.6.4.1). */
+	FZ_CHECK(h.gso_type == VIRTIO_NET_HDR_GSO_NONE ||
+		 ((h.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 || h.gso_type == VIRTIO_NET_HDR_GSO_TCPV6 ||
+		   h.gso_type == VIRTIO_NET_HDR_GSO_UDP) &&
 		  (h.flags & VIRTIO_NET_HDR_F_NEEDS_CSUM)),
 		 "GSO type %u, flags 0x%x", h.gso_type, h.flags);
 	/*
@@ -210,7 +214,11 @@ to_guest(struct vhu_vring *vr, struct rte_mbuf *m, bool shared, bool verify)
 		return;
 	if ((h.gso_type == VIRTIO_NET_HDR_GSO_TCPV4 || h.gso_type == VIRTIO_NET_HDR_GSO_TCPV6) &&
 	    !shared)
-		check_tso_pseudo_sum(m, true, "TSO frame for a guest");
+		check_pseudo_sum(m, IPPROTO_TCP, true, "TSO frame for a guest");
+	/* A complete UDP checksum was made the pseudo-header sum (a request's is the caller's). */
+	if (h.gso_type == VIRTIO_NET_HDR_GSO_UDP &&
+	    (asked & RTE_MBUF_F_TX_L4_MASK) != RTE_MBUF_F_TX_UDP_CKSUM)
+		check_pseudo_sum(m, IPPROTO_UDP, true, "UFO frame for a guest");
 	/* Checksums the guest does not take were finished here, in a frame nobody shares. */
 	if (verify && !shared)
 		check_checksums(m, (asked & RTE_MBUF_F_TX_IP_CKSUM) != 0,
@@ -316,7 +324,7 @@ from_guest(struct vhu_vring *rx, struct vhu_vring *tx, struct fz_reader *r)
 					(m->packet_type & RTE_PTYPE_L4_MASK) == RTE_PTYPE_L4_TCP);
 	} else if (v == VHU_RX_DELIVER && (rx->rx_offloads & VHU_RX_OFFLOAD_LEGACY)) {
 		if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)
-			check_tso_pseudo_sum(m, false, "GSO frame from a guest");
+			check_pseudo_sum(m, IPPROTO_TCP, false, "GSO frame from a guest");
 		/* The guest's checksum fields are its own: nothing to verify. */
 		to_guest(tx, m, false, false);
 	} else if (v == VHU_RX_DELIVER) {

@@ -21,19 +21,18 @@ from __future__ import annotations
 
 import random
 import re
-import struct
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP, IPOption
 from scapy.layers.inet6 import IPv6
 from scapy.layers.l2 import Ether
 from scapy.packet import Raw
-from scapy.utils import checksum
 
 from harness import assert_frames_equal, gen_jumbo_mix, read_pcap, write_pcap
 from harness.flows import (JUMBO_OURS_ARGS, PCAP_PORT, VHOST_PORT, WHOLE_FRAMES_MSS,
                            enable_scatter_if_supported, keep_frames_whole, start_two_guests)
-from harness.testpmd import pcap_vdev, vhost_vdev, virtio_user_vdev
+from harness.inet import l4_checksums_valid, mtu_sized, pseudo_header_sum
+from harness.testpmd import parse_verbose, pcap_vdev, vhost_vdev, virtio_user_vdev
 
 pytestmark = pytest.mark.ours_only
 
@@ -41,15 +40,6 @@ MSS = 1400
 FRAMES = 6
 PAYLOAD = 8000
 TSO_BITS = {7: "GUEST_TSO4", 8: "GUEST_TSO6", 11: "HOST_TSO4", 12: "HOST_TSO6"}
-
-
-def pseudo_header_sum(ip, with_length: bool = True) -> int:
-    """What a TCP checksum field holds while the checksum is left to the
-    receiver: the folded sum of the pseudo-header, not inverted. For TSO,
-    virtio (Linux) counts the TCP length in it, DPDK (and NICs) do not."""
-    src, dst = (bytes(map(int, a.split("."))) for a in (ip.src, ip.dst))
-    length = ip.len - ip.ihl * 4 if with_length else 0
-    return checksum(struct.pack("!4s4sBBH", src, dst, 0, 6, length)) ^ 0xffff
 
 
 def big_tcp_frames(seed: int):
@@ -70,18 +60,8 @@ def big_tcp_frames(seed: int):
 def partial_checksums(frames, with_length: bool) -> bool:
     """Every frame has a valid IPv4 checksum and the pseudo-header sum in TCP's."""
     return all(Ether(f)[IP].chksum == Ether(bytes(Ether(f)))[IP].chksum and
-               Ether(f)[TCP].chksum == pseudo_header_sum(Ether(f)[IP], with_length)
+               Ether(f)[TCP].chksum == pseudo_header_sum(Ether(f)[IP], with_length=with_length)
                for f in frames)
-
-
-def checksums_valid(frame: bytes) -> bool:
-    """IPv4 and TCP checksums are complete and right."""
-    pkt = Ether(frame)
-    fresh = pkt.copy()
-    del fresh[IP].chksum
-    del fresh[TCP].chksum
-    fresh = Ether(bytes(fresh))
-    return (pkt[IP].chksum, pkt[TCP].chksum) == (fresh[IP].chksum, fresh[TCP].chksum)
 
 
 def tcp_stream(frames):
@@ -180,14 +160,9 @@ def test_host_to_guest_tso(launcher, guest_tso):
         assert xs["tx_q0_size_1519_max_packets"] == FRAMES, xs
         assert negotiated_tso_bits(ours) >= {"GUEST_TSO4", "GUEST_TSO6"}
     else:
-        assert all(checksums_valid(f) for f in got)
+        assert all(l4_checksums_valid(f) for f in got)
         assert max(len(Ether(f)[TCP].payload) for f in got) == MSS
         assert xs["tx_q0_good_packets"] == want, xs
-
-
-def mtu_sized(frames) -> bool:
-    """No frame above a 1500-byte MTU (and its Ethernet header)."""
-    return all(len(f) <= 1514 for f in frames)
 
 
 def test_guest_tso_cut_by_default(launcher):
@@ -199,7 +174,7 @@ def test_guest_tso_cut_by_default(launcher):
     got, xs, _ = tso_over_one_link(launcher, "g2h", frames, want, "peer")
     assert len(got) == want and xs["rx_q0_good_packets"] == want, xs
     assert xs["rx_q0_size_1519_max_packets"] == 0, xs
-    assert mtu_sized(got) and all(checksums_valid(f) for f in got)
+    assert mtu_sized(got) and all(l4_checksums_valid(f) for f in got)
     assert max(len(Ether(f)[TCP].payload) for f in got) == MSS
     assert_same_stream(frames, got)
 
@@ -290,7 +265,7 @@ def test_vm_to_vm_tso(launcher, mode, b_takes_tso):
         assert partial_checksums(got, with_length=True)
         assert xs1["tx_q0_size_1519_max_packets"] == FRAMES, xs1
     else:
-        assert all(checksums_valid(f) for f in got) and mtu_sized(got)
+        assert all(l4_checksums_valid(f) for f in got) and mtu_sized(got)
         assert max(len(Ether(f)[TCP].payload) for f in got) == cut_by
         assert xs1["tx_q0_good_packets"] == want, xs1
 
@@ -333,18 +308,6 @@ def mixed_frames(seed: int):
               opts / UDP(sport=11, dport=12) / Raw(rng.randbytes(200)),
               v4 / TCP(sport=13, dport=14, flags="A") / Raw(rng.randbytes(PAYLOAD))]
     return [bytes(eth / p) for p in shapes]
-
-
-def l4_checksums_valid(frame: bytes) -> bool:
-    """The IPv4 header and TCP or UDP checksum of ``frame`` are complete and right."""
-    pkt = Ether(frame)
-    fresh = pkt.copy()
-    for layer in (IP, TCP, UDP):
-        if layer in fresh:
-            del fresh[layer].chksum
-    fresh = Ether(bytes(fresh))
-    return all(pkt[layer].chksum == fresh[layer].chksum
-               for layer in (IP, TCP, UDP) if layer in pkt)
 
 
 def test_guest_checksums_finished_by_default(launcher):
@@ -391,12 +354,12 @@ def test_rx_offload_flags(launcher):
     ours.stop_forwarding()
     peer.quit()
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
-    flags = re.findall(r"length=(\d+) .*?ol_flags: ([A-Z_0-9 ]+)", dump, re.S)
+    flags = [(p.length, p.ol_flags) for p in parse_verbose(dump) if p.received]
     assert len(flags) == len(frames), dump[-3000:]
     assert all("RTE_MBUF_F_RX_L4_CKSUM_NONE" in f for _, f in flags), flags
-    lro = [int(n) for n, f in flags if "RTE_MBUF_F_RX_LRO" in f]
+    lro = [n for n, f in flags if "RTE_MBUF_F_RX_LRO" in f]
     assert lro == [len(frames[-1])], flags
-    assert not any("TX_" in f for _, f in flags), flags
+    assert not any("TX_" in name for _, f in flags for name in f), flags
 
 
 @pytest.mark.parametrize("legacy", [0, 1])

@@ -17,8 +17,9 @@ import pytest
 from harness import (PmdSelection, driver_identity_problems, first_mismatch, gen_frames,
                      gen_jumbo_mix, parse_port_stats, read_pcap, vhost_vdev, write_pcap)
 from harness import sanitizers
+from harness.inet import checksum_problems, mtu_sized, reassemble_ipv4
 from harness.launcher import Launcher
-from harness.testpmd import PROMPT_RE
+from harness.testpmd import PROMPT_RE, parse_verbose
 
 STATS_TEXT = """
   ######################## NIC statistics for port 0  ########################
@@ -93,6 +94,72 @@ def test_compare_reports_first_mismatch():
     assert "frame count differs" in msg and "index 19" in msg
     msg = first_mismatch(frames, frames + frames[:1])
     assert "extra" in msg
+
+
+VERBOSE_TEXT = """testpmd> port 2/queue 0: received 2 packets
+  src=52:54:00:00:00:0A - dst=52:54:00:00:00:0B - pool=mb_pool_0 - type=0x0800 - length=1514 \
+- nb_segs=1 - hw ptype: L2_ETHER L3_IPV4 L4_TCP  - sw ptype: L2_ETHER L3_IPV4 L4_TCP  - l2_len=14 \
+- l3_len=20 - l4_len=32 - Receive queue=0x0
+Port 1: link state change event
+  ol_flags: RTE_MBUF_F_RX_L4_CKSUM_GOOD RTE_MBUF_F_RX_IP_CKSUM_GOOD RTE_MBUF_F_RX_OUTER_L4_CKSUM_UNKNOWN
+  src=52:54:00:00:00:0A - dst=FF:FF:FF:FF:FF:FF - pool=mb_pool_0 - type=0x0806 - length=42 \
+- nb_segs=1 - sw ptype: L2_ETHER_ARP  - l2_len=14 - Receive queue=0x0
+  ol_flags: RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN
+port 3/queue 0: sent 1 packets
+  src=52:54:00:00:00:0A - dst=52:54:00:00:00:0B - pool=mb_pool_0 - type=0x0800 - length=60 \
+- nb_segs=1 - sw ptype: L2_ETHER L3_IPV4 L4_UDP  - l2_len=14 - l3_len=20 - l4_len=8 - Send queue=0x0
+  ol_flags: RTE_MBUF_F_TX_UDP_CKSUM
+"""
+
+
+def test_parse_verbose():
+    """Packets belong to the burst line before them, whatever lines other
+    threads print in between."""
+    got = [(p.port, p.received, p.length, p.sw_ptype, sorted(p.ol_flags))
+           for p in parse_verbose(VERBOSE_TEXT)]
+    assert got == [
+        (2, True, 1514, "L2_ETHER L3_IPV4 L4_TCP",
+         ["RTE_MBUF_F_RX_IP_CKSUM_GOOD", "RTE_MBUF_F_RX_L4_CKSUM_GOOD",
+          "RTE_MBUF_F_RX_OUTER_L4_CKSUM_UNKNOWN"]),
+        (2, True, 42, "L2_ETHER_ARP",
+         ["RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN", "RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN"]),
+        (3, False, 60, "L2_ETHER L3_IPV4 L4_UDP", ["RTE_MBUF_F_TX_UDP_CKSUM"]),
+    ]
+
+
+def test_capture_checks_can_fail():
+    """checksum_problems() finds a wrong IPv4 header, TCP, UDP or ICMP
+    checksum, in a whole frame or only visible after reassembly, and a lost
+    fragment; reassembly gives the datagram back; mtu_sized() sees a frame
+    one byte too long."""
+    from scapy.layers.inet import ICMP, IP, TCP, UDP, IPOption, fragment
+    from scapy.layers.l2 import Ether
+    from scapy.packet import Raw
+
+    eth = Ether(src="02:00:00:00:00:01", dst="02:00:00:00:00:02")
+    ip = IP(src="10.0.0.1", dst="10.0.0.2", id=9)
+    big = ip / UDP(sport=1, dport=2) / Raw(bytes(range(256)) * 20)
+    frags = [bytes(eth / f) for f in fragment(big, 1480)]
+    whole = [bytes(eth / ip / TCP(flags="S")),
+             bytes(eth / IP(src="10.0.0.1", dst="10.0.0.2",
+                            options=[IPOption(b"\x01\x01\x01\x00")]) / UDP() / Raw(b"x" * 50)),
+             bytes(eth / ip / ICMP() / Raw(b"y" * 40))]
+    assert checksum_problems(whole + frags) == []
+    datagrams, problems = reassemble_ipv4(frags)
+    assert problems == [] and len(datagrams) == 1
+    assert bytes(datagrams[0].ip) == bytes(IP(bytes(big)))
+
+    def flip(frame: bytes, at: int) -> bytes:
+        return frame[:at] + bytes([frame[at] ^ 1]) + frame[at + 1:]
+
+    for i, at in ((0, 24), (0, 14 + 20 + 16), (1, 14 + 24 + 6), (2, 14 + 20 + 2)):
+        bad = list(whole)
+        bad[i] = flip(bad[i], at)
+        assert len(checksum_problems(bad)) == 1, (i, at)
+    assert len(checksum_problems(frags[:1] + [flip(frags[1], len(frags[1]) - 1)] +
+                                 frags[2:])) == 1     # the datagram's checksum
+    assert checksum_problems(frags[:1] + frags[2:])  # a fragment lost
+    assert mtu_sized(frags) and not mtu_sized(frags + [bytes(1515)])
 
 
 def test_identity_check_logic():

@@ -31,16 +31,18 @@ vhu_mbuf_range_writable(const struct rte_mbuf *m, uint32_t off, uint32_t len)
 }
 
 /*
- * The TCP checksum field of a TSO frame holds a pseudo-header sum, and the
+ * Stores in the checksum field of the TCP or UDP (@proto) header of @m the
+ * pseudo-header sum a checksum left to the receiver starts from. For TSO the
  * two sides disagree on the length in it: DPDK (rte_ipv4_phdr_cksum with
  * RTE_MBUF_F_TX_TCP_SEG, what NICs and rte_gso expect) leaves the TCP length
- * out, virtio (Linux, DPDK's virtio PMD) puts the whole frame's in. Rewrites
- * it for @with_length: virtio's when true, DPDK's when false. The protocol is
- * TCP and the length the L4 one, whatever IPv6 extension headers lie between.
+ * out, virtio (Linux, DPDK's virtio PMD) puts the whole frame's in: virtio's
+ * when @with_length is true, DPDK's when false. The length is the L4 one,
+ * whatever IPv6 extension headers lie between.
  */
 static void
-set_tso_pseudo_sum(struct rte_mbuf *m, bool ipv4, bool with_length)
+set_pseudo_sum(struct rte_mbuf *m, bool ipv4, uint8_t proto, bool with_length)
 {
+	bool tcp = proto == IPPROTO_TCP;
 	uint32_t l4 = (uint32_t)m->l2_len + m->l3_len;
 	union {
 		struct rte_ipv4_hdr v4;
@@ -49,10 +51,11 @@ set_tso_pseudo_sum(struct rte_mbuf *m, bool ipv4, bool with_length)
 	const void *ip = rte_pktmbuf_read(m, m->l2_len, ipv4 ? sizeof(copy.v4) : sizeof(copy.v6),
 					  &copy);
 
-	if (ip == NULL || l4 + sizeof(struct rte_tcp_hdr) > m->pkt_len)
+	if (ip == NULL ||
+	    l4 + (tcp ? sizeof(struct rte_tcp_hdr) : sizeof(struct rte_udp_hdr)) > m->pkt_len)
 		return;
-	vhu_store16(m, l4 + VHU_TCP_CSUM_OFFSET,
-		    vhu_pseudo_sum(ip, ipv4, IPPROTO_TCP, with_length ? m->pkt_len - l4 : 0));
+	vhu_store16(m, l4 + (tcp ? VHU_TCP_CSUM_OFFSET : VHU_UDP_CSUM_OFFSET),
+		    vhu_pseudo_sum(ip, ipv4, proto, with_length ? m->pkt_len - l4 : 0));
 }
 
 /* ---- from the guest ---- */
@@ -167,7 +170,7 @@ as_tx_requests(const struct virtio_net_hdr *h, struct rte_mbuf *m, const struct 
 	if (rq->gso != VIRTIO_NET_HDR_GSO_NONE) {
 		/* TSO over IPv4 asks for the IPv4 checksum too (rte_mbuf_core.h). */
 		m->ol_flags |= RTE_MBUF_F_TX_TCP_SEG | (rq->ipv4 ? RTE_MBUF_F_TX_IP_CKSUM : 0);
-		set_tso_pseudo_sum(m, rq->ipv4, false);	/* the mbuf is ours: a NIC's convention */
+		set_pseudo_sum(m, rq->ipv4, IPPROTO_TCP, false);	/* the mbuf is ours: a NIC's convention */
 	}
 	return VHU_RX_DELIVER;
 }
@@ -295,7 +298,7 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 		}
 		/* An mbuf others hold keeps its field as it is: we may not write. */
 		if (vhu_mbuf_range_writable(m, (uint32_t)csum_start + VHU_TCP_CSUM_OFFSET, 2))
-			set_tso_pseudo_sum(m, v4, true);
+			set_pseudo_sum(m, v4, IPPROTO_TCP, true);
 		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
 		h->gso_type = v4 ? VIRTIO_NET_HDR_GSO_TCPV4 : VIRTIO_NET_HDR_GSO_TCPV6;
 		h->gso_size = m->tso_segsz;
@@ -305,14 +308,28 @@ vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virtio_net
 		return true;
 	}
 	if (ol & RTE_MBUF_F_TX_UDP_SEG) {
-		if (!vhu_vring_has(vr, VIRTIO_NET_F_GUEST_UFO) || m->tso_segsz == 0) {
+		if (!vhu_vring_has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
+		    !vhu_vring_has(vr, VIRTIO_NET_F_GUEST_UFO) || m->tso_segsz == 0) {
 			vhu_vring_bad_input(vr, "UDP fragmentation (segment size %u) for a guest without GUEST_UFO; frame dropped",
 					    m->tso_segsz);
 			return false;
 		}
-		if (l4 == RTE_MBUF_F_TX_UDP_CKSUM &&
-		    !checksum_to_guest(vr, m, h, csum_start, csum_offset))
-			return false;
+		/*
+		 * A GSO frame goes to the guest with NEEDS_CSUM and the
+		 * pseudo-header sum in its checksum field (VIRTIO 1.2,
+		 * 5.1.6.4.1). A UDP checksum request has that sum there already
+		 * (DPDK's convention counts the length for UDP, as virtio's
+		 * does); a complete checksum becomes it again, for the guest to
+		 * finish.
+		 */
+		if (l4 != RTE_MBUF_F_TX_UDP_CKSUM) {
+			if (!writable(vr, m, (uint32_t)csum_start + csum_offset, 2))
+				return false;
+			set_pseudo_sum(m, (ol & RTE_MBUF_F_TX_IPV4) != 0, IPPROTO_UDP, true);
+		}
+		h->flags = VIRTIO_NET_HDR_F_NEEDS_CSUM;
+		h->csum_start = csum_start;
+		h->csum_offset = csum_offset;
 		h->gso_type = VIRTIO_NET_HDR_GSO_UDP;
 		h->gso_size = m->tso_segsz;
 		h->hdr_len = (uint16_t)(csum_start + sizeof(struct rte_udp_hdr));

@@ -68,11 +68,20 @@ bool
 vhu_segment_refused_by_guest(const struct vhu_vring *vr, const struct rte_mbuf *m)
 {
 	bool v4 = (m->ol_flags & RTE_MBUF_F_TX_IPV4) != 0;
+	uint32_t udp_field = (uint32_t)m->l2_len + m->l3_len + VHU_UDP_CSUM_OFFSET;
 
+	/* A GSO frame goes to the guest with NEEDS_CSUM, which takes GUEST_CSUM. */
+	if (!vhu_vring_has(vr, VIRTIO_NET_F_GUEST_CSUM))
+		return true;
 	if (m->ol_flags & RTE_MBUF_F_TX_TCP_SEG)
-		return !vhu_vring_has(vr, VIRTIO_NET_F_GUEST_CSUM) ||
-		       !vhu_vring_has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6);
-	return !vhu_vring_has(vr, VIRTIO_NET_F_GUEST_UFO);
+		return !vhu_vring_has(vr, v4 ? VIRTIO_NET_F_GUEST_TSO4 : VIRTIO_NET_F_GUEST_TSO6);
+	/*
+	 * A complete UDP checksum is made the pseudo-header sum NEEDS_CSUM
+	 * asks for (vhu_offload_to_guest): not in a field others hold.
+	 */
+	return !vhu_vring_has(vr, VIRTIO_NET_F_GUEST_UFO) ||
+	       ((m->ol_flags & RTE_MBUF_F_TX_L4_MASK) != RTE_MBUF_F_TX_UDP_CKSUM &&
+		!vhu_mbuf_range_writable(m, udp_field, 2));
 }
 
 /* Complete checksums of one segment cut by librte_gso (its headers are our copy). */

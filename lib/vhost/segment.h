@@ -2,8 +2,9 @@
 /*
  * Software segmentation, both ways, for an end that cannot take a GSO frame
  * whole:
- * - to a guest without GUEST_TSO4/6 or GUEST_UFO, a TSO or UFO mbuf is cut
- *   by librte_gso into the port's own two small pools (header copies and
+ * - to a guest that cannot take it whole (without GUEST_CSUM and
+ *   GUEST_TSO4/6 or GUEST_UFO; a UFO frame whose complete checksum lies in
+ *   memory others hold), a TSO or UFO mbuf is cut by librte_gso into the port's own two small pools (header copies and
  *   references to the payload), every segment with complete checksums;
  * - from a guest, for an application that did not enable LRO, a GSO frame
  *   is copied into the frames the guest would have sent without GSO (TCP

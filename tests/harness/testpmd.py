@@ -27,8 +27,9 @@ import threading
 import time
 import tty
 import weakref
+from dataclasses import dataclass
 from pathlib import Path
-from typing import Dict, Iterable, List, Optional, Sequence
+from typing import Dict, FrozenSet, Iterable, List, Optional, Sequence
 
 from .process import kill_now, wait_or_escalate
 
@@ -167,6 +168,46 @@ def parse_xstats(text: str) -> Dict[str, int]:
     """``show port xstats <port>``: name -> value."""
     return {m.group(1): int(m.group(2))
             for m in re.finditer(r"^\s*(\w+):\s+(\d+)\s*$", text, re.M)}
+
+
+@dataclass
+class DumpedPacket:
+    """One packet of testpmd's verbose dump (``set verbose 1``: received,
+    2: sent too): its port and queue, length, the ptype testpmd computed
+    (``sw ptype``) and the mbuf's offload flags by name."""
+    port: int
+    queue: int
+    received: bool
+    length: int
+    sw_ptype: str
+    ol_flags: FrozenSet[str]
+
+
+_DUMP_BURST_RE = re.compile(r"port (\d+)/queue (\d+): (received|sent) \d+ packets$")
+_DUMP_PACKET_RE = re.compile(r"^  src=.* - length=(\d+) - .*? - sw ptype: ([A-Z0-9_ ]*?) ?(?: - |$)")
+_DUMP_FLAGS_RE = re.compile(r"^  ol_flags: ([A-Z0-9_ ]*)$")
+
+
+def parse_verbose(text: str) -> List[DumpedPacket]:
+    """Every packet testpmd's verbose mode dumped in ``text``, in order.
+    Each belongs to the burst line before it; lines other threads print
+    in between (command output) are skipped."""
+    packets: List[DumpedPacket] = []
+    burst, pending = None, None
+    for line in text.splitlines():
+        m = _DUMP_BURST_RE.search(line)
+        if m:
+            burst = (int(m.group(1)), int(m.group(2)), m.group(3) == "received")
+            continue
+        m = _DUMP_PACKET_RE.match(line)
+        if m and burst is not None:
+            pending = (int(m.group(1)), m.group(2).strip())
+            continue
+        m = _DUMP_FLAGS_RE.match(line)
+        if m and pending is not None:
+            packets.append(DumpedPacket(*burst, *pending, frozenset(m.group(1).split())))
+            pending = None
+    return packets
 
 
 def parse_port_info(text: str) -> Dict[str, str]:

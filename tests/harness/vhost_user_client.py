@@ -36,7 +36,7 @@ import socket
 import struct
 import time
 from dataclasses import dataclass
-from typing import Dict, List, Optional, Sequence, Tuple
+from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 
 class Req(enum.IntEnum):
@@ -88,8 +88,10 @@ F_CSUM = 0
 F_GUEST_CSUM = 1
 F_GUEST_TSO4 = 7
 F_GUEST_TSO6 = 8
+F_GUEST_UFO = 10
 F_HOST_TSO4 = 11
 F_HOST_TSO6 = 12
+F_HOST_UFO = 14
 F_MRG_RXBUF = 15
 F_LOG_ALL = 26
 F_INDIRECT_DESC = 28
@@ -183,13 +185,31 @@ def pack_mem_table(regions: Sequence[Region], nregions: Optional[int] = None) ->
     return struct.pack("<II", n, 0) + b"".join(r.pack() for r in regions)
 
 
+NET_HDR = struct.Struct("<BBHHHHH")    # flags, gso_type, hdr_len, gso_size, csum_start/offset,
+                                        # num_buffers (the last with VERSION_1 or MRG_RXBUF)
+
+
 def net_hdr(flags: int = 0, gso_type: int = GSO_NONE, hdr_len: int = 0, gso_size: int = 0,
             csum_start: int = 0, csum_offset: int = 0, num_buffers: int = 0,
             size: int = 12) -> bytes:
     """A virtio-net header: 12 bytes with VERSION_1 or MRG_RXBUF, else 10."""
-    hdr = struct.pack("<BBHHHHH", flags, gso_type, hdr_len, gso_size, csum_start,
-                      csum_offset, num_buffers)
+    hdr = NET_HDR.pack(flags, gso_type, hdr_len, gso_size, csum_start, csum_offset, num_buffers)
     return hdr[:size]
+
+
+class NetHdr(NamedTuple):
+    """A virtio-net header as the back end wrote it."""
+    flags: int
+    gso_type: int
+    hdr_len: int
+    gso_size: int
+    csum_start: int
+    csum_offset: int
+    num_buffers: int
+
+    @classmethod
+    def parse(cls, data: bytes) -> "NetHdr":
+        return cls(*NET_HDR.unpack(data[:NET_HDR.size].ljust(NET_HDR.size, b"\0")))
 
 
 def pack_desc(addr: int, length: int, flags: int = 0, next_: int = 0) -> bytes:
@@ -587,21 +607,24 @@ class FrontEnd(VhostUserClient):
     """A guest with queue pair 0: memory, rings, buffers, and the
     handshake of DPDK's virtio-user (``start()``).
 
-    Each ring gets ``queue_size`` buffers of :data:`BUF_SIZE` bytes, buffer
-    *i* belonging to descriptor (split) or buffer id (packed) *i*.
+    Each ring gets ``queue_size`` buffers of ``buf_size`` bytes (default
+    :data:`BUF_SIZE`: a header and a 1514-byte frame; more for GSO frames
+    without MRG_RXBUF), buffer *i* belonging to descriptor (split) or buffer
+    id (packed) *i*.
     """
 
     def __init__(self, path: str, *, features: int = DEFAULT_FEATURES,
                  protocol_features: int = DEFAULT_PROTOCOL_FEATURES, queue_size: int = 256,
                  mem_size: int = 4 << 20, gpa: int = DEFAULT_GPA, tag: str = "guest",
-                 timeout: float = 5.0):
+                 timeout: float = 5.0, buf_size: int = BUF_SIZE):
         super().__init__(path, timeout)
         self.features = features
         self.protocol_features = protocol_features
+        self.buf_size = buf_size
         self.mem = GuestMemory(mem_size, gpa=gpa, tag=tag)
         ring_cls = PackedRing if features & bit(F_RING_PACKED) else SplitRing
         self.rings = [ring_cls(self.mem, i, queue_size) for i in (RX_RING, TX_RING)]
-        self.bufs = [[self.mem.alloc(BUF_SIZE) for _ in range(queue_size)] for _ in self.rings]
+        self.bufs = [[self.mem.alloc(buf_size) for _ in range(queue_size)] for _ in self.rings]
         self.free = [list(range(queue_size)) for _ in self.rings]
         self.rx_posted = False
 
@@ -678,7 +701,7 @@ class FrontEnd(VhostUserClient):
         ring = self.rx
         while self.free[RX_RING]:
             b = self.free[RX_RING].pop()
-            ring.submit(b, self.mem.gpa(self.buf(RX_RING, b)), BUF_SIZE, writable=True)
+            ring.submit(b, self.mem.gpa(self.buf(RX_RING, b)), self.buf_size, writable=True)
         self.rx_posted = True
 
     def _reclaim_tx(self) -> int:
@@ -702,6 +725,9 @@ class FrontEnd(VhostUserClient):
                 time.sleep(0.001)
             b = self.free[TX_RING].pop()
             data = hdr + frame
+            if len(data) > self.buf_size:
+                raise ValueError(f"a {len(frame)}-byte frame and its header do not fit a "
+                                 f"{self.buf_size}-byte buffer")
             self.mem.write(self.buf(TX_RING, b), data)
             self.tx.submit(b, self.mem.gpa(self.buf(TX_RING, b)), len(data), writable=False)
             in_flight += 1
@@ -716,15 +742,21 @@ class FrontEnd(VhostUserClient):
         """Frames from the guest RX ring (headers stripped), reposting each
         buffer: wait for ``count`` of them, then ``quiet`` seconds more to
         catch extras.  Returns what arrived, possibly fewer."""
-        frames: List[bytes] = []
+        return [frame for _, frame in self.receive_with_headers(count, timeout, quiet)]
+
+    def receive_with_headers(self, count: int, timeout: float = 10.0, quiet: float = 0.0
+                             ) -> List[Tuple[NetHdr, bytes]]:
+        """:meth:`receive`, each frame with the virtio-net header the back
+        end wrote before it (one buffer per frame: no MRG_RXBUF)."""
+        frames: List[Tuple[NetHdr, bytes]] = []
         deadline = time.monotonic() + timeout
         extra_until = None
         while True:
             for buf_id, length in self.rx.completed():
                 data = self.mem.read(self.buf(RX_RING, buf_id), length)
-                frames.append(data[self.hdr_len:])
-                self.rx.submit(buf_id, self.mem.gpa(self.buf(RX_RING, buf_id)), BUF_SIZE,
-                               writable=True)
+                frames.append((NetHdr.parse(data[:self.hdr_len]), data[self.hdr_len:]))
+                self.rx.submit(buf_id, self.mem.gpa(self.buf(RX_RING, buf_id)),
+                               self.buf_size, writable=True)
             now = time.monotonic()
             if len(frames) >= count and extra_until is None:
                 extra_until = now + quiet

@@ -3,6 +3,12 @@ test modules do with them (tests/test_qemu_*.py; their fixtures are in
 tests/conftest.py).
 
     guest A 10.0.0.1 --vhost-user-- eth_vhost0 <=io=> eth_vhost1 --vhost-user-- guest B 10.0.0.2
+
+With a mirror (``Rig.start(mirror=...)``), A has a second NIC on eth_vhost2
+and sends every frame on both (a bonding device in broadcast mode); our
+testpmd forwards what eth_vhost2 receives to a net_pcap port:
+
+    guest A eth1 --vhost-user-- eth_vhost2 ==io=> net_pcap0 (tx_pcap: the capture)
 """
 
 from __future__ import annotations
@@ -12,9 +18,10 @@ import signal
 import time
 from typing import Union
 
-from harness import vhost_vdev
+from harness import pcap_vdev, vhost_vdev
 from harness.flows import keep_frames_whole
 
+from .assets import NET_MODULES
 from .initramfs import build_initramfs
 from .vm import Vm
 
@@ -23,6 +30,9 @@ GUESTS = {  # name: (IP, MAC); guest A is on port 0, B on port 1
     "a": ("10.0.0.1", "52:54:00:00:00:0a"),
     "b": ("10.0.0.2", "52:54:00:00:00:0b"),
 }
+MIRROR_MAC = "52:54:00:00:01:0a"    # A's second NIC, on port MIRROR_PORT
+MIRROR_PORT = 2
+CAPTURE_PORT = 3                    # net_pcap: what MIRROR_PORT receives goes there
 PORT_BASE = 5001
 SLICE_BLOCK = 64 << 10   # dd block size of the slice files
 LSC_EVENT = "Port {port}: link state change event"
@@ -53,33 +63,45 @@ class Rig:
         self.vms = {}
 
     def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
-              whole_frames: bool = False, vm_opts=None):
+              whole_frames: bool = False, vm_opts=None, mirror: str = "", verbose: int = 0):
         """Start testpmd, boot both guests (in parallel) and wait for both links.
         ``device_opts``: extra ",k=v" of each guest's virtio-net-pci, by name;
         ``vhost_opts``: extra devargs of both eth_vhost ports; ``whole_frames``:
         testpmd set up as README says for TSO frames to cross whole
         (app/test-pmd-scripts/whole-frames.cmds), else io forwarding;
-        ``vm_opts``: extra arguments of both guests' Vm."""
+        ``vm_opts``: extra arguments of both guests' Vm; ``mirror``: the
+        pcap file of A's mirror NIC (module docstring), A's address on the
+        bonding device over both NICs; ``verbose``: testpmd's verbose level
+        from the first frame on."""
+        if mirror:
+            self.socks.append(self.launcher.path("a-mirror.sock"))
+        vdevs = [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
+                 for port, sock in enumerate(self.socks)]
         self.ours = self.launcher.ours(
-            [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
-             for port, sock in enumerate(self.socks)],
+            vdevs + ([pcap_vdev(0, tx_pcap=mirror)] if mirror else []),
             app_args=[f"--rxq={queues}", f"--txq={queues}"])
         if whole_frames:
             keep_frames_whole(self.ours, wait_links=False)
+        if verbose:
+            self.ours.cmd(f"set verbose {verbose}")
         self.ours.start_forwarding()
-        initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz")
+        initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz",
+                                 modules=NET_MODULES + (["bonding"] if mirror else []))
         for sock, (name, (ip, mac)) in zip(self.socks, GUESTS.items()):
+            mirror_nic = [(self.socks[MIRROR_PORT], MIRROR_MAC)] if mirror and name == "a" else []
             self.vms[name] = Vm(name, self.launcher.workdir, self.assets, initrd, sock=sock,
                                 mac=mac, ip=f"{ip}/24", queues=queues,
                                 reboot=reboot_a and name == "a",
                                 device_opts=(device_opts or {}).get(name, ""),
-                                **(vm_opts or {}))
+                                extra_nics=mirror_nic, **(vm_opts or {}))
         for vm in self.vms.values():
             vm.start(wait_ready=False)
         for vm in self.vms.values():
             vm.wait_ready()
-        for port in (0, 1):
+        for port in range(len(self.socks)):
             self.ours.wait_link_up(port)
+        if mirror:
+            send_on_both_nics(self.vms["a"])
         return self.vms["a"], self.vms["b"]
 
     def finish(self, ignore: tuple = ()):
@@ -102,6 +124,33 @@ class Rig:
 
 
 # ------------------------------------------------------------------ guest side
+
+def send_on_both_nics(vm: Vm):
+    """``vm``'s address moves from its NIC to a bonding device in broadcast
+    mode over that NIC and its mirror NIC (MIRROR_MAC): every frame it
+    sends leaves on both, the same socket buffer (checksums left partial,
+    GSO frames whole) handed to each."""
+    ip = GUESTS[vm.name][0]
+    vm.run(f"""set -e
+nic=$(cat /run/vhu-if)
+for d in /sys/class/net/eth*; do
+    [ "$(cat $d/address)" = {MIRROR_MAC} ] && mirror=${{d##*/}}
+done
+ip addr flush dev $nic
+ip link set $nic down
+ip link set $mirror down
+echo broadcast > /sys/class/net/bond0/bonding/mode
+echo 100 > /sys/class/net/bond0/bonding/miimon
+echo +$nic > /sys/class/net/bond0/bonding/slaves
+echo +$mirror > /sys/class/net/bond0/bonding/slaves
+ip addr add {ip}/24 dev bond0
+ip link set bond0 up
+for i in $(seq 150); do
+    [ "$(cat /sys/class/net/bond0/operstate)" = up ] && break
+    sleep 0.1
+done
+[ "$(cat /sys/class/net/bond0/operstate)" = up ]""", timeout=30)
+
 
 def ping(src: Vm, dst: Union[Vm, str], count: int = 3, size: int = 56, interval: float = 1.0):
     """``count`` pings of ``size`` payload bytes from ``src`` to guest

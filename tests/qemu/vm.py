@@ -34,7 +34,7 @@ import time
 import weakref
 from dataclasses import dataclass
 from pathlib import Path
-from typing import List, Optional, Sequence, Union
+from typing import List, Optional, Sequence, Tuple, Union
 
 from harness.process import kill_now, wait_or_escalate
 
@@ -145,6 +145,8 @@ class Vm:
     reset the machine (default: QEMU exits, ``-no-reboot``).
     ``netdev_opts``/``device_opts``: extra ``,k=v`` for -netdev / -device
     (e.g. ``packed=on``, ``mrg_rxbuf=off``, ``csum=off``).
+    ``extra_nics``: more vhost-user NICs, (socket, MAC) each, set up as the
+    first one (the guest configures only the first: ``vhu.mac``).
     ``incoming``: start as a migration destination (``-incoming <uri>``,
     e.g. ``tcp:127.0.0.1:4444``): start it with ``wait_ready=False``, the
     guest arrives running (no ``@@READY``); see ``migrate()``.
@@ -158,7 +160,7 @@ class Vm:
                  mem_mb: int = DEFAULT_MEM_MB, cpus: Optional[str] = None,
                  reboot: bool = False, netdev_opts: str = "", device_opts: str = "",
                  append: str = "", extra_args: Sequence[str] = (), incoming: str = "",
-                 chardev_server: bool = False):
+                 chardev_server: bool = False, extra_nics: Sequence[Tuple[str, str]] = ()):
         self.name = name
         self.workdir = Path(workdir)
         self.assets = assets
@@ -176,6 +178,7 @@ class Vm:
         self.extra_args = list(extra_args)
         self.incoming = incoming
         self.chardev_server = chardev_server
+        self.extra_nics = list(extra_nics)
         self.qmp_path = str(self.workdir / f"{name}.qmp")
         self.log_path = self.workdir / f"{name}.serial.log"
         self.proc: Optional[subprocess.Popen] = None
@@ -220,13 +223,19 @@ class Vm:
             parts.append(self.append)
         return " ".join(parts)
 
-    def argv(self) -> List[str]:
-        mem = f"{self.mem_mb}M"
-        netdev = f"vhost-user,id=n0,chardev=c0,queues={self.queues}{self.netdev_opts}"
-        device = f"virtio-net-pci,netdev=n0,mac={self.mac},vectors=0,romfile="
+    def nic_args(self, index: int, sock: str, mac: str) -> List[str]:
+        """Chardev, netdev and device of vhost-user NIC ``index`` on ``sock``."""
+        netdev = f"vhost-user,id=n{index},chardev=c{index},queues={self.queues}{self.netdev_opts}"
+        device = f"virtio-net-pci,netdev=n{index},mac={mac},vectors=0,romfile="
         if self.queues > 1:
             device += ",mq=on"
         device += self.device_opts
+        return ["-chardev", f"socket,id=c{index},path={sock}"
+                + (",server=on,wait=off" if self.chardev_server else ""),
+                "-netdev", netdev, "-device", device]
+
+    def argv(self) -> List[str]:
+        mem = f"{self.mem_mb}M"
         argv = ["taskset", "-c", self.cpus] if self.cpus else []
         argv += [self.assets.qemu, "-name", self.name, "-nodefaults", "-no-user-config",
                  "-display", "none", "-accel", "tcg", "-M", "pc", "-smp", "1", "-m", mem,
@@ -235,10 +244,9 @@ class Vm:
                  "-kernel", str(self.assets.kernel.vmlinuz), "-initrd", str(self.initrd),
                  "-append", self.kernel_cmdline(),
                  "-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0",
-                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off",
-                 "-chardev", f"socket,id=c0,path={self.sock}"
-                 + (",server=on,wait=off" if self.chardev_server else ""),
-                 "-netdev", netdev, "-device", device]
+                 "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        for index, (sock, mac) in enumerate([(self.sock, self.mac)] + self.extra_nics):
+            argv += self.nic_args(index, sock, mac)
         if not self.reboot:
             argv.append("-no-reboot")
         if self.incoming:

@@ -45,6 +45,7 @@
 #define HOST_ECN	VHU_BIT(VIRTIO_NET_F_HOST_ECN)
 #define GUEST_CSUM	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM)
 #define GUEST_TSO4	VHU_BIT(VIRTIO_NET_F_GUEST_TSO4)
+#define GUEST_UFO	VHU_BIT(VIRTIO_NET_F_GUEST_UFO)
 
 #define RX_CKSUM	VHU_RX_OFFLOAD_CKSUM
 #define RX_LRO		VHU_RX_OFFLOAD_LRO
@@ -1305,6 +1306,72 @@ test_bug_shared_ipv4_checksum_right(void)
 	rte_mbuf_refcnt_update(m, -1);
 }
 
+/*
+ * BUG 11 (fixed; netoffload.c, vhu_offload_to_guest; segment.c,
+ * vhu_segment_refused_by_guest): a UFO frame for a guest with GUEST_UFO
+ * went whole with gso_type UDP and no NEEDS_CSUM when its checksum was
+ * complete (no TX_UDP_CKSUM: what a legacy-ol-flags port makes of a
+ * guest's UFO frame), and whole to a guest without GUEST_CSUM. A GSO frame
+ * to the driver comes with NEEDS_CSUM and the pseudo-header sum in its
+ * field (VIRTIO 1.2, 5.1.6.4.1), which needs GUEST_CSUM: a complete
+ * checksum becomes the pseudo-header sum again; a guest without
+ * GUEST_CSUM, or a frame others hold (its field may not be written), gets
+ * fragments cut here.
+ */
+static void
+test_bug_ufo_to_guest_needs_csum(void)
+{
+	static const struct spec udp = { .proto = IPPROTO_UDP, .payload = 3000 };
+	static const uint64_t requests[] = {
+		/* its checksum complete */
+		RTE_MBUF_F_TX_UDP_SEG | RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM,
+		/* its checksum left to the guest */
+		RTE_MBUF_F_TX_UDP_SEG | RTE_MBUF_F_TX_UDP_CKSUM | RTE_MBUF_F_TX_IPV4,
+	};
+
+	for (size_t i = 0; i < RTE_DIM(requests); i++) {
+		uint64_t ol = requests[i];
+		bool complete = !(ol & RTE_MBUF_F_TX_L4_MASK);
+		struct virtio_net_hdr h = { 0 };
+		struct layout lo = app_build(&udp, ol);
+		struct rte_mbuf *m;
+		const uint8_t *f;
+
+		if (complete)
+			put16(frame + csum_field(&udp, &lo), complete_sum(frame, &udp, &lo));
+		m = app_mbuf(&lo, ol, 1480);
+		ring_init(GUEST_CSUM | GUEST_UFO, 0);
+		CHECK(!vhu_segment_needed_for_guest(&vr, m));
+		CHECK(vhu_offload_to_guest(&vr, m, &h));
+		EXPECT_EQ(h.gso_type, VIRTIO_NET_HDR_GSO_UDP);
+		EXPECT_EQ(h.gso_size, 1480);
+		EXPECT_EQ(h.hdr_len, 42);
+		EXPECT_EQ(h.flags, VIRTIO_NET_HDR_F_NEEDS_CSUM);
+		EXPECT_EQ(h.csum_start, 34);
+		EXPECT_EQ(h.csum_offset, VHU_UDP_CSUM_OFFSET);
+		f = read_back(m);
+		EXPECT(ipv4_ok(f + L3));
+		EXPECT_EQ(get16(f + csum_field(&udp, &lo)), partial_sum(frame, &udp, &lo));
+		EXPECT(memcmp(f + lo.data, frame + lo.data, udp.payload) == 0);
+		EXPECT_EQ(vr.stats.malformed, 0);
+
+		/* GUEST_UFO means nothing without GUEST_CSUM: cut here */
+		m = app_mbuf(&lo, ol, 1480);
+		ring_init(GUEST_UFO, 0);
+		EXPECT(vhu_segment_needed_for_guest(&vr, m));
+	}
+	/* a complete checksum in a frame others hold cannot be made partial: cut here */
+	struct layout lo = app_build(&udp, requests[0]);
+	struct rte_mbuf *m;
+
+	put16(frame + csum_field(&udp, &lo), complete_sum(frame, &udp, &lo));
+	m = app_mbuf(&lo, requests[0], 1480);
+	rte_mbuf_refcnt_update(m, 1);
+	ring_init(GUEST_CSUM | GUEST_UFO, 0);
+	EXPECT(vhu_segment_needed_for_guest(&vr, m));
+	rte_mbuf_refcnt_update(m, -1);
+}
+
 int
 main(int argc __rte_unused, char **argv)
 {
@@ -1336,6 +1403,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_bug_one_segment_frame_untouched);
 	RUN_TEST(test_bug_ipv6_extension_pseudo_sum);
 	RUN_TEST(test_bug_shared_ipv4_checksum_right);
+	RUN_TEST(test_bug_ufo_to_guest_needs_csum);
 
 	return unit_finish(check_summary("test_offload"));
 }
