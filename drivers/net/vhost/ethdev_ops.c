@@ -205,6 +205,13 @@ eth_tx_queue_release(struct rte_eth_dev *dev, uint16_t qid)
 	dev->data->tx_queues[qid] = NULL;
 }
 
+/* Transmitted mbufs are copied and freed in the burst: none is ever held to clean up. */
+static int
+eth_tx_done_cleanup(void *txq __rte_unused, uint32_t free_cnt __rte_unused)
+{
+	return 0;
+}
+
 const struct eth_dev_ops eth_vhost_ops = {
 	.dev_configure = eth_dev_configure,
 	.dev_start = eth_dev_start,
@@ -226,4 +233,5 @@ const struct eth_dev_ops eth_vhost_ops = {
 	.rx_queue_release = eth_rx_queue_release,
 	.tx_queue_setup = eth_tx_queue_setup,
 	.tx_queue_release = eth_tx_queue_release,
+	.tx_done_cleanup = eth_tx_done_cleanup,
 };
