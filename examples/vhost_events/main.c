@@ -10,6 +10,7 @@
  *   port <p>: link up (vid <v>) | port <p>: link down
  *   port <p>: rx|tx queue <q> enabled|disabled
  *   port <p>: received <n> sent <m>        (at exit)
+ *   port <p>: tx_done_cleanup <ret>        (at start)
  *
  * Port lifecycle cases, as applications do it:
  *   close-on-down: the LSC callback closes the port when its link goes down
@@ -197,9 +198,12 @@ main(int argc, char **argv)
 				     RTE_MBUF_DEFAULT_BUF_SIZE, rte_socket_id());
 	if (mp == NULL)
 		rte_exit(EXIT_FAILURE, "cannot create the mbuf pool\n");
-	RTE_ETH_FOREACH_DEV(port)
+	RTE_ETH_FOREACH_DEV(port) {
 		if (port_init(port, mp) != 0)
 			rte_exit(EXIT_FAILURE, "cannot start port %u\n", port);
+		/* an application calling it, as it may on any port */
+		printf("port %u: tx_done_cleanup %d\n", port, rte_eth_tx_done_cleanup(port, 0, 0));
+	}
 	printf("ready: %u port(s)\n", rte_eth_dev_count_avail());
 
 	if (unplug_after > 0)
