@@ -43,6 +43,11 @@
 static volatile sig_atomic_t quit;
 static bool close_on_down;
 static uint64_t received[RTE_MAX_ETHPORTS], sent[RTE_MAX_ETHPORTS];
+/*
+ * RX queues of each port, read once: the loop calls no ethdev control
+ * function, which may not run concurrently with the port's removal.
+ */
+static uint16_t nb_rx_queues[RTE_MAX_ETHPORTS];
 
 /* The LSC callback (control thread) and the polling loop agree on a pause. */
 static int pause_requested, polling_paused;
@@ -103,6 +108,7 @@ port_init(uint16_t port, struct rte_mempool *mp)
 		ret = rte_eth_rx_queue_setup(port, q, 256, rte_eth_dev_socket_id(port), NULL, mp);
 	for (q = 0; ret == 0 && q < info.max_tx_queues; q++)
 		ret = rte_eth_tx_queue_setup(port, q, 256, rte_eth_dev_socket_id(port), NULL);
+	nb_rx_queues[port] = info.max_rx_queues;
 	if (ret == 0)
 		ret = rte_eth_dev_callback_register(port, RTE_ETH_EVENT_INTR_LSC, on_event, NULL);
 	if (ret == 0)
@@ -125,11 +131,7 @@ poll_ports(uint64_t deadline)
 			__atomic_store_n(&polling_paused, 0, __ATOMIC_SEQ_CST);
 		}
 		RTE_ETH_FOREACH_DEV(port) {
-			struct rte_eth_dev_info info;
-
-			if (rte_eth_dev_info_get(port, &info) != 0)
-				continue;
-			for (uint16_t q = 0; q < info.nb_rx_queues; q++) {
+			for (uint16_t q = 0; q < nb_rx_queues[port]; q++) {
 				uint16_t nb_rx = rte_eth_rx_burst(port, q, pkts, BURST);
 				uint16_t nb_tx = rte_eth_tx_burst(port, q, pkts, nb_rx);
 
