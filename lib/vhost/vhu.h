@@ -141,4 +141,23 @@ uint16_t vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts,
 
 const struct vhu_vring_stats *vhu_vring_stats(const struct vhu_vring *vr);
 
+/*
+ * Interrupt mode, for an application that sleeps instead of polling an empty
+ * guest TX ring: a file descriptor that becomes readable when the guest
+ * kicks ring @vr while it is armed. It is the same fd for the port's life,
+ * whatever front end connects, so it is registered once (epoll, level or
+ * edge triggered); vhu_port_destroy closes it. -1 (logged) if it cannot be
+ * created.
+ */
+int vhu_vring_intr_fd(struct vhu_vring *vr);
+
+/*
+ * Arm (@enable) the ring's interrupt before sleeping on its fd: the guest is
+ * asked to kick for its next frame, and the fd becomes readable then, or at
+ * once when frames are already waiting. Disarm it when awake: the guest is
+ * asked not to kick, as while polling. From the lcore polling the ring,
+ * between bursts. The fd stays readable until the next arming.
+ */
+void vhu_vring_intr_enable(struct vhu_vring *vr, bool enable);
+
 #endif /* VHU_H */
