@@ -17,6 +17,7 @@
 
 struct rte_mbuf;
 struct rte_mempool;
+struct rte_power_monitor_cond;
 
 /* Most queue pairs one port can offer (ring index 2k: guest RX, 2k+1: guest TX). */
 #define VHU_MAX_QUEUE_PAIRS 128
@@ -159,5 +160,15 @@ int vhu_vring_intr_fd(struct vhu_vring *vr);
  * between bursts. The fd stays readable until the next arming.
  */
 void vhu_vring_intr_enable(struct vhu_vring *vr, bool enable);
+
+/*
+ * For rte_power_monitor() (ethdev's get_monitor_addr): @pmc gets the address
+ * the guest writes when it makes the ring's next chain available, and the
+ * check of what is read there (wake once a chain is there). Guest memory
+ * stays mapped until the next call from the same lcore, however the front
+ * end changes meanwhile: the caller may still be reading the address. 0, or
+ * -1 when the ring is not polled or frames wait on our side already.
+ */
+int vhu_vring_monitor(struct vhu_vring *vr, struct rte_power_monitor_cond *pmc);
 
 #endif /* VHU_H */

@@ -163,6 +163,8 @@ struct vhu_vring_intr {
 	int wakefd;	/* eventfd of ours in @fd: arming found frames there already */
 	int kickfd;	/* the front end's kick fd now watched in @fd, or -1 */
 	bool armed;	/* the application waits: the driver is asked to kick */
+	/* the memory table an lcore may be reading a word of (power monitor), or NULL */
+	struct vhu_mem_table *monitored;
 };
 
 struct vhu_vring_control {

@@ -7,6 +7,8 @@
 #include <sys/eventfd.h>
 #include <unistd.h>
 
+#include <rte_power_intrinsics.h>
+
 #include "vhu_log.h"
 #include "virtqueue.h"
 
@@ -131,6 +133,57 @@ vhu_vring_intr_enable(struct vhu_vring *vr, bool enable)
 	rte_spinlock_unlock(&vr->lock);
 }
 
+/* rte_power_monitor's check of a split ring's available index (opaque[0]: ours). */
+static int
+split_avail_moved(const uint64_t value, const uint64_t opaque[RTE_POWER_MONITOR_OPAQUE_SZ])
+{
+	return (uint16_t)value != (uint16_t)opaque[0] ? -1 : 0;
+}
+
+/* ... of a packed ring's next descriptor flags (opaque[0]: our wrap counter). */
+static int
+packed_desc_made_available(const uint64_t value,
+			   const uint64_t opaque[RTE_POWER_MONITOR_OPAQUE_SZ])
+{
+	return vhu_packed_desc_available((uint16_t)value, opaque[0] != 0) ? -1 : 0;
+}
+
+/* The lcore's reference follows the ring's table: the old one goes with the caller's last read. */
+static void
+hold_memory(struct vhu_vring_intr *in, struct vhu_mem_table *mem)
+{
+	if (in->monitored == mem)
+		return;
+	if (mem != NULL)
+		vhu_mem_table_get(mem);
+	vhu_mem_table_put(in->monitored);
+	in->monitored = mem;
+}
+
+int
+vhu_vring_monitor(struct vhu_vring *vr, struct rte_power_monitor_cond *pmc)
+{
+	int ret = -1;
+
+	rte_spinlock_lock(&vr->lock);
+	hold_memory(&vr->intr, vr->mem);
+	if (vr->ready && !frames_held(vr)) {
+		if (vr->neg.packed) {
+			pmc->addr = &vr->packed.desc[vr->last_avail_idx].flags;
+			pmc->fn = packed_desc_made_available;
+			pmc->opaque[0] = vr->packed.avail_wrap;
+		} else {
+			pmc->addr = &vr->split.avail->idx;
+			pmc->fn = split_avail_moved;
+			pmc->opaque[0] = vr->last_avail_idx;
+		}
+		pmc->size = sizeof(uint16_t);
+		ret = 0;
+	}
+	rte_spinlock_unlock(&vr->lock);
+	return ret;
+}
+
 void
 vhu_vring_intr_close(struct vhu_vring *vr)
 {
@@ -139,5 +192,6 @@ vhu_vring_intr_close(struct vhu_vring *vr)
 	close_fd(&vr->intr.fd);
 	close_fd(&vr->intr.wakefd);
 	vr->intr.armed = false;
+	hold_memory(&vr->intr, NULL);
 	rte_spinlock_unlock(&vr->lock);
 }

@@ -16,6 +16,15 @@
  * then re-reads the ring after a full fence (virtqueue.h, vhu_vq_want_kicks);
  * disarming asks it not to kick, as a polled ring always does. A ring that
  * starts while armed asks for kicks from its first position.
+ *
+ * On a CPU that can wait for a write to memory (rte_power_monitor), the
+ * lcore can sleep on the ring itself instead (vhu_vring_monitor): on the
+ * word the driver writes to make the next chain available. The ring keeps a
+ * reference on the memory table that word is in until the lcore asks again,
+ * so that a front end leaving meanwhile cannot unmap it under the lcore's
+ * read; the front end gone, its writes stop, and the limit the kernel puts
+ * on such waits (Linux: 100000 TSC cycles unless set otherwise) ends the
+ * sleep.
  */
 #ifndef VHU_VRING_INTR_H
 #define VHU_VRING_INTR_H
@@ -38,7 +47,7 @@ void vhu_vring_intr_watch_locked(struct vhu_vring *vr, int kickfd);
  */
 void vhu_vring_intr_apply_locked(struct vhu_vring *vr);
 
-/* The port goes away: the application's fd is closed. */
+/* The port goes away: the application's fd is closed, guest memory let go. */
 void vhu_vring_intr_close(struct vhu_vring *vr);
 
 #endif /* VHU_VRING_INTR_H */

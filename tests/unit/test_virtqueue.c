@@ -20,6 +20,7 @@
 
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_power_intrinsics.h>
 
 #include "dirty_log.h"
 #include "memory.h"
@@ -1569,6 +1570,48 @@ test_intr_new_front_end_event_idx(void)
 	intr_new_front_end(EVIDX);
 }
 
+/* What rte_power_monitor() does before it sleeps: read the word, ask the check (-1: wake). */
+static int
+monitor_check(const struct rte_power_monitor_cond *pmc)
+{
+	uint16_t value = *(const volatile uint16_t *)pmc->addr;
+
+	return pmc->fn(value, pmc->opaque);
+}
+
+/*
+ * For rte_power_monitor: the word the driver writes to make the next chain
+ * available, and a check that wakes once it did so (not before), at every
+ * position round the ring. The memory table stays referenced for the lcore
+ * after the front end left, until it asks again; no address while the ring
+ * is not polled.
+ */
+static void
+test_monitor(void)
+{
+	struct rte_power_monitor_cond pmc;
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 20; i++) {
+		CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), 0);
+		CHECK_EQ(pmc.size, sizeof(uint16_t));
+		CHECK_EQ(monitor_check(&pmc), 0);
+		post_frame();
+		CHECK_EQ(monitor_check(&pmc), -1);
+		CHECK(one_frame());
+	}
+	CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), 0);
+	CHECK_EQ(R.mem->refcnt, 3);			/* ours, the ring's, the lcore's */
+	ring_session_end();
+	CHECK_EQ(R.mem->refcnt, 2);
+	CHECK_EQ(monitor_check(&pmc), 0);		/* the lcore may still read it */
+	CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), -1);
+	CHECK_EQ(R.mem->refcnt, 1);
+	CHECK(ring_session_resume());
+	CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), 0);
+	CHECK_EQ(R.mem->refcnt, 3);
+}
+
 /* ==================================================================== */
 
 /* Runs @fn once per layout, named <layout>/<name>. */
@@ -1632,6 +1675,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_BOTH(test_intr_arm_finds_chain_event_idx);
 	RUN_BOTH(test_intr_new_front_end);
 	RUN_BOTH(test_intr_new_front_end_event_idx);
+	RUN_BOTH(test_monitor);
 
 	return unit_finish(check_summary("test_virtqueue"));
 }
