@@ -10,7 +10,11 @@
  *                      use see the same copy whatever the guest rewrites
  *   used descriptor    id and length plain, then the flags with release
  *   driver event       read relaxed, after a full fence (vhu_packed_publish)
- *   device event       written relaxed (a hint to the driver)
+ *   device event       offset and wrap relaxed, then the flags with release
+ *                      (a driver that sees DESC sees where); asking the
+ *                      driver to kick is then followed by a full fence and a
+ *                      read of the next descriptor's flags
+ *                      (vhu_packed_want_kicks)
  * A used descriptor is marked in the dirty log after its stores, as the
  * split used ring is (split_access.h).
  */
@@ -63,10 +67,12 @@ vhu_packed_driver_event_off_wrap(const struct vhu_vring *vr)
 	return __atomic_load_n(&vr->packed.driver_event->off_wrap, __ATOMIC_RELAXED);
 }
 
+/* Kicks wanted as @flags say (VRING_PACKED_EVENT_FLAG_*), for DESC at @off_wrap. */
 static inline void
-vhu_packed_device_event_flags_set(struct vhu_vring *vr, uint16_t flags)
+vhu_packed_device_event_set(struct vhu_vring *vr, uint16_t off_wrap, uint16_t flags)
 {
-	__atomic_store_n(&vr->packed.device_event->flags, flags, __ATOMIC_RELAXED);
+	__atomic_store_n(&vr->packed.device_event->off_wrap, off_wrap, __ATOMIC_RELAXED);
+	__atomic_store_n(&vr->packed.device_event->flags, flags, __ATOMIC_RELEASE);
 }
 
 #endif /* VHU_PACKED_ACCESS_H */

@@ -10,6 +10,7 @@
 #include "segment.h"
 #include "vhu_log.h"
 #include "vring_ctl.h"
+#include "vring_intr.h"
 
 RTE_LOG_REGISTER(vhu_logtype, lib.vhu, INFO);
 
@@ -77,6 +78,8 @@ port_free(void *arg)
 
 	vhu_socket_close(&p->sock);
 	vhu_session_end(&p->session);	/* also one no connection carried */
+	for (uint32_t i = 0; i < p->session.nrings; i++)
+		vhu_vring_intr_close(&p->vrings[i]);
 	vhu_gso_pools_free(&p->gso);
 	rte_free(p);
 }

@@ -13,7 +13,9 @@
  *                      use see the same copy whatever the guest rewrites
  *   used element       plain stores; ordered by the release of the index
  *   used index         written with release: the elements before it first
- *   used flags         written relaxed (a hint to the driver)
+ *   used flags,        written relaxed; asking the driver to kick is then
+ *   avail_event        followed by a full fence and a read of the available
+ *                      index (vhu_split_want_kicks)
  * Every write of the used ring is marked in the dirty log after the store:
  * the front end clears the bitmap while we run, and a mark it cleared
  * between our mark and a later store would lose that store.
@@ -107,6 +109,18 @@ static inline void
 vhu_split_used_flags_set(struct vhu_vring *vr, uint16_t flags)
 {
 	__atomic_store_n(&vr->split.used->flags, flags, __ATOMIC_RELAXED);
+	vhu_vring_log_used(vr, offsetof(struct vring_used, flags), sizeof(flags));
+}
+
+/* EVENT_IDX: the driver kicks once its available index passes @idx (after the used ring). */
+static inline void
+vhu_split_avail_event_set(struct vhu_vring *vr, uint16_t idx)
+{
+	const uint64_t offset = offsetof(struct vring_used, ring) +
+				(uint64_t)vr->size * sizeof(struct vring_used_elem);
+
+	__atomic_store_n((uint16_t *)((uint8_t *)vr->split.used + offset), idx, __ATOMIC_RELAXED);
+	vhu_vring_log_used(vr, offset, sizeof(idx));
 }
 
 #endif /* VHU_SPLIT_ACCESS_H */

@@ -23,6 +23,7 @@
 
 struct rte_mbuf;
 struct rte_mempool;
+struct rte_power_monitor_cond;
 
 /* Most queue pairs one port can offer (ring index 2k: guest RX, 2k+1: guest TX). */
 #define VHU_MAX_QUEUE_PAIRS 128
@@ -172,5 +173,34 @@ uint16_t vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts,
 
 /* The ring's counters; from any process of the creator's DPDK application. */
 const struct vhu_vring_stats *vhu_vring_stats(const struct vhu_vring *vr);
+
+/*
+ * Interrupt mode, for an application that sleeps instead of polling an empty
+ * guest TX ring: a file descriptor that becomes readable when the guest
+ * kicks ring @vr while it is armed. It is the same fd for the port's life,
+ * whatever front end connects, so it is registered once (epoll, level or
+ * edge triggered); vhu_port_destroy closes it. -1 (logged) if it cannot be
+ * created.
+ */
+int vhu_vring_intr_fd(struct vhu_vring *vr);
+
+/*
+ * Arm (@enable) the ring's interrupt before sleeping on its fd: the guest is
+ * asked to kick for its next frame, and the fd becomes readable then, or at
+ * once when frames are already waiting. Disarm it when awake: the guest is
+ * asked not to kick, as while polling. From the lcore polling the ring,
+ * between bursts. The fd stays readable until the next arming.
+ */
+void vhu_vring_intr_enable(struct vhu_vring *vr, bool enable);
+
+/*
+ * For rte_power_monitor() (ethdev's get_monitor_addr): @pmc gets the address
+ * the guest writes when it makes the ring's next chain available, and the
+ * check of what is read there (wake once a chain is there). Guest memory
+ * stays mapped until the next call from the same lcore, however the front
+ * end changes meanwhile: the caller may still be reading the address. 0, or
+ * -1 when the ring is not polled or frames wait on our side already.
+ */
+int vhu_vring_monitor(struct vhu_vring *vr, struct rte_power_monitor_cond *pmc);
 
 #endif /* VHU_H */

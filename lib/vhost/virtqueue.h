@@ -132,6 +132,16 @@ vhu_vq_discard_since(struct vhu_vring *vr, const struct vhu_vq_mark *m)
 		vhu_split_discard_since(vr, m->used_idx);
 }
 
+/*
+ * Ask the driver to kick us for new chains (@want), or not to (we poll).
+ * With @want, true when chains are available already (no kick comes for them).
+ */
+static inline bool
+vhu_vq_want_kicks(struct vhu_vring *vr, bool want)
+{
+	return vr->neg.packed ? vhu_packed_want_kicks(vr, want) : vhu_split_want_kicks(vr, want);
+}
+
 /* Make the completions visible and call the guest unless it asked not to be. */
 static inline void
 vhu_vq_publish(struct vhu_vring *vr)

@@ -221,3 +221,22 @@ vhu_packed_publish(struct vhu_vring *vr)
 	else
 		vr->stats.notifications_suppressed++;
 }
+
+bool
+vhu_packed_want_kicks(struct vhu_vring *vr, bool want)
+{
+	struct vhu_packed_view *pk = &vr->packed;
+	/* With EVENT_IDX: a kick for the descriptor at our next available slot. */
+	uint16_t flags = !want ? VRING_PACKED_EVENT_FLAG_DISABLE :
+			 vr->neg.event_idx ? VRING_PACKED_EVENT_FLAG_DESC :
+			 VRING_PACKED_EVENT_FLAG_ENABLE;
+
+	vhu_packed_device_event_set(vr, (uint16_t)(vr->last_avail_idx | pk->avail_wrap << 15),
+				    flags);
+	if (!want)
+		return false;
+	/* As for split rings: our store, a full fence, then the driver's flags. */
+	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return vhu_packed_desc_available(vhu_packed_desc_flags(vr, vr->last_avail_idx),
+					 pk->avail_wrap);
+}

@@ -118,4 +118,10 @@ vhu_packed_discard_since(struct vhu_vring *vr, uint32_t npending)
 
 void vhu_packed_publish(struct vhu_vring *vr);
 
+/*
+ * Ask the driver to kick us when it makes chains available (@want), or not
+ * to (we poll). With @want, true when the next chain is available already.
+ */
+bool vhu_packed_want_kicks(struct vhu_vring *vr, bool want);
+
 #endif /* VHU_VIRTQUEUE_PACKED_H */

@@ -165,3 +165,27 @@ vhu_split_publish(struct vhu_vring *vr)
 	else
 		vr->stats.notifications_suppressed++;
 }
+
+bool
+vhu_split_want_kicks(struct vhu_vring *vr, bool want)
+{
+	vhu_split_used_flags_set(vr, want ? 0 : VRING_USED_F_NO_NOTIFY);
+	/*
+	 * With EVENT_IDX the driver ignores the flag and kicks when its index
+	 * passes avail_event: at the next chain, or, to keep it quiet, only
+	 * after it has gone all the way round the 16-bit index.
+	 */
+	if (vr->neg.event_idx)
+		vhu_split_avail_event_set(vr, want ? vr->last_avail_idx :
+					  (uint16_t)(vr->last_avail_idx - 1));
+	if (!want)
+		return false;
+	/*
+	 * The driver stores its index, then (a full barrier) reads what we
+	 * want; we store what we want, then read its index: one of the two
+	 * reads sees the other side's store, so a chain is either kicked for
+	 * or seen here.
+	 */
+	rte_atomic_thread_fence(__ATOMIC_SEQ_CST);
+	return vhu_split_avail_idx(vr) != vr->last_avail_idx;
+}

@@ -86,4 +86,12 @@ vhu_split_discard_since(struct vhu_vring *vr, uint16_t used_idx)
 /* Make completed chains visible to the driver and interrupt it unless it asked not to. */
 void vhu_split_publish(struct vhu_vring *vr);
 
+/*
+ * Ask the driver to kick us when it makes chains available (@want), or not
+ * to (we poll). With @want, true when chains are available already: the
+ * driver may have made them so before it could see the request, and will
+ * not kick for them.
+ */
+bool vhu_split_want_kicks(struct vhu_vring *vr, bool want);
+
 #endif /* VHU_VIRTQUEUE_SPLIT_H */

@@ -1,6 +1,6 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * One virtqueue of a port, whatever its layout. Three parts, each with one
+ * One virtqueue of a port, whatever its layout. Four parts, each with one
  * owner:
  * - the data-path view: what the lcore polling the ring reads and advances
  *   (positions, host pointers into the ring, the negotiated features it
@@ -8,7 +8,10 @@
  *   every control change; the poller holds @lock for a burst (a trylock);
  * - the identity, fixed when the port is created;
  * - the control part: what the front end said about the ring, written only
- *   on the control thread (vring_ctl.c), with @lock held.
+ *   on the control thread (vring_ctl.c), with @lock held;
+ * - interrupt mode (guest TX rings): the application's fd and whether it
+ *   sleeps on it, written by vring_intr.c with @lock held, by the
+ *   application (arming) and the control thread (kick fds, ring starts).
  * This file holds what the data path shares between the layouts: chains,
  * frame counting, dirty logging of what it wrote. Nothing here changes a
  * ring's state; vring_ctl.c does.
@@ -151,6 +154,19 @@ struct vhu_rx_pending {
 	struct rte_mbuf *mbufs[VHU_GSO_MAX_SEGS];
 };
 
+/*
+ * Interrupt mode of a guest TX ring (vring_intr.h): the application sleeps
+ * on @fd instead of polling an empty ring. Kept across front ends.
+ */
+struct vhu_vring_intr {
+	int fd;		/* epoll instance the application waits on; -1 until asked for */
+	int wakefd;	/* eventfd of ours in @fd: arming found frames there already */
+	int kickfd;	/* the front end's kick fd now watched in @fd, or -1 */
+	bool armed;	/* the application waits: the driver is asked to kick */
+	/* the memory table an lcore may be reading a word of (power monitor), or NULL */
+	struct vhu_mem_table *monitored;
+};
+
 struct vhu_vring_control {
 	bool num_set;
 	bool addr_set;
@@ -206,6 +222,9 @@ struct vhu_vring {
 
 	/* ==== control part (vring_ctl.c) ==== */
 	struct vhu_vring_control ctl;
+
+	/* ==== interrupt mode (vring_intr.c), with @lock held ==== */
+	struct vhu_vring_intr intr;
 
 	/* ==== data path, rarely touched ==== */
 	struct vhu_rx_pending rx_pending;

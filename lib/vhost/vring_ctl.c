@@ -8,6 +8,7 @@
 
 #include "vhu_log.h"
 #include "virtqueue.h"
+#include "vring_intr.h"
 #include "zerocopy.h"
 
 static void
@@ -32,6 +33,16 @@ vhu_vring_ctl_init(struct vhu_vring *vr, uint16_t index, const char *port_name, 
 	vr->notify.callfd = -1;
 	vr->ctl.kickfd = -1;
 	vr->ctl.errfd = -1;
+	vhu_vring_intr_init(vr);
+}
+
+/* The kick fd becomes @fd (-1: none); interrupt mode lets go of the old one before it is closed. */
+static void
+replace_kickfd(struct vhu_vring *vr, int fd)
+{
+	vhu_vring_intr_watch_locked(vr, fd);
+	close_fd(&vr->ctl.kickfd);
+	vr->ctl.kickfd = fd;
 }
 
 static void
@@ -187,18 +198,14 @@ restart_indices(struct vhu_vring *vr)
 /*
  * A ring (re)starts being polled: its first completion always signals (the
  * driver may have waited for one while it stopped), and the driver is told
- * not to kick us: we poll. With EVENT_IDX a split ring's flag is ignored and
- * avail_event rules; we never move it, so the driver kicks about once per
- * 65536 buffers.
+ * not to kick us, since we poll, unless the application sleeps until it does
+ * (vring_intr.h).
  */
 static void
 start_polling(struct vhu_vring *vr)
 {
 	vr->notify.signalled_valid = false;
-	if (vr->neg.packed)
-		vhu_packed_device_event_flags_set(vr, VRING_PACKED_EVENT_FLAG_DISABLE);
-	else
-		vhu_split_used_flags_set(vr, VRING_USED_F_NO_NOTIFY);
+	vhu_vring_intr_apply_locked(vr);
 }
 
 /* What the negotiated features mean for the data path. */
@@ -254,8 +261,6 @@ refresh(struct vhu_vring *vr)
 		vhu_zc_ring_stopped(vr, vr->ctl.indices_valid);
 		restart_indices(vr);
 	}
-	if (!was_ready)
-		start_polling(vr);
 	/*
 	 * Packed positions are slots, not masked indices: a base beyond the
 	 * ring, or a ring shrunk (SET_VRING_NUM) or moved while running, would
@@ -269,6 +274,8 @@ refresh(struct vhu_vring *vr)
 	update_logging(vr);
 	vr->ready = vr->ctl.enabled && !vr->broken;
 	vr->discarding = !vr->ctl.enabled && !vr->broken && (vr->index & 1);	/* odd: guest TX */
+	if (!was_ready)
+		start_polling(vr);
 	if (vr->ready)
 		vhu_zc_ring_started(vr);
 }
@@ -301,7 +308,7 @@ vhu_vring_ctl_reset(struct vhu_vring *vr)
 	rte_spinlock_lock(&vr->lock);
 	vhu_zc_ring_stopped(vr, false);	/* the session is gone: nothing to give back */
 	close_fd(&vr->notify.callfd);
-	close_fd(&vr->ctl.kickfd);
+	replace_kickfd(vr, -1);
 	close_fd(&vr->ctl.errfd);
 	vhu_mem_table_put(vr->mem);
 	vr->mem = NULL;
@@ -399,7 +406,7 @@ vhu_vring_ctl_stop(struct vhu_vring *vr)
 	where = ctl->base;
 	ctl->base &= UINT16_MAX;
 	ctl->started = false;
-	close_fd(&ctl->kickfd);
+	replace_kickfd(vr, -1);
 	refresh(vr);
 	rte_spinlock_unlock(&vr->lock);
 	return where;
@@ -409,8 +416,7 @@ void
 vhu_vring_ctl_start(struct vhu_vring *vr, int kickfd)
 {
 	rte_spinlock_lock(&vr->lock);
-	close_fd(&vr->ctl.kickfd);
-	vr->ctl.kickfd = kickfd;
+	replace_kickfd(vr, kickfd);
 	vr->ctl.started = true;
 	refresh(vr);
 	rte_spinlock_unlock(&vr->lock);
@@ -472,5 +478,6 @@ vhu_vring_ctl_announce(struct vhu_vring *vr, const struct rte_ether_addr *mac)
 	rte_spinlock_lock(&vr->lock);
 	vr->rarp.mac = *mac;
 	vr->rarp.pending = true;
+	vhu_vring_intr_apply_locked(vr);	/* an application asleep on the ring has a frame */
 	rte_spinlock_unlock(&vr->lock);
 }

@@ -550,16 +550,20 @@ class TestPmd:
 
     # --------------------------------------------------------------- shutdown
 
+    def request_exit(self):
+        """Ask the running process to exit cleanly: testpmd's ``quit``."""
+        try:
+            self.proc.stdin.write(b"quit\n")
+            self.proc.stdin.flush()
+        except (BrokenPipeError, OSError):
+            pass
+
     def quit(self, timeout: float = 60.0) -> Optional[int]:
         """``quit`` and wait for exit; escalate to SIGTERM/SIGKILL.  Returns rc."""
         if self.proc is None:
             return None
         if self.proc.poll() is None:
-            try:
-                self.proc.stdin.write(b"quit\n")
-                self.proc.stdin.flush()
-            except (BrokenPipeError, OSError):
-                pass
+            self.request_exit()
             wait_or_escalate(self.proc, timeout, self._signal_group,
                              lambda msg: self._append(f"\n[harness] {msg}\n".encode()))
         self._finish()

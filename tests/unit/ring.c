@@ -5,11 +5,14 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/eventfd.h>
+#include <unistd.h>
 
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
 #include "vring_ctl.h"
+#include "vring_intr.h"
 
 #include "ring.h"
 
@@ -31,21 +34,23 @@ ring_memory(uint32_t size, uint64_t features, uint32_t start)
 	R.active = true;
 	R.size = size;
 	R.start = start;
+	R.kick = -1;
 	R.features = features | ops->features;
 	guest_setup(RING_INDIR_OFF, RING_BUF_OFF);
 	return ops->lay_out();
 }
 
-bool
-ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base)
+/*
+ * A front end's session sets the ring up, as the control thread does; it
+ * becomes ready at the last step. The ring gets a copy of the driver's kick
+ * fd and owns the call fd.
+ */
+static bool
+session_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base)
 {
-	struct vhu_vring *vr = &R.own;
+	struct vhu_vring *vr = R.vr;
 
-	R.mem = guest_mem_table();
-	R.vr = vr;
-	G.vr = vr;
-	/* As the control thread sets a ring up; it becomes ready at the last step. */
-	vhu_vring_ctl_init(vr, 0, "unit", SOCKET_ID_ANY, 0, &gso);
+	R.addr = *addr;
 	/* The features come first: a packed ring's base is read by them. */
 	vhu_vring_ctl_rebase(vr, NULL, R.features);
 	if (vhu_vring_ctl_set_num(vr, R.size) < 0)
@@ -53,13 +58,44 @@ ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t ba
 	vhu_vring_ctl_set_addr(vr, addr);
 	if (send_base && vhu_vring_ctl_set_base(vr, base) < 0)
 		return false;
-	vhu_vring_ctl_start(vr, -1);
-	vhu_vring_ctl_set_callfd(vr, G.callfd);	/* the ring owns it */
+	R.kick = eventfd(0, EFD_NONBLOCK | EFD_CLOEXEC);
+	if (R.kick < 0)
+		die("eventfd");
+	R.kick_checked = R.posted;
+	vhu_vring_ctl_start(vr, xdup(R.kick));
+	vhu_vring_ctl_set_callfd(vr, G.callfd);
 	vhu_vring_ctl_enable(vr, true);
 	vhu_vring_ctl_rebase(vr, R.mem, R.features);
 	/* as an application enabling scatter: frames of any size, in chains */
 	vhu_vring_ctl_set_rx_offloads(vr, VHU_RX_OFFLOAD_SCATTER);
 	return vr->ready;
+}
+
+bool
+ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base)
+{
+	R.mem = guest_mem_table();
+	R.vr = &R.own;
+	G.vr = R.vr;
+	vhu_vring_ctl_init(R.vr, 0, "unit", SOCKET_ID_ANY, 0, &gso);
+	return session_start(addr, send_base, base);
+}
+
+void
+ring_session_end(void)
+{
+	int callfd = xdup(G.callfd);
+
+	vhu_vring_ctl_reset(R.vr);	/* closes the ring's copy of the kick fd and the call fd */
+	G.callfd = callfd;
+	close(R.kick);
+	R.kick = -1;
+}
+
+bool
+ring_session_resume(void)
+{
+	return session_start(&R.addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0);
 }
 
 bool
@@ -92,8 +128,10 @@ ring_teardown(void)
 		return true;
 	free_tracked();
 	if (R.mem != NULL) {
-		/* closes the call fd, drops the ring's reference */
+		/* closes the call fd and the ring's kick fd, drops the ring's reference */
 		vhu_vring_ctl_reset(&R.own);
+		vhu_vring_intr_close(&R.own);
+		close(R.kick);
 		if (R.mem->refcnt != 1) {
 			fprintf(stderr, "  memory table: %u references, only ours expected\n",
 				R.mem->refcnt);

@@ -81,7 +81,10 @@ struct ring_ops {
 	uint64_t features;	/* the layout's feature bit */
 	/* Lays the ring out in fresh guest memory, the driver at R.start; returns its addresses. */
 	struct vhu_vring_addr_config (*lay_out)(void);
-	/* SET_VRING_BASE for the driver at R.start; NULL: the ring resumes from guest memory. */
+	/*
+	 * SET_VRING_BASE for the driver where it is, all it made available
+	 * used; NULL: the ring resumes from guest memory.
+	 */
 	uint32_t (*base)(void);
 	/* Makes a chain of @n descriptors available. */
 	struct posted (*post)(const struct dspec *d, unsigned int n);
@@ -105,6 +108,11 @@ struct ring_ops {
 	void (*call_at)(uint32_t at);
 	/* The device told the driver not to notify it: it polls. */
 	bool (*polled)(void);
+	/*
+	 * Whether the driver must kick for the chains it made available since
+	 * it last asked (its layout's rule, with EVENT_IDX or without).
+	 */
+	bool (*must_kick)(void);
 	/* The ring's areas are the memory table's mappings of where the ring was laid out. */
 	bool (*mapped)(void);
 	/* The front end moves one of the ring's areas out of guest memory, or back. */
@@ -128,6 +136,9 @@ struct ring {
 	uint32_t start;			/* where the driver started, in slots */
 	uint64_t features;		/* negotiated, the layout's bit included */
 	uint32_t posted;		/* slots made available since the start */
+	struct vhu_vring_addr_config addr;	/* where the ring was laid out */
+	int kick;			/* the driver's kick eventfd (the ring has a copy) */
+	uint32_t kick_checked;		/* R.posted when the driver last asked must_kick */
 };
 
 extern struct ring R;
@@ -147,6 +158,17 @@ struct vhu_vring_addr_config ring_memory(uint32_t size, uint64_t features, uint3
  * with SET_VRING_BASE @base when @send_base. False when it did not become ready.
  */
 bool ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base);
+/*
+ * The front end goes: its session ends, the ring is reset (what outlives
+ * sessions stays: its interrupt fd).
+ */
+void ring_session_end(void);
+/*
+ * A new front end sets the ring up again, in the same guest memory, where
+ * the driver is (it must have caught up), with a new kick fd. False when the
+ * ring did not become ready.
+ */
+bool ring_session_resume(void);
 /* Both, with the base the layout sends for the driver at @start. */
 bool ring_setup_at(uint32_t size, uint64_t features, uint32_t start);
 bool ring_setup(uint32_t size, uint64_t features);

@@ -194,7 +194,9 @@ packed_lay_out(void)
 static uint32_t
 packed_base(void)
 {
-	return (R.start % R.size) | ((uint32_t)lap_wrap(R.start / R.size) << 15);
+	uint32_t pos = R.start + R.posted;
+
+	return (pos % R.size) | ((uint32_t)lap_wrap(pos / R.size) << 15);
 }
 
 static struct posted
@@ -306,6 +308,28 @@ packed_polled(void)
 	return P.dev_ev->flags == VRING_PACKED_EVENT_FLAG_DISABLE;
 }
 
+/*
+ * As Linux's virtqueue_kick_prepare_packed(): the device event area read
+ * whole; DESC names the slot and lap of the descriptor to kick for, which
+ * is compared on the line through the driver's last lap.
+ */
+static bool
+packed_must_kick(void)
+{
+	uint32_t pos = R.start + R.posted;
+	uint16_t added = (uint16_t)(R.posted - R.kick_checked);
+	uint16_t new_slot = (uint16_t)(pos % R.size), old_slot = (uint16_t)(new_slot - added);
+	struct vring_packed_desc_event ev = *P.dev_ev;
+	uint16_t event = ev.off_wrap & 0x7fff;
+
+	R.kick_checked = R.posted;
+	if (ev.flags != VRING_PACKED_EVENT_FLAG_DESC)
+		return ev.flags != VRING_PACKED_EVENT_FLAG_DISABLE;
+	if ((ev.off_wrap >> 15) != lap_wrap(pos / R.size))
+		event = (uint16_t)(event - R.size);
+	return (uint16_t)(new_slot - event - 1) < (uint16_t)(new_slot - old_slot);
+}
+
 static bool
 packed_mapped(void)
 {
@@ -365,6 +389,7 @@ const struct ring_ops packed_ops = {
 	.interrupts = packed_interrupts,
 	.call_at = packed_call_at,
 	.polled = packed_polled,
+	.must_kick = packed_must_kick,
 	.mapped = packed_mapped,
 	.misplace = packed_misplace,
 	.bad_tx = packed_bad_tx,

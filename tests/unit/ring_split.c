@@ -198,6 +198,25 @@ split_polled(void)
 	return S.used->flags == VRING_USED_F_NO_NOTIFY;
 }
 
+/*
+ * As Linux's virtqueue_kick_prepare_split(): without EVENT_IDX the used
+ * flags, with it avail_event (after the used ring), which the driver's index
+ * must just have passed.
+ */
+static bool
+split_must_kick(void)
+{
+	uint16_t new_idx = (uint16_t)(R.start + R.posted);
+	uint16_t old_idx = (uint16_t)(R.start + R.kick_checked);
+	uint16_t event;
+
+	R.kick_checked = R.posted;
+	if (!(R.features & EVIDX))
+		return !(S.used->flags & VRING_USED_F_NO_NOTIFY);
+	memcpy(&event, &S.used->ring[R.size], sizeof(event));
+	return (uint16_t)(new_idx - event - 1) < (uint16_t)(new_idx - old_idx);
+}
+
 static bool
 split_mapped(void)
 {
@@ -330,6 +349,7 @@ const struct ring_ops split_ops = {
 	.interrupts = split_interrupts,
 	.call_at = split_call_at,
 	.polled = split_polled,
+	.must_kick = split_must_kick,
 	.mapped = split_mapped,
 	.misplace = split_misplace,
 	.bad_tx = split_bad_tx,

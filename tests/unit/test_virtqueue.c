@@ -10,7 +10,9 @@
 #include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
+#include <poll.h>
 #include <string.h>
+#include <sys/eventfd.h>
 #include <sys/mman.h>
 #include <unistd.h>
 
@@ -18,6 +20,7 @@
 
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
+#include <rte_power_intrinsics.h>
 
 #include "dirty_log.h"
 #include "memory.h"
@@ -1434,6 +1437,249 @@ test_notify_event_idx(void)
 }
 
 /* ==================================================================== */
+/* kicks and interrupt mode (vring_intr.h)                              */
+/* ==================================================================== */
+
+/* The chain post_frame() made available last. */
+static struct posted last_posted;
+
+/* The driver makes a TX frame available, and kicks if the ring asks it to; whether it kicked. */
+static bool
+post_frame(void)
+{
+	uint8_t frame[60];
+
+	make_frame(frame, sizeof(frame), 140);
+	last_posted = tx_simple(frame, sizeof(frame));
+	if (!R.ops->must_kick())
+		return false;
+	if (eventfd_write(R.kick, 1) != 0)
+		die("eventfd_write");
+	return true;
+}
+
+/* The application's interrupt fd is readable: epoll_wait on it would return. */
+static bool
+readable(int fd)
+{
+	struct pollfd p = { .fd = fd, .events = POLLIN };
+
+	return poll(&p, 1, 0) == 1 && (p.revents & POLLIN);
+}
+
+/* The frame post_frame() made available is dequeued, and the driver sees it used. */
+static bool
+one_frame(void)
+{
+	struct rte_mbuf *pkts[4];
+
+	return deq(pkts, 4) == 1 && used_is(&last_posted, 0);
+}
+
+/*
+ * A polled ring asks the driver not to kick, EVENT_IDX or not, and goes on
+ * asking as its position moves: with EVENT_IDX the event index stays behind
+ * it, a whole lap of the 16-bit index away.
+ */
+static void
+kicks_polled(uint64_t features)
+{
+	CHECK(ring_setup(8, V1 | features));
+	CHECK(R.ops->polled());
+	for (int i = 0; i < 20; i++) {	/* round the ring and past */
+		CHECK(!post_frame());
+		CHECK(one_frame());
+	}
+	CHECK(R.ops->polled());
+}
+
+static void
+test_kicks_polled(void)
+{
+	kicks_polled(0);
+}
+
+static void
+test_kicks_polled_event_idx(void)
+{
+	kicks_polled(EVIDX);
+}
+
+/*
+ * Armed, the ring asks for a kick for the next chain and the fd becomes
+ * readable with it; the application disarms when awake and the kicks stop.
+ * Armed again, the wake-up before is forgotten: readable only with the next kick.
+ */
+static void
+intr_arm_disarm(uint64_t features)
+{
+	int fd;
+
+	CHECK(ring_setup(8, V1 | features));
+	fd = vhu_vring_intr_fd(R.vr);
+	CHECK_GE(fd, 0);
+	CHECK_EQ(vhu_vring_intr_fd(R.vr), fd);		/* one fd for the ring */
+	for (int round = 0; round < 6; round++) {	/* past the end of the ring */
+		vhu_vring_intr_enable(R.vr, true);
+		CHECK(!R.ops->polled());
+		CHECK(!readable(fd));
+		CHECK(post_frame());
+		CHECK(readable(fd));
+		vhu_vring_intr_enable(R.vr, false);
+		CHECK(R.ops->polled());
+		CHECK(one_frame());
+		CHECK(!post_frame());
+		CHECK(one_frame());
+		CHECK(readable(fd));			/* until armed again */
+	}
+}
+
+static void
+test_intr_arm_disarm(void)
+{
+	intr_arm_disarm(0);
+}
+
+static void
+test_intr_arm_disarm_event_idx(void)
+{
+	intr_arm_disarm(EVIDX);
+}
+
+/*
+ * A chain made available while the ring asked for no kicks, just before the
+ * application arms: no kick comes for it, so arming finds it (after its
+ * request, a full fence) and makes the fd readable at once.
+ */
+static void
+intr_arm_finds_chain(uint64_t features)
+{
+	int fd;
+
+	CHECK(ring_setup(8, V1 | features));
+	fd = vhu_vring_intr_fd(R.vr);
+	CHECK(!post_frame());
+	vhu_vring_intr_enable(R.vr, true);
+	CHECK(readable(fd));
+	vhu_vring_intr_enable(R.vr, false);
+	CHECK(one_frame());
+	vhu_vring_intr_enable(R.vr, true);
+	CHECK(!readable(fd));				/* nothing more there */
+	CHECK(post_frame());
+	CHECK(readable(fd));
+}
+
+static void
+test_intr_arm_finds_chain(void)
+{
+	intr_arm_finds_chain(0);
+}
+
+static void
+test_intr_arm_finds_chain_event_idx(void)
+{
+	intr_arm_finds_chain(EVIDX);
+}
+
+/*
+ * The front end goes while the application sleeps and a new one sets the
+ * ring up with a new kick fd: the application's fd stays the same and
+ * wakes on the new kick fd, not on the old one (which the old front end may
+ * still hold), and the new ring asks for kicks from its first chain. Armed
+ * and disarmed while no front end is there, the ring writes nothing to
+ * guest memory; one that starts disarmed asks for no kicks.
+ */
+static void
+intr_new_front_end(uint64_t features)
+{
+	int fd, old_kick;
+
+	CHECK(ring_setup(8, V1 | features));
+	fd = vhu_vring_intr_fd(R.vr);
+	CHECK(!post_frame());
+	CHECK(one_frame());
+	vhu_vring_intr_enable(R.vr, true);
+	old_kick = xdup(R.kick);
+	ring_session_end();
+	ring_snapshot();
+	vhu_vring_intr_enable(R.vr, false);
+	vhu_vring_intr_enable(R.vr, true);
+	CHECK(ring_unchanged());
+	CHECK(!readable(fd));
+	CHECK(ring_session_resume());
+	CHECK_EQ(vhu_vring_intr_fd(R.vr), fd);
+	CHECK(!readable(fd));
+	CHECK_EQ(eventfd_write(old_kick, 1), 0);
+	CHECK(!readable(fd));
+	close(old_kick);
+	CHECK(!R.ops->polled());
+	CHECK(post_frame());
+	CHECK(readable(fd));
+	vhu_vring_intr_enable(R.vr, false);
+	CHECK(one_frame());
+
+	ring_session_end();
+	CHECK(ring_session_resume());
+	CHECK(R.ops->polled());
+	CHECK(!post_frame());
+	CHECK(one_frame());
+}
+
+static void
+test_intr_new_front_end(void)
+{
+	intr_new_front_end(0);
+}
+
+static void
+test_intr_new_front_end_event_idx(void)
+{
+	intr_new_front_end(EVIDX);
+}
+
+/* What rte_power_monitor() does before it sleeps: read the word, ask the check (-1: wake). */
+static int
+monitor_check(const struct rte_power_monitor_cond *pmc)
+{
+	uint16_t value = *(const volatile uint16_t *)pmc->addr;
+
+	return pmc->fn(value, pmc->opaque);
+}
+
+/*
+ * For rte_power_monitor: the word the driver writes to make the next chain
+ * available, and a check that wakes once it did so (not before), at every
+ * position round the ring. The memory table stays referenced for the lcore
+ * after the front end left, until it asks again; no address while the ring
+ * is not polled.
+ */
+static void
+test_monitor(void)
+{
+	struct rte_power_monitor_cond pmc;
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 20; i++) {
+		CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), 0);
+		CHECK_EQ(pmc.size, sizeof(uint16_t));
+		CHECK_EQ(monitor_check(&pmc), 0);
+		post_frame();
+		CHECK_EQ(monitor_check(&pmc), -1);
+		CHECK(one_frame());
+	}
+	CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), 0);
+	CHECK_EQ(R.mem->refcnt, 3);			/* ours, the ring's, the lcore's */
+	ring_session_end();
+	CHECK_EQ(R.mem->refcnt, 2);
+	CHECK_EQ(monitor_check(&pmc), 0);		/* the lcore may still read it */
+	CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), -1);
+	CHECK_EQ(R.mem->refcnt, 1);
+	CHECK(ring_session_resume());
+	CHECK_EQ(vhu_vring_monitor(R.vr, &pmc), 0);
+	CHECK_EQ(R.mem->refcnt, 3);
+}
+
+/* ==================================================================== */
 
 /* Runs @fn once per layout, named <layout>/<name>. */
 static void
@@ -1489,6 +1735,16 @@ main(int argc __rte_unused, char **argv)
 
 	RUN_BOTH(test_notify_flags);
 	RUN_BOTH(test_notify_event_idx);
+
+	RUN_BOTH(test_kicks_polled);
+	RUN_BOTH(test_kicks_polled_event_idx);
+	RUN_BOTH(test_intr_arm_disarm);
+	RUN_BOTH(test_intr_arm_disarm_event_idx);
+	RUN_BOTH(test_intr_arm_finds_chain);
+	RUN_BOTH(test_intr_arm_finds_chain_event_idx);
+	RUN_BOTH(test_intr_new_front_end);
+	RUN_BOTH(test_intr_new_front_end_event_idx);
+	RUN_BOTH(test_monitor);
 
 	return unit_finish(check_summary("test_virtqueue"));
 }

@@ -43,6 +43,10 @@ set_queue_states(struct rte_eth_dev *dev, uint8_t state)
 static int
 eth_dev_start(struct rte_eth_dev *dev)
 {
+	int ret = eth_rx_intr_start(dev);
+
+	if (ret < 0)
+		return ret;
 	set_queue_states(dev, RTE_ETH_QUEUE_STATE_STARTED);
 	return 0;
 }
@@ -70,6 +74,7 @@ eth_dev_close(struct rte_eth_dev *dev)
 
 	if (rte_eal_process_type() != RTE_PROC_PRIMARY || in == NULL)
 		return 0;
+	eth_rx_intr_uninstall(dev);	/* before the port closes the fds it lists */
 	vhu_port_destroy(in->vport);
 	in->vport = NULL;
 	release_queues(dev->data->rx_queues, dev->data->nb_rx_queues);
@@ -234,4 +239,7 @@ const struct eth_dev_ops eth_vhost_ops = {
 	.tx_queue_setup = eth_tx_queue_setup,
 	.tx_queue_release = eth_tx_queue_release,
 	.tx_done_cleanup = eth_tx_done_cleanup,
+	.rx_queue_intr_enable = eth_rx_queue_intr_enable,
+	.rx_queue_intr_disable = eth_rx_queue_intr_disable,
+	.get_monitor_addr = eth_get_monitor_addr,
 };

@@ -66,6 +66,17 @@ int eth_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs, unsigned i
 int eth_xstats_get_names(struct rte_eth_dev *dev, struct rte_eth_xstat_name *names,
 			 unsigned int size);
 
+/*
+ * rx_intr.c: RX interrupts, set up at start when the application asked for
+ * them (intr_conf.rxq), removed at close; the queues' arming; the address
+ * to monitor for power management.
+ */
+int eth_rx_intr_start(struct rte_eth_dev *dev);
+void eth_rx_intr_uninstall(struct rte_eth_dev *dev);
+int eth_rx_queue_intr_enable(struct rte_eth_dev *dev, uint16_t qid);
+int eth_rx_queue_intr_disable(struct rte_eth_dev *dev, uint16_t qid);
+int eth_get_monitor_addr(void *rxq, struct rte_power_monitor_cond *pmc);
+
 /* ethdev_ops.c: the port's operations; closing also destroys its vhost-user port. */
 extern const struct eth_dev_ops eth_vhost_ops;
 int eth_dev_close(struct rte_eth_dev *dev);
