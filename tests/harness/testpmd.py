@@ -48,11 +48,18 @@ DEFAULT_BINARY = os.environ.get("VHU_TESTPMD", "dpdk-testpmd")
 BASE_EAL_ARGS = ["--no-pci", "--no-huge", "-m", "1024"]
 
 
+# Where a primary reserves its memory's address space, which each secondary
+# must map at the same address: above the 16 TiB of AddressSanitizer's shadow
+# (which also holds EAL's default, 4 GiB) and below the shared libraries, so
+# that no library or shadow of either process, randomised or not, is there.
+SECONDARY_SAFE_BASE = "0x200000000000"
+
+
 def hugepage_eal_args(huge_dir) -> List[str]:
     """BASE_EAL_ARGS of a primary that secondary processes attach to: its
     memory on the 2 MB pages of the hugetlbfs mount ``huge_dir``, since
     --no-huge memory is mapped by its own process only."""
-    return ["--no-pci", f"--huge-dir={huge_dir}"]
+    return ["--no-pci", f"--huge-dir={huge_dir}", f"--base-virtaddr={SECONDARY_SAFE_BASE}"]
 
 
 # Lcore layouts: our side forwards on lcore 1 (main lcore 0), the peer side
