@@ -127,8 +127,9 @@ vhu_segment_for_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf 
 	struct rte_gso_ctx ctx;
 	int n;
 
+	/* (librte_gso copies the headers into a mbuf of our header pool as they are.) */
 	if (vr->gso == NULL || vr->gso->direct_pool == NULL || m->tso_segsz == 0 ||
-	    m->data_len < headers ||
+	    m->data_len < headers || headers > GSO_HEADER_ROOM ||
 	    (!udp && m->l4_len < sizeof(struct rte_tcp_hdr)) ||
 	    (udp && !(requests & RTE_MBUF_F_TX_IPV4))) {
 		vhu_vring_bad_input(vr, "%s frame that cannot be segmented (segment size %u, headers %u); frame dropped",
@@ -136,19 +137,32 @@ vhu_segment_for_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf 
 		return 0;
 	}
 	ctx = *vr->gso;
-	if (udp && (requests & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM) {
-		/*
-		 * The datagram's checksum, in its first fragment, is finished
-		 * before the cut, in a copy: @m goes back as it came if the guest
-		 * has no room, and its fragments point into what is cut.
-		 */
+	const bool udp_checksum = udp &&
+				  (requests & RTE_MBUF_F_TX_L4_MASK) == RTE_MBUF_F_TX_UDP_CKSUM;
+
+	/*
+	 * What is cut is a copy (@m goes back as it came if the guest has no
+	 * room, and the segments point into what is cut):
+	 * - for a UDP datagram whose checksum, in its first fragment, is
+	 *   finished before the cut;
+	 * - for a frame whose first mbuf is not direct (an external buffer:
+	 *   ext-buffer=1, DPDK's vhost library's EXTBUF mbufs, both in Open
+	 *   vSwitch; or a clone). librte_gso (DPDK 22.11, hdr_segment_init())
+	 *   gives each segment's header mbuf, a direct one of our pool, the
+	 *   frame's ol_flags, RTE_MBUF_F_EXTERNAL or _INDIRECT included; freed
+	 *   (by us, or by librte_gso when it fails half-way), such a mbuf is
+	 *   detached from a buffer it has not: a crash. A copy is direct.
+	 */
+	if (udp_checksum || !RTE_MBUF_DIRECT(m)) {
 		src = rte_pktmbuf_copy(m, m->pool, 0, UINT32_MAX);
 		if (src == NULL || src->data_len < headers) {
 			rte_pktmbuf_free(src);
-			vhu_vring_bad_input(vr, "no mbuf to finish a UFO datagram's checksum in; frame dropped");
+			vhu_vring_bad_input(vr, "no mbuf to copy a %s frame to cut into; frame dropped",
+					    udp ? "UFO" : "TSO");
 			return 0;
 		}
-		vhu_finish_checksum(src, m->l2_len + m->l3_len, VHU_UDP_CSUM_OFFSET);
+		if (udp_checksum)
+			vhu_finish_checksum(src, m->l2_len + m->l3_len, VHU_UDP_CSUM_OFFSET);
 	}
 	/* librte_gso's fragments carry payload in multiples of 8 bytes. */
 	ctx.gso_size = (uint16_t)RTE_MIN((uint32_t)m->l2_len + m->l3_len +

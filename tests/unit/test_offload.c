@@ -1058,6 +1058,125 @@ test_bug_tso_payload_elsewhere(void)
 	}
 }
 
+/* Free callback of ext_frame()'s buffer: counts its calls. */
+static unsigned int ext_frees;
+
+static void
+ext_count_free(void *addr __rte_unused, void *opaque __rte_unused)
+{
+	ext_frees++;
+}
+
+/*
+ * frame[] (@lo) from an application with the requests @ol, in one mbuf
+ * whose buffer is an external one (a copy in @buf; @shinfo with
+ * @refs references, as many mbufs hold it), as Open vSwitch sends frames
+ * received with ext-buffer=1 or from DPDK's vhost library's EXTBUF mbufs.
+ * NULL without a mbuf.
+ */
+static struct rte_mbuf *
+ext_frame(const struct layout *lo, uint64_t ol, uint16_t tso_segsz, uint8_t *buf,
+	  struct rte_mbuf_ext_shared_info *shinfo, uint16_t refs)
+{
+	struct rte_mbuf *m = rte_pktmbuf_alloc(mp);
+
+	if (m == NULL)
+		return NULL;
+	memcpy(buf, frame, lo->len);
+	shinfo->free_cb = ext_count_free;
+	rte_mbuf_ext_refcnt_set(shinfo, refs);
+	rte_pktmbuf_attach_extbuf(m, buf, RTE_BAD_IOVA, (uint16_t)lo->len, shinfo);
+	m->data_off = 0;
+	m->data_len = (uint16_t)lo->len;
+	m->pkt_len = lo->len;
+	m->ol_flags |= ol;
+	m->l2_len = L3;
+	m->l3_len = lo->l3_len;
+	m->l4_len = lo->data - lo->l4;
+	m->tso_segsz = tso_segsz;
+	return m;
+}
+
+/*
+ * BUG 6 (fixed; segment.c, vhu_segment_for_guest): a TSO frame in an
+ * external buffer, cut for a guest without GUEST_TSO: librte_gso gives each
+ * segment's header mbuf (a direct one of our pool) the frame's ol_flags,
+ * RTE_MBUF_F_EXTERNAL included, and freeing the segments detached those
+ * from a shared info they have not: a crash (Open vSwitch 3.1 sending on
+ * a guest's 64 KB frames received with ext-buffer=1; tests/test_ovs.py).
+ */
+static void
+test_bug_segment_ext_buffer(void)
+{
+	static const uint64_t ol = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_TCP_CKSUM |
+				   RTE_MBUF_F_TX_IPV4 | RTE_MBUF_F_TX_IP_CKSUM;
+	static const struct spec sp = {
+		.proto = IPPROTO_TCP, .tcp_flags = TCP_ACK | TCP_PSH, .payload = 3500,
+	};
+	static uint8_t buf[4096];
+	static struct rte_mbuf_ext_shared_info shinfo;
+	struct rte_mbuf *segs[VHU_GSO_MAX_SEGS];
+	struct layout lo = app_build(&sp, ol);
+	struct rte_mbuf *m = ext_frame(&lo, ol, 1000, buf, &shinfo, 1);
+	unsigned int n;
+
+	CHECK_NOT_NULL(m);
+	ext_frees = 0;
+	ring_init(GUEST_CSUM, 0);
+	CHECK(vhu_segment_needed_for_guest(&vr, m));
+	n = vhu_segment_for_guest(&vr, m, segs);
+	EXPECT_EQ(n, 4);
+	for (unsigned int i = 0; i < n; i++) {
+		const uint8_t *f = read_back(segs[i]);
+		uint32_t want = RTE_MIN(1000u, sp.payload - i * 1000);
+
+		EXPECT(RTE_MBUF_DIRECT(segs[i]));
+		EXPECT_EQ(segs[i]->pkt_len, lo.data + want);
+		EXPECT(ipv4_ok(f + L3));
+		EXPECT(l4_ok(f + L3, false, IPPROTO_TCP, f + lo.l4, segs[i]->pkt_len - lo.l4));
+		EXPECT(memcmp(f + lo.data, frame + lo.data + i * 1000, want) == 0);
+	}
+	rte_pktmbuf_free_bulk(segs, n);
+	CHECK_EQ(vr.stats.malformed, 0);
+	/* the frame as it came, its buffer still its own */
+	EXPECT_EQ(m->ol_flags & ~RTE_MBUF_F_EXTERNAL, ol);
+	EXPECT(memcmp(buf, frame, lo.len) == 0);
+	EXPECT_EQ(rte_mbuf_ext_refcnt_read(&shinfo), 1);
+	rte_pktmbuf_free(m);
+	EXPECT_EQ(ext_frees, 1);
+}
+
+/*
+ * BUG 8 (fixed; segment.c, vhu_segment_for_guest): librte_gso copies a
+ * frame's headers (l2_len + l3_len + l4_len, up to 893 bytes as an
+ * application may set them) into a mbuf of our header pool, which has room
+ * for 256: longer ones overflowed it into the next mbuf of the pool. Such
+ * a frame is dropped.
+ */
+static void
+test_bug_segment_headers_too_long(void)
+{
+	static const uint64_t ol = RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_TCP_CKSUM |
+				   RTE_MBUF_F_TX_IPV4;
+	static const struct spec sp = {
+		.proto = IPPROTO_TCP, .tcp_flags = TCP_ACK, .payload = 3000,
+	};
+	struct rte_mbuf *segs[VHU_GSO_MAX_SEGS];
+	struct layout lo;
+	struct rte_mbuf *m = app_frame(&sp, &lo, ol, 100);
+
+	/* headers of 14 + 300 + 20 bytes and 1100 of payload, in one segment */
+	rte_pktmbuf_free(m->next);
+	m->next = NULL;
+	CHECK_NOT_NULL(rte_pktmbuf_append(m, 1400));
+	m->nb_segs = 1;
+	m->pkt_len = m->data_len;
+	m->l3_len = 300;
+	ring_init(GUEST_CSUM, 0);
+	EXPECT_EQ(vhu_segment_for_guest(&vr, m, segs), 0);
+	EXPECT_EQ(vr.stats.malformed, 1);
+}
+
 /*
  * BUG 5 (fixed; checksum.h, vhu_finish_checksum): a checksum finished in
  * software that came out as 0 was stored as 0, which in UDP means "no
@@ -1331,6 +1450,8 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_bug_segment_for_guest_keeps_requests);
 	RUN_TEST(test_bug_ipv4_options_checksum);
 	RUN_TEST(test_bug_tso_payload_elsewhere);
+	RUN_TEST(test_bug_segment_ext_buffer);
+	RUN_TEST(test_bug_segment_headers_too_long);
 	RUN_TEST(test_bug_checksum_zero_is_ffff);
 	RUN_TEST(test_bug_gso_size_bounds);
 	RUN_TEST(test_bug_one_segment_frame_untouched);
