@@ -237,6 +237,10 @@ V2V_MODES = {
     "default": dict(vhost_args={}, whole=False),
     "whole_frames": dict(vhost_args={}, whole=True),
     "legacy": dict(vhost_args={"legacy-ol-flags": 1}, whole=False),
+    # as Open vSwitch needs it (README, "Open vSwitch"): whole frames in
+    # external buffers, one mbuf each
+    "legacy_ext": dict(vhost_args={"legacy-ol-flags": 1, "ext-buffer": 1, "linear-buffer": 1},
+                       whole=False),
 }
 
 
@@ -244,15 +248,18 @@ V2V_MODES = {
 @pytest.mark.timeout(300)
 @pytest.mark.parametrize("mode,b_takes_tso", [("default", True), ("whole_frames", True),
                                               ("whole_frames", False), ("legacy", True),
-                                              ("legacy", False)],
+                                              ("legacy", False), ("legacy_ext", True),
+                                              ("legacy_ext", False)],
                          ids=["default", "whole_frames", "whole_frames-b_segmented", "legacy",
-                              "legacy-b_segmented"])
+                              "legacy-b_segmented", "legacy_ext", "legacy_ext-b_segmented"])
 def test_vm_to_vm_tso(launcher, mode, b_takes_tso):
     """Guest A sends TSO frames (csum engine on its virtio port); our two
     ports forward them to guest B. With the whole-frames settings or
     legacy-ol-flags they cross our ports whole; B gets them whole if it takes
     TSO, else in segments cut by our port. By default they are cut on the way
-    in, into A's MSS."""
+    in, into A's MSS. legacy_ext: legacy with ext-buffer=1 and linear-buffer=1,
+    as Open vSwitch needs it: each frame in one external buffer, which our
+    port 1 writes B's checksum convention into, or cuts for B."""
     settings = V2V_MODES[mode]
     src, out = launcher.path("a-in.pcap"), launcher.path("b-out.pcap")
     frames = big_tcp_frames(2)

@@ -10,9 +10,25 @@
 #include <rte_udp.h>
 
 #include "checksum.h"
+#include "zerocopy.h"
 
 /* The largest IPv4 header, options included. */
 #define IPV4_HDR_MAX 60
+
+/*
+ * Whether the bytes @m holds are its alone: its own buffer, or an external
+ * one (ext-buffer=1, DPDK's vhost library's EXTBUF mbufs in Open vSwitch, a
+ * NIC's pinned buffers) attached to it only, and in either case @m not held
+ * twice. Never a guest's buffer (zero-copy).
+ */
+static bool
+mbuf_data_private(const struct rte_mbuf *m)
+{
+	if (rte_mbuf_refcnt_read(m) != 1 || RTE_MBUF_CLONED(m))
+		return false;
+	return !RTE_MBUF_HAS_EXTBUF(m) ||
+	       (rte_mbuf_ext_refcnt_read(m->shinfo) == 1 && !vhu_zc_buffer(m->shinfo));
+}
 
 bool
 vhu_mbuf_range_writable(const struct rte_mbuf *m, uint32_t off, uint32_t len)
@@ -22,7 +38,7 @@ vhu_mbuf_range_writable(const struct rte_mbuf *m, uint32_t off, uint32_t len)
 			off -= m->data_len;
 			continue;
 		}
-		if (!RTE_MBUF_DIRECT(m) || rte_mbuf_refcnt_read(m) != 1)
+		if (!mbuf_data_private(m))
 			return false;
 		len -= RTE_MIN(len, (uint32_t)m->data_len - off);
 		off = 0;

@@ -57,8 +57,9 @@ bool vhu_offload_to_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct virti
 
 /*
  * Whether the bytes [@off, @off + @len) of @m may be written: every segment
- * holding one of them is a direct mbuf nobody else holds (others may point
- * into the rest, even into guest memory: it is only read).
+ * holding one of them is a mbuf nobody else holds, whose buffer (its own, or
+ * an external one) nobody else holds either and is not a guest's (others
+ * may point into the rest, even into guest memory: it is only read).
  */
 bool vhu_mbuf_range_writable(const struct rte_mbuf *m, uint32_t off, uint32_t len);
 

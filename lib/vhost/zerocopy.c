@@ -46,6 +46,12 @@ mbufs_freed(void *addr __rte_unused, void *opaque)
 	pool_put(pool);
 }
 
+bool
+vhu_zc_buffer(const struct rte_mbuf_ext_shared_info *shinfo)
+{
+	return shinfo->free_cb == mbufs_freed;
+}
+
 int
 vhu_zc_ring_started(struct vhu_vring *vr)
 {

@@ -67,6 +67,12 @@ uint32_t vhu_zc_reap(struct vhu_vring *vr);
 struct vhu_zc_slot *vhu_zc_hold(struct vhu_vring *vr, const struct vhu_chain *c,
 				uint16_t nsegs);
 
+/*
+ * Whether an external buffer is a held chain's, i.e. a guest's TX buffer:
+ * the guest only lets us read it.
+ */
+bool vhu_zc_buffer(const struct rte_mbuf_ext_shared_info *shinfo);
+
 /* Chains held now (for tests and stats). */
 uint32_t vhu_zc_held(const struct vhu_vring *vr);
 

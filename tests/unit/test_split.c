@@ -17,6 +17,7 @@
 #include <rte_mempool.h>
 
 #include "memory.h"
+#include "netoffload.h"
 #include "vhu.h"
 #include "virtio_defs.h"
 #include "vring.h"
@@ -595,6 +596,9 @@ test_zc_big_frame_held_until_freed(void)
 	gframe[VHU_ZC_HEAD_BYTES] ^= 0xff;
 	CHECK_EQ(*rte_pktmbuf_mtod(pkts[0], uint8_t *), frame[0]);	/* a copy */
 	CHECK_EQ(*rte_pktmbuf_mtod(pkts[0]->next, uint8_t *), frame[VHU_ZC_HEAD_BYTES] ^ 0xff);
+	/* what a checksum may be written into: the copy, never the guest's buffer */
+	CHECK(vhu_mbuf_range_writable(pkts[0], 0, VHU_ZC_HEAD_BYTES));
+	CHECK(!vhu_mbuf_range_writable(pkts[0], VHU_ZC_HEAD_BYTES, 2));
 
 	CHECK_EQ(deq(pkts + 1, 3), 0);			/* nothing new, still held */
 	CHECK_EQ(used_idx(), 0);
