@@ -17,6 +17,7 @@ import pytest
 from harness import (PmdSelection, driver_identity_problems, first_mismatch, gen_frames,
                      gen_jumbo_mix, parse_port_stats, read_pcap, vhost_vdev, write_pcap)
 from harness import sanitizers
+from harness.frames import assert_frames_equal_per_flow, ethertype
 from harness.launcher import Launcher
 from harness.testpmd import PROMPT_RE
 
@@ -93,6 +94,23 @@ def test_compare_reports_first_mismatch():
     assert "frame count differs" in msg and "index 19" in msg
     msg = first_mismatch(frames, frames + frames[:1])
     assert "extra" in msg
+
+
+def test_per_flow_compare():
+    """Frames of different EtherTypes may swap places; within one, or with
+    a frame lost, added or changed, the check fails."""
+    frames = gen_frames(40, seed=8)
+    v4 = [f for f in frames if ethertype(f) == 0x0800]
+    v6 = [f for f in frames if ethertype(f) == 0x86DD]
+    assert v4 and v6
+    assert_frames_equal_per_flow(frames, v6 + v4)
+    bad = {"reordered within a flow": v4[1:2] + v4[:1] + v4[2:] + v6,
+           "lost": v4 + v6[1:],
+           "extra": v4 + v6 + v6[:1],
+           "corrupt": v4[:-1] + [v4[-1][:-1] + bytes([v4[-1][-1] ^ 1])] + v6}
+    for what, actual in bad.items():
+        with pytest.raises(AssertionError):
+            assert_frames_equal_per_flow(frames, actual, what=what)
 
 
 def test_identity_check_logic():
