@@ -13,6 +13,15 @@ install_missing -- dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc \
     python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1 dpkg-dev xz-utils
 # for the QEMU tests; its Recommends (GUI, firmware, block drivers) are not needed
 install_missing --no-install-recommends -- qemu-system-x86
+# Open vSwitch with DPDK, for tests/test_ovs.py, which runs a private
+# instance: the system service is not needed. Where no systemd manages it
+# (a CI container), the daemons the package's init script may have just
+# started are stopped again; with systemd they are the administrator's.
+ovs_was_there=$(dpkg-query -W -f='${Status}' openvswitch-switch-dpdk 2>/dev/null || true)
+install_missing -- openvswitch-switch-dpdk
+if [ "$ovs_was_there" != "install ok installed" ] && [ ! -d /run/systemd/system ]; then
+    $([ "$(id -u)" -eq 0 ] || echo sudo) /usr/share/openvswitch/scripts/ovs-ctl stop
+fi
 
 scripts/dpdk-driver-headers.sh
 

@@ -153,3 +153,13 @@ def rig(request, launcher, guest_assets):
     r = Rig(launcher, guest_assets)
     yield r
     close_reporting_consoles(request, r)
+
+
+@pytest.fixture
+def guests(request, workdir, guest_assets):
+    """Guests A and B (tests/qemu/rig.py, Guests) for a test whose back end
+    is not our testpmd; their consoles go into the report of a failed test."""
+    from qemu.rig import Guests, close_reporting_consoles
+    g = Guests(workdir, guest_assets)
+    yield g
+    close_reporting_consoles(request, g)

@@ -18,6 +18,7 @@ from harness import (PmdSelection, driver_identity_problems, first_mismatch, gen
                      gen_jumbo_mix, parse_port_stats, read_pcap, vhost_vdev, write_pcap)
 from harness import sanitizers
 from harness.inet import checksum_problems, mtu_sized, reassemble_ipv4
+from harness.frames import assert_frames_equal_per_flow, ethertype
 from harness.launcher import Launcher
 from harness.testpmd import PROMPT_RE, parse_verbose
 
@@ -160,6 +161,21 @@ def test_capture_checks_can_fail():
                                  frags[2:])) == 1     # the datagram's checksum
     assert checksum_problems(frags[:1] + frags[2:])  # a fragment lost
     assert mtu_sized(frags) and not mtu_sized(frags + [bytes(1515)])
+def test_per_flow_compare():
+    """Frames of different EtherTypes may swap places; within one, or with
+    a frame lost, added or changed, the check fails."""
+    frames = gen_frames(40, seed=8)
+    v4 = [f for f in frames if ethertype(f) == 0x0800]
+    v6 = [f for f in frames if ethertype(f) == 0x86DD]
+    assert v4 and v6
+    assert_frames_equal_per_flow(frames, v6 + v4)
+    bad = {"reordered within a flow": v4[1:2] + v4[:1] + v4[2:] + v6,
+           "lost": v4 + v6[1:],
+           "extra": v4 + v6 + v6[:1],
+           "corrupt": v4[:-1] + [v4[-1][:-1] + bytes([v4[-1][-1] ^ 1])] + v6}
+    for what, actual in bad.items():
+        with pytest.raises(AssertionError):
+            assert_frames_equal_per_flow(frames, actual, what=what)
 
 
 def test_identity_check_logic():

@@ -20,7 +20,7 @@ import re
 
 import pytest
 
-from qemu.rig import LSC_EVENT, MIB, both_xstats, ping, tcp_transfer
+from qemu.rig import LSC_EVENT, MIB, both_xstats, ping, report_rate, tcp_transfer
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(180)]
 
@@ -46,11 +46,6 @@ def assert_every_queue_used(ours, before, queues: int, conn_bytes: int):
             assert delta[port][key] >= conn_bytes // 2, f"port {port} {key}: {delta[port]}"
         for port, key in ((1, f"rx_q{q}_good_packets"), (0, f"tx_q{q}_good_packets")):
             assert delta[port][key] > 0, f"port {port} {key}: {delta[port]}"
-
-
-def report_rate(record_property, what: str, rate: float):
-    record_property(f"throughput_{what}_MiBps", round(rate, 2))
-    print(f"\nthroughput {what}: {rate:.2f} MiB/s")
 
 
 # ----------------------------------------------------------------------- tests

@@ -11,7 +11,7 @@ from __future__ import annotations
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Dict, List, Optional, Sequence
+from typing import Dict, List, Optional, Sequence, Tuple
 
 from .frames import read_pcap, total_bytes, write_pcap
 from .launcher import Launcher
@@ -211,28 +211,43 @@ class TwoGuests:
                                                     for i, sock in enumerate(self.socks)})
 
 
-def start_two_guests(launcher: Launcher, a_pcap: str, b_pcap: str,
-                     vhost_args: Optional[Dict[str, object]] = None,
-                     a_args: Optional[Dict[str, object]] = None,
-                     b_args: Optional[Dict[str, object]] = None) -> TwoGuests:
-    """Starts :class:`TwoGuests` (each peer with the pcap vdev ``a_pcap`` /
-    ``b_pcap`` as its port 1) and waits for every link; nothing forwards yet.
-    CPU plan (2 CPUs): ours forwards on lcore 1, both peers on lcore 0 (they
-    time-share it: slow but, with io-retry forwarding, lossless)."""
-    socks = [launcher.path("vhA.sock"), launcher.path("vhB.sock")]
-    ours = launcher.ours([vhost_vdev(i, sock, **(vhost_args or {}))
-                          for i, sock in enumerate(socks)])
+def start_peers(launcher: Launcher, socks: Sequence[str], a_pcap: str, b_pcap: str,
+                a_args: Optional[Dict[str, object]] = None,
+                b_args: Optional[Dict[str, object]] = None) -> Tuple[TestPmd, TestPmd]:
+    """Virtio-user peers A on ``socks[0]`` and B on ``socks[1]`` (their
+    vhost-user servers already listening), each with the pcap vdev
+    ``a_pcap`` / ``b_pcap`` as its port 1 and ``a_args`` / ``b_args`` as
+    extra devargs; returns them once their links are up, not forwarding.
+    Both forward on lcore 0 (they time-share it: slow but, with io-retry
+    forwarding, lossless on their side)."""
     peer_a = launcher.peer([virtio_user_vdev(0, socks[0], **(a_args or {})), a_pcap],
                            name="peerA")
     peer_b = launcher.peer([virtio_user_vdev(0, socks[1], **(b_args or {})), b_pcap],
                            name="peerB")
+    for tp in (peer_a, peer_b):
+        tp.wait_link_up(VHOST_PORT)
+    return peer_a, peer_b
+
+
+def start_two_guests(launcher: Launcher, a_pcap: str, b_pcap: str,
+                     vhost_args: Optional[Dict[str, object]] = None,
+                     a_args: Optional[Dict[str, object]] = None,
+                     b_args: Optional[Dict[str, object]] = None) -> TwoGuests:
+    """Starts :class:`TwoGuests` (peers as :func:`start_peers` starts them)
+    and waits for every link; nothing forwards yet. CPU plan (2 CPUs): ours
+    forwards on lcore 1, both peers on lcore 0."""
+    socks = [launcher.path("vhA.sock"), launcher.path("vhB.sock")]
+    ours = launcher.ours([vhost_vdev(i, sock, **(vhost_args or {}))
+                          for i, sock in enumerate(socks)])
+    # ours must listen before the peers connect, and its links need them
+    peer_a, peer_b = start_peers(launcher, socks, a_pcap, b_pcap, a_args, b_args)
     for port in (0, 1):
         ours.wait_link_up(port)
         if takes_zero_copy(vhost_args):
             enable_scatter_if_supported(ours, port)
     for port in (0, 1) if takes_zero_copy(vhost_args) else ():
         ours.wait_link_up(port)
-    for tp in (peer_a, peer_b):
+    for tp in (peer_a, peer_b) if takes_zero_copy(vhost_args) else ():
         tp.wait_link_up(VHOST_PORT)
     return TwoGuests(launcher, ours, peer_a, peer_b, socks)
 
@@ -245,25 +260,51 @@ class Exchange:
     xstats: Dict[int, Dict[str, int]]   # our ports' xstats
 
 
+@dataclass
+class ExchangePcaps:
+    """The pcap files of peers A and B exchanging frames: what each sends
+    (its pcap vdev's rx_pcap) and what it captures (tx_pcap)."""
+    paths: Dict[str, str]
+
+    def vdev(self, side: str) -> str:
+        """The pcap vdev of peer ``side`` ("a" or "b")."""
+        return pcap_vdev(0, rx_pcap=self.paths[f"{side}_in"], tx_pcap=self.paths[f"{side}_out"])
+
+    def captured(self) -> Tuple[List[bytes], List[bytes]]:
+        """(what B captured, what A captured), once the peers have quit."""
+        return read_pcap(self.paths["b_out"]), read_pcap(self.paths["a_out"])
+
+
+def exchange_pcaps(launcher: Launcher, frames_a: Sequence[bytes],
+                   frames_b: Sequence[bytes]) -> ExchangePcaps:
+    pc = ExchangePcaps({k: launcher.path(f"{k}.pcap") for k in ("a_in", "a_out", "b_in", "b_out")})
+    write_pcap(pc.paths["a_in"], frames_a)
+    write_pcap(pc.paths["b_in"], frames_b)
+    return pc
+
+
+def run_exchange(peer_a: TestPmd, peer_b: TestPmd, n_a: int, n_b: int):
+    """The peers send their pcaps to each other at once (io-retry); returns
+    when B captured ``n_a`` frames and A ``n_b``, or nothing moved for 20 s
+    (the caller's comparison of the captures then says what is missing)."""
+    for tp in (peer_a, peer_b):
+        tp.enable_tx_retry()
+    peer_b.start_forwarding()
+    peer_a.start_forwarding()
+    peer_b.wait_stat(PCAP_PORT, "opackets", n_a, timeout=150, stall=20, raise_on_timeout=False)
+    peer_a.wait_stat(PCAP_PORT, "opackets", n_b, timeout=150, stall=20, raise_on_timeout=False)
+
+
 def exchange_two_guests(launcher: Launcher, frames_a: Sequence[bytes],
                         frames_b: Sequence[bytes], **start_args) -> Exchange:
     """A sends ``frames_a`` to B and B ``frames_b`` to A at once, through
     :func:`start_two_guests` (``start_args``), io-retry everywhere."""
-    pc = {k: launcher.path(f"{k}.pcap") for k in ("a_in", "a_out", "b_in", "b_out")}
-    write_pcap(pc["a_in"], frames_a)
-    write_pcap(pc["b_in"], frames_b)
-    g = start_two_guests(launcher, pcap_vdev(0, rx_pcap=pc["a_in"], tx_pcap=pc["a_out"]),
-                         pcap_vdev(0, rx_pcap=pc["b_in"], tx_pcap=pc["b_out"]), **start_args)
-    for tp in (g.ours, g.peer_a, g.peer_b):
-        tp.enable_tx_retry()
+    pc = exchange_pcaps(launcher, frames_a, frames_b)
+    g = start_two_guests(launcher, pc.vdev("a"), pc.vdev("b"), **start_args)
+    g.ours.enable_tx_retry()
     g.ours.start_forwarding()
-    g.peer_b.start_forwarding()
-    g.peer_a.start_forwarding()
-    g.peer_b.wait_stat(PCAP_PORT, "opackets", len(frames_a), timeout=150, stall=20,
-                       raise_on_timeout=False)
-    g.peer_a.wait_stat(PCAP_PORT, "opackets", len(frames_b), timeout=150, stall=20,
-                       raise_on_timeout=False)
+    run_exchange(g.peer_a, g.peer_b, len(frames_a), len(frames_b))
     stats = g.ours.stats_all()
     xstats = {port: g.ours.xstats(port) for port in (0, 1)}
     g.finish()
-    return Exchange(read_pcap(pc["b_out"]), read_pcap(pc["a_out"]), stats, xstats)
+    return Exchange(*pc.captured(), stats, xstats)

@@ -51,45 +51,28 @@ def close_reporting_consoles(request, rig):
     rig.close()
 
 
-class Rig:
-    """Our testpmd with eth_vhost0/eth_vhost1 forwarding to each other, and
-    guest A on port 0 and guest B on port 1."""
+class Guests:
+    """Guests A and B, each on a vhost-user socket a back end listens on
+    (ours in a testpmd: :class:`Rig`; or any application with our ports)."""
 
-    def __init__(self, launcher, assets):
-        self.launcher = launcher
+    def __init__(self, workdir, assets):
+        self.workdir = workdir
         self.assets = assets
-        self.socks = [launcher.path("a.sock"), launcher.path("b.sock")]
-        self.ours = None
+        self.socks = [str(workdir / "a.sock"), str(workdir / "b.sock")]
         self.vms = {}
 
-    def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
-              whole_frames: bool = False, vm_opts=None, mirror: str = "", verbose: int = 0):
-        """Start testpmd, boot both guests (in parallel) and wait for both links.
-        ``device_opts``: extra ",k=v" of each guest's virtio-net-pci, by name;
-        ``vhost_opts``: extra devargs of both eth_vhost ports; ``whole_frames``:
-        testpmd set up as README says for TSO frames to cross whole
-        (app/test-pmd-scripts/whole-frames.cmds), else io forwarding;
-        ``vm_opts``: extra arguments of both guests' Vm; ``mirror``: the
-        pcap file of A's mirror NIC (module docstring), A's address on the
-        bonding device over both NICs; ``verbose``: testpmd's verbose level
-        from the first frame on."""
-        if mirror:
-            self.socks.append(self.launcher.path("a-mirror.sock"))
-        vdevs = [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
-                 for port, sock in enumerate(self.socks)]
-        self.ours = self.launcher.ours(
-            vdevs + ([pcap_vdev(0, tx_pcap=mirror)] if mirror else []),
-            app_args=[f"--rxq={queues}", f"--txq={queues}"])
-        if whole_frames:
-            keep_frames_whole(self.ours, wait_links=False)
-        if verbose:
-            self.ours.cmd(f"set verbose {verbose}")
-        self.ours.start_forwarding()
-        initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz",
-                                 modules=NET_MODULES + (["bonding"] if mirror else []))
+    def boot(self, queues: int, reboot_a: bool = False, device_opts=None, vm_opts=None,
+             mirror_sock: str = ""):
+        """Boot both guests (in parallel) on ``socks``, which must be
+        listening, and wait until both are ready. ``device_opts``: extra
+        ",k=v" of each guest's virtio-net-pci, by name; ``vm_opts``: extra
+        arguments of both guests' Vm; ``mirror_sock``: the socket of A's
+        second NIC (MIRROR_MAC), with the bonding module in the initramfs."""
+        initrd = build_initramfs(self.assets, self.workdir / "initrd.gz",
+                                 modules=NET_MODULES + (["bonding"] if mirror_sock else []))
         for sock, (name, (ip, mac)) in zip(self.socks, GUESTS.items()):
-            mirror_nic = [(self.socks[MIRROR_PORT], MIRROR_MAC)] if mirror and name == "a" else []
-            self.vms[name] = Vm(name, self.launcher.workdir, self.assets, initrd, sock=sock,
+            mirror_nic = [(mirror_sock, MIRROR_MAC)] if mirror_sock and name == "a" else []
+            self.vms[name] = Vm(name, self.workdir, self.assets, initrd, sock=sock,
                                 mac=mac, ip=f"{ip}/24", queues=queues,
                                 reboot=reboot_a and name == "a",
                                 device_opts=(device_opts or {}).get(name, ""),
@@ -98,29 +81,70 @@ class Rig:
             vm.start(wait_ready=False)
         for vm in self.vms.values():
             vm.wait_ready()
-        for port in range(len(self.socks)):
-            self.ours.wait_link_up(port)
-        if mirror:
-            send_on_both_nics(self.vms["a"])
         return self.vms["a"], self.vms["b"]
 
-    def finish(self, ignore: tuple = ()):
-        """Quit the guests (QEMU must exit 0 and have printed no warning but
-        those containing a string of ``ignore``), then our testpmd: clean
-        exit, no sanitizer finding, and every port served by the selected
-        PMD (launcher.finish_ours)."""
+    def quit(self, ignore: tuple = ()):
+        """Quit the guests: QEMU must exit 0 and have printed no warning but
+        those containing a string of ``ignore``."""
         for key, vm in self.vms.items():
             rc = vm.quit()
             assert rc == 0, f"QEMU {key} exited with {rc}; serial tail:\n{vm.tail()}"
             messages = [m for m in QEMU_MESSAGE_RE.findall(vm.log)
                         if not any(i in m for i in ignore)]
             assert not messages, f"QEMU {key} complained: {messages}"
-        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{port}": sock
-                                                    for port, sock in enumerate(self.socks)})
 
     def close(self):
         for vm in self.vms.values():
             vm.close()
+
+
+class Rig(Guests):
+    """Our testpmd with eth_vhost0/eth_vhost1 forwarding to each other, and
+    guest A on port 0 and guest B on port 1."""
+
+    def __init__(self, launcher, assets):
+        super().__init__(launcher.workdir, assets)
+        self.launcher = launcher
+        self.ours = None
+        self.mirror_sock = None     # A's second NIC's, with start(mirror=...)
+
+    def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
+              whole_frames: bool = False, vm_opts=None, mirror: str = "", verbose: int = 0):
+        """Start testpmd, boot both guests (:meth:`Guests.boot`) and wait
+        for the links. ``vhost_opts``: extra devargs of the eth_vhost ports;
+        ``whole_frames``: testpmd set up as README says for TSO frames to
+        cross whole (app/test-pmd-scripts/whole-frames.cmds), else io
+        forwarding; ``mirror``: the pcap file of A's mirror NIC (module
+        docstring), A's address on the bonding device over both NICs;
+        ``verbose``: testpmd's verbose level from the first frame on."""
+        socks = self.socks + ([self.launcher.path("a-mirror.sock")] if mirror else [])
+        vdevs = [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
+                 for port, sock in enumerate(socks)]
+        self.ours = self.launcher.ours(
+            vdevs + ([pcap_vdev(0, tx_pcap=mirror)] if mirror else []),
+            app_args=[f"--rxq={queues}", f"--txq={queues}"])
+        if whole_frames:
+            keep_frames_whole(self.ours, wait_links=False)
+        if verbose:
+            self.ours.cmd(f"set verbose {verbose}")
+        self.ours.start_forwarding()
+        a, b = self.boot(queues, reboot_a, device_opts, vm_opts,
+                         mirror_sock=socks[MIRROR_PORT] if mirror else "")
+        for port in range(len(socks)):
+            self.ours.wait_link_up(port)
+        if mirror:
+            send_on_both_nics(a)
+        self.mirror_sock = socks[MIRROR_PORT] if mirror else None
+        return a, b
+
+    def finish(self, ignore: tuple = ()):
+        """Quit the guests (:meth:`Guests.quit`), then our testpmd: clean
+        exit, no sanitizer finding, and every port served by the selected
+        PMD (launcher.finish_ours)."""
+        self.quit(ignore)
+        socks = self.socks + ([self.mirror_sock] if self.mirror_sock else [])
+        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{port}": sock
+                                                    for port, sock in enumerate(socks)})
 
 
 # ------------------------------------------------------------------ guest side
@@ -204,6 +228,12 @@ def tcp_transfer(src: Vm, dst: Vm, mib: int, conns: int) -> float:
     assert (got[0], int(got[2])) == (want, mib * MIB), \
         f"{src.name} sent {mib} MiB with md5 {want}; {dst.name} stored {got[2]} bytes, md5 {got[0]}"
     return rate
+
+
+def report_rate(record_property, what: str, rate: float):
+    """A transfer's throughput: a junit property, and printed (-rP, -s)."""
+    record_property(f"throughput_{what}_MiBps", round(rate, 2))
+    print(f"\nthroughput {what}: {rate:.2f} MiB/s")
 
 
 # ----------------------------------------------------------------- host side
