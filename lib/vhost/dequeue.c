@@ -139,14 +139,6 @@ zero_copy_candidate(const struct vhu_vring *vr, const struct virtio_net_hdr *h,
 		(uint32_t)h->csum_start + h->csum_offset + 2 <= VHU_ZC_HEAD_BYTES);
 }
 
-/* Whether the guest's GSO frame is cut here (vhu_segment_received), not handed out whole. */
-static inline bool
-cut_here(const struct vhu_vring *vr, const struct virtio_net_hdr *h)
-{
-	return h->gso_type != VIRTIO_NET_HDR_GSO_NONE &&
-	       !(vr->rx_offloads & (VHU_RX_OFFLOAD_LRO | VHU_RX_OFFLOAD_LEGACY));
-}
-
 /*
  * The frame in @c, after its virtio-net header, into @m: copied, or with
  * zero-copy its head copied and the rest attached (*@held: the chain is
@@ -198,7 +190,7 @@ chain_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, struct rte_mbuf *
 	/* The header is copied out whole, even when spread over descriptors. */
 	vhu_cursor_read(&cur, &hdr, vr->neg.hdr_len);
 	/* A GSO frame we cut is chained whatever the application takes: only its segments reach it. */
-	if (!vhu_rxbuf_fit(vr, m, (uint32_t)frame_len) && !cut_here(vr, &hdr.hdr))
+	if (!vhu_rxbuf_fit(vr, m, (uint32_t)frame_len) && !vhu_offload_cuts_gso(vr, hdr.hdr.gso_type))
 		return VHU_RX_DROP;	/* larger than one mbuf, which the port must give */
 	if (zero_copy_candidate(vr, &hdr.hdr, frame_len)) {
 		if (!copy_to_mbuf(vr, &cur, VHU_ZC_HEAD_BYTES, m, mp))

@@ -204,11 +204,10 @@ vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h, str
 	if (vr->rx_offloads & VHU_RX_OFFLOAD_LEGACY)
 		return as_tx_requests(h, m, &rq);
 	m->packet_type = rq.ptype;
-	if (rq.gso != VIRTIO_NET_HDR_GSO_NONE) {
-		if (!(vr->rx_offloads & VHU_RX_OFFLOAD_LRO))
-			return VHU_RX_SEGMENT;	/* the segments get complete checksums */
-		m->ol_flags |= RTE_MBUF_F_RX_LRO;
-	}
+	if (vhu_offload_cuts_gso(vr, rq.gso))
+		return VHU_RX_SEGMENT;	/* the segments get complete checksums */
+	if (rq.gso != VIRTIO_NET_HDR_GSO_NONE)
+		m->ol_flags |= RTE_MBUF_F_RX_LRO;	/* what remains: the application's LRO */
 	/* A datagram to fragment cannot leave its checksum to the fragments. */
 	if (rq.l4_known && (vr->rx_offloads & VHU_RX_OFFLOAD_CKSUM) &&
 	    rq.gso != VIRTIO_NET_HDR_GSO_UDP) {

@@ -45,6 +45,18 @@ enum vhu_rx_verdict {
 	VHU_RX_NOMBUF,		/* mbufs ran out (counted in alloc_failed, not dropped) */
 };
 
+/*
+ * Whether a frame from the guest whose header says @gso_type is cut into
+ * segments here (VHU_RX_SEGMENT): a GSO frame the application takes
+ * neither whole (LRO) nor as TX offload requests (LEGACY).
+ */
+static inline bool
+vhu_offload_cuts_gso(const struct vhu_vring *vr, uint8_t gso_type)
+{
+	return gso_type != VIRTIO_NET_HDR_GSO_NONE &&
+	       !(vr->rx_offloads & (VHU_RX_OFFLOAD_LRO | VHU_RX_OFFLOAD_LEGACY));
+}
+
 /* Applies the guest's header @h to @m, as the ring's receive offloads say. */
 enum vhu_rx_verdict vhu_offload_from_guest(struct vhu_vring *vr, const struct virtio_net_hdr *h,
 					   struct rte_mbuf *m);
