@@ -18,6 +18,8 @@ import pytest
 
 from harness import (assert_driver_identity, assert_frames_equal, gen_frames, gen_jumbo_mix,
                      pcap_vdev, read_pcap, total_bytes, vhost_vdev, virtio_user_vdev, write_pcap)
+from harness.vhost_user_client import (DEFAULT_PROTOCOL_FEATURES, PF_STATUS, FrontEnd, Req,
+                                      bit, pack_u64)
 from harness.flows import (PCAP_PORT, VHOST_PORT, assert_vhost_stats, exchange_two_guests,
                            one_way_transfer)
 
@@ -367,3 +369,60 @@ def test_second_frontend_refused(launcher):
     launcher.finish_ours(ours, ports={"eth_vhost0": sock})
     assert_frames_equal(frames, read_pcap(out_pcap), "guest->host after refused intruder")
     assert (st["ipackets"], st["ibytes"]) == (len(frames), total_bytes(frames)), st
+
+
+# ------------------------------------------------------------ device status
+
+STATUS_LINE = re.compile(r"eth_vhost0: device status (0x[0-9a-f]{2})")
+
+
+@pytest.mark.parametrize("packed_vq", [0, 1], ids=["split", "packed"])
+def test_device_status(launcher, packed_vq):
+    """PROTOCOL_F_STATUS is offered, and virtio-user (which sends SET_STATUS
+    only when it was negotiated, each with NEED_REPLY, and GET_STATUS before
+    each) walks the device through ACKNOWLEDGE, DRIVER, FEATURES_OK and
+    DRIVER_OK without a failed or lost reply; the guest's frames then arrive."""
+    sock = launcher.path("vh0.sock")
+    ours = launcher.ours([vhost_vdev(0, sock)])
+    peer = launcher.peer([virtio_user_vdev(0, sock, packed_vq=packed_vq)])
+    ours.wait_link_up(0)
+    peer.wait_link_up(0)
+    ours.wait_log(r"eth_vhost0: device status 0x0f ")
+    for tp in (ours, peer):
+        tp.cmd("set fwd txonly" if tp is peer else "set fwd rxonly")
+    ours.start_forwarding()
+    peer.start_forwarding()
+    ours.wait_stat(0, "ipackets", 1000, timeout=30)
+    peer.stop_forwarding()
+    ours.stop_forwarding()
+    peer.quit()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+    assert STATUS_LINE.findall(ours.log) == ["0x0b", "0x0f"], ours.log
+    for complaint in ("Failed to get device status", "Failed to send get status",
+                      "reply ack", "device reset timeout"):
+        assert complaint.lower() not in peer.log.lower(), peer.log
+
+
+def test_device_status_read_back(launcher):
+    """What SET_STATUS wrote GET_STATUS reads back, 0 after a reset (DPDK's
+    virtio_reset() polls GET_STATUS until it reads 0); SET_STATUS is
+    acknowledged with 0 when NEED_REPLY asks for it. A new connection starts
+    from 0."""
+    sock = launcher.path("vh0.sock")
+    ours = launcher.ours([vhost_vdev(0, sock)])
+    protocol = DEFAULT_PROTOCOL_FEATURES | bit(PF_STATUS)
+    for round_ in range(2):
+        mark = len(ours.log)
+        g = FrontEnd(sock, protocol_features=protocol)
+        try:
+            g.negotiate()
+            assert g.get_u64(Req.GET_STATUS) == 0
+            for status in (0x01, 0x03, 0x0b, 0x0f, 0x00):
+                assert g.call(Req.SET_STATUS, pack_u64(status), need_reply=True).u64 == 0
+                assert g.get_u64(Req.GET_STATUS) == status
+            g.checked(Req.SET_STATUS, pack_u64(0x0b))
+        finally:
+            g.close()
+        ours.wait_log(r"eth_vhost0: front end disconnected", start=mark)
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock})
+    assert STATUS_LINE.findall(ours.log) == ["0x01", "0x03", "0x0b", "0x0f", "0x00", "0x0b"] * 2

@@ -90,8 +90,8 @@ def test_two_guests_two_queues(rig, record_property):
 def test_guest_comes_back(rig, event):
     """While testpmd keeps running, guest A reboots (QEMU resets the
     machine) or its QEMU quits and starts again on the same socket: port 0's
-    link goes down and comes back up (LSC events), port 1's never moves,
-    and ping and a TCP transfer over both queue pairs work again."""
+    link goes down and comes back up (LSC events), QEMU resets the device
+    (SET_STATUS 0) and sets it up again, port 1's never moves, and ping and a TCP transfer over both queue pairs work again."""
     a, b = rig.start(queues=2, reboot_a=event == "reboot")
     ping(a, b)
     ours = rig.ours
@@ -105,8 +105,14 @@ def test_guest_comes_back(rig, event):
         ours.wait_link(0, up=False)
         a.start()
     ours.wait_link_up(0)
+    # QEMU sets DRIVER_OK (PROTOCOL_F_STATUS) once the link is up
+    ours.wait_log(r"eth_vhost0: device status 0x0f ", start=mark)
     events = ours.log[mark:]
     assert events.count(LSC_EVENT.format(port=0)) >= 2, f"port 0 down+up expected:\n{events}"
+    # the device is reset on the way down and set up again; port 1's untouched
+    status = re.findall(r"eth_vhost(\d): device status (0x[0-9a-f]{2})", events)
+    assert ("0", "0x00") in status and status[-1] == ("0", "0x0f"), status
+    assert all(port == "0" for port, _ in status), status
     assert LSC_EVENT.format(port=1) not in events, f"port 1's link moved:\n{events}"
     assert ours.link_up(1)
 

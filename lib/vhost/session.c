@@ -63,19 +63,13 @@ static const uint64_t host_tso_features =
 	VHU_BIT(VIRTIO_NET_F_HOST_TSO4) |
 	VHU_BIT(VIRTIO_NET_F_HOST_TSO6);
 
-/*
- * PROTOCOL_F_STATUS is not offered (GET/SET_STATUS are still served when a
- * front end sends them): DPDK 22.11's virtio-user sends GET_STATUS from its
- * interrupt thread, woken by any reply arriving on the socket, while its main
- * thread waits for a reply-ack on the same socket; one thread then takes the
- * other's reply and port start hangs. Without the feature it never sends them.
- */
 static const uint64_t base_protocol_features =
 	VHU_BIT(VHOST_USER_PROTOCOL_F_MQ) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_LOG_SHMFD) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_RARP) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
-	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU);
+	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_STATUS);
 
 /* Every ring follows the session's memory table and features. */
 static void
@@ -455,6 +449,16 @@ h_set_status(struct vhu_session *s, struct vhu_msg *m)
 			m->payload.u64);
 		return REFUSED;
 	}
+	if (m->payload.u64 != s->status)
+		VHU_LOG(INFO, "%s: device status 0x%02" PRIx64 "%s%s%s%s%s%s", s->name,
+			m->payload.u64, m->payload.u64 == 0 ? " (reset)" : "",
+			m->payload.u64 & VIRTIO_CONFIG_S_ACKNOWLEDGE ? " ACKNOWLEDGE" : "",
+			m->payload.u64 & VIRTIO_CONFIG_S_DRIVER ? " DRIVER" : "",
+			m->payload.u64 & VIRTIO_CONFIG_S_FEATURES_OK ? " FEATURES_OK" : "",
+			m->payload.u64 & VIRTIO_CONFIG_S_DRIVER_OK ? " DRIVER_OK" : "",
+			m->payload.u64 & VIRTIO_CONFIG_S_FAILED ? " FAILED" : "");
+	/* The device status as the driver wrote it: a front end resetting the
+	 * device waits until it reads back 0 (DPDK's virtio_reset()). */
 	s->status = m->payload.u64;
 	return HANDLED;
 }

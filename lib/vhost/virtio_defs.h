@@ -22,6 +22,13 @@
 #define VIRTIO_F_IN_ORDER		35
 #define VHOST_F_LOG_ALL			26
 
+/* Device status bits (VIRTIO 1.2, 2.1), as SET_STATUS carries them. */
+#define VIRTIO_CONFIG_S_ACKNOWLEDGE	0x01
+#define VIRTIO_CONFIG_S_DRIVER		0x02
+#define VIRTIO_CONFIG_S_DRIVER_OK	0x04
+#define VIRTIO_CONFIG_S_FEATURES_OK	0x08
+#define VIRTIO_CONFIG_S_FAILED		0x80
+
 /* virtio-net feature bits. */
 #define VIRTIO_NET_F_CSUM		0
 #define VIRTIO_NET_F_GUEST_CSUM		1

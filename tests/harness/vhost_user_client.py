@@ -103,6 +103,7 @@ PF_MQ = 0
 PF_LOG_SHMFD = 1
 PF_RARP = 2
 PF_REPLY_ACK = 3
+PF_STATUS = 16
 VRING_F_LOG = 1                 # SET_VRING_ADDR flag: log used-ring writes
 
 # Descriptor flags; packed-ring wrap bits; ring flags.
