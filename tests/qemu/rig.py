@@ -62,12 +62,14 @@ class Guests:
         self.vms = {}
 
     def boot(self, queues: int, reboot_a: bool = False, device_opts=None, vm_opts=None,
-             mirror_sock: str = ""):
+             mirror_sock: str = "", guest_opts=None):
         """Boot both guests (in parallel) on ``socks``, which must be
         listening, and wait until both are ready. ``device_opts``: extra
         ",k=v" of each guest's virtio-net-pci, by name; ``vm_opts``: extra
-        arguments of both guests' Vm; ``mirror_sock``: the socket of A's
-        second NIC (MIRROR_MAC), with the bonding module in the initramfs."""
+        arguments of both guests' Vm; ``guest_opts``: extra arguments of one
+        guest's Vm, by name (over ``vm_opts``); ``mirror_sock``: the socket
+        of A's second NIC (MIRROR_MAC), with the bonding module in the
+        initramfs."""
         initrd = build_initramfs(self.assets, self.workdir / "initrd.gz",
                                  modules=NET_MODULES + (["bonding"] if mirror_sock else []))
         for sock, (name, (ip, mac)) in zip(self.socks, GUESTS.items()):
@@ -76,7 +78,8 @@ class Guests:
                                 mac=mac, ip=f"{ip}/24", queues=queues,
                                 reboot=reboot_a and name == "a",
                                 device_opts=(device_opts or {}).get(name, ""),
-                                extra_nics=mirror_nic, **(vm_opts or {}))
+                                extra_nics=mirror_nic,
+                                **{**(vm_opts or {}), **(guest_opts or {}).get(name, {})})
         for vm in self.vms.values():
             vm.start(wait_ready=False)
         for vm in self.vms.values():
@@ -109,14 +112,16 @@ class Rig(Guests):
         self.mirror_sock = None     # A's second NIC's, with start(mirror=...)
 
     def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
-              whole_frames: bool = False, vm_opts=None, mirror: str = "", verbose: int = 0):
+              whole_frames: bool = False, vm_opts=None, mirror: str = "", verbose: int = 0,
+              guest_opts=None):
         """Start testpmd, boot both guests (:meth:`Guests.boot`) and wait
         for the links. ``vhost_opts``: extra devargs of the eth_vhost ports;
         ``whole_frames``: testpmd set up as README says for TSO frames to
         cross whole (app/test-pmd-scripts/whole-frames.cmds), else io
         forwarding; ``mirror``: the pcap file of A's mirror NIC (module
         docstring), A's address on the bonding device over both NICs;
-        ``verbose``: testpmd's verbose level from the first frame on."""
+        ``verbose``: testpmd's verbose level from the first frame on;
+        ``vm_opts``/``guest_opts``: :meth:`Guests.boot`."""
         socks = self.socks + ([self.launcher.path("a-mirror.sock")] if mirror else [])
         vdevs = [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
                  for port, sock in enumerate(socks)]
@@ -129,7 +134,8 @@ class Rig(Guests):
             self.ours.cmd(f"set verbose {verbose}")
         self.ours.start_forwarding()
         a, b = self.boot(queues, reboot_a, device_opts, vm_opts,
-                         mirror_sock=socks[MIRROR_PORT] if mirror else "")
+                         mirror_sock=socks[MIRROR_PORT] if mirror else "",
+                         guest_opts=guest_opts)
         for port in range(len(socks)):
             self.ours.wait_link_up(port)
         if mirror:

@@ -153,6 +153,9 @@ class Vm:
     ``chardev_server``: QEMU listens on ``sock`` (``server=on,wait=off``)
     and the back end connects to it (our devarg ``client=1``); ``start()``
     then does not require the socket to exist (QEMU replaces a stale one).
+    ``mem_slots``/``maxmem_mb``: room for hot-plugged memory
+    (``-m <mem_mb>M,slots=<mem_slots>,maxmem=<maxmem_mb>M``; pc-dimm
+    devices over QMP: ``device_add``), none by default.
     """
 
     def __init__(self, name: str, workdir: Union[str, Path], assets: Assets, initrd: Path, *,
@@ -160,7 +163,11 @@ class Vm:
                  mem_mb: int = DEFAULT_MEM_MB, cpus: Optional[str] = None,
                  reboot: bool = False, netdev_opts: str = "", device_opts: str = "",
                  append: str = "", extra_args: Sequence[str] = (), incoming: str = "",
-                 chardev_server: bool = False, extra_nics: Sequence[Tuple[str, str]] = ()):
+                 chardev_server: bool = False, extra_nics: Sequence[Tuple[str, str]] = (),
+                 mem_slots: int = 0, maxmem_mb: int = 0):
+        if bool(mem_slots) != bool(maxmem_mb) or (maxmem_mb and maxmem_mb <= mem_mb):
+            raise VmError(f"{name}: mem_slots={mem_slots} maxmem_mb={maxmem_mb}: both or "
+                          f"neither, and maxmem above mem_mb={mem_mb}")
         self.name = name
         self.workdir = Path(workdir)
         self.assets = assets
@@ -170,6 +177,8 @@ class Vm:
         self.ip = ip
         self.queues = queues
         self.mem_mb = mem_mb
+        self.mem_slots = mem_slots
+        self.maxmem_mb = maxmem_mb
         self.cpus = cpus if cpus is not None else default_qemu_cpus()
         self.reboot = reboot
         self.netdev_opts = netdev_opts
@@ -208,7 +217,8 @@ class Vm:
                   reboot=self.reboot, netdev_opts=self.netdev_opts,
                   device_opts=self.device_opts, append=self.append,
                   extra_args=[*self.extra_args, *extra_args], incoming=incoming,
-                  chardev_server=self.chardev_server)
+                  chardev_server=self.chardev_server, mem_slots=self.mem_slots,
+                  maxmem_mb=self.maxmem_mb)
 
     # -------------------------------------------------------------- command line
 
@@ -236,9 +246,11 @@ class Vm:
 
     def argv(self) -> List[str]:
         mem = f"{self.mem_mb}M"
+        hotplug = f",slots={self.mem_slots},maxmem={self.maxmem_mb}M" if self.mem_slots else ""
         argv = ["taskset", "-c", self.cpus] if self.cpus else []
         argv += [self.assets.qemu, "-name", self.name, "-nodefaults", "-no-user-config",
-                 "-display", "none", "-accel", "tcg", "-M", "pc", "-smp", "1", "-m", mem,
+                 "-display", "none", "-accel", "tcg", "-M", "pc", "-smp", "1",
+                 "-m", mem + hotplug,
                  "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
                  "-numa", "node,memdev=mem",
                  "-kernel", str(self.assets.kernel.vmlinuz), "-initrd", str(self.initrd),
@@ -459,6 +471,12 @@ class Vm:
         if self._qmp is None:
             self._qmp = Qmp(self.qmp_path)
         return self._qmp.cmd(name, **arguments)
+
+    def qmp_events(self, name: str) -> List[dict]:
+        """The QMP events ``name`` received so far (QMP keeps the events it
+        reads while waiting for a command's answer): their ``data``."""
+        return [e.get("data", {}) for e in (self._qmp.events if self._qmp else [])
+                if e["event"] == name]
 
     def migrate(self, uri: str, timeout: float = 120.0, interval: float = 0.2,
                 **parameters) -> dict:
