@@ -409,7 +409,7 @@ fz_guard_mem_table(const struct vhu_mem_table *mem)
 
 	for (uint32_t i = 0; i < mem->nregions; i++) {
 		const struct vhu_mem_region *r = &mem->regions[i];
-		uint8_t *start = r->mmap_addr;
+		uint8_t *start = r->map->addr;
 		uint8_t *end = RTE_PTR_ALIGN_FLOOR(r->host_addr, page);
 
 		if (end > start && mprotect(start, (size_t)(end - start), PROT_NONE) < 0)

@@ -43,8 +43,8 @@ REQ = {
     'SET_VRING_ADDR': 9, 'SET_VRING_BASE': 10, 'GET_VRING_BASE': 11,
     'SET_VRING_KICK': 12, 'SET_VRING_CALL': 13, 'SET_VRING_ERR': 14,
     'GET_PROTOCOL_FEATURES': 15, 'SET_PROTOCOL_FEATURES': 16, 'GET_QUEUE_NUM': 17,
-    'SET_VRING_ENABLE': 18, 'SEND_RARP': 19, 'NET_SET_MTU': 20, 'SET_STATUS': 39,
-    'GET_STATUS': 40,
+    'SET_VRING_ENABLE': 18, 'SEND_RARP': 19, 'NET_SET_MTU': 20, 'GET_MAX_MEM_SLOTS': 36,
+    'ADD_MEM_REG': 37, 'REM_MEM_REG': 38, 'SET_STATUS': 39, 'GET_STATUS': 40,
 }
 VERSION, NEED_REPLY = 0x1, 0x8
 NOFD = 0x100
@@ -56,7 +56,8 @@ F = {
     'INDIRECT_DESC': 28, 'EVENT_IDX': 29, 'PROTOCOL_FEATURES': 30, 'VERSION_1': 32,
     'RING_PACKED': 34, 'IN_ORDER': 35,
 }
-PF = {'MQ': 0, 'LOG_SHMFD': 1, 'RARP': 2, 'REPLY_ACK': 3, 'NET_MTU': 4}
+PF = {'MQ': 0, 'LOG_SHMFD': 1, 'RARP': 2, 'REPLY_ACK': 3, 'NET_MTU': 4,
+      'CONFIGURE_MEM_SLOTS': 15, 'STATUS': 16}
 
 
 def bits(table, *names):
@@ -187,6 +188,13 @@ def mem_table(*regions):
     return msg('SET_MEM_TABLE', body, fds=[r[4] for r in regions])
 
 
+def mem_reg(request, region):
+    """ADD_MEM_REG (with the region's file) or REM_MEM_REG (without) of one region."""
+    gpa, size, uaddr, off, file = region
+    body = u64(0) + u64(gpa) + u64(size) + u64(uaddr) + u64(off)
+    return msg(request, body, fds=[file] if request == 'ADD_MEM_REG' else [])
+
+
 def state(request, index, num):
     return msg(request, u32(index) + u32(num))
 
@@ -308,6 +316,22 @@ def msg_seeds():
     s += burst_dequeue(3, 4)
     seeds['queue-pair-1'] = s
 
+    # Memory slots: regions added one by one under running rings, the one
+    # holding ring 1 removed and added back, one removed that is not there.
+    slots = pfeats | bits(PF, 'CONFIGURE_MEM_SLOTS', 'STATUS')
+    lo, hi = (0, 0x8000, UADDR, 0, 0), (0x8000, 0x8000, UADDR + 0x8000, 0x8000, 0)
+    s = (msg('GET_FEATURES') + msg('GET_PROTOCOL_FEATURES') +
+         msg('SET_PROTOCOL_FEATURES', u64(slots)) + msg('GET_MAX_MEM_SLOTS') +
+         msg('SET_FEATURES', u64(feats)) + mem_reg('ADD_MEM_REG', lo) +
+         mem_reg('ADD_MEM_REG', hi))
+    s += msg_ring_setup(1, 256, 0x4000, 0x5000, 0x6000)
+    s += poke(0, 0x4000, u64(0x9000) + u32(len(frame)) + u16(0) + u16(0))
+    s += poke(0, 0x9000, frame) + poke(0, 0x5000, u16(0) + u16(1) + u16(0))
+    s += mem_reg('REM_MEM_REG', lo) + burst_dequeue(1, 32) + mem_reg('ADD_MEM_REG', lo)
+    s += burst_dequeue(1, 32) + mem_reg('REM_MEM_REG', (0x10000, 0x1000, UADDR, 0, 0))
+    s += mem_reg('ADD_MEM_REG', (0x4000, 0x1000, UADDR + 0x20000, 0, 1))
+    seeds['mem-slots'] = s + msg('SET_STATUS', u64(0)) + msg('GET_STATUS')
+
     # Messages the validation refuses (each hangs up).
     s = msg(99) + msg('GET_FEATURES', flags=VERSION | 0x4) + msg('SET_FEATURES', u32(1))
     s += msg('SET_VRING_KICK', u64(0)) + state('SET_VRING_NUM', 4, 256)
@@ -324,6 +348,7 @@ def msg_dict():
         ('flags_need_reply', u32(VERSION | NEED_REPLY)), ('flags_plain', u32(VERSION)),
         ('size_u64', u32(8)), ('size_state', u32(8)), ('size_addr', u32(40)),
         ('size_log', u32(16)), ('size_mem1', u32(40)), ('size_mem2', u32(72)),
+        ('mem_slots', u64(1 << PF['CONFIGURE_MEM_SLOTS'])), ('status', u64(1 << PF['STATUS'])),
         ('nofd', u64(NOFD)), ('packed', u64(1 << F['RING_PACKED'])),
         ('version_1', u64(1 << F['VERSION_1'])),
         ('protocol_features', u64(1 << F['PROTOCOL_FEATURES'])),

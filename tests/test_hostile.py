@@ -59,11 +59,13 @@ from harness import (Launcher, PmdSelection, gen_frames, make_frame, sanitizers,
                      virtio_user_vdev)
 from harness.testpmd import TestPmd, TestPmdError
 from harness.vhost_user_client import (
-    BUF_SIZE, DEFAULT_FEATURES, DEFAULT_PROTOCOL_FEATURES, DESC_INDIRECT, DESC_NEXT, DESC_WRITE,
+    BUF_SIZE, DEFAULT_FEATURES, DEFAULT_GPA, DEFAULT_PROTOCOL_FEATURES, DESC_INDIRECT, DESC_NEXT, DESC_WRITE,
     F_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, FLAG_REPLY, GSO_ECN,
-    GSO_TCPV4, GSO_TCPV6, GSO_UDP, HDR_F_NEEDS_CSUM, MAX_FDS, PF_LOG_SHMFD, RX_RING, TX_RING,
+    GSO_TCPV4, GSO_TCPV6, GSO_UDP, HDR_F_NEEDS_CSUM, MAX_FDS, PF_CONFIGURE_MEM_SLOTS,
+    PF_LOG_SHMFD, RX_RING, TX_RING,
     VERSION, VRING_F_LOG, VRING_NOFD, FrontEnd, Region, Req, VhostUserClient,
-    bit, net_hdr, pack_addr, pack_desc, pack_log_base, pack_mem_table, pack_packed_desc,
+    bit, net_hdr, pack_addr, pack_desc, pack_log_base, pack_mem_reg, pack_mem_table,
+    pack_packed_desc,
     pack_state, pack_u64)
 
 pytestmark = pytest.mark.ours_only
@@ -871,6 +873,35 @@ def memory_pulled_from_under_rings(s: Session) -> Outcome:
     return Outcome(client=g, ack=ack)
 
 
+MEM_SLOTS = DEFAULT_PROTOCOL_FEATURES | bit(PF_CONFIGURE_MEM_SLOTS)
+
+
+def mem_reg(request: int, region: Callable[[FrontEnd], Region], *, start: bool = False,
+            fds: Callable[[FrontEnd], Sequence[int]] = lambda g: ()):
+    """ADD_MEM_REG or REM_MEM_REG of ``region`` from a front end that
+    negotiated memory slots (its memory added as one region; with ``start``
+    its rings running in it); the outcome holds the ack."""
+    def attack(s: Session) -> Outcome:
+        g = s.guest(protocol_features=MEM_SLOTS)
+        if start:
+            g.start()
+        else:
+            g.prepare()
+        return Outcome(client=g, ack=g.ack(request, pack_mem_reg(region(g)), fds(g)))
+    return attack
+
+
+def mem_slots_full(s: Session) -> Outcome:
+    """Every slot GET_MAX_MEM_SLOTS offers taken (a page each), then one more."""
+    g = s.guest(protocol_features=MEM_SLOTS)
+    g.prepare(regions=[])
+    for i in range(g.max_mem_slots):
+        g.add_region(g.mem.region(i * 4096, 4096))
+    ack = g.ack(Req.ADD_MEM_REG, pack_mem_reg(Region(g.mem.gpa(g.mem.size), 4096,
+                                                     g.mem.uaddr(g.mem.size), 0)), [g.mem.fd])
+    return Outcome(client=g, ack=ack)
+
+
 def layout_switched_while_running(s: Session) -> Outcome:
     """SET_FEATURES turning a running split ring into a packed one."""
     g = s.guest().start()
@@ -947,8 +978,8 @@ def dirty_log_smaller_than_memory(s: Session) -> Outcome:
 # ==========================================================================
 # the catalogue
 
-def mem_log_prefix(region: int = 0) -> str:
-    return rf"{PORT}: memory region {region}"
+def mem_log_prefix(gpa: int = 0) -> str:
+    return rf"{PORT}: memory region at gpa {gpa:#x}"
 
 
 CASES: List[Case] = [
@@ -1029,13 +1060,13 @@ CASES: List[Case] = [
     Case("mem_overlapping_gpa",
          mem_table(lambda g: [g.mem.region(0, MiB), Region(g.mem.gpa(MiB // 2), MiB,
                                                            g.mem.uaddr(2 * MiB), MiB)]),
-         rf"{PORT}: memory regions 0 and 1 overlap", NACKS),
+         rf"{PORT}: memory region at gpa 0x[0-9a-f]+ \(.*\) overlaps the one at gpa", NACKS),
     Case("mem_overlapping_uaddr",
          mem_table(lambda g: [g.mem.region(0, MiB), Region(g.mem.gpa(2 * MiB), MiB,
                                                            g.mem.uaddr(MiB // 2), MiB)]),
-         rf"{PORT}: memory regions 0 and 1 overlap", NACKS),
+         rf"{PORT}: memory region at gpa 0x[0-9a-f]+ \(.*\) overlaps the one at gpa", NACKS),
     Case("mem_gpa_overflow", mem_table(lambda g: [Region(TOP - 4096, 2 * 4096, 0)]),
-         rf"{mem_log_prefix()} overflows \(gpa 0xfffffffffffff000 ", NACKS),
+         rf"{mem_log_prefix(TOP - 4096)} overflows \(uaddr 0x0 ", NACKS),
     Case("mem_uaddr_overflow", mem_table(lambda g: [Region(0, 2 * 4096, TOP - 4096)]),
          rf"{mem_log_prefix()} overflows .*uaddr 0xfffffffffffff000", NACKS),
     Case("mem_offset_overflow", mem_table(lambda g: [Region(0, 2 * 4096, 0, TOP - 4096)]),
@@ -1044,17 +1075,48 @@ CASES: List[Case] = [
          rf"{mem_log_prefix()} has size 0", NACKS),
     Case("mem_second_region_bad", mem_table(lambda g: [g.mem.region(0, MiB),
                                                        Region(TOP - 4096, 2 * 4096, 0)]),
-         rf"{mem_log_prefix(1)} overflows", NACKS),
+         rf"{mem_log_prefix(TOP - 4096)} overflows", NACKS),
     Case("mem_larger_than_file", mem_table(lambda g: [g.mem.region(0, 2 * g.mem.size)]),
-         rf"{mem_log_prefix()}: file of 4194304 bytes is smaller than offset \+ size 0x800000",
+         rf"{mem_log_prefix(DEFAULT_GPA)}: file of 4194304 bytes is smaller than offset \+ size 0x800000",
          NACKS),
     Case("mem_offset_beyond_file", mem_table(lambda g: [Region(0, 4096, 0, g.mem.size)]),
          rf"{mem_log_prefix()}: file of 4194304 bytes is smaller than offset \+ size 0x401000",
          NACKS),
     Case("mem_fd_is_a_pipe", mem_table(lambda g: [g.mem.region()], fd=pipe_fd),
-         rf"{mem_log_prefix()}: file of 0 bytes is smaller", NACKS),
+         rf"{mem_log_prefix(DEFAULT_GPA)}: file of 0 bytes is smaller", NACKS),
     Case("mem_fd_read_only", mem_table(lambda g: [g.mem.region()], fd=read_only_fd),
-         rf"{mem_log_prefix()}: mmap of 0x400000 bytes: Permission denied", NACKS),
+         rf"{mem_log_prefix(DEFAULT_GPA)}: mmap of 0x400000 bytes: Permission denied", NACKS),
+
+
+    # ---- memory slots: ADD_MEM_REG, REM_MEM_REG ------------------------------
+    Case("mem_reg_not_negotiated",
+         acked(Req.ADD_MEM_REG, lambda g: pack_mem_reg(g.mem.region()),
+               fds=lambda s, g: [g.mem.fd]),
+         rf"{PORT}: ADD_MEM_REG without PROTOCOL_F_CONFIGURE_MEM_SLOTS negotiated", NACKS),
+    Case("mem_reg_payload_short", msg(Req.ADD_MEM_REG, bytes(32), nfds=1),
+         rf"{PORT}: ADD_MEM_REG with a payload of 32 bytes", CLOSES),
+    Case("add_mem_reg_without_fd", msg(Req.ADD_MEM_REG, pack_mem_reg(Region(0, 4096, 0))),
+         rf"{PORT}: ADD_MEM_REG with 0 file descriptors, 1 expected", CLOSES),
+    Case("rem_mem_reg_two_fds", msg(Req.REM_MEM_REG, pack_mem_reg(Region(0, 4096, 0)), nfds=2),
+         rf"{PORT}: REM_MEM_REG with 2 file descriptors, 1 expected", CLOSES),
+    Case("add_mem_reg_overlapping",
+         mem_reg(Req.ADD_MEM_REG, lambda g: Region(g.mem.gpa(4096), 4096, g.mem.uaddr(g.mem.size)),
+                 fds=lambda g: [g.mem.fd]),
+         rf"{mem_log_prefix(DEFAULT_GPA + 4096)} \(.*\) overlaps the one at gpa", NACKS),
+    Case("add_mem_reg_larger_than_file",
+         mem_reg(Req.ADD_MEM_REG, lambda g: Region(g.mem.gpa(g.mem.size), 4096,
+                                                   g.mem.uaddr(g.mem.size), g.mem.size),
+                 fds=lambda g: [g.mem.fd]),
+         rf"{mem_log_prefix(DEFAULT_GPA + 0x400000)}: file of 4194304 bytes is smaller", NACKS),
+    Case("rem_mem_reg_unknown",
+         mem_reg(Req.REM_MEM_REG, lambda g: Region(g.mem.gpa(0), 4096, g.mem.uaddr(0))),
+         rf"{PORT}: REM_MEM_REG of a region not mapped \(gpa 0x100000000 ", NACKS),
+    Case("mem_slots_beyond_max", mem_slots_full,
+         rf"{PORT}: ADD_MEM_REG beyond the 509 memory slots offered", NACKS),
+    Case("rem_mem_reg_under_the_rings",
+         mem_reg(Req.REM_MEM_REG, lambda g: g.mem.region(), start=True),
+         rf"{PORT}: region removed: gpa 0x100000000 [\s\S]*{PORT}: ring 0: descriptor area "
+         r"\(0x7f0000000000\) of a 256-entry ring is not inside guest memory", NOT_STARTED),
 
     # ---- SET_LOG_BASE: always answered, 1 = refused --------------------------
     Case("log_offset_overflow", log_base(4096, TOP - 2048),
@@ -1187,7 +1249,7 @@ CASES: List[Case] = [
          guest_tx(lambda g: offer(g.tx, [(g.mem.uaddr(g.mem.alloc(256)), 212, 0)])),
          rf"{PORT}: ring 1: chain 0: buffer 0x7f[0-9a-f]+\+212 outside guest memory", DROPS),
     Case("buffer_spans_two_regions", guest_tx(straddle, frames=[FRAME], regions=two_regions),
-         rf"{PORT}: region 1: gpa 0x100200000", DELIVERS),
+         rf"{PORT}: region mapped: gpa 0x100200000", DELIVERS),
     Case("writable_descriptor_on_tx_ring",
          guest_tx(lambda g: offer(g.tx, [whole(g, HDR + FRAME, DESC_WRITE)])),
          rf"{PORT}: ring 1: chain 0: writable descriptor on a guest TX ring", DROPS),
@@ -1316,7 +1378,7 @@ CASES: List[Case] = [
 
     # ---- messages out of order or repeated -------------------------------------------
     Case("rings_before_memory", then_frames_flow(rings_before_memory),
-         rf"{PORT}: region 0: gpa 0x100000000 size 0x400000", DELIVERS),
+         rf"{PORT}: region mapped: gpa 0x100000000 size 0x400000", DELIVERS),
     Case("kick_before_addr", then_frames_flow(kick_before_addr), rf"{PORT}: link up", DELIVERS),
     Case("kick_and_call_without_fds", then_frames_flow(polling_only),
          rf"{PORT}: SET_VRING_KICK", DELIVERS),

@@ -18,8 +18,16 @@
  *     link-down callback";
  *   unplug-after <frames>: ports are polled on a worker lcore; once port 0
  *     received that many frames, the main lcore hot-unplugs its device
- *     (rte_dev_remove) while the worker keeps polling, printing "port 0:
- *     removed while polled".
+ *     (rte_dev_remove), printing "port 0: removed while polled", and the
+ *     worker polls on what is left.
+ *
+ * Either way the polling loop is paused around the stop and close: ethdev
+ * allows no burst on a port being stopped or closed. rte_eth_dev_stop() and
+ * the port's release point its burst functions at ethdev's stand-ins by
+ * zeroing rte_eth_fp_ops[port] and then filling it in (DPDK 22.11
+ * eth_dev_fp_ops_reset()), so a burst running meanwhile can read a NULL
+ * queue array or function and crash. Once the port is gone, bursts on its id
+ * reach the stand-ins, but RTE_ETH_FOREACH_DEV skips it anyway.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -49,8 +57,35 @@ static uint64_t received[RTE_MAX_ETHPORTS], sent[RTE_MAX_ETHPORTS];
  */
 static uint16_t nb_rx_queues[RTE_MAX_ETHPORTS];
 
-/* The LSC callback (control thread) and the polling loop agree on a pause. */
-static int pause_requested, polling_paused;
+/*
+ * The polling loop pauses when asked (by the LSC callback on the control
+ * thread, or by the main lcore) and says so; polling_ended: it has returned,
+ * so it will never pause again.
+ */
+static int pause_requested, polling_paused, polling_ended;
+
+/*
+ * Returns once the polling loop is paused (true) or over (false): either
+ * way no burst runs until resume_polling().
+ */
+static bool
+pause_polling(void)
+{
+	__atomic_store_n(&pause_requested, 1, __ATOMIC_SEQ_CST);
+	for (;;) {
+		if (__atomic_load_n(&polling_paused, __ATOMIC_SEQ_CST))
+			return true;
+		if (__atomic_load_n(&polling_ended, __ATOMIC_SEQ_CST))
+			return false;
+		rte_pause();
+	}
+}
+
+static void
+resume_polling(void)
+{
+	__atomic_store_n(&pause_requested, 0, __ATOMIC_SEQ_CST);
+}
 
 static void
 on_signal(int sig __rte_unused)
@@ -71,16 +106,14 @@ on_event(uint16_t port, enum rte_eth_event_type type, void *arg __rte_unused,
 			       rte_eth_vhost_get_vid_from_port_id(port));
 		else
 			printf("port %u: link down\n", port);
-		if (!link.link_status && close_on_down) {
-			__atomic_store_n(&pause_requested, 1, __ATOMIC_SEQ_CST);
-			while (!__atomic_load_n(&polling_paused, __ATOMIC_SEQ_CST))
-				rte_pause();
+		/* Once the loop is over, the main lcore closes every port itself. */
+		if (!link.link_status && close_on_down && pause_polling()) {
 			printf("port %u: received %" PRIu64 " sent %" PRIu64 "\n", port,
 			       received[port], sent[port]);
 			rte_eth_dev_stop(port);
 			rte_eth_dev_close(port);
 			printf("port %u: closed from its link-down callback\n", port);
-			__atomic_store_n(&pause_requested, 0, __ATOMIC_SEQ_CST);
+			resume_polling();
 		}
 	} else {
 		struct rte_eth_vhost_queue_event ev;
@@ -141,6 +174,7 @@ poll_ports(uint64_t deadline)
 			}
 		}
 	}
+	__atomic_store_n(&polling_ended, 1, __ATOMIC_SEQ_CST);
 }
 
 static int
@@ -150,7 +184,10 @@ poll_worker(void *arg)
 	return 0;
 }
 
-/* Removes port 0's device once it received @frames, while a worker lcore polls. */
+/*
+ * Removes port 0's device once it received @frames while a worker lcore
+ * polls the ports: the worker is paused for the removal, then polls on.
+ */
 static void
 unplug_while_polled(uint64_t deadline, uint64_t frames)
 {
@@ -165,8 +202,11 @@ unplug_while_polled(uint64_t deadline, uint64_t frames)
 		rte_delay_ms(10);
 	if (__atomic_load_n(&received[0], __ATOMIC_RELAXED) >= frames &&
 	    rte_eth_dev_info_get(0, &info) == 0) {
-		int ret = rte_dev_remove(info.device);
+		int ret;
 
+		pause_polling();
+		ret = rte_dev_remove(info.device);
+		resume_polling();
 		printf("port 0: removed while polled (%s)\n", ret == 0 ? "ok" : strerror(-ret));
 	}
 	rte_eal_wait_lcore(worker);

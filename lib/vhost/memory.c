@@ -13,12 +13,66 @@
 
 #include "vhu_log.h"
 
+/* ---- mappings ---- */
+
 static void
-unmap_regions(struct vhu_mem_table *mem)
+mapping_put(struct vhu_mem_mapping *map)
 {
-	for (uint32_t i = 0; i < mem->nregions; i++)
-		vhu_guarded_munmap(mem->regions[i].mmap_addr, mem->regions[i].mmap_size);
+	if (__atomic_sub_fetch(&map->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
+		return;
+	vhu_guarded_munmap(map->addr, map->len);
+	free(map);
 }
+
+/* Maps @d from @fd into @r (its mapping with one reference); false, logged, if it cannot. */
+static bool
+map_region(struct vhu_mem_region *r, const struct vhu_mem_region_desc *d, int fd,
+	   const char *log_name)
+{
+	struct stat st;
+	uint64_t map_len = d->mmap_offset + d->size;
+	struct vhu_mem_mapping *map;
+
+	if (fstat(fd, &st) < 0) {
+		VHU_LOG(ERR, "%s: memory region at gpa 0x%" PRIx64 ": fstat: %s", log_name,
+			d->guest_phys_addr, strerror(errno));
+		return false;
+	}
+	/* Touching a mapping beyond the end of its file raises SIGBUS. */
+	if (st.st_size < 0 || (uint64_t)st.st_size < map_len) {
+		VHU_LOG(ERR, "%s: memory region at gpa 0x%" PRIx64 ": file of %jd bytes is smaller than offset + size 0x%" PRIx64,
+			log_name, d->guest_phys_addr, (intmax_t)st.st_size, map_len);
+		return false;
+	}
+	/* hugetlbfs wants whole pages mapped; st_blksize is the page size there. */
+	if (st.st_blksize > 0)
+		map_len = RTE_ALIGN_CEIL(map_len, (uint64_t)st.st_blksize);
+	map = calloc(1, sizeof(*map));
+	if (map == NULL) {
+		VHU_LOG(ERR, "%s: out of memory for a memory region", log_name);
+		return false;
+	}
+	/* Checked now, the file may still shrink later: the mapping is guarded. */
+	map->addr = vhu_guarded_mmap(fd, map_len, &map->guard);
+	if (map->addr == MAP_FAILED) {
+		VHU_LOG(ERR, "%s: memory region at gpa 0x%" PRIx64 ": mmap of 0x%" PRIx64 " bytes: %s",
+			log_name, d->guest_phys_addr, map_len, strerror(errno));
+		free(map);
+		return false;
+	}
+	map->refcnt = 1;
+	map->len = map_len;
+	*r = (struct vhu_mem_region){
+		.guest_phys_addr = d->guest_phys_addr,
+		.size = d->size,
+		.frontend_addr = d->frontend_addr,
+		.host_addr = (uint8_t *)map->addr + d->mmap_offset,
+		.map = map,
+	};
+	return true;
+}
+
+/* ---- region descriptions ---- */
 
 static bool
 ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
@@ -26,81 +80,89 @@ ranges_overlap(uint64_t a, uint64_t alen, uint64_t b, uint64_t blen)
 	return a < b + blen && b < a + alen;
 }
 
-/* Checks one description on its own and against the ones before it. */
+/* A description on its own: not empty, no address wrapping around. */
 static bool
-region_desc_valid(const struct vhu_mem_region_desc *d, uint32_t idx,
-		  const char *log_name)
+desc_valid(const struct vhu_mem_region_desc *d, const char *log_name)
 {
-	if (d[idx].size == 0) {
-		VHU_LOG(ERR, "%s: memory region %u has size 0", log_name, idx);
+	if (d->size == 0) {
+		VHU_LOG(ERR, "%s: memory region at gpa 0x%" PRIx64 " has size 0", log_name,
+			d->guest_phys_addr);
 		return false;
 	}
-	if (d[idx].guest_phys_addr + d[idx].size < d[idx].guest_phys_addr ||
-	    d[idx].frontend_addr + d[idx].size < d[idx].frontend_addr ||
-	    d[idx].mmap_offset + d[idx].size < d[idx].mmap_offset ||
-	    d[idx].mmap_offset + d[idx].size > (uint64_t)SIZE_MAX) {
-		VHU_LOG(ERR, "%s: memory region %u overflows (gpa 0x%" PRIx64
-			" uaddr 0x%" PRIx64 " offset 0x%" PRIx64 " size 0x%" PRIx64 ")",
-			log_name, idx, d[idx].guest_phys_addr, d[idx].frontend_addr,
-			d[idx].mmap_offset, d[idx].size);
+	if (d->guest_phys_addr + d->size < d->guest_phys_addr ||
+	    d->frontend_addr + d->size < d->frontend_addr ||
+	    d->mmap_offset + d->size < d->mmap_offset ||
+	    d->mmap_offset + d->size > (uint64_t)SIZE_MAX) {
+		VHU_LOG(ERR, "%s: memory region at gpa 0x%" PRIx64 " overflows (uaddr 0x%" PRIx64
+			" offset 0x%" PRIx64 " size 0x%" PRIx64 ")",
+			log_name, d->guest_phys_addr, d->frontend_addr, d->mmap_offset, d->size);
 		return false;
-	}
-	for (uint32_t j = 0; j < idx; j++) {
-		if (ranges_overlap(d[idx].guest_phys_addr, d[idx].size,
-				   d[j].guest_phys_addr, d[j].size) ||
-		    ranges_overlap(d[idx].frontend_addr, d[idx].size,
-				   d[j].frontend_addr, d[j].size)) {
-			VHU_LOG(ERR, "%s: memory regions %u and %u overlap",
-				log_name, j, idx);
-			return false;
-		}
 	}
 	return true;
 }
 
-static int
-map_region(struct vhu_mem_table *mem, uint32_t idx, const struct vhu_mem_region_desc *d, int fd,
-	   const char *log_name)
+/* Whether @d shares guest or front-end addresses with region (@gpa, @fe, @size). */
+static bool
+desc_overlaps(const struct vhu_mem_region_desc *d, uint64_t gpa, uint64_t fe, uint64_t size,
+	      const char *log_name)
 {
-	struct stat st;
-	uint64_t map_len = d->mmap_offset + d->size;
+	if (!ranges_overlap(d->guest_phys_addr, d->size, gpa, size) &&
+	    !ranges_overlap(d->frontend_addr, d->size, fe, size))
+		return false;
+	VHU_LOG(ERR, "%s: memory region at gpa 0x%" PRIx64 " (uaddr 0x%" PRIx64 " size 0x%" PRIx64
+		") overlaps the one at gpa 0x%" PRIx64 " (uaddr 0x%" PRIx64 " size 0x%" PRIx64 ")",
+		log_name, d->guest_phys_addr, d->frontend_addr, d->size, gpa, fe, size);
+	return true;
+}
 
-	if (fstat(fd, &st) < 0) {
-		VHU_LOG(ERR, "%s: memory region %u: fstat: %s", log_name, idx,
-			strerror(errno));
-		return -1;
-	}
-	/* Touching a mapping beyond the end of its file raises SIGBUS. */
-	if (st.st_size < 0 || (uint64_t)st.st_size < map_len) {
-		VHU_LOG(ERR, "%s: memory region %u: file of %jd bytes is smaller than offset + size 0x%" PRIx64,
-			log_name, idx, (intmax_t)st.st_size, map_len);
-		return -1;
-	}
-	/* hugetlbfs wants whole pages mapped; st_blksize is the page size there. */
-	if (st.st_blksize > 0)
-		map_len = RTE_ALIGN_CEIL(map_len, (uint64_t)st.st_blksize);
+static void
+log_region(const char *log_name, const char *what, const struct vhu_mem_region *r,
+	   uint32_t nregions)
+{
+	VHU_LOG(INFO, "%s: region %s: gpa 0x%" PRIx64 " size 0x%" PRIx64 " uaddr 0x%" PRIx64
+		" (%u in all)", log_name, what, r->guest_phys_addr, r->size, r->frontend_addr,
+		nregions);
+}
 
-	/* Checked now, the file may still shrink later: the mapping is guarded. */
-	void *addr = vhu_guarded_mmap(fd, map_len, &mem->guard);
-	struct vhu_mem_region *r = &mem->regions[idx];
+/* ---- tables ---- */
 
-	if (addr == MAP_FAILED) {
-		VHU_LOG(ERR, "%s: memory region %u: mmap of 0x%" PRIx64 " bytes: %s",
-			log_name, idx, map_len, strerror(errno));
-		return -1;
-	}
-	r->guest_phys_addr = d->guest_phys_addr;
-	r->size = d->size;
-	r->frontend_addr = d->frontend_addr;
-	r->mmap_addr = addr;
-	r->mmap_size = map_len;
-	r->host_addr = (uint8_t *)addr + d->mmap_offset;
-	return 0;
+static struct vhu_mem_table *
+table_alloc(uint32_t nregions, const char *log_name)
+{
+	struct vhu_mem_table *mem = calloc(1, sizeof(*mem) + nregions * sizeof(mem->regions[0]));
+
+	if (mem == NULL)
+		VHU_LOG(ERR, "%s: out of memory for a memory table of %u regions", log_name,
+			nregions);
+	else
+		mem->refcnt = 1;
+	return mem;
+}
+
+/* Drops the table's references to its mappings and frees it. */
+static void
+table_free(struct vhu_mem_table *mem)
+{
+	for (uint32_t i = 0; i < mem->nregions; i++)
+		mapping_put(mem->regions[i].map);
+	free(mem);
+}
+
+/* Appends @r to @mem (allocated large enough), keeping the regions sorted. */
+static void
+insert_sorted(struct vhu_mem_table *mem, const struct vhu_mem_region *r)
+{
+	uint32_t i = mem->nregions;
+
+	for (; i > 0 && mem->regions[i - 1].guest_phys_addr > r->guest_phys_addr; i--)
+		mem->regions[i] = mem->regions[i - 1];
+	mem->regions[i] = *r;
+	mem->nregions++;
 }
 
 struct vhu_mem_table *
-vhu_mem_table_create(const struct vhu_mem_region_desc *desc, const int *fds,
-		     uint32_t n, const char *log_name)
+vhu_mem_table_create(const struct vhu_mem_region_desc *desc, const int *fds, uint32_t n,
+		     const char *log_name)
 {
 	struct vhu_mem_table *mem = NULL;
 	uint32_t i;
@@ -110,33 +172,106 @@ vhu_mem_table_create(const struct vhu_mem_region_desc *desc, const int *fds,
 			log_name, n, VHU_MEM_MAX_REGIONS);
 		goto out;
 	}
-	for (i = 0; i < n; i++)
-		if (!region_desc_valid(desc, i, log_name))
-			goto out;
-
-	mem = calloc(1, sizeof(*mem));
-	if (mem == NULL) {
-		VHU_LOG(ERR, "%s: out of memory for the memory table", log_name);
-		goto out;
-	}
-	mem->refcnt = 1;
 	for (i = 0; i < n; i++) {
-		if (map_region(mem, i, &desc[i], fds[i], log_name) < 0) {
-			unmap_regions(mem);
-			free(mem);
-			mem = NULL;
+		if (!desc_valid(&desc[i], log_name))
 			goto out;
-		}
-		mem->nregions = i + 1;
+		for (uint32_t j = 0; j < i; j++)
+			if (desc_overlaps(&desc[i], desc[j].guest_phys_addr, desc[j].frontend_addr,
+					  desc[j].size, log_name))
+				goto out;
 	}
-	for (i = 0; i < n; i++)
-		VHU_LOG(INFO, "%s: region %u: gpa 0x%" PRIx64 " size 0x%" PRIx64
-			" uaddr 0x%" PRIx64, log_name, i, mem->regions[i].guest_phys_addr,
-			mem->regions[i].size, mem->regions[i].frontend_addr);
+	mem = table_alloc(n, log_name);
+	for (i = 0; mem != NULL && i < n; i++) {
+		struct vhu_mem_region r;
+
+		if (!map_region(&r, &desc[i], fds[i], log_name)) {
+			table_free(mem);
+			mem = NULL;
+			break;
+		}
+		insert_sorted(mem, &r);
+	}
+	for (i = 0; mem != NULL && i < mem->nregions; i++)
+		log_region(log_name, "mapped", &mem->regions[i], mem->nregions);
 out:
 	/* The mappings keep the memory; the fds are not needed any more. */
-	for (i = 0; i < n && i < VHU_MEM_MAX_REGIONS; i++)
+	for (i = 0; i < n; i++)
 		close(fds[i]);
+	return mem;
+}
+
+/* A new table with @old's regions but @skip (NULL: all), mappings shared; room for @extra more. */
+static struct vhu_mem_table *
+table_copy(const struct vhu_mem_table *old, const struct vhu_mem_region *skip, uint32_t extra,
+	   const char *log_name)
+{
+	uint32_t n = old != NULL ? old->nregions : 0;
+	struct vhu_mem_table *mem = table_alloc(n + extra, log_name);
+
+	for (uint32_t i = 0; mem != NULL && i < n; i++) {
+		if (&old->regions[i] == skip)
+			continue;
+		__atomic_fetch_add(&old->regions[i].map->refcnt, 1, __ATOMIC_RELAXED);
+		mem->regions[mem->nregions++] = old->regions[i];
+	}
+	return mem;
+}
+
+struct vhu_mem_table *
+vhu_mem_table_add(const struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc,
+		  int fd, const char *log_name)
+{
+	uint32_t n = old != NULL ? old->nregions : 0;
+	struct vhu_mem_table *mem = NULL;
+	struct vhu_mem_region r;
+
+	if (n == VHU_MEM_MAX_REGIONS) {
+		VHU_LOG(ERR, "%s: ADD_MEM_REG beyond the %u memory slots offered", log_name,
+			VHU_MEM_MAX_REGIONS);
+		goto out;
+	}
+	if (!desc_valid(desc, log_name))
+		goto out;
+	for (uint32_t i = 0; i < n; i++)
+		if (desc_overlaps(desc, old->regions[i].guest_phys_addr,
+				  old->regions[i].frontend_addr, old->regions[i].size, log_name))
+			goto out;
+	mem = table_copy(old, NULL, 1, log_name);
+	if (mem == NULL)
+		goto out;
+	if (!map_region(&r, desc, fd, log_name)) {
+		table_free(mem);
+		mem = NULL;
+		goto out;
+	}
+	insert_sorted(mem, &r);
+	log_region(log_name, "added", &r, mem->nregions);
+out:
+	close(fd);
+	return mem;
+}
+
+struct vhu_mem_table *
+vhu_mem_table_remove(const struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc,
+		     const char *log_name)
+{
+	const struct vhu_mem_region *r = NULL;
+	struct vhu_mem_table *mem;
+
+	for (uint32_t i = 0; old != NULL && i < old->nregions && r == NULL; i++)
+		if (old->regions[i].guest_phys_addr == desc->guest_phys_addr &&
+		    old->regions[i].size == desc->size &&
+		    old->regions[i].frontend_addr == desc->frontend_addr)
+			r = &old->regions[i];
+	if (r == NULL) {
+		VHU_LOG(ERR, "%s: REM_MEM_REG of a region not mapped (gpa 0x%" PRIx64 " uaddr 0x%"
+			PRIx64 " size 0x%" PRIx64 ")", log_name, desc->guest_phys_addr,
+			desc->frontend_addr, desc->size);
+		return NULL;
+	}
+	mem = table_copy(old, r, 0, log_name);
+	if (mem != NULL)
+		log_region(log_name, "removed", r, mem->nregions);
 	return mem;
 }
 
@@ -153,8 +288,16 @@ vhu_mem_table_put(struct vhu_mem_table *mem)
 		return;
 	if (__atomic_sub_fetch(&mem->refcnt, 1, __ATOMIC_ACQ_REL) != 0)
 		return;
-	unmap_regions(mem);
-	free(mem);
+	table_free(mem);
+}
+
+const struct vhu_memguard_flag *
+vhu_mem_table_lost_memory(const struct vhu_mem_table *mem)
+{
+	for (uint32_t i = 0; mem != NULL && i < mem->nregions; i++)
+		if (vhu_memguard_hit(&mem->regions[i].map->guard))
+			return &mem->regions[i].map->guard;
+	return NULL;
 }
 
 int
@@ -170,18 +313,9 @@ vhu_mem_guest_to_iov_split(const struct vhu_mem_table *mem, uint64_t gpa, uint32
 		return 0;
 	}
 	while (len > 0) {
-		const struct vhu_mem_region *r = NULL;
+		const struct vhu_mem_region *r = vhu_mem_region_below(mem, gpa);
 
-		for (uint32_t i = 0; i < mem->nregions; i++) {
-			const struct vhu_mem_region *c = &mem->regions[i];
-
-			if (gpa >= c->guest_phys_addr &&
-			    gpa - c->guest_phys_addr < c->size) {
-				r = c;
-				break;
-			}
-		}
-		if (r == NULL || n == max)
+		if (r == NULL || gpa - r->guest_phys_addr >= r->size || n == max)
 			return -1;
 
 		uint64_t off = gpa - r->guest_phys_addr;

@@ -15,6 +15,7 @@ enum payload_rule {
 	PAYLOAD_STATE,
 	PAYLOAD_ADDR,
 	PAYLOAD_MEMORY,
+	PAYLOAD_MEM_REG,
 	PAYLOAD_LOG,
 };
 
@@ -23,6 +24,7 @@ enum fd_rule {
 	FDS_ONE,
 	FDS_PER_REGION,
 	FDS_UNLESS_NOFD,	/* one fd unless the payload's "no fd" bit is set */
+	FDS_AT_MOST_ONE,	/* REM_MEM_REG: QEMU sent the region's fd before 7.1 */
 };
 
 enum ring_rule {
@@ -78,6 +80,9 @@ static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 	RULE(SET_VRING_ENABLE,      STATE,  NONE,        STATE, false),
 	RULE(SEND_RARP,             U64,    NONE,        NONE,  false),
 	RULE(NET_SET_MTU,           U64,    NONE,        NONE,  false),
+	RULE(GET_MAX_MEM_SLOTS,     NONE,   NONE,        NONE,  true),
+	RULE(ADD_MEM_REG,           MEM_REG, ONE,        NONE,  false),
+	RULE(REM_MEM_REG,           MEM_REG, AT_MOST_ONE, NONE, false),
 	RULE(SET_STATUS,            U64,    NONE,        NONE,  false),
 	RULE(GET_STATUS,            NONE,   NONE,        NONE,  true),
 };
@@ -126,6 +131,8 @@ payload_size_ok(const struct vhu_msg *msg, enum payload_rule rule)
 		return size == sizeof(struct vhu_vring_state);
 	case PAYLOAD_ADDR:
 		return size == sizeof(struct vhu_vring_addr);
+	case PAYLOAD_MEM_REG:
+		return size == sizeof(struct vhu_mem_single_region);
 	case PAYLOAD_LOG:
 		return size == sizeof(struct vhu_log_base);
 	case PAYLOAD_MEMORY: {
@@ -135,7 +142,7 @@ payload_size_ok(const struct vhu_msg *msg, enum payload_rule rule)
 			return 0;
 		uint32_t n = msg->payload.memory.nregions;
 
-		return n >= 1 && n <= VHU_MEM_MAX_REGIONS &&
+		return n >= 1 && n <= VHU_MEM_MSG_REGIONS &&
 		       size == fixed + n * sizeof(struct vhu_mem_region_desc);
 	}
 	}
@@ -152,6 +159,8 @@ expected_fds(const struct vhu_msg *msg, enum fd_rule rule)
 		return msg->payload.memory.nregions;
 	case FDS_UNLESS_NOFD:
 		return (msg->payload.u64 & VHOST_USER_VRING_NOFD) ? 0 : 1;
+	case FDS_AT_MOST_ONE:
+		return RTE_MIN(msg->nfds, 1u);
 	case FDS_NONE:
 		break;
 	}

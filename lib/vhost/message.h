@@ -33,6 +33,9 @@ enum vhu_request {
 	VHOST_USER_SET_VRING_ENABLE = 18,
 	VHOST_USER_SEND_RARP = 19,
 	VHOST_USER_NET_SET_MTU = 20,
+	VHOST_USER_GET_MAX_MEM_SLOTS = 36,
+	VHOST_USER_ADD_MEM_REG = 37,
+	VHOST_USER_REM_MEM_REG = 38,
 	VHOST_USER_SET_STATUS = 39,
 	VHOST_USER_GET_STATUS = 40,
 	VHOST_USER_REQUEST_MAX = 41,	/* one past the highest code in the table */
@@ -44,6 +47,7 @@ enum vhu_request {
 #define VHOST_USER_PROTOCOL_F_RARP		2
 #define VHOST_USER_PROTOCOL_F_REPLY_ACK		3
 #define VHOST_USER_PROTOCOL_F_NET_MTU		4
+#define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS	15
 #define VHOST_USER_PROTOCOL_F_STATUS		16
 
 /* Header flags. */
@@ -89,7 +93,13 @@ struct vhu_log_base {
 struct vhu_memory {
 	uint32_t nregions;
 	uint32_t padding;
-	struct vhu_mem_region_desc regions[VHU_MEM_MAX_REGIONS];
+	struct vhu_mem_region_desc regions[VHU_MEM_MSG_REGIONS];
+};
+
+/* ADD_MEM_REG and REM_MEM_REG payload: one region. */
+struct vhu_mem_single_region {
+	uint64_t padding;
+	struct vhu_mem_region_desc region;
 };
 
 struct vhu_msg {
@@ -99,6 +109,7 @@ struct vhu_msg {
 		struct vhu_vring_state state;
 		struct vhu_vring_addr addr;
 		struct vhu_memory memory;
+		struct vhu_mem_single_region mem_reg;
 		struct vhu_log_base log;
 		uint8_t raw[VHU_MSG_MAX_PAYLOAD];
 	} payload;

@@ -69,6 +69,7 @@ static const uint64_t base_protocol_features =
 	VHU_BIT(VHOST_USER_PROTOCOL_F_RARP) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_NET_MTU) |
+	VHU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_STATUS);
 
 /* Every ring follows the session's memory table and features. */
@@ -208,22 +209,69 @@ h_reset_owner(struct vhu_session *s, struct vhu_msg *m __rte_unused)
 	return HANDLED;
 }
 
+/* @table (NULL: refused) becomes the session's memory. */
 static enum handler_result
-h_set_mem_table(struct vhu_session *s, struct vhu_msg *m)
+install_mem_table(struct vhu_session *s, struct vhu_mem_table *table)
 {
-	const struct vhu_memory *mem = &m->payload.memory;
-	struct vhu_mem_table *table, *old;
+	struct vhu_mem_table *old = s->mem;
 
-	table = vhu_mem_table_create(mem->regions, m->fds, mem->nregions, s->name);
-	m->nfds = 0;	/* closed by vhu_mem_table_create */
 	if (table == NULL)
 		return REFUSED;
-	old = s->mem;
 	s->mem = table;
 	rebase_all(s);		/* every ring now holds the new table */
 	vhu_mem_table_put(old);
 	update_link(s);		/* rings may have become usable, or stopped being */
 	return HANDLED;
+}
+
+static enum handler_result
+h_set_mem_table(struct vhu_session *s, struct vhu_msg *m)
+{
+	const struct vhu_memory *mem = &m->payload.memory;
+	struct vhu_mem_table *table;
+
+	table = vhu_mem_table_create(mem->regions, m->fds, mem->nregions, s->name);
+	m->nfds = 0;	/* closed by vhu_mem_table_create */
+	return install_mem_table(s, table);
+}
+
+/* The memory slot requests are only valid once CONFIGURE_MEM_SLOTS is negotiated. */
+static bool
+mem_slots_negotiated(const struct vhu_session *s, const struct vhu_msg *m)
+{
+	if (s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+		return true;
+	VHU_LOG(ERR, "%s: %s without PROTOCOL_F_CONFIGURE_MEM_SLOTS negotiated", s->name,
+		vhu_request_name(m->hdr.request));
+	return false;
+}
+
+static enum handler_result
+h_get_max_mem_slots(struct vhu_session *s, struct vhu_msg *m)
+{
+	reply_u64(m, mem_slots_negotiated(s, m) ? VHU_MEM_MAX_REGIONS : 0);
+	return HANDLED;
+}
+
+static enum handler_result
+h_add_mem_reg(struct vhu_session *s, struct vhu_msg *m)
+{
+	struct vhu_mem_table *table;
+
+	if (!mem_slots_negotiated(s, m))
+		return REFUSED;
+	table = vhu_mem_table_add(s->mem, &m->payload.mem_reg.region, m->fds[0], s->name);
+	m->nfds = 0;	/* closed by vhu_mem_table_add */
+	return install_mem_table(s, table);
+}
+
+static enum handler_result
+h_rem_mem_reg(struct vhu_session *s, struct vhu_msg *m)
+{
+	if (!mem_slots_negotiated(s, m))
+		return REFUSED;
+	return install_mem_table(s, vhu_mem_table_remove(s->mem, &m->payload.mem_reg.region,
+							 s->name));
 }
 
 /* Maps the log; answered always (front ends wait for it), 0 on success. */
@@ -476,6 +524,9 @@ static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_OWNER] = h_set_owner,
 	[VHOST_USER_RESET_OWNER] = h_reset_owner,
 	[VHOST_USER_SET_MEM_TABLE] = h_set_mem_table,
+	[VHOST_USER_GET_MAX_MEM_SLOTS] = h_get_max_mem_slots,
+	[VHOST_USER_ADD_MEM_REG] = h_add_mem_reg,
+	[VHOST_USER_REM_MEM_REG] = h_rem_mem_reg,
 	[VHOST_USER_SET_LOG_BASE] = h_set_log_base,
 	[VHOST_USER_SET_LOG_FD] = h_set_log_fd,
 	[VHOST_USER_SET_VRING_NUM] = h_set_vring_num,
@@ -532,8 +583,10 @@ vhu_session_handle(struct vhu_session *s, struct vhu_msg *m)
 const struct vhu_memguard_flag *
 vhu_session_memory_lost(const struct vhu_session *s)
 {
-	if (s->mem != NULL && vhu_memguard_hit(&s->mem->guard))
-		return &s->mem->guard;
+	const struct vhu_memguard_flag *lost = vhu_mem_table_lost_memory(s->mem);
+
+	if (lost != NULL)
+		return lost;
 	if (s->log != NULL && vhu_memguard_hit(&s->log->guard))
 		return &s->log->guard;
 	return NULL;

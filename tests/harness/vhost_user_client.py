@@ -103,6 +103,7 @@ PF_MQ = 0
 PF_LOG_SHMFD = 1
 PF_RARP = 2
 PF_REPLY_ACK = 3
+PF_CONFIGURE_MEM_SLOTS = 15
 PF_STATUS = 16
 VRING_F_LOG = 1                 # SET_VRING_ADDR flag: log used-ring writes
 
@@ -184,6 +185,11 @@ def pack_mem_table(regions: Sequence[Region], nregions: Optional[int] = None) ->
     """SET_MEM_TABLE payload; ``nregions`` may lie about the count."""
     n = len(regions) if nregions is None else nregions
     return struct.pack("<II", n, 0) + b"".join(r.pack() for r in regions)
+
+
+def pack_mem_reg(region: Region) -> bytes:
+    """ADD_MEM_REG and REM_MEM_REG payload: padding, then the one region."""
+    return pack_u64(0) + region.pack()
 
 
 NET_HDR = struct.Struct("<BBHHHHH")    # flags, gso_type, hdr_len, gso_size, csum_start/offset,
@@ -658,14 +664,27 @@ class FrontEnd(VhostUserClient):
     def prepare(self, regions: Optional[Sequence[Region]] = None) -> "FrontEnd":
         """Everything before the rings, in virtio-user's order: negotiation,
         call fds, SET_FEATURES, SET_MEM_TABLE (one region for all of guest
-        memory unless ``regions`` cut it up)."""
+        memory unless ``regions`` cut it up; with PROTOCOL_F_CONFIGURE_MEM_SLOTS
+        one ADD_MEM_REG each instead)."""
         self.negotiate()
         for ring in self.rings:
             self.checked(Req.SET_VRING_CALL, pack_u64(ring.index), [ring.callfd])
         self.checked(Req.SET_FEATURES, pack_u64(self.features))
         regions = [self.mem.region()] if regions is None else regions
-        self.checked(Req.SET_MEM_TABLE, pack_mem_table(regions), [self.mem.fd] * len(regions))
+        if self.protocol_features & bit(PF_CONFIGURE_MEM_SLOTS):
+            # as QEMU does: one ADD_MEM_REG per region, no SET_MEM_TABLE
+            self.max_mem_slots = self.get_u64(Req.GET_MAX_MEM_SLOTS)
+            for region in regions:
+                self.add_region(region)
+        else:
+            self.checked(Req.SET_MEM_TABLE, pack_mem_table(regions), [self.mem.fd] * len(regions))
         return self
+
+    def add_region(self, region: Region):
+        self.checked(Req.ADD_MEM_REG, pack_mem_reg(region), [self.mem.fd])
+
+    def remove_region(self, region: Region):
+        self.checked(Req.REM_MEM_REG, pack_mem_reg(region))
 
     def set_up_ring(self, ring, **addr):
         """NUM, BASE, ADDR (``addr`` overrides fields, e.g. flags and log), KICK."""

@@ -196,9 +196,14 @@ vhost_remove(struct rte_vdev_device *vdev)
 	if (eth_dev == NULL)
 		return 0;	/* already closed by the application */
 	/*
-	 * Hot-unplug may come while lcores still poll: stopping through ethdev
-	 * first points their bursts at ethdev's stand-ins, not at queues freed
-	 * by the close. A secondary only lets its view of the port go.
+	 * Hot-unplug of a started port: ethdev closes only stopped ones, so it
+	 * is stopped through ethdev first. As for any stop, the application
+	 * must have stopped polling it: rte_eth_dev_stop() and the release
+	 * point the port's bursts at ethdev's stand-ins by zeroing
+	 * rte_eth_fp_ops[port] and then filling it in (DPDK 22.11
+	 * eth_dev_fp_ops_reset()), and a burst racing with that reads NULL
+	 * (no driver can make it atomic). Bursts after the removal reach the
+	 * stand-ins. A secondary only lets its view of the port go.
 	 */
 	if (rte_eal_process_type() == RTE_PROC_PRIMARY)
 		rte_eth_dev_stop(eth_dev->data->port_id);
