@@ -114,7 +114,7 @@ test_one_rule_one_handler(void)
 			EXPECT(false);
 		}
 	}
-	EXPECT_EQ(supported, 25);
+	EXPECT_EQ(supported, 28);
 	/* requests of the specification we do not handle are named, not "unknown" */
 	CHECK(strcmp(vhu_request_name(22), "IOTLB_MSG") == 0);
 	CHECK(strcmp(vhu_request_name(28), "POSTCOPY_ADVISE") == 0);
