@@ -289,16 +289,21 @@ h_set_mem_table(struct vhu_session *s, struct vhu_msg *m)
 	return install_mem_table(s, table);
 }
 
-/* The memory slot requests are only valid once CONFIGURE_MEM_SLOTS is negotiated. */
+/* Requests only valid once their protocol feature is negotiated: whether it is (else logged). */
 static bool
-mem_slots_negotiated(const struct vhu_session *s, const struct vhu_msg *m)
+negotiated(const struct vhu_session *s, const struct vhu_msg *m, unsigned int feature,
+	   const char *feature_name)
 {
-	if (s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+	if (s->protocol_features & VHU_BIT(feature))
 		return true;
-	VHU_LOG(ERR, "%s: %s without PROTOCOL_F_CONFIGURE_MEM_SLOTS negotiated", s->name,
-		vhu_request_name(m->hdr.request));
+	VHU_LOG(ERR, "%s: %s without PROTOCOL_F_%s negotiated", s->name,
+		vhu_request_name(m->hdr.request), feature_name);
 	return false;
 }
+
+#define mem_slots_negotiated(s, m) \
+	negotiated(s, m, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, "CONFIGURE_MEM_SLOTS")
+#define pagefault_negotiated(s, m) negotiated(s, m, VHOST_USER_PROTOCOL_F_PAGEFAULT, "PAGEFAULT")
 
 static enum handler_result
 h_get_max_mem_slots(struct vhu_session *s, struct vhu_msg *m)
@@ -580,16 +585,20 @@ h_get_status(struct vhu_session *s, struct vhu_msg *m)
 static enum handler_result
 h_postcopy_advise(struct vhu_session *s, struct vhu_msg *m)
 {
+	m->hdr.size = 0;
+	if (!pagefault_negotiated(s, m))
+		return REFUSED;
 	if (s->postcopy_ufd < 0)
 		s->postcopy_ufd = vhu_postcopy_open(s->name);
-	m->hdr.size = 0;
 	m->reply_fd = s->postcopy_ufd;
 	return s->postcopy_ufd >= 0 ? HANDLED : REFUSED;
 }
 
 static enum handler_result
-h_postcopy_listen(struct vhu_session *s, struct vhu_msg *m __rte_unused)
+h_postcopy_listen(struct vhu_session *s, struct vhu_msg *m)
 {
+	if (!pagefault_negotiated(s, m))
+		return REFUSED;
 	if (s->postcopy_ufd < 0) {
 		VHU_LOG(ERR, "%s: POSTCOPY_LISTEN before POSTCOPY_ADVISE", s->name);
 		return REFUSED;
@@ -658,29 +667,30 @@ vhu_session_handle(struct vhu_session *s, struct vhu_msg *m)
 	bool want_ack;
 
 	m->reply_fd = -1;
-	if (s->postcopy_table != NULL && vhu_msg_is_postcopy_ack(m))
-		return postcopy_table_acknowledged(s) == HANDLED ? VHU_DISPATCH_DONE :
-								   VHU_DISPATCH_CLOSE;
-	if (s->postcopy_table != NULL && m->hdr.request != VHOST_USER_ADD_MEM_REG) {
-		VHU_LOG(ERR, "%s: %s while our postcopy memory table waits for its acknowledgement",
-			s->name, vhu_request_name(m->hdr.request));
-		vhu_msg_close_fds(m);
-		return VHU_DISPATCH_CLOSE;
-	}
-	if (vhu_msg_validate(m, s->nrings, s->name) < 0) {
-		vhu_msg_close_fds(m);
-		return VHU_DISPATCH_CLOSE;
-	}
 	/*
 	 * REPLY_ACK negotiated before this message or by it: the
 	 * SET_PROTOCOL_FEATURES that turns it on is acknowledged too.
 	 */
 	want_ack = s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK);
-	VHU_LOG(DEBUG, "%s: %s", s->name, vhu_request_name(m->hdr.request));
-	r = handlers[m->hdr.request](s, m);
-	vhu_msg_close_fds(m);
-	if (r == ANSWERED || vhu_request_has_reply(m->hdr.request))
-		return VHU_DISPATCH_REPLY;	/* answered even when refused */
+	if (s->postcopy_table != NULL && vhu_msg_is_postcopy_ack(m)) {
+		/* acknowledged in turn if it asks for it, as any request */
+		r = postcopy_table_acknowledged(s);
+	} else if (s->postcopy_table != NULL && m->hdr.request != VHOST_USER_ADD_MEM_REG) {
+		VHU_LOG(ERR, "%s: %s while our postcopy memory table waits for its acknowledgement",
+			s->name, vhu_request_name(m->hdr.request));
+		vhu_msg_close_fds(m);
+		return VHU_DISPATCH_CLOSE;
+	} else {
+		if (vhu_msg_validate(m, s->nrings, s->name) < 0) {
+			vhu_msg_close_fds(m);
+			return VHU_DISPATCH_CLOSE;
+		}
+		VHU_LOG(DEBUG, "%s: %s", s->name, vhu_request_name(m->hdr.request));
+		r = handlers[m->hdr.request](s, m);
+		vhu_msg_close_fds(m);
+		if (r == ANSWERED || vhu_request_has_reply(m->hdr.request))
+			return VHU_DISPATCH_REPLY;	/* answered even when refused */
+	}
 	want_ack = (m->hdr.flags & VHOST_USER_NEED_REPLY) &&
 		   (want_ack || (s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)));
 	if (!want_ack)
