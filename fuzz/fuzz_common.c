@@ -147,6 +147,7 @@ port_create(struct port_state *st, bool zero_copy)
 		.name = zero_copy ? "fuzz-zc" : "fuzz",
 		.queue_pairs = FZ_QUEUE_PAIRS,
 		.tso = true,
+		.postcopy = true,
 		.socket_id = (int)rte_socket_id(),
 		.zero_copy_threshold = zero_copy ? VHU_ZC_MIN_THRESHOLD : 0,
 		.ops = &owner_ops,
@@ -288,6 +289,13 @@ fz_memfd(uint64_t size)
 		die("memfd_create");
 	if (ftruncate(fd, (off_t)size) < 0)
 		die("ftruncate");
+	/*
+	 * Every page there: once an input registered the memory for postcopy
+	 * faults, a page missing would stop the burst that touches it until a
+	 * front end placed it, and none does here.
+	 */
+	if (fallocate(fd, 0, 0, (off_t)size) < 0)
+		die("fallocate");
 	return fd;
 }
 

@@ -43,7 +43,8 @@ REQ = {
     'SET_VRING_ADDR': 9, 'SET_VRING_BASE': 10, 'GET_VRING_BASE': 11,
     'SET_VRING_KICK': 12, 'SET_VRING_CALL': 13, 'SET_VRING_ERR': 14,
     'GET_PROTOCOL_FEATURES': 15, 'SET_PROTOCOL_FEATURES': 16, 'GET_QUEUE_NUM': 17,
-    'SET_VRING_ENABLE': 18, 'SEND_RARP': 19, 'NET_SET_MTU': 20, 'GET_MAX_MEM_SLOTS': 36,
+    'SET_VRING_ENABLE': 18, 'SEND_RARP': 19, 'NET_SET_MTU': 20, 'POSTCOPY_ADVISE': 28,
+    'POSTCOPY_LISTEN': 29, 'POSTCOPY_END': 30, 'GET_MAX_MEM_SLOTS': 36,
     'ADD_MEM_REG': 37, 'REM_MEM_REG': 38, 'SET_STATUS': 39, 'GET_STATUS': 40,
 }
 VERSION, NEED_REPLY = 0x1, 0x8
@@ -56,7 +57,7 @@ F = {
     'INDIRECT_DESC': 28, 'EVENT_IDX': 29, 'PROTOCOL_FEATURES': 30, 'VERSION_1': 32,
     'RING_PACKED': 34, 'IN_ORDER': 35,
 }
-PF = {'MQ': 0, 'LOG_SHMFD': 1, 'RARP': 2, 'REPLY_ACK': 3, 'NET_MTU': 4,
+PF = {'MQ': 0, 'LOG_SHMFD': 1, 'RARP': 2, 'REPLY_ACK': 3, 'NET_MTU': 4, 'PAGEFAULT': 8,
       'CONFIGURE_MEM_SLOTS': 15, 'STATUS': 16}
 
 
@@ -332,6 +333,20 @@ def msg_seeds():
     s += mem_reg('ADD_MEM_REG', (0x4000, 0x1000, UADDR + 0x20000, 0, 1))
     seeds['mem-slots'] = s + msg('SET_STATUS', u64(0)) + msg('GET_STATUS')
 
+    # Postcopy destination: a table answered, acknowledged, a burst on it, the end;
+    # then a table answered and a request instead of the acknowledgement.
+    pc = pfeats | bits(PF, 'PAGEFAULT')
+    s = (msg('GET_FEATURES') + msg('GET_PROTOCOL_FEATURES') +
+         msg('SET_PROTOCOL_FEATURES', u64(pc)) + msg('POSTCOPY_ADVISE') +
+         msg('POSTCOPY_LISTEN') + msg('SET_FEATURES', u64(feats)) + mem_table(region) +
+         msg('SET_MEM_TABLE', u64(0)))
+    s += msg_ring_setup(1, 256, 0x4000, 0x5000, 0x6000)
+    s += poke(0, 0x4000, u64(0x9000) + u32(len(frame)) + u16(0) + u16(0))
+    s += poke(0, 0x9000, frame) + poke(0, 0x5000, u16(0) + u16(1) + u16(0))
+    s += burst_dequeue(1, 32) + msg('POSTCOPY_END')
+    s += msg('POSTCOPY_ADVISE') + msg('POSTCOPY_LISTEN') + mem_reg('ADD_MEM_REG', region)
+    seeds['postcopy'] = s + msg('GET_FEATURES')
+
     # Messages the validation refuses (each hangs up).
     s = msg(99) + msg('GET_FEATURES', flags=VERSION | 0x4) + msg('SET_FEATURES', u32(1))
     s += msg('SET_VRING_KICK', u64(0)) + state('SET_VRING_NUM', 4, 256)
@@ -349,6 +364,7 @@ def msg_dict():
         ('size_u64', u32(8)), ('size_state', u32(8)), ('size_addr', u32(40)),
         ('size_log', u32(16)), ('size_mem1', u32(40)), ('size_mem2', u32(72)),
         ('mem_slots', u64(1 << PF['CONFIGURE_MEM_SLOTS'])), ('status', u64(1 << PF['STATUS'])),
+        ('pagefault', u64(1 << PF['PAGEFAULT'])),
         ('nofd', u64(NOFD)), ('packed', u64(1 << F['RING_PACKED'])),
         ('version_1', u64(1 << F['VERSION_1'])),
         ('protocol_features', u64(1 << F['PROTOCOL_FEATURES'])),

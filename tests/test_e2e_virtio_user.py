@@ -222,11 +222,11 @@ PROBE_FAILED_RE = re.compile(r"failed to initialize eth_vhost0|No probed etherne
     ("iface={sock},legacy-ol-flags=2", "legacy-ol-flags"),
     ("iface={sock},dequeue-zero-copy=1,linear-buffer=1", "linear-buffer"),
     ("iface={sock},iommu-support=1", "iommu-support"),
-    ("iface={sock},postcopy-support=1", "postcopy-support"),
+    ("iface={sock},postcopy-support=2", "postcopy-support"),
 ], ids=["queues0", "queues129", "queues_abc", "missing_iface", "unknown_foo", "queues_twice",
         "client2", "iface_too_long", "zero_copy_yes", "zc_threshold_small",
         "zc_threshold_without_zc", "legacy_ol_flags2", "linear_buffer_with_zero_copy",
-        "iommu_support_not_yet", "postcopy_support_not_yet"])
+        "iommu_support_not_yet", "postcopy_support_2"])
 def test_bad_devargs(launcher, devargs, offending):
     """h: invalid devargs make the probe fail cleanly (no crash, no port) and
     our PMD names the offending devarg in a VHU log line."""

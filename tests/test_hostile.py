@@ -62,7 +62,7 @@ from harness.vhost_user_client import (
     BUF_SIZE, DEFAULT_FEATURES, DEFAULT_GPA, DEFAULT_PROTOCOL_FEATURES, DESC_INDIRECT, DESC_NEXT, DESC_WRITE,
     F_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, FLAG_REPLY, GSO_ECN,
     GSO_TCPV4, GSO_TCPV6, GSO_UDP, HDR_F_NEEDS_CSUM, MAX_FDS, PF_CONFIGURE_MEM_SLOTS,
-    PF_LOG_SHMFD, RX_RING, TX_RING,
+    PF_LOG_SHMFD, PF_PAGEFAULT, RX_RING, TX_RING,
     VERSION, VRING_F_LOG, VRING_NOFD, FrontEnd, Region, Req, VhostUserClient,
     bit, net_hdr, pack_addr, pack_desc, pack_log_base, pack_mem_reg, pack_mem_table,
     pack_packed_desc,
@@ -123,8 +123,10 @@ class Bench:
         self.baseline_fds: Dict[str, str] = {}
 
     def start(self):
-        self.ours = self.launcher.ours([vhost_vdev(0, self.sock[0]), vhost_vdev(1, self.sock[1])],
-                                       extra_eal=LOG_ARGS)
+        # port 0 offers postcopy too, for its messages' cases
+        self.ours = self.launcher.ours([vhost_vdev(0, self.sock[0], **{"postcopy-support": 1}),
+                                        vhost_vdev(1, self.sock[1])],
+                                       extra_eal=LOG_ARGS, app_args=["--no-mlockall"])
         self.ours.cmd("set fwd io")
         self.ours.start_forwarding()
         self.b = FrontEnd(self.sock[1], tag="B").start()
@@ -902,6 +904,42 @@ def mem_slots_full(s: Session) -> Outcome:
     return Outcome(client=g, ack=ack)
 
 
+POSTCOPY = DEFAULT_PROTOCOL_FEATURES | bit(PF_PAGEFAULT)
+
+
+def postcopy(steps: Callable[[FrontEnd], int], *, with_memory: bool = False):
+    """A front end that negotiated PAGEFAULT (with its memory table first if
+    ``with_memory``), then ``steps``; the outcome holds what they return."""
+    def attack(s: Session) -> Outcome:
+        g = s.guest(protocol_features=POSTCOPY)
+        if with_memory:
+            g.prepare()
+        else:
+            g.negotiate()
+        return Outcome(client=g, ack=steps(g))
+    return attack
+
+
+def advised(g: FrontEnd):
+    """POSTCOPY_ADVISE; the userfaultfd it brings is closed here."""
+    for fd in g.call(Req.POSTCOPY_ADVISE).fds:
+        os.close(fd)
+
+
+def listen_after_advice(g: FrontEnd) -> int:
+    advised(g)
+    return g.ack(Req.POSTCOPY_LISTEN)
+
+
+def unacknowledged_table(g: FrontEnd) -> int:
+    """Our postcopy answer to SET_MEM_TABLE, then another request instead of the ack."""
+    advised(g)
+    g.checked(Req.POSTCOPY_LISTEN)
+    g.call(Req.SET_MEM_TABLE, pack_mem_table([g.mem.region()]), [g.mem.fd], need_reply=True)
+    g.send(Req.GET_FEATURES)
+    return 0
+
+
 def layout_switched_while_running(s: Session) -> Outcome:
     """SET_FEATURES turning a running split ring into a packed one."""
     g = s.guest().start()
@@ -1117,6 +1155,17 @@ CASES: List[Case] = [
          mem_reg(Req.REM_MEM_REG, lambda g: g.mem.region(), start=True),
          rf"{PORT}: region removed: gpa 0x100000000 [\s\S]*{PORT}: ring 0: descriptor area "
          r"\(0x7f0000000000\) of a 256-entry ring is not inside guest memory", NOT_STARTED),
+
+    # ---- postcopy: POSTCOPY_ADVISE, _LISTEN, _END -----------------------------
+    Case("postcopy_not_negotiated", acked(Req.POSTCOPY_LISTEN, lambda g: b""),
+         rf"{PORT}: POSTCOPY_LISTEN without PROTOCOL_F_PAGEFAULT negotiated", NACKS),
+    Case("postcopy_listen_before_advise", postcopy(lambda g: g.ack(Req.POSTCOPY_LISTEN)),
+         rf"{PORT}: POSTCOPY_LISTEN before POSTCOPY_ADVISE", NACKS),
+    Case("postcopy_listen_with_memory", postcopy(listen_after_advice, with_memory=True),
+         rf"{PORT}: POSTCOPY_LISTEN with guest memory mapped already", NACKS),
+    Case("postcopy_table_not_acknowledged", postcopy(unacknowledged_table),
+         rf"{PORT}: GET_FEATURES while our postcopy memory table waits for its "
+         r"acknowledgement", CLOSES),
 
     # ---- SET_LOG_BASE: always answered, 1 = refused --------------------------
     Case("log_offset_overflow", log_base(4096, TOP - 2048),

@@ -16,8 +16,14 @@ For split and packed rings, with and without mergeable RX buffers.
 
 from __future__ import annotations
 
+import ctypes
+import fcntl
 import os
+import select
+import struct
+import threading
 import time
+from typing import List
 
 import pytest
 
@@ -27,7 +33,8 @@ from harness import gen_frames
 from harness.testpmd import vhost_vdev
 from harness.vhost_user_client import (BUF_SIZE, DEFAULT_FEATURES, DEFAULT_PROTOCOL_FEATURES,
                                        F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, PF_LOG_SHMFD,
-                                       PF_RARP, RX_RING, VRING_F_LOG, FrontEnd, Req, bit, pack_log_base,
+                                       PF_PAGEFAULT, PF_RARP, RX_RING, TX_RING, VRING_F_LOG,
+                                       FrontEnd, Req, bit, pack_log_base, pack_mem_table,
                                        pack_u64)
 
 pytestmark = pytest.mark.ours_only
@@ -173,3 +180,132 @@ def test_send_rarp_announces_guest(launcher):
 
 def mac_str(mac: bytes) -> str:
     return ":".join(f"{b:02x}" for b in mac)
+
+
+# ------------------------------------------------------------------ postcopy
+
+# linux/userfaultfd.h
+UFFD_EVENT_PAGEFAULT = 0x12
+UFFD_MSG = struct.Struct("<BBHIQQI4x")          # event, -, -, -, flags, address, ptid
+UFFDIO_COPY = 0xC028AA03                         # _IOWR(0xAA, 3, struct uffdio_copy)
+UFFDIO_COPY_ARG = struct.Struct("<QQQQq")        # dst, src, len, mode, copy
+
+
+class FaultResolver:
+    """What QEMU does on a postcopy destination: reads the back end's page
+    faults from the userfaultfd it handed over, and places each missing page
+    (UFFDIO_COPY, from ``image``, the guest memory as the source has it) at
+    the faulting address, which wakes the faulting thread."""
+
+    def __init__(self, ufd: int, our_base: int, image: bytearray):
+        self.ufd, self.our_base, self.image = ufd, our_base, image
+        self.faults: List[int] = []             # offsets in guest memory, in order
+        self.errors: List[str] = []
+        self._stop = threading.Event()
+        self._thread = threading.Thread(target=self._run, daemon=True)
+        self._thread.start()
+
+    def _run(self):
+        poller = select.poll()
+        poller.register(self.ufd, select.POLLIN)
+        while not self._stop.is_set():
+            if not poller.poll(50):
+                continue
+            try:
+                data = os.read(self.ufd, UFFD_MSG.size)
+            except BlockingIOError:
+                continue
+            event, _, _, _, _, address, _ = UFFD_MSG.unpack(data)
+            if event != UFFD_EVENT_PAGEFAULT:
+                self.errors.append(f"userfaultfd event {event:#x}")
+                continue
+            page = address & ~(PAGE - 1)
+            off = page - self.our_base
+            src = (ctypes.c_char * PAGE).from_buffer(self.image, off)
+            arg = bytearray(UFFDIO_COPY_ARG.pack(page, ctypes.addressof(src), PAGE, 0, 0))
+            try:
+                fcntl.ioctl(self.ufd, UFFDIO_COPY, arg)
+                self.faults.append(off)
+            except OSError as exc:
+                self.errors.append(f"UFFDIO_COPY at +{off:#x}: {exc}")
+            del src
+
+    def stop(self):
+        self._stop.set()
+        self._thread.join(5)
+
+
+def test_postcopy_faults_wait_for_their_page(launcher):
+    """Postcopy destination (PROTOCOL_F_PAGEFAULT, devarg postcopy-support=1),
+    driven as QEMU drives it: POSTCOPY_ADVISE hands over a userfaultfd,
+    POSTCOPY_LISTEN, SET_MEM_TABLE answered with where the back end mapped
+    the memory, acknowledged; then a TX buffer and RX buffers on pages that
+    have not arrived yet (never touched): the back end's reads and writes of
+    them fault, wait until the front end places the page, and the frames
+    cross byte-exact both ways. POSTCOPY_END closes it. (testpmd runs with
+    --no-mlockall: mlockall would have populated those pages at mmap.)"""
+    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    ours = launcher.ours([vhost_vdev(0, sock_a, **{"postcopy-support": 1}),
+                          vhost_vdev(1, sock_b)], app_args=["--no-mlockall"])
+    ours.start_forwarding()
+    a = FrontEnd(sock_a, mem_size=MEM_SIZE, tag="postcopy",
+                 protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_PAGEFAULT))
+    b = FrontEnd(sock_b, tag="peer")
+    image = bytearray(MEM_SIZE)                 # the source's copy of A's memory
+    untouched = MEM_SIZE - 16 * PAGE            # A's allocator never gets there
+    assert a.mem._next <= untouched
+    frame_out, frame_in = gen_frames(2, seed=28, include_extremes=False)
+    resolver = None
+    try:
+        b.start()
+        a.negotiate()
+        advice = a.call(Req.POSTCOPY_ADVISE)
+        assert len(advice.fds) == 1, f"POSTCOPY_ADVISE answered with {len(advice.fds)} fds"
+        ufd = advice.fds[0]
+        a.checked(Req.POSTCOPY_LISTEN)
+        for ring in a.rings:
+            a.checked(Req.SET_VRING_CALL, pack_u64(ring.index), [ring.callfd])
+        a.checked(Req.SET_FEATURES, pack_u64(a.features))
+        answer = a.call(Req.SET_MEM_TABLE, pack_mem_table([a.mem.region()]), [a.mem.fd],
+                        need_reply=True)
+        nregions, = struct.unpack_from("<I", answer.payload)
+        gpa, size, our_base, _ = struct.unpack_from("<QQQQ", answer.payload, 8)
+        assert (nregions, gpa, size) == (1, a.mem.gpa(0), MEM_SIZE), answer
+        assert our_base != a.mem.uaddr(0), "the answer must carry the back end's address"
+        resolver = FaultResolver(ufd, our_base, image)
+        assert a.ack(Req.SET_MEM_TABLE, pack_u64(0)) == 0
+        ours.wait_log(r"eth_vhost0: postcopy: 1 memory regions registered for page faults")
+        for ring in a.rings:
+            a.set_up_ring(ring)
+        a.enable()
+        ours.wait_link_up(0)
+
+        # guest -> host: the frame is in a page only the source has
+        data = bytes(a.hdr_len) + frame_out
+        image[untouched:untouched + len(data)] = data
+        a.tx.submit(a.free[TX_RING].pop(), a.mem.gpa(untouched), len(data), writable=False)
+        a.tx.kick()
+        assert b.receive(1, timeout=10) == [frame_out]
+        # host -> guest: the RX buffer's page has not arrived either
+        rx_off = untouched + 4 * PAGE
+        a.rx.submit(a.free[RX_RING].pop(), a.mem.gpa(rx_off), BUF_SIZE, writable=True)
+        b.send_frames([frame_in])
+        deadline = time.monotonic() + 10
+        done = []
+        while not done and time.monotonic() < deadline:
+            done = a.rx.completed()
+            time.sleep(0.01)
+        assert len(done) == 1, "the frame to A did not arrive"
+        got = a.mem.read(rx_off, done[0][1])
+        assert got[a.hdr_len:] == frame_in
+        assert a.get_u64(Req.POSTCOPY_END) == 0
+        ours.wait_log(r"eth_vhost0: postcopy: done")
+    finally:
+        if resolver is not None:
+            resolver.stop()
+        for g in (a, b):
+            g.close()
+    ours.stop_forwarding()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
+    assert not resolver.errors, resolver.errors
+    assert resolver.faults[:2] == [untouched, rx_off], [hex(f) for f in resolver.faults]

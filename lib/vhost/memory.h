@@ -35,6 +35,7 @@ struct vhu_mem_mapping {
 	void *addr;
 	size_t len;
 	struct vhu_memguard_flag guard;	/* its file was truncated under us */
+	bool faults_registered;		/* with the postcopy userfaultfd (postcopy.h) */
 };
 
 struct vhu_mem_region {

@@ -80,6 +80,9 @@ static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 	RULE(SET_VRING_ENABLE,      STATE,  NONE,        STATE, false),
 	RULE(SEND_RARP,             U64,    NONE,        NONE,  false),
 	RULE(NET_SET_MTU,           U64,    NONE,        NONE,  false),
+	RULE(POSTCOPY_ADVISE,       NONE,   NONE,        NONE,  true),
+	RULE(POSTCOPY_LISTEN,       NONE,   NONE,        NONE,  false),
+	RULE(POSTCOPY_END,          NONE,   NONE,        NONE,  true),
 	RULE(GET_MAX_MEM_SLOTS,     NONE,   NONE,        NONE,  true),
 	RULE(ADD_MEM_REG,           MEM_REG, ONE,        NONE,  false),
 	RULE(REM_MEM_REG,           MEM_REG, AT_MOST_ONE, NONE, false),
@@ -227,6 +230,15 @@ vhu_msg_validate(struct vhu_msg *msg, uint32_t nrings, const char *log_name)
 		msg->ring_index = (uint32_t)idx;
 	}
 	return 0;
+}
+
+bool
+vhu_msg_is_postcopy_ack(const struct vhu_msg *msg)
+{
+	return (msg->hdr.request == VHOST_USER_SET_MEM_TABLE ||
+		msg->hdr.request == VHOST_USER_ADD_MEM_REG) &&
+	       (msg->hdr.flags & ~VHOST_USER_NEED_REPLY) == VHOST_USER_VERSION &&
+	       msg->hdr.size == sizeof(uint64_t) && msg->nfds == 0 && msg->payload.u64 == 0;
 }
 
 void

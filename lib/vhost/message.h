@@ -33,6 +33,9 @@ enum vhu_request {
 	VHOST_USER_SET_VRING_ENABLE = 18,
 	VHOST_USER_SEND_RARP = 19,
 	VHOST_USER_NET_SET_MTU = 20,
+	VHOST_USER_POSTCOPY_ADVISE = 28,
+	VHOST_USER_POSTCOPY_LISTEN = 29,
+	VHOST_USER_POSTCOPY_END = 30,
 	VHOST_USER_GET_MAX_MEM_SLOTS = 36,
 	VHOST_USER_ADD_MEM_REG = 37,
 	VHOST_USER_REM_MEM_REG = 38,
@@ -47,6 +50,7 @@ enum vhu_request {
 #define VHOST_USER_PROTOCOL_F_RARP		2
 #define VHOST_USER_PROTOCOL_F_REPLY_ACK		3
 #define VHOST_USER_PROTOCOL_F_NET_MTU		4
+#define VHOST_USER_PROTOCOL_F_PAGEFAULT		8
 #define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS	15
 #define VHOST_USER_PROTOCOL_F_STATUS		16
 
@@ -115,6 +119,7 @@ struct vhu_msg {
 	} payload;
 	int fds[VHU_MSG_MAX_FDS];
 	uint32_t nfds;
+	int reply_fd;		/* sent with the reply (the handler keeps its own), or -1 */
 	/* Filled by validation. */
 	uint32_t ring_index;	/* for requests that name a ring */
 };
@@ -134,6 +139,13 @@ bool vhu_request_has_reply(uint32_t request);
  * logging what is wrong. Fds are left for the caller to close.
  */
 int vhu_msg_validate(struct vhu_msg *msg, uint32_t nrings, const char *log_name);
+
+/*
+ * Whether @msg is a front end's acknowledgement of our postcopy answer to
+ * SET_MEM_TABLE or ADD_MEM_REG: that request again, a u64 payload of 0, no
+ * fd. Only valid while the session waits for it.
+ */
+bool vhu_msg_is_postcopy_ack(const struct vhu_msg *msg);
 
 /* Close the fds a message still holds (those a handler did not take). */
 void vhu_msg_close_fds(struct vhu_msg *msg);

@@ -3,7 +3,9 @@
 
 #include <inttypes.h>
 #include <string.h>
+#include <unistd.h>
 
+#include "postcopy.h"
 #include "vhu_log.h"
 #include "vring_ctl.h"
 
@@ -15,6 +17,7 @@
 enum handler_result {
 	HANDLED,
 	REFUSED,		/* logged; the connection is kept */
+	ANSWERED,		/* the message now holds a reply to send, asked for or not */
 };
 
 typedef enum handler_result (*request_handler)(struct vhu_session *s, struct vhu_msg *m);
@@ -101,6 +104,18 @@ ring_state_changed(struct vhu_session *s, uint32_t i, bool enabled)
 		s->ops->vring_state_changed(s->ops_ctx, (uint16_t)i, enabled);
 }
 
+/* Out of postcopy mode: its userfaultfd closed, an unacknowledged table dropped. */
+static void
+postcopy_end(struct vhu_session *s)
+{
+	if (s->postcopy_ufd >= 0)
+		close(s->postcopy_ufd);
+	s->postcopy_ufd = -1;
+	s->postcopy_listening = false;
+	vhu_mem_table_put(s->postcopy_table);
+	s->postcopy_table = NULL;
+}
+
 static void
 reset(struct vhu_session *s)
 {
@@ -113,6 +128,7 @@ reset(struct vhu_session *s)
 	}
 	vhu_mem_table_put(s->mem);
 	s->mem = NULL;
+	postcopy_end(s);
 	vhu_dirty_log_put(s->log);
 	s->log = NULL;
 	s->features = 0;
@@ -224,27 +240,70 @@ install_mem_table(struct vhu_session *s, struct vhu_mem_table *table)
 	return HANDLED;
 }
 
+/*
+ * Postcopy: @table (NULL: refused) waits for the front end to acknowledge
+ * our answer, @regions of the message each with its front-end address
+ * replaced by where we mapped it: the front end translates its faults with
+ * those (postcopy.h).
+ */
+static enum handler_result
+answer_postcopy_table(struct vhu_session *s, struct vhu_mem_table *table,
+		      struct vhu_mem_region_desc *regions, uint32_t nregions)
+{
+	if (table == NULL)
+		return REFUSED;
+	for (uint32_t i = 0; i < nregions; i++)
+		regions[i].frontend_addr =
+			(uintptr_t)vhu_mem_guest_to_host(table, regions[i].guest_phys_addr, 0);
+	vhu_mem_table_put(s->postcopy_table);
+	s->postcopy_table = table;
+	return ANSWERED;
+}
+
+/* The front end acknowledged our postcopy answer: the table goes into use. */
+static enum handler_result
+postcopy_table_acknowledged(struct vhu_session *s)
+{
+	struct vhu_mem_table *table = s->postcopy_table;
+
+	s->postcopy_table = NULL;
+	if (!vhu_postcopy_register(s->postcopy_ufd, table, s->name)) {
+		vhu_mem_table_put(table);
+		return REFUSED;
+	}
+	VHU_LOG(INFO, "%s: postcopy: %u memory regions registered for page faults", s->name,
+		table->nregions);
+	return install_mem_table(s, table);
+}
+
 static enum handler_result
 h_set_mem_table(struct vhu_session *s, struct vhu_msg *m)
 {
-	const struct vhu_memory *mem = &m->payload.memory;
+	struct vhu_memory *mem = &m->payload.memory;
 	struct vhu_mem_table *table;
 
 	table = vhu_mem_table_create(mem->regions, m->fds, mem->nregions, s->name);
 	m->nfds = 0;	/* closed by vhu_mem_table_create */
+	if (s->postcopy_listening)
+		return answer_postcopy_table(s, table, mem->regions, mem->nregions);
 	return install_mem_table(s, table);
 }
 
-/* The memory slot requests are only valid once CONFIGURE_MEM_SLOTS is negotiated. */
+/* Requests only valid once their protocol feature is negotiated: whether it is (else logged). */
 static bool
-mem_slots_negotiated(const struct vhu_session *s, const struct vhu_msg *m)
+negotiated(const struct vhu_session *s, const struct vhu_msg *m, unsigned int feature,
+	   const char *feature_name)
 {
-	if (s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS))
+	if (s->protocol_features & VHU_BIT(feature))
 		return true;
-	VHU_LOG(ERR, "%s: %s without PROTOCOL_F_CONFIGURE_MEM_SLOTS negotiated", s->name,
-		vhu_request_name(m->hdr.request));
+	VHU_LOG(ERR, "%s: %s without PROTOCOL_F_%s negotiated", s->name,
+		vhu_request_name(m->hdr.request), feature_name);
 	return false;
 }
+
+#define mem_slots_negotiated(s, m) \
+	negotiated(s, m, VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS, "CONFIGURE_MEM_SLOTS")
+#define pagefault_negotiated(s, m) negotiated(s, m, VHOST_USER_PROTOCOL_F_PAGEFAULT, "PAGEFAULT")
 
 static enum handler_result
 h_get_max_mem_slots(struct vhu_session *s, struct vhu_msg *m)
@@ -260,8 +319,12 @@ h_add_mem_reg(struct vhu_session *s, struct vhu_msg *m)
 
 	if (!mem_slots_negotiated(s, m))
 		return REFUSED;
-	table = vhu_mem_table_add(s->mem, &m->payload.mem_reg.region, m->fds[0], s->name);
+	/* While listening, regions added since the last acknowledgement wait with it. */
+	table = vhu_mem_table_add(s->postcopy_table != NULL ? s->postcopy_table : s->mem,
+				  &m->payload.mem_reg.region, m->fds[0], s->name);
 	m->nfds = 0;	/* closed by vhu_mem_table_add */
+	if (s->postcopy_listening)
+		return answer_postcopy_table(s, table, &m->payload.mem_reg.region, 1);
 	return install_mem_table(s, table);
 }
 
@@ -518,6 +581,48 @@ h_get_status(struct vhu_session *s, struct vhu_msg *m)
 	return HANDLED;
 }
 
+/* Answered with a userfaultfd the front end resolves our page faults with. */
+static enum handler_result
+h_postcopy_advise(struct vhu_session *s, struct vhu_msg *m)
+{
+	m->hdr.size = 0;
+	if (!pagefault_negotiated(s, m))
+		return REFUSED;
+	if (s->postcopy_ufd < 0)
+		s->postcopy_ufd = vhu_postcopy_open(s->name);
+	m->reply_fd = s->postcopy_ufd;
+	return s->postcopy_ufd >= 0 ? HANDLED : REFUSED;
+}
+
+static enum handler_result
+h_postcopy_listen(struct vhu_session *s, struct vhu_msg *m)
+{
+	if (!pagefault_negotiated(s, m))
+		return REFUSED;
+	if (s->postcopy_ufd < 0) {
+		VHU_LOG(ERR, "%s: POSTCOPY_LISTEN before POSTCOPY_ADVISE", s->name);
+		return REFUSED;
+	}
+	/* What is mapped already was touched, and its faults would not come to us. */
+	if (s->mem != NULL && s->mem->nregions > 0) {
+		VHU_LOG(ERR, "%s: POSTCOPY_LISTEN with guest memory mapped already", s->name);
+		return REFUSED;
+	}
+	s->postcopy_listening = true;
+	VHU_LOG(INFO, "%s: postcopy: listening", s->name);
+	return HANDLED;
+}
+
+static enum handler_result
+h_postcopy_end(struct vhu_session *s, struct vhu_msg *m)
+{
+	if (s->postcopy_listening)
+		VHU_LOG(INFO, "%s: postcopy: done", s->name);
+	postcopy_end(s);
+	reply_u64(m, 0);
+	return HANDLED;
+}
+
 static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_GET_FEATURES] = h_get_features,
 	[VHOST_USER_SET_FEATURES] = h_set_features,
@@ -542,6 +647,9 @@ static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
 	[VHOST_USER_SEND_RARP] = h_send_rarp,
 	[VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
+	[VHOST_USER_POSTCOPY_ADVISE] = h_postcopy_advise,
+	[VHOST_USER_POSTCOPY_LISTEN] = h_postcopy_listen,
+	[VHOST_USER_POSTCOPY_END] = h_postcopy_end,
 	[VHOST_USER_SET_STATUS] = h_set_status,
 	[VHOST_USER_GET_STATUS] = h_get_status,
 };
@@ -558,20 +666,31 @@ vhu_session_handle(struct vhu_session *s, struct vhu_msg *m)
 	enum handler_result r;
 	bool want_ack;
 
-	if (vhu_msg_validate(m, s->nrings, s->name) < 0) {
-		vhu_msg_close_fds(m);
-		return VHU_DISPATCH_CLOSE;
-	}
+	m->reply_fd = -1;
 	/*
 	 * REPLY_ACK negotiated before this message or by it: the
 	 * SET_PROTOCOL_FEATURES that turns it on is acknowledged too.
 	 */
 	want_ack = s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK);
-	VHU_LOG(DEBUG, "%s: %s", s->name, vhu_request_name(m->hdr.request));
-	r = handlers[m->hdr.request](s, m);
-	vhu_msg_close_fds(m);
-	if (vhu_request_has_reply(m->hdr.request))
-		return VHU_DISPATCH_REPLY;	/* answered even when refused */
+	if (s->postcopy_table != NULL && vhu_msg_is_postcopy_ack(m)) {
+		/* acknowledged in turn if it asks for it, as any request */
+		r = postcopy_table_acknowledged(s);
+	} else if (s->postcopy_table != NULL && m->hdr.request != VHOST_USER_ADD_MEM_REG) {
+		VHU_LOG(ERR, "%s: %s while our postcopy memory table waits for its acknowledgement",
+			s->name, vhu_request_name(m->hdr.request));
+		vhu_msg_close_fds(m);
+		return VHU_DISPATCH_CLOSE;
+	} else {
+		if (vhu_msg_validate(m, s->nrings, s->name) < 0) {
+			vhu_msg_close_fds(m);
+			return VHU_DISPATCH_CLOSE;
+		}
+		VHU_LOG(DEBUG, "%s: %s", s->name, vhu_request_name(m->hdr.request));
+		r = handlers[m->hdr.request](s, m);
+		vhu_msg_close_fds(m);
+		if (r == ANSWERED || vhu_request_has_reply(m->hdr.request))
+			return VHU_DISPATCH_REPLY;	/* answered even when refused */
+	}
 	want_ack = (m->hdr.flags & VHOST_USER_NEED_REPLY) &&
 		   (want_ack || (s->protocol_features & VHU_BIT(VHOST_USER_PROTOCOL_F_REPLY_ACK)));
 	if (!want_ack)
@@ -607,8 +726,10 @@ vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg, const
 	/* Zero-copy gives chains back in the order mbufs are freed. */
 	if (cfg->zero_copy_threshold > 0)
 		s->offered_features &= ~VHU_BIT(VIRTIO_F_IN_ORDER);
-	s->offered_protocol_features = base_protocol_features;
+	s->offered_protocol_features = base_protocol_features |
+		(cfg->postcopy ? VHU_BIT(VHOST_USER_PROTOCOL_F_PAGEFAULT) : 0);
 	s->id = -1;
+	s->postcopy_ufd = -1;
 }
 
 void

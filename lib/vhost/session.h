@@ -42,6 +42,10 @@ struct vhu_session {
 	struct vhu_mem_table *mem;
 	struct vhu_dirty_log *log;	/* from SET_LOG_BASE, or NULL */
 	bool link_up;			/* read by any thread */
+	/* postcopy migration (postcopy.h) */
+	int postcopy_ufd;		/* from POSTCOPY_ADVISE, or -1 */
+	bool postcopy_listening;	/* between POSTCOPY_LISTEN and POSTCOPY_END */
+	struct vhu_mem_table *postcopy_table;	/* answered, waiting for the front end's ack */
 };
 
 enum vhu_dispatch {

@@ -314,13 +314,28 @@ send_reply(struct vhu_conn *c)
 	struct vhu_msg *m = &c->msg;
 	size_t len = sizeof(m->hdr) + m->hdr.size;
 	uint8_t buf[sizeof(m->hdr) + sizeof(m->payload)];
+	char control[CMSG_SPACE(sizeof(int))];
+	struct iovec iov = { .iov_base = buf, .iov_len = len };
+	struct msghdr mh = { .msg_iov = &iov, .msg_iovlen = 1 };
 	ssize_t n;
 
 	m->hdr.flags = VHOST_USER_VERSION | VHOST_USER_REPLY;
 	memcpy(buf, &m->hdr, sizeof(m->hdr));
 	memcpy(buf + sizeof(m->hdr), &m->payload, m->hdr.size);
+	if (m->reply_fd >= 0) {
+		struct cmsghdr *cm;
+
+		memset(control, 0, sizeof(control));
+		mh.msg_control = control;
+		mh.msg_controllen = sizeof(control);
+		cm = CMSG_FIRSTHDR(&mh);
+		cm->cmsg_level = SOL_SOCKET;
+		cm->cmsg_type = SCM_RIGHTS;
+		cm->cmsg_len = CMSG_LEN(sizeof(int));
+		memcpy(CMSG_DATA(cm), &m->reply_fd, sizeof(int));
+	}
 	do {
-		n = send(c->fd, buf, len, MSG_NOSIGNAL | MSG_DONTWAIT);
+		n = sendmsg(c->fd, &mh, MSG_NOSIGNAL | MSG_DONTWAIT);
 	} while (n < 0 && errno == EINTR);
 	if (n != (ssize_t)len) {
 		VHU_LOG(ERR, "%s: cannot send the %s reply: %s", c->sock->name,

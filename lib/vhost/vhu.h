@@ -58,6 +58,7 @@ struct vhu_port_config {
 					 * without copying them (0: off); see zerocopy.h */
 	bool linear_buffer;		/* a received frame in one mbuf segment, or dropped */
 	bool ext_buffer;		/* one larger than an mbuf in a buffer attached to it */
+	bool postcopy;			/* offer postcopy live migration (PROTOCOL_F_PAGEFAULT) */
 	int socket_id;			/* NUMA socket for the port's own mbuf pools */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;

@@ -35,7 +35,7 @@ import select
 import socket
 import struct
 import time
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
 
 
@@ -67,6 +67,9 @@ class Req(enum.IntEnum):
     SET_CONFIG = 25
     GET_INFLIGHT_FD = 31
     SET_INFLIGHT_FD = 32
+    POSTCOPY_ADVISE = 28
+    POSTCOPY_LISTEN = 29
+    POSTCOPY_END = 30
     RESET_DEVICE = 34
     GET_MAX_MEM_SLOTS = 36
     ADD_MEM_REG = 37
@@ -103,6 +106,7 @@ PF_MQ = 0
 PF_LOG_SHMFD = 1
 PF_RARP = 2
 PF_REPLY_ACK = 3
+PF_PAGEFAULT = 8
 PF_CONFIGURE_MEM_SLOTS = 15
 PF_STATUS = 16
 VRING_F_LOG = 1                 # SET_VRING_ADDR flag: log used-ring writes
@@ -489,6 +493,7 @@ class Reply:
     request: int
     flags: int
     payload: bytes
+    fds: List[int] = field(default_factory=list)    # the caller's to close
 
     @property
     def u64(self) -> int:
@@ -545,11 +550,27 @@ class VhostUserClient:
             buf += chunk
         return buf
 
+    def _recv_header(self, timeout: float) -> Tuple[bytes, List[int]]:
+        """The header, and the fds that came with it (POSTCOPY_ADVISE's)."""
+        self.sock.settimeout(timeout)
+        fds = array.array("i")
+        try:
+            data, anc, _, _ = self.sock.recvmsg(HEADER.size, socket.CMSG_SPACE(MAX_FDS * 4))
+        except ConnectionResetError as exc:
+            raise ConnectionClosed(str(exc)) from exc
+        for level, kind, blob in anc:
+            if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+                fds.frombytes(blob[:len(blob) - len(blob) % fds.itemsize])
+        if not data:
+            raise ConnectionClosed("the back end closed the connection")
+        return data + self._recv_exact(HEADER.size - len(data), timeout), list(fds)
+
     def recv_reply(self, timeout: Optional[float] = None) -> Reply:
         timeout = self.timeout if timeout is None else timeout
-        request, flags, size = HEADER.unpack(self._recv_exact(HEADER.size, timeout))
+        header, fds = self._recv_header(timeout)
+        request, flags, size = HEADER.unpack(header)
         payload = self._recv_exact(size, timeout) if size else b""
-        return Reply(request, flags, payload)
+        return Reply(request, flags, payload, fds)
 
     def call(self, request: int, payload: bytes = b"", fds: Sequence[int] = (),
              **kw) -> Reply:

@@ -114,7 +114,7 @@ test_one_rule_one_handler(void)
 			EXPECT(false);
 		}
 	}
-	EXPECT_EQ(supported, 25);
+	EXPECT_EQ(supported, 28);
 	/* requests of the specification we do not handle are named, not "unknown" */
 	CHECK(strcmp(vhu_request_name(22), "IOTLB_MSG") == 0);
 	CHECK(strcmp(vhu_request_name(28), "POSTCOPY_ADVISE") == 0);
@@ -369,11 +369,38 @@ test_dispatch(void)
 	CHECK(!session.connected);
 }
 
+/* The postcopy acknowledgement: the request answered again, a u64 of 0, nothing else. */
+static void
+test_postcopy_ack(void)
+{
+	struct vhu_msg m;
+
+	msg_init(&m, VHOST_USER_SET_MEM_TABLE, sizeof(uint64_t));
+	CHECK(vhu_msg_is_postcopy_ack(&m));
+	m.hdr.flags |= VHOST_USER_NEED_REPLY;
+	CHECK(vhu_msg_is_postcopy_ack(&m));
+	msg_init(&m, VHOST_USER_ADD_MEM_REG, sizeof(uint64_t));
+	CHECK(vhu_msg_is_postcopy_ack(&m));
+	m.payload.u64 = 1;
+	CHECK(!vhu_msg_is_postcopy_ack(&m));
+	msg_init(&m, VHOST_USER_SET_MEM_TABLE, 2 * sizeof(uint64_t));
+	CHECK(!vhu_msg_is_postcopy_ack(&m));
+	msg_init(&m, VHOST_USER_SET_MEM_TABLE, sizeof(uint64_t));
+	m.nfds = 1;
+	CHECK(!vhu_msg_is_postcopy_ack(&m));
+	msg_init(&m, VHOST_USER_SET_MEM_TABLE, sizeof(uint64_t));
+	m.hdr.flags = 2;	/* another protocol version */
+	CHECK(!vhu_msg_is_postcopy_ack(&m));
+	msg_init(&m, VHOST_USER_GET_FEATURES, sizeof(uint64_t));
+	CHECK(!vhu_msg_is_postcopy_ack(&m));
+}
+
 int
 main(void)
 {
 	RUN_TEST(test_one_rule_one_handler);
 	RUN_TEST(test_rules);
 	RUN_TEST(test_dispatch);
+	RUN_TEST(test_postcopy_ack);
 	return check_summary("test_message");
 }

@@ -43,6 +43,7 @@ struct pmd_args {
 	bool legacy_ol_flags;
 	bool linear_buffer;
 	bool ext_buffer;
+	bool postcopy;		/* postcopy-support */
 };
 
 /* Parses @args of port @name into @a; -EINVAL with a log line naming the bad devarg. */

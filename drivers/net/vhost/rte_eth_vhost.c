@@ -173,6 +173,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.zero_copy_threshold = a.zero_copy ? a.zc_threshold : 0,
 		.linear_buffer = a.linear_buffer,
 		.ext_buffer = a.ext_buffer,
+		.postcopy = a.postcopy,
 		.socket_id = numa,
 		.ops = &port_ops,
 		.ops_ctx = in,
