@@ -878,19 +878,25 @@ def memory_pulled_from_under_rings(s: Session) -> Outcome:
 MEM_SLOTS = DEFAULT_PROTOCOL_FEATURES | bit(PF_CONFIGURE_MEM_SLOTS)
 
 
+def set_up_then(protocol_features: int, set_up: Callable[[FrontEnd], object],
+                steps: Callable[[FrontEnd], int]):
+    """A front end that negotiated ``protocol_features``, taken through
+    ``set_up`` (FrontEnd.negotiate, .prepare or .start), then ``steps``; the
+    outcome holds what they return."""
+    def attack(s: Session) -> Outcome:
+        g = s.guest(protocol_features=protocol_features)
+        set_up(g)
+        return Outcome(client=g, ack=steps(g))
+    return attack
+
+
 def mem_reg(request: int, region: Callable[[FrontEnd], Region], *, start: bool = False,
             fds: Callable[[FrontEnd], Sequence[int]] = lambda g: ()):
     """ADD_MEM_REG or REM_MEM_REG of ``region`` from a front end that
     negotiated memory slots (its memory added as one region; with ``start``
     its rings running in it); the outcome holds the ack."""
-    def attack(s: Session) -> Outcome:
-        g = s.guest(protocol_features=MEM_SLOTS)
-        if start:
-            g.start()
-        else:
-            g.prepare()
-        return Outcome(client=g, ack=g.ack(request, pack_mem_reg(region(g)), fds(g)))
-    return attack
+    return set_up_then(MEM_SLOTS, FrontEnd.start if start else FrontEnd.prepare,
+                       lambda g: g.ack(request, pack_mem_reg(region(g)), fds(g)))
 
 
 def mem_slots_full(s: Session) -> Outcome:
@@ -910,14 +916,8 @@ POSTCOPY = DEFAULT_PROTOCOL_FEATURES | bit(PF_PAGEFAULT)
 def postcopy(steps: Callable[[FrontEnd], int], *, with_memory: bool = False):
     """A front end that negotiated PAGEFAULT (with its memory table first if
     ``with_memory``), then ``steps``; the outcome holds what they return."""
-    def attack(s: Session) -> Outcome:
-        g = s.guest(protocol_features=POSTCOPY)
-        if with_memory:
-            g.prepare()
-        else:
-            g.negotiate()
-        return Outcome(client=g, ack=steps(g))
-    return attack
+    return set_up_then(POSTCOPY, FrontEnd.prepare if with_memory else FrontEnd.negotiate,
+                       steps)
 
 
 def advised(g: FrontEnd):
