@@ -4,6 +4,7 @@
 #include <errno.h>
 #include <fcntl.h>
 #include <inttypes.h>
+#include <stdio.h>
 #include <string.h>
 #include <sys/ioctl.h>
 #include <sys/syscall.h>
@@ -12,6 +13,22 @@
 #include <linux/userfaultfd.h>
 
 #include "vhu_log.h"
+
+/* Kilobytes of this process's memory locked (VmLck), 0 if unknown. */
+static unsigned long
+locked_kb(void)
+{
+	FILE *f = fopen("/proc/self/status", "r");
+	unsigned long kb = 0;
+	char line[128];
+
+	while (f != NULL && fgets(line, sizeof(line), f) != NULL)
+		if (sscanf(line, "VmLck: %lu kB", &kb) == 1)
+			break;
+	if (f != NULL)
+		fclose(f);
+	return kb;
+}
 
 int
 vhu_postcopy_open(const char *log_name)
@@ -29,6 +46,13 @@ vhu_postcopy_open(const char *log_name)
 		close(ufd);
 		return -1;
 	}
+	/*
+	 * mlockall(MCL_FUTURE), testpmd's default, fills each mapping with
+	 * pages as it is made: the guest's could then never be placed.
+	 */
+	if (locked_kb() > 0)
+		VHU_LOG(WARNING, "%s: postcopy: this process locks its memory (%lu kB, mlockall?): guest pages we map are filled in at once and the migration will stop; run testpmd with --no-mlockall",
+			log_name, locked_kb());
 	return ufd;
 }
 
