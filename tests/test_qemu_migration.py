@@ -90,10 +90,13 @@ class MigrationRig(Rig):
         return Vm(name, workdir, self.assets, self.initrd, sock=self.socks[port], mac=mac,
                   ip=f"{ip}/24", device_opts=opts, **kw)
 
-    def start(self, device_opts: str):
-        """testpmd forwarding 0 <-> 2, guests A and B booted, both links up."""
+    def start(self, device_opts: str, vhost_opts=None, **ours_kw):
+        """testpmd forwarding 0 <-> 2, guests A and B booted, both links up.
+        ``vhost_opts``: extra devargs by port; ``ours_kw``: of launcher.ours()
+        (e.g. ``app_args``)."""
         self.device_opts = device_opts
-        self.ours = self.launcher.ours([vhost_vdev(p, s) for p, s in enumerate(self.socks)])
+        self.ours = self.launcher.ours([vhost_vdev(p, s, **(vhost_opts or {}).get(p, {}))
+                                        for p, s in enumerate(self.socks)], **ours_kw)
         self.forward(SRC)
         self.initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz")
         self.vms["a"] = self._vm("a", self.launcher.workdir, SRC)

@@ -1,0 +1,199 @@
+"""A postcopy live migration of a QEMU guest between two ports of our testpmd.
+
+    guest A  (source)       --vhost-user-- eth_vhost0 \\
+    guest A' (destination)  --vhost-user-- eth_vhost1  >=io=> eth_vhost2 --vhost-user-- guest B
+                                                     /
+The rig of tests/test_qemu_migration.py (MigrationRig), with
+``postcopy-support=1`` on A's two ports (PROTOCOL_F_PAGEFAULT offered) and
+our testpmd run with ``--no-mlockall``: testpmd's default mlockall() would
+populate our mapping of the destination's memory before it is registered
+with the userfaultfd, and QEMU could no longer place those pages (EEXIST:
+the migration stops in postcopy-paused).
+
+Scenario: B streams random data to A over TCP; once some of it arrived,
+A migrates with capability ``postcopy-ram`` (set on both QEMUs) and
+``migrate-start-postcopy`` right after ``migrate``: the source switches to
+postcopy before its first pass over the guest's memory, and the
+destination runs the guest before (almost any of) its memory arrived.  Our testpmd
+forwards B's port with the destination's as soon as the destination runs,
+while postcopy is still active (postcopy bandwidth limited to
+POSTCOPY_BANDWIDTH, so that it lasts a few seconds): our PMD then writes
+the stream into guest pages that may not be there yet, each such access
+waits in the kernel until QEMU placed the page (our userfaultfd, handed to
+QEMU at POSTCOPY_ADVISE).  The stream's second half is sent once the
+migration completed, over the same connection.
+
+Checked: query-migrate went through ``postcopy-active`` and completed; the
+destination runs; our log shows, for eth_vhost1, ``postcopy: listening``,
+the memory regions registered for page faults, ``postcopy: done``; the
+stream arrives intact on the destination (md5) and B and A' ping each
+other; no QEMU printed a warning or error; every QEMU and our testpmd exit
+cleanly, the ports served by our PMD.  Our PMD must have met a missing page
+at least once: the destination QEMU traces (-trace) the faults it read from
+our userfaultfd (vhost_user_postcopy_fault_handler_found; a handful per run
+here, the page stream then goes on from the page asked for) and those of
+its own guest (postcopy_ram_fault_thread_request, printed).
+
+Run: VHU_PMD="$(scripts/stage-pmd.sh build/drivers/net/vhost/librte_net_vhu.so)" \\
+     /usr/bin/python3 -m pytest -v -rP tests/test_qemu_postcopy.py
+"""
+
+from __future__ import annotations
+
+import re
+import time
+
+import pytest
+
+from qemu.migration import MAX_BANDWIDTH, start_destination, wait_arrived
+from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, close_reporting_consoles, ping
+from qemu.vm import VmError
+from test_qemu_migration import DST, PEER, SRC, MigrationRig, wait_port_bytes
+
+pytestmark = [pytest.mark.qemu, pytest.mark.ours_only, pytest.mark.timeout(180)]
+
+FIRST_MIB = 16                  # streamed before/while A migrates
+SECOND_MIB = 4                  # streamed once the migration completed
+MIGRATE_AFTER_MIB = 2           # A received that much before the migration starts
+TCP_PORT = 5001
+# migrate-set-parameters max-postcopy-bandwidth (bytes/s): the pages still
+# missing when postcopy starts come at that rate (and on demand), long
+# enough for our PMD to touch some of them
+POSTCOPY_BANDWIDTH = 16 * MIB
+# destination QEMU trace events: our faults it took from our userfaultfd,
+# its own (the guest's) faults
+TRACE_EVENTS = ("vhost_user_postcopy_fault_handler_found", "postcopy_ram_fault_thread_request")
+POSTCOPY_OPTS = {"postcopy-support": 1}
+
+
+@pytest.fixture
+def rig(request, launcher, guest_assets):
+    r = MigrationRig(launcher, guest_assets)
+    yield r
+    close_reporting_consoles(request, r)
+
+
+def postcopy_capability(vm):
+    vm.qmp("migrate-set-capabilities",
+           capabilities=[{"capability": "postcopy-ram", "state": True}])
+
+
+def test_postcopy_migration_mid_stream(rig, record_property):
+    """B streams to A; A migrates from eth_vhost0 to eth_vhost1 in postcopy
+    mode, the destination running (and our PMD writing its memory) before
+    its memory arrived; the stream completes intact there."""
+    t_start = time.monotonic()
+    a, b = rig.start("", vhost_opts={SRC: POSTCOPY_OPTS, DST: POSTCOPY_OPTS},
+                     app_args=["--no-mlockall"])
+    ours = rig.ours
+    ping(b, a)
+
+    want = b.run(f"rm -rf /tmp/tx /tmp/go /tmp/tx.rc && mkdir /tmp/tx && "
+                 f"dd if=/dev/urandom of=/tmp/tx/1 bs=1M count={FIRST_MIB} 2>/dev/null && "
+                 f"dd if=/dev/urandom of=/tmp/tx/2 bs=1M count={SECOND_MIB} 2>/dev/null && "
+                 f"cat /tmp/tx/1 /tmp/tx/2 | md5sum", timeout=120).output.split()[0]
+    # (-e hands the socket to cat: see tcp_transfer in qemu/rig.py)
+    a.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
+    a.run_bg(f"nc -l -p {TCP_PORT} -e sh -c \"cat > /tmp/rx/data\"; touch /tmp/rx.done",
+             "/tmp/rx.log")
+    a.run("until netstat -ltn | grep -q LISTEN; do sleep 0.1; done")
+
+    trace = [arg for ev in TRACE_EVENTS for arg in ("-trace", ev)]
+    dst = rig.vms["a-dst"] = start_destination(a, rig.launcher.workdir / "dst",
+                                               rig.socks[DST], extra_args=trace)
+    for vm in (a, dst):
+        postcopy_capability(vm)
+    a.qmp("migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH,
+                                       "max-postcopy-bandwidth": POSTCOPY_BANDWIDTH})
+
+    before = ours.stats(SRC)["obytes"]
+    b.run_bg(f"(cat /tmp/tx/1; until [ -e /tmp/go ]; do sleep 0.1; done; cat /tmp/tx/2) | "
+             f"nc {GUESTS['a'][0]} {TCP_PORT}; echo $? > /tmp/tx.rc", "/tmp/tx.log")
+    at_start = wait_port_bytes(ours, SRC, "obytes", before + MIGRATE_AFTER_MIB * MIB, 90)
+    mark = len(ours.log)
+
+    # migrate, in postcopy at once; B's port goes with the
+    # destination's as soon as the destination runs
+    t0 = time.monotonic()
+    a.qmp("migrate", uri=dst.incoming)
+    # at once: the source switches to postcopy before its first pass over
+    # the guest's memory, which is then missing on the destination
+    a.qmp("migrate-start-postcopy")
+    statuses, dst_statuses = [], []
+    forwarding_dst = False
+    info = {}
+    while True:
+        info = a.qmp("query-migrate") or {}
+        status = info.get("status")
+        if not statuses or statuses[-1] != status:
+            statuses.append(status)
+        if status in ("failed", "cancelled") or status.startswith("postcopy-paused"):
+            raise AssertionError(f"migration {status} (statuses {statuses}): {info}\n"
+                                 f"destination:\n{dst.tail()}\nours:\n{ours.tail()}")
+        if not forwarding_dst:
+            try:
+                dst_status = dst.qmp("query-status")["status"]
+            except (VmError, OSError) as exc:
+                raise AssertionError(f"destination QEMU gone ({exc}), statuses {statuses}:\n"
+                                     f"{dst.tail()}") from exc
+            if not dst_statuses or dst_statuses[-1] != dst_status:
+                dst_statuses.append(dst_status)
+            if dst_status == "running":
+                rig.forward(DST)
+                forwarding_dst = status
+        if status == "completed":
+            break
+        assert time.monotonic() - t0 < 90, f"migration not completed after 90 s: {statuses}"
+        time.sleep(0.05)
+    at_end = ours.stats(SRC)["obytes"]
+    into_dst = ours.stats(DST)["obytes"]    # what A' got while postcopy was active
+    wait_arrived(dst)
+    if not forwarding_dst:
+        rig.forward(DST)
+    print(f"\nsource statuses {statuses}; destination {dst_statuses}; forwarding to the "
+          f"destination from source status {forwarding_dst!r}")
+    assert "postcopy-active" in statuses, f"never postcopy-active: {statuses}"
+    ram = info.get("ram", {})
+    record_property("migration_total_ms", info.get("total-time"))
+    record_property("migration_downtime_ms", info.get("downtime"))
+    print(f"migration: total {info.get('total-time')} ms, downtime {info.get('downtime')} ms, "
+          f"RAM transferred {ram.get('transferred', 0) / MIB:.1f} MiB, postcopy requests "
+          f"{ram.get('postcopy-requests')}; {(at_end - at_start) / MIB:.1f} MiB went into A "
+          f"on the source during it, {into_dst / MIB:.1f} MiB into A' in postcopy")
+
+    # our side: postcopy on the destination's port, and only there
+    during = ours.log[mark:]
+    for line in (r"postcopy: listening", r"postcopy: \d+ memory regions registered for page "
+                 r"faults", r"postcopy: done"):
+        assert re.search(rf"eth_vhost{DST}: {line}", during), \
+            f"no 'eth_vhost{DST}: {line}' in our log:\n{during[-4000:]}"
+    assert not re.search(rf"eth_vhost{SRC}: postcopy", ours.log), "postcopy on the source port"
+    print("ours: " + "; ".join(re.findall(rf"eth_vhost{DST}: postcopy: [^\n]*", during)))
+    ours.wait_link_up(DST)
+    ours.wait_link(SRC, up=False)
+    assert a.quit() == 0, f"source QEMU: rc={a.returncode}\n{a.tail()}"
+    del rig.vms["a"]   # checked; its log is in a.serial.log
+    assert not QEMU_MESSAGE_RE.findall(a.log), QEMU_MESSAGE_RE.findall(a.log)
+
+    # the second half, on the destination's rings
+    b.run("touch /tmp/go")
+    dst.run("until [ -e /tmp/rx.done ]; do sleep 0.1; done", timeout=90)
+    got = dst.run("md5sum /tmp/rx/data; wc -c < /tmp/rx/data", timeout=60).output.split()
+    total = (FIRST_MIB + SECOND_MIB) * MIB
+    assert (got[0], int(got[2])) == (want, total), \
+        f"B sent {total} bytes with md5 {want}; A' stored {got[2]} bytes, md5 {got[0]}"
+    assert b.run("cat /tmp/tx.rc").output.strip() == "0", b.run("cat /tmp/tx.log").output
+    ping(b, dst)
+    ping(dst, b)
+
+    counts = {ev: len(re.findall(rf"^(?:\d+@[\d.]+:)?{ev} ", dst.log, re.M))
+              for ev in TRACE_EVENTS}
+    for ev, n in counts.items():
+        record_property(ev, n)
+    print(f"destination QEMU traced: {counts}")
+    assert into_dst > 0, "nothing reached A' on eth_vhost1 while postcopy was active"
+    assert counts["vhost_user_postcopy_fault_handler_found"] >= 1, \
+        f"QEMU resolved no page fault of ours (our PMD wrote {into_dst} bytes into A' in " \
+        f"postcopy): {counts}"
+    rig.finish()
+    print(f"test runtime {time.monotonic() - t_start:.0f} s")
