@@ -61,6 +61,7 @@ map_region(struct vhu_mem_region *r, const struct vhu_mem_region_desc *d, int fd
 		return false;
 	}
 	map->refcnt = 1;
+	map->adds = 1;
 	map->len = map_len;
 	*r = (struct vhu_mem_region){
 		.guest_phys_addr = d->guest_phys_addr,
@@ -217,14 +218,33 @@ table_copy(const struct vhu_mem_table *old, const struct vhu_mem_region *skip, u
 	return mem;
 }
 
+/* @old's region named as @desc names it (see memory.h), or NULL. */
+static struct vhu_mem_region *
+find_region(struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc)
+{
+	for (uint32_t i = 0; old != NULL && i < old->nregions; i++)
+		if (old->regions[i].guest_phys_addr == desc->guest_phys_addr &&
+		    old->regions[i].size == desc->size &&
+		    old->regions[i].frontend_addr == desc->frontend_addr)
+			return &old->regions[i];
+	return NULL;
+}
+
 struct vhu_mem_table *
-vhu_mem_table_add(const struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc,
+vhu_mem_table_add(struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc,
 		  int fd, const char *log_name)
 {
 	uint32_t n = old != NULL ? old->nregions : 0;
+	struct vhu_mem_region *same = find_region(old, desc);
 	struct vhu_mem_table *mem = NULL;
 	struct vhu_mem_region r;
 
+	if (same != NULL) {
+		same->map->adds++;
+		vhu_mem_table_get(old);
+		mem = old;
+		goto out;
+	}
 	if (n == VHU_MEM_MAX_REGIONS) {
 		VHU_LOG(ERR, "%s: ADD_MEM_REG beyond the %u memory slots offered", log_name,
 			VHU_MEM_MAX_REGIONS);
@@ -252,25 +272,26 @@ out:
 }
 
 struct vhu_mem_table *
-vhu_mem_table_remove(const struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc,
+vhu_mem_table_remove(struct vhu_mem_table *old, const struct vhu_mem_region_desc *desc,
 		     const char *log_name)
 {
-	const struct vhu_mem_region *r = NULL;
+	struct vhu_mem_region *r = find_region(old, desc);
 	struct vhu_mem_table *mem;
 
-	for (uint32_t i = 0; old != NULL && i < old->nregions && r == NULL; i++)
-		if (old->regions[i].guest_phys_addr == desc->guest_phys_addr &&
-		    old->regions[i].size == desc->size &&
-		    old->regions[i].frontend_addr == desc->frontend_addr)
-			r = &old->regions[i];
 	if (r == NULL) {
 		VHU_LOG(ERR, "%s: REM_MEM_REG of a region not mapped (gpa 0x%" PRIx64 " uaddr 0x%"
 			PRIx64 " size 0x%" PRIx64 ")", log_name, desc->guest_phys_addr,
 			desc->frontend_addr, desc->size);
 		return NULL;
 	}
+	if (--r->map->adds > 0) {
+		vhu_mem_table_get(old);
+		return old;
+	}
 	mem = table_copy(old, r, 0, log_name);
-	if (mem != NULL)
+	if (mem == NULL)
+		r->map->adds++;		/* still there */
+	else
 		log_region(log_name, "removed", r, mem->nregions);
 	return mem;
 }

@@ -36,6 +36,11 @@ struct vhu_mem_mapping {
 	size_t len;
 	struct vhu_memguard_flag guard;	/* its file was truncated under us */
 	bool faults_registered;		/* with the postcopy userfaultfd (postcopy.h) */
+	/*
+	 * ADD_MEM_REG of this region not yet matched by a REM_MEM_REG: QEMU
+	 * adds and removes each region once per queue pair (control thread).
+	 */
+	uint32_t adds;
 };
 
 struct vhu_mem_region {
@@ -77,20 +82,26 @@ struct vhu_mem_table *vhu_mem_table_create(const struct vhu_mem_region_desc *des
 					   const char *log_name);
 
 /*
- * A new table: @old's regions (NULL: none) and @desc mapped from @fd, which
- * is closed. NULL (logged) when @desc is invalid, overlaps a region of @old,
- * or @old is full.
+ * A region is named by its guest address, size and front-end address (its
+ * mmap offset is not compared). QEMU adds and removes each region once per
+ * queue pair: a region added again is counted, not mapped again, and goes
+ * with its last removal.
+ *
+ * vhu_mem_table_add(): a new table, @old's regions (NULL: none) and @desc
+ * mapped from @fd, which is closed; or @old itself with one more reference
+ * when it has that region already. NULL (logged) when @desc is invalid,
+ * overlaps another region of @old, or @old is full.
  */
-struct vhu_mem_table *vhu_mem_table_add(const struct vhu_mem_table *old,
+struct vhu_mem_table *vhu_mem_table_add(struct vhu_mem_table *old,
 					const struct vhu_mem_region_desc *desc, int fd,
 					const char *log_name);
 
 /*
- * A new table: @old's regions but the one with @desc's guest address, size
- * and front-end address (its mmap offset is not compared). NULL (logged)
- * when there is no such region.
+ * vhu_mem_table_remove(): a new table, @old's regions but @desc's; or @old
+ * itself with one more reference while the region has other additions to
+ * match. NULL (logged) when there is no such region.
  */
-struct vhu_mem_table *vhu_mem_table_remove(const struct vhu_mem_table *old,
+struct vhu_mem_table *vhu_mem_table_remove(struct vhu_mem_table *old,
 					   const struct vhu_mem_region_desc *desc,
 					   const char *log_name);
 

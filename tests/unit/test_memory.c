@@ -734,6 +734,27 @@ test_add_and_remove_regions(void)
 		}
 	}
 
+	/* added again (QEMU does, once per queue pair): counted, not mapped again */
+	{
+		struct vhu_mem_region_desc again = region(GPA_A + 2 * RSIZE, PAGE,
+							  FE_A + 2 * RSIZE, 0);
+		struct vhu_mem_table *same;
+
+		fd = make_memfd("again", PAGE, NULL, 0);
+		same = vhu_mem_table_add(mem, &again, fd, "unit");
+		CHECK(same == mem);
+		EXPECT(fd_is_closed(fd));
+		EXPECT_EQ(mem->refcnt, 2);
+		EXPECT_EQ(count_mappings(names[1]), 1);
+		/* the first of its two removals leaves it there */
+		same = vhu_mem_table_remove(mem, &again, "unit");
+		CHECK(same == mem);
+		EXPECT_EQ(mem->refcnt, 3);
+		vhu_mem_table_put(mem);
+		vhu_mem_table_put(mem);
+		EXPECT(vhu_mem_guest_to_host(mem, again.guest_phys_addr, PAGE) != NULL);
+	}
+
 	/* removing: matched on guest address, size and front-end address */
 	d = region(GPA_A + 2 * RSIZE, PAGE, FE_A + 2 * RSIZE, 12345);	/* offset ignored */
 	before = mem;
