@@ -173,6 +173,40 @@ def compare_memory(src: Vm, dst: Vm, workdir, timeout: float = 30.0):
             for o in range(0, chunk, page) if sm[c + o:c + o + page] != dm[c + o:c + o + page]]
 
 
+class Stream:
+    """B's TCP stream into A across a migration: ``first_mib`` of random
+    data once started, ``second_mib`` more once released (by then through
+    the destination's rings); A stores it, the destination checks it."""
+
+    def __init__(self, a: Vm, b: Vm, first_mib: int, second_mib: int):
+        self.b = b
+        self.total = (first_mib + second_mib) * MIB
+        self.md5 = b.run(f"rm -rf /tmp/tx /tmp/go /tmp/tx.rc && mkdir /tmp/tx && "
+                         f"dd if=/dev/urandom of=/tmp/tx/1 bs=1M count={first_mib} 2>/dev/null && "
+                         f"dd if=/dev/urandom of=/tmp/tx/2 bs=1M count={second_mib} 2>/dev/null && "
+                         f"cat /tmp/tx/1 /tmp/tx/2 | md5sum", timeout=120).output.split()[0]
+        # (-e hands the socket to cat: see tcp_transfer in qemu/rig.py)
+        a.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
+        a.run_bg(f"nc -l -p {TCP_PORT} -e sh -c \"cat > /tmp/rx/data\"; touch /tmp/rx.done",
+                 "/tmp/rx.log")
+        a.run("until netstat -ltn | grep -q LISTEN; do sleep 0.1; done")
+
+    def start(self):
+        self.b.run_bg(f"(cat /tmp/tx/1; until [ -e /tmp/go ]; do sleep 0.1; done; "
+                      f"cat /tmp/tx/2) | nc {GUESTS['a'][0]} {TCP_PORT}; echo $? > /tmp/tx.rc",
+                      "/tmp/tx.log")
+
+    def check_arrived(self, dst: Vm):
+        """Releases the second part; all of it arrives on ``dst``, md5-exact."""
+        self.b.run("touch /tmp/go")
+        dst.run("until [ -e /tmp/rx.done ]; do sleep 0.1; done", timeout=90)
+        got = dst.run("md5sum /tmp/rx/data; wc -c < /tmp/rx/data", timeout=60).output.split()
+        assert (got[0], int(got[2])) == (self.md5, self.total), \
+            f"B sent {self.total} bytes with md5 {self.md5}; A' stored {got[2]} bytes, md5 {got[0]}"
+        assert self.b.run("cat /tmp/tx.rc").output.strip() == "0", \
+            self.b.run("cat /tmp/tx.log").output
+
+
 def wait_port_bytes(ours, port: int, key: str, value: int, timeout: float):
     deadline = time.monotonic() + timeout
     while True:
@@ -200,23 +234,14 @@ def test_live_migration_mid_stream(rig, record_property, announce, stream):
     ping(b, a)
     mac = GUESTS["a"][1].upper()
 
-    # the stream: FIRST_MIB now, SECOND_MIB once B finds /tmp/go
-    want = b.run(f"rm -rf /tmp/tx /tmp/go /tmp/tx.rc && mkdir /tmp/tx && "
-                 f"dd if=/dev/urandom of=/tmp/tx/1 bs=1M count={FIRST_MIB} 2>/dev/null && "
-                 f"dd if=/dev/urandom of=/tmp/tx/2 bs=1M count={SECOND_MIB} 2>/dev/null && "
-                 f"cat /tmp/tx/1 /tmp/tx/2 | md5sum", timeout=120).output.split()[0]
-    # (-e hands the socket to cat: see tcp_transfer in qemu/rig.py)
-    a.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
-    a.run_bg(f"nc -l -p {TCP_PORT} -e sh -c \"cat > /tmp/rx/data\"; touch /tmp/rx.done",
-             "/tmp/rx.log")
-    a.run("until netstat -ltn | grep -q LISTEN; do sleep 0.1; done")
+    # the stream: FIRST_MIB now, SECOND_MIB once released
+    tcp = Stream(a, b, FIRST_MIB, SECOND_MIB)
 
     dst = rig.start_destination()
 
     b_before = nic_counters(b)
     before = ours.stats(SRC)["obytes"]
-    b.run_bg(f"(cat /tmp/tx/1; until [ -e /tmp/go ]; do sleep 0.1; done; cat /tmp/tx/2) | "
-             f"nc {GUESTS['a'][0]} {TCP_PORT}; echo $? > /tmp/tx.rc", "/tmp/tx.log")
+    tcp.start()
     # migrate while the data flows into A's RX ring, or once the first half is in
     at_start = wait_port_bytes(ours, SRC, "obytes", before + (
         MIGRATE_AFTER_MIB if stream == "flowing" else FIRST_MIB) * MIB, 90)
@@ -274,13 +299,7 @@ def test_live_migration_mid_stream(rig, record_property, announce, stream):
         assert "will announce" not in ours.log, "SEND_RARP for a guest with GUEST_ANNOUNCE"
 
     # the second half goes through the destination's rings
-    b.run("touch /tmp/go")
-    dst.run("until [ -e /tmp/rx.done ]; do sleep 0.1; done", timeout=90)
-    got = dst.run("md5sum /tmp/rx/data; wc -c < /tmp/rx/data", timeout=60).output.split()
-    total = (FIRST_MIB + SECOND_MIB) * MIB
-    assert (got[0], int(got[2])) == (want, total), \
-        f"B sent {total} bytes with md5 {want}; A' stored {got[2]} bytes, md5 {got[0]}"
-    assert b.run("cat /tmp/tx.rc").output.strip() == "0", b.run("cat /tmp/tx.log").output
+    tcp.check_arrived(dst)
     ping(b, dst)
     ping(dst, b)
     st = ours.stats_all()

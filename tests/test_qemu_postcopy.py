@@ -46,16 +46,15 @@ import time
 import pytest
 
 from qemu.migration import MAX_BANDWIDTH, start_destination, wait_arrived
-from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, close_reporting_consoles, ping
+from qemu.rig import MIB, QEMU_MESSAGE_RE, close_reporting_consoles, ping
 from qemu.vm import VmError
-from test_qemu_migration import DST, PEER, SRC, MigrationRig, wait_port_bytes
+from test_qemu_migration import DST, SRC, MigrationRig, Stream, wait_port_bytes
 
 pytestmark = [pytest.mark.qemu, pytest.mark.ours_only, pytest.mark.timeout(180)]
 
 FIRST_MIB = 16                  # streamed before/while A migrates
 SECOND_MIB = 4                  # streamed once the migration completed
 MIGRATE_AFTER_MIB = 2           # A received that much before the migration starts
-TCP_PORT = 5001
 # migrate-set-parameters max-postcopy-bandwidth (bytes/s): the pages still
 # missing when postcopy starts come at that rate (and on demand), long
 # enough for our PMD to touch some of them
@@ -88,15 +87,7 @@ def test_postcopy_migration_mid_stream(rig, record_property):
     ours = rig.ours
     ping(b, a)
 
-    want = b.run(f"rm -rf /tmp/tx /tmp/go /tmp/tx.rc && mkdir /tmp/tx && "
-                 f"dd if=/dev/urandom of=/tmp/tx/1 bs=1M count={FIRST_MIB} 2>/dev/null && "
-                 f"dd if=/dev/urandom of=/tmp/tx/2 bs=1M count={SECOND_MIB} 2>/dev/null && "
-                 f"cat /tmp/tx/1 /tmp/tx/2 | md5sum", timeout=120).output.split()[0]
-    # (-e hands the socket to cat: see tcp_transfer in qemu/rig.py)
-    a.run("rm -rf /tmp/rx /tmp/rx.done && mkdir /tmp/rx")
-    a.run_bg(f"nc -l -p {TCP_PORT} -e sh -c \"cat > /tmp/rx/data\"; touch /tmp/rx.done",
-             "/tmp/rx.log")
-    a.run("until netstat -ltn | grep -q LISTEN; do sleep 0.1; done")
+    stream = Stream(a, b, FIRST_MIB, SECOND_MIB)
 
     trace = [arg for ev in TRACE_EVENTS for arg in ("-trace", ev)]
     dst = rig.vms["a-dst"] = start_destination(a, rig.launcher.workdir / "dst",
@@ -107,8 +98,7 @@ def test_postcopy_migration_mid_stream(rig, record_property):
                                        "max-postcopy-bandwidth": POSTCOPY_BANDWIDTH})
 
     before = ours.stats(SRC)["obytes"]
-    b.run_bg(f"(cat /tmp/tx/1; until [ -e /tmp/go ]; do sleep 0.1; done; cat /tmp/tx/2) | "
-             f"nc {GUESTS['a'][0]} {TCP_PORT}; echo $? > /tmp/tx.rc", "/tmp/tx.log")
+    stream.start()
     at_start = wait_port_bytes(ours, SRC, "obytes", before + MIGRATE_AFTER_MIB * MIB, 90)
     mark = len(ours.log)
 
@@ -176,13 +166,7 @@ def test_postcopy_migration_mid_stream(rig, record_property):
     assert not QEMU_MESSAGE_RE.findall(a.log), QEMU_MESSAGE_RE.findall(a.log)
 
     # the second half, on the destination's rings
-    b.run("touch /tmp/go")
-    dst.run("until [ -e /tmp/rx.done ]; do sleep 0.1; done", timeout=90)
-    got = dst.run("md5sum /tmp/rx/data; wc -c < /tmp/rx/data", timeout=60).output.split()
-    total = (FIRST_MIB + SECOND_MIB) * MIB
-    assert (got[0], int(got[2])) == (want, total), \
-        f"B sent {total} bytes with md5 {want}; A' stored {got[2]} bytes, md5 {got[0]}"
-    assert b.run("cat /tmp/tx.rc").output.strip() == "0", b.run("cat /tmp/tx.log").output
+    stream.check_arrived(dst)
     ping(b, dst)
     ping(dst, b)
 
