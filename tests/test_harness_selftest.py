@@ -103,19 +103,20 @@ VERBOSE_TEXT = """testpmd> port 2/queue 0: received 2 packets
 - l3_len=20 - l4_len=32 - Receive queue=0x0
 Port 1: link state change event
   ol_flags: RTE_MBUF_F_RX_L4_CKSUM_GOOD RTE_MBUF_F_RX_IP_CKSUM_GOOD RTE_MBUF_F_RX_OUTER_L4_CKSUM_UNKNOWN
-  src=52:54:00:00:00:0A - dst=FF:FF:FF:FF:FF:FF - pool=mb_pool_0 - type=0x0806 - length=42 \
+testpmd>   src=52:54:00:00:00:0A - dst=FF:FF:FF:FF:FF:FF - pool=mb_pool_0 - type=0x0806 - length=42 \
 - nb_segs=1 - sw ptype: L2_ETHER_ARP  - l2_len=14 - Receive queue=0x0
   ol_flags: RTE_MBUF_F_RX_L4_CKSUM_UNKNOWN RTE_MBUF_F_RX_IP_CKSUM_UNKNOWN
 port 3/queue 0: sent 1 packets
   src=52:54:00:00:00:0A - dst=52:54:00:00:00:0B - pool=mb_pool_0 - type=0x0800 - length=60 \
 - nb_segs=1 - sw ptype: L2_ETHER L3_IPV4 L4_UDP  - l2_len=14 - l3_len=20 - l4_len=8 - Send queue=0x0
-  ol_flags: RTE_MBUF_F_TX_UDP_CKSUM
+testpmd>   ol_flags: RTE_MBUF_F_TX_UDP_CKSUM
 """
 
 
 def test_parse_verbose():
     """Packets belong to the burst line before them, whatever lines other
-    threads print in between."""
+    threads print in between, and also when a dump line follows the
+    interactive prompt on its line."""
     got = [(p.port, p.received, p.length, p.sw_ptype, sorted(p.ol_flags))
            for p in parse_verbose(VERBOSE_TEXT)]
     assert got == [

@@ -191,8 +191,12 @@ class DumpedPacket:
 
 
 _DUMP_BURST_RE = re.compile(r"port (\d+)/queue (\d+): (received|sent) \d+ packets$")
-_DUMP_PACKET_RE = re.compile(r"^  src=.* - length=(\d+) - .*? - sw ptype: ([A-Z0-9_ ]*?) ?(?: - |$)")
-_DUMP_FLAGS_RE = re.compile(r"^  ol_flags: ([A-Z0-9_ ]*)$")
+# A dump line may follow the interactive prompt on the same line: the
+# prompt ends without a newline, and the forwarding lcore prints meanwhile.
+_PROMPT_PREFIX = r"^(?:testpmd> )*"
+_DUMP_PACKET_RE = re.compile(_PROMPT_PREFIX +
+                             r"  src=.* - length=(\d+) - .*? - sw ptype: ([A-Z0-9_ ]*?) ?(?: - |$)")
+_DUMP_FLAGS_RE = re.compile(_PROMPT_PREFIX + r"  ol_flags: ([A-Z0-9_ ]*)$")
 
 
 def parse_verbose(text: str) -> List[DumpedPacket]:
