@@ -464,10 +464,13 @@ class TestPmd:
         return parse_port_stats(self.cmd("show port stats all"))
 
     def stats(self, port: int) -> Dict[str, int]:
-        parsed = parse_port_stats(self.cmd(f"show port stats {port}"))
-        if port not in parsed:
-            raise TestPmdError(f"{self.name}: no stats for port {port}")
-        return parsed[port]
+        # With verbose on, the forwarding lcore's dump lines can land inside
+        # the command's output and break its block: ask again.
+        for _ in range(3):
+            parsed = parse_port_stats(self.cmd(f"show port stats {port}"))
+            if port in parsed:
+                return parsed[port]
+        raise TestPmdError(f"{self.name}: no stats for port {port}")
 
     def xstats(self, port: int) -> Dict[str, int]:
         return parse_xstats(self.cmd(f"show port xstats {port}"))
