@@ -11,8 +11,8 @@
 
 #include <rte_random.h>
 
-#include "message.h"
 #include "vhu_log.h"
+#include "virtio_defs.h"
 
 /* A miss asked that long ago and still not answered is asked again. */
 #define ASK_AGAIN_MS 1000
