@@ -17,12 +17,19 @@ so one run per case does. ``LD_BIND_NOW=1``: otherwise the first call of
 each DPDK function from the burst would count the dynamic linker's lookup.
 About a minute on two CPUs; needs ``valgrind`` and ``ninja -C build``.
 
-Usage: bench/regions.py [--build DIR] [--iterations K] [--jobs J]
+With ``--check``, only the one-region cases run, and each is compared with
+the figure committed in bench/instructions.json: the exit status is 1 when
+one grew by more than 3% (a regression guard; instructions, not time: the
+counts are exact for one compiler and DPDK, Debian 12's). After a change
+that moves them on purpose, ``--write`` records the new figures.
+
+Usage: bench/regions.py [--build DIR] [--iterations K] [--jobs J] [--check | --write]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shutil
 import subprocess
@@ -36,6 +43,8 @@ RINGS = ("split", "packed")
 DIRS = ("dequeue", "enqueue")
 REGIONS = (1, 8, 64, 509)
 BURST = 32  # packets per iteration, as in bench_regions.c
+FIGURES = REPO / "bench" / "instructions.json"
+GUARD_GROWTH = 0.03  # --check fails above this growth
 
 
 def count(exe: Path, ring: str, direction: str, regions: int, iommu: bool, iterations: int,
@@ -64,6 +73,12 @@ def main() -> None:
     ap.add_argument("--iterations", type=int, default=1000, help="bursts per case (1000)")
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="callgrind runs at a time (one per CPU)")
+    mode = ap.add_mutually_exclusive_group()
+    mode.add_argument("--check", action="store_true",
+                      help=f"one region only, against {FIGURES.name}: fail above "
+                           f"{GUARD_GROWTH:.0%} growth")
+    mode.add_argument("--write", action="store_true",
+                      help=f"one region only, recorded in {FIGURES.name}")
     args = ap.parse_args()
 
     exe = args.build / "bench/regions/bench_regions"
@@ -71,12 +86,16 @@ def main() -> None:
         sys.exit(f"{exe} missing: ninja -C {args.build}")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind missing")
-    cases = [(ring, d, n, False) for ring in RINGS for d in DIRS for n in REGIONS] + \
+    guard = args.check or args.write
+    regions = (1,) if guard else REGIONS
+    cases = [(ring, d, n, False) for ring in RINGS for d in DIRS for n in regions] + \
         [(ring, d, 1, True) for ring in RINGS for d in DIRS]
     with tempfile.TemporaryDirectory(prefix="vhu-regions-") as tmp, \
             ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {c: pool.submit(count, exe, *c, args.iterations, Path(tmp)) for c in cases}
         ipp = {c: f.result() for c, f in futures.items()}
+    if guard:
+        sys.exit(check_or_write(ipp, args.write))
 
     print(f"Instructions per packet, 64-byte frames, bursts of {BURST}, 256-entry rings, "
           f"{args.iterations} bursts (ratio to 1 region):\n")
@@ -98,6 +117,33 @@ def main() -> None:
         for d in DIRS:
             off, on = ipp[(ring, d, 1, False)], ipp[(ring, d, 1, True)]
             print(f"| {d} {ring} | {off:.1f} | {on:.1f} | +{on - off:.1f} |")
+
+
+def case_name(case) -> str:
+    ring, d, _, iommu = case
+    return f"{d} {ring}" + (" iommu" if iommu else "")
+
+
+def check_or_write(ipp, write: bool) -> int:
+    """Compares the one-region counts with the committed ones (or records them)."""
+    got = {case_name(c): round(v, 1) for c, v in ipp.items()}
+    if write:
+        FIGURES.write_text(json.dumps(got, indent=1, sort_keys=True) + "\n")
+        print(f"recorded in {FIGURES}: {got}")
+        return 0
+    want = json.loads(FIGURES.read_text())
+    failed = 0
+    print("| case | committed | now | growth |\n|---|---|---|---|")
+    for name in sorted(want):
+        now = got.get(name)
+        growth = (now - want[name]) / want[name] if now is not None else float("inf")
+        bad = growth > GUARD_GROWTH
+        failed += bad
+        print(f"| {name} | {want[name]} | {now} | {growth:+.1%}{' TOO MUCH' if bad else ''} |")
+    if failed:
+        print(f"{failed} case(s) grew more than {GUARD_GROWTH:.0%}: find why (callgrind_annotate), "
+              f"or record the new figures with --write and say why in the commit")
+    return 1 if failed else 0
 
 
 if __name__ == "__main__":

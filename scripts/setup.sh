@@ -10,7 +10,8 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 install_missing -- dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc \
-    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1 dpkg-dev xz-utils
+    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1 dpkg-dev xz-utils \
+    valgrind
 # for the QEMU tests; its Recommends (GUI, firmware, block drivers) are not needed
 install_missing --no-install-recommends -- qemu-system-x86
 # Open vSwitch with DPDK, for tests/test_ovs.py, which runs a private
