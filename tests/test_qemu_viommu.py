@@ -44,7 +44,8 @@ Back ends (parameter ``backend``):
 - ``ours`` (default): our PMD, plain ``set fwd io`` (no retry);
 - ``net_vhost``: DPDK's own net_vhost as the reference, testpmd without
   ``-d``; it carries this traffic only with ``set fwd io retry`` and TX
-  retries (Rig ``tx_retry``). Opt-in: ``VHU_QEMU_ALL=1``.
+  retries (Rig ``tx_retry``). Opt-in: ``VHU_QEMU_ALL=1`` (or
+  ``VHU_PMD=distro``, which skips ``ours``).
 ``VHU_QEMU_ALL=1`` also runs the ``bulk`` size: 16 MiB A -> B over 4
 connections and 4 MiB back (the default, ``short``, moves 2 MiB A -> B).
 
@@ -94,8 +95,10 @@ TRACE_LINE = r"^(?:\d+@[\d.]+:)?{event} {rest}"
 
 # name: (PMD serving the ports, forwarding with TX retries)
 BACKENDS = {"ours": (None, False), "net_vhost": (PmdSelection("distro"), True)}
+# (net_vhost runs by default where it is the PMD under test: VHU_PMD=distro)
 BACKEND_PARAMS = [pytest.param("ours", marks=pytest.mark.ours_only),
-                  pytest.param("net_vhost", marks=() if ALL else OPT_IN)]
+                  pytest.param("net_vhost", marks=() if ALL or PmdSelection.from_env().is_distro
+                               else OPT_IN)]
 # name: (MiB A -> B, connections, MiB B -> A)
 SIZES = {"short": (2, 1, 0), "bulk": (16, 4, 4)}
 SIZE_PARAMS = ["short", pytest.param("bulk", marks=() if ALL else OPT_IN)]
