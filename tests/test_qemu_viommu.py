@@ -235,6 +235,9 @@ def test_viommu_strict(rig, record_property, backend, size):
             f"{counts}"
         faults = dma_faults(vm)
         assert not faults, f"{vm.name}: DMA faults in the kernel log: {faults}"
+    if not rig.pmd.is_distro:   # what our PMD says about the IOTLB, for the report
+        lines = re.findall(r"^.*eth_vhost\d: .*iotlb.*$", rig.ours.log, re.M | re.I)
+        print("our log on the IOTLB (last lines):\n" + "\n".join(lines[-8:]))
     st = rig.ours.stats_all()
     assert st[0]["ibytes"] >= mib << 20 and st[1]["obytes"] >= mib << 20, st
     rig.finish()
