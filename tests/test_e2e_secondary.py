@@ -47,7 +47,12 @@ class Loop:
         write_pcap(launcher.path("sent.pcap"), frames)
         self.ours = launcher.ours([vhost_vdev(0, self.sock)],
                                   base_eal_args=hugepage_eal_args(huge_dir))
-        self.peer = launcher.peer([virtio_user_vdev(0, self.sock, mrg_rxbuf=1),
+        # A capture shows a frame at every tx_burst call given it: a
+        # transmit retried after a full ring would show its frames again.
+        # The peer's receive ring (512 of its 1024 entries filled) takes all
+        # the frames at once, so our side never retries.
+        self.peer = launcher.peer([virtio_user_vdev(0, self.sock, mrg_rxbuf=1,
+                                                    queue_size=1024),
                                    pcap_vdev(0, rx_pcap=launcher.path("sent.pcap"),
                                              tx_pcap=self.out_pcap)])
         self.ours.wait_link_up(VHOST_PORT)

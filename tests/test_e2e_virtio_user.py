@@ -221,12 +221,12 @@ PROBE_FAILED_RE = re.compile(r"failed to initialize eth_vhost0|No probed etherne
     ("iface={sock},zero-copy-threshold=1024", "zero-copy-threshold"),
     ("iface={sock},legacy-ol-flags=2", "legacy-ol-flags"),
     ("iface={sock},dequeue-zero-copy=1,linear-buffer=1", "linear-buffer"),
-    ("iface={sock},iommu-support=1", "iommu-support"),
+    ("iface={sock},iommu-support=2", "iommu-support"),
     ("iface={sock},postcopy-support=2", "postcopy-support"),
 ], ids=["queues0", "queues129", "queues_abc", "missing_iface", "unknown_foo", "queues_twice",
         "client2", "iface_too_long", "zero_copy_yes", "zc_threshold_small",
         "zc_threshold_without_zc", "legacy_ol_flags2", "linear_buffer_with_zero_copy",
-        "iommu_support_not_yet", "postcopy_support_2"])
+        "iommu_support_2", "postcopy_support_2"])
 def test_bad_devargs(launcher, devargs, offending):
     """h: invalid devargs make the probe fail cleanly (no crash, no port) and
     our PMD names the offending devarg in a VHU log line."""
@@ -315,6 +315,17 @@ def test_net_vhost_devargs_accepted(launcher):
     frames = gen_frames(64, seed=7)
     res = one_way_transfer(launcher, "g2h", frames, vhost_args=NET_VHOST_DEVARGS)
     _check_transfer(res, "guest->host with all of net_vhost's devargs")
+
+
+@pytest.mark.ours_only
+def test_iommu_support_without_guest_iommu(launcher):
+    """iommu-support=1 offers VIRTIO_F_ACCESS_PLATFORM; a front end without an
+    IOMMU (virtio-user) leaves it, and its traffic flows as on any port."""
+    frames = gen_frames(64, seed=8)
+    res = one_way_transfer(launcher, "g2h", frames, vhost_args={"iommu-support": 1})
+    _check_transfer(res, "guest->host with iommu-support=1")
+    res = one_way_transfer(launcher, "h2g", frames, vhost_args={"iommu-support": 1})
+    _check_transfer(res, "host->guest with iommu-support=1")
 
 
 # --------------------------------------------------------------------------- i

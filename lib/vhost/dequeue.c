@@ -220,7 +220,7 @@ discard_chains(struct vhu_vring *vr, uint16_t count)
 	for (uint16_t i = 0; i < avail; i++) {
 		enum vhu_take t = vhu_vq_take(vr, false, 0, &chain);
 
-		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
+		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY || t == VHU_TAKE_MISS)
 			break;
 		vhu_vq_complete(vr, &chain, 0);
 		completed++;
@@ -326,7 +326,8 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 				  vhu_vq_take(vr, false, vr->neg.hdr_len + VHU_MAX_FRAME_LEN + 1,
 					      &chain);
 
-		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY)
+		/* A miss: the chain stays in the ring until its translation comes. */
+		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY || t == VHU_TAKE_MISS)
 			break;
 		struct rte_mbuf *m = pkts[received];
 		bool held = false;

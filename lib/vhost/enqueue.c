@@ -9,6 +9,7 @@
 #include "frame_copy.h"
 #include "guest_copy.h"
 #include "netoffload.h"
+#include "enqueue.h"
 #include "segment.h"
 #include "vhu.h"
 #include "virtqueue.h"
@@ -18,6 +19,7 @@ enum enqueue_result {
 	ENQ_DROPPED,	/* consumed but not delivered: it cannot fit */
 	ENQ_NO_ROOM,	/* not consumed: the guest has no buffers for it now */
 	ENQ_SEGMENTED,	/* consumed as segments, counted one by one */
+	ENQ_MISS,	/* not consumed: a buffer's IOTLB translation is asked for */
 };
 
 #define OFFLOAD_REQUESTS (RTE_MBUF_F_TX_TCP_SEG | RTE_MBUF_F_TX_UDP_SEG | RTE_MBUF_F_TX_L4_MASK | \
@@ -65,6 +67,8 @@ enqueue_one_chain(struct vhu_vring *vr, struct rte_mbuf *m,
 	case VHU_TAKE_EMPTY:
 	case VHU_TAKE_BROKEN:
 		return ENQ_NO_ROOM;
+	case VHU_TAKE_MISS:
+		return ENQ_MISS;
 	case VHU_TAKE_MALFORMED:
 		vhu_vq_complete(vr, c, 0);
 		return ENQ_DROPPED;
@@ -109,6 +113,10 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 		uint32_t written = 0;
 		enum vhu_take t = vhu_vq_take(vr, true, left, c);
 
+		if (t == VHU_TAKE_MISS) {
+			vhu_vq_rewind(vr, &mark);
+			return ENQ_MISS;
+		}
 		if (t == VHU_TAKE_EMPTY || t == VHU_TAKE_BROKEN) {
 			bool whole_ring = vhu_vq_slots_since(vr, &mark) >= vr->size;
 
@@ -211,9 +219,9 @@ enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 	for (; done < n; done++) {
 		enum enqueue_result s = enqueue_frame(vr, segs[done], c);
 
-		if (s == ENQ_NO_ROOM) {
+		if (s == ENQ_NO_ROOM || s == ENQ_MISS) {
 			if (done == 0)
-				r = ENQ_NO_ROOM;
+				r = s;
 			else
 				vr->stats.dropped += n - done;
 			break;
@@ -227,6 +235,83 @@ enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 	return r;
 }
 
+/* One frame, cut into segments if the guest needs it, and counted. */
+static enum enqueue_result
+enqueue_counted(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+{
+	enum enqueue_result r = vhu_segment_needed_for_guest(vr, m) ?
+				enqueue_segments(vr, m, c) : enqueue_frame(vr, m, c);
+
+	if (r == ENQ_DROPPED)
+		vr->stats.dropped++;
+	else if (r == ENQ_DELIVERED)
+		vhu_vring_count_frame(vr, m);
+	return r;
+}
+
+/* Frames waiting for a translation go first, in order: whether all went. */
+static bool
+enqueue_waiting(struct vhu_vring *vr, struct vhu_chain *c)
+{
+	struct vhu_rx_pending *w = &vr->rx_pending;
+
+	while (vr->rx_pending_count > 0) {
+		struct rte_mbuf *m = w->mbufs[w->head];
+		enum enqueue_result r = enqueue_counted(vr, m, c);
+
+		if (r == ENQ_NO_ROOM || r == ENQ_MISS)
+			return false;
+		rte_pktmbuf_free(m);	/* our reference */
+		w->head++;
+		vr->rx_pending_count--;
+	}
+	w->head = 0;
+	return true;
+}
+
+/*
+ * @pkts join the frames waiting for a translation, as many as there is room
+ * for; returns how many. We keep a reference to every segment of each: the
+ * caller frees what we consumed.
+ */
+static uint16_t
+hold(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
+{
+	struct vhu_rx_pending *w = &vr->rx_pending;
+	uint16_t n = RTE_MIN(count, (uint16_t)(VHU_GSO_MAX_SEGS - vr->rx_pending_count));
+
+	memmove(w->mbufs, &w->mbufs[w->head], vr->rx_pending_count * sizeof(w->mbufs[0]));
+	w->head = 0;
+	for (uint16_t i = 0; i < n; i++) {
+		for (struct rte_mbuf *seg = pkts[i]; seg != NULL; seg = seg->next)
+			rte_mbuf_refcnt_update(seg, 1);
+		w->mbufs[vr->rx_pending_count++] = pkts[i];
+	}
+	return n;
+}
+
+/*
+ * @pkts into the ring; with a vIOMMU, those from the first whose buffer
+ * misses a translation wait for it (they count as consumed).
+ */
+static uint16_t
+enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, struct vhu_chain *c)
+{
+	uint16_t consumed = 0;
+
+	if (unlikely(vr->rx_pending_count > 0) && !enqueue_waiting(vr, c))
+		return hold(vr, pkts, count);
+	for (; consumed < count; consumed++) {
+		enum enqueue_result r = enqueue_counted(vr, pkts[consumed], c);
+
+		if (r == ENQ_MISS)
+			return consumed + hold(vr, &pkts[consumed], count - consumed);
+		if (r == ENQ_NO_ROOM)
+			break;
+	}
+	return consumed;
+}
+
 uint16_t
 vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 {
@@ -235,27 +320,43 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	struct vhu_vq_mark burst_start;
 	uint16_t consumed = 0;
 
-	if (!rte_spinlock_trylock(&vr->lock))
-		return 0;
-	if (!vr->ready || vr->broken || vhu_vq_available(vr, UINT16_MAX) == 0)
-		goto out;
-	vhu_vq_mark(vr, &burst_start);
-	for (; consumed < count; consumed++) {
-		struct rte_mbuf *m = pkts[consumed];
-		enum enqueue_result r = vhu_segment_needed_for_guest(vr, m) ?
-					 enqueue_segments(vr, m, &chain) :
-					 enqueue_frame(vr, m, &chain);
-
-		if (r == ENQ_NO_ROOM)
-			break;
-		if (r == ENQ_DROPPED)
-			vr->stats.dropped++;
-		else if (r == ENQ_DELIVERED)
-			vhu_vring_count_frame(vr, m);
+	if (!rte_spinlock_trylock(&vr->lock)) {
+		/*
+		 * Behind a vIOMMU the control thread takes every ring's lock
+		 * for each IOTLB message, often: wait rather than bounce frames.
+		 */
+		if (!vr->iommu)
+			return 0;
+		rte_spinlock_lock(&vr->lock);
 	}
+	if (!vr->ready || vr->broken)
+		goto out;
+	if (vhu_vq_available(vr, UINT16_MAX) == 0) {
+		/* frames already waiting keep their order */
+		if (unlikely(vr->rx_pending_count > 0))
+			consumed = hold(vr, pkts, count);
+		goto out;
+	}
+	vhu_vq_mark(vr, &burst_start);
+	consumed = enqueue_frames(vr, pkts, count, &chain);
 	if (vhu_vq_completed_since(vr, &burst_start))
 		vhu_vq_publish(vr);
 out:
 	rte_spinlock_unlock(&vr->lock);
 	return consumed;
+}
+
+void
+vhu_enqueue_waiting_locked(struct vhu_vring *vr)
+{
+	struct vhu_chain chain;
+	struct vhu_vq_mark start;
+
+	if (vr->rx_pending_count == 0 || !vr->ready || vr->broken ||
+	    vhu_vq_available(vr, UINT16_MAX) == 0)
+		return;
+	vhu_vq_mark(vr, &start);
+	enqueue_waiting(vr, &chain);
+	if (vhu_vq_completed_since(vr, &start))
+		vhu_vq_publish(vr);
 }

@@ -17,6 +17,7 @@ enum payload_rule {
 	PAYLOAD_MEMORY,
 	PAYLOAD_MEM_REG,
 	PAYLOAD_LOG,
+	PAYLOAD_IOTLB,
 };
 
 enum fd_rule {
@@ -80,6 +81,8 @@ static const struct request_rule request_rules[VHOST_USER_REQUEST_MAX] = {
 	RULE(SET_VRING_ENABLE,      STATE,  NONE,        STATE, false),
 	RULE(SEND_RARP,             U64,    NONE,        NONE,  false),
 	RULE(NET_SET_MTU,           U64,    NONE,        NONE,  false),
+	RULE(SET_BACKEND_REQ_FD,    NONE,   ONE,         NONE,  false),
+	RULE(IOTLB_MSG,             IOTLB,  NONE,        NONE,  false),
 	RULE(POSTCOPY_ADVISE,       NONE,   NONE,        NONE,  true),
 	RULE(POSTCOPY_LISTEN,       NONE,   NONE,        NONE,  false),
 	RULE(POSTCOPY_END,          NONE,   NONE,        NONE,  true),
@@ -138,6 +141,8 @@ payload_size_ok(const struct vhu_msg *msg, enum payload_rule rule)
 		return size == sizeof(struct vhu_mem_single_region);
 	case PAYLOAD_LOG:
 		return size == sizeof(struct vhu_log_base);
+	case PAYLOAD_IOTLB:
+		return size == sizeof(struct vhu_iotlb_msg);
 	case PAYLOAD_MEMORY: {
 		const uint32_t fixed = offsetof(struct vhu_memory, regions);
 

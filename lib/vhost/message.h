@@ -33,6 +33,8 @@ enum vhu_request {
 	VHOST_USER_SET_VRING_ENABLE = 18,
 	VHOST_USER_SEND_RARP = 19,
 	VHOST_USER_NET_SET_MTU = 20,
+	VHOST_USER_SET_BACKEND_REQ_FD = 21,
+	VHOST_USER_IOTLB_MSG = 22,
 	VHOST_USER_POSTCOPY_ADVISE = 28,
 	VHOST_USER_POSTCOPY_LISTEN = 29,
 	VHOST_USER_POSTCOPY_END = 30,
@@ -50,6 +52,7 @@ enum vhu_request {
 #define VHOST_USER_PROTOCOL_F_RARP		2
 #define VHOST_USER_PROTOCOL_F_REPLY_ACK		3
 #define VHOST_USER_PROTOCOL_F_NET_MTU		4
+#define VHOST_USER_PROTOCOL_F_BACKEND_REQ	5
 #define VHOST_USER_PROTOCOL_F_PAGEFAULT		8
 #define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS	15
 #define VHOST_USER_PROTOCOL_F_STATUS		16
@@ -59,6 +62,9 @@ enum vhu_request {
 #define VHOST_USER_VERSION		0x1u
 #define VHOST_USER_REPLY		0x4u
 #define VHOST_USER_NEED_REPLY		0x8u
+
+/* Requests of ours on the back end's request channel (SET_BACKEND_REQ_FD). */
+#define VHOST_USER_BACKEND_IOTLB_MSG	1
 
 /* SET_VRING_KICK/CALL/ERR payload: ring index and "no fd" bit. */
 #define VHOST_USER_VRING_IDX_MASK	0xffu
@@ -106,6 +112,22 @@ struct vhu_mem_single_region {
 	struct vhu_mem_region_desc region;
 };
 
+/* IOTLB_MSG payload (struct vhost_iotlb_msg): perm is VHU_IOTLB_* (iotlb.h). */
+struct vhu_iotlb_msg {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uaddr;
+	uint8_t perm;
+	uint8_t type;
+};
+
+_Static_assert(sizeof(struct vhu_iotlb_msg) == 32, "the wire size QEMU sends");
+
+#define VHU_IOTLB_MSG_MISS		1
+#define VHU_IOTLB_MSG_UPDATE		2
+#define VHU_IOTLB_MSG_INVALIDATE	3
+#define VHU_IOTLB_MSG_ACCESS_FAIL	4
+
 struct vhu_msg {
 	struct vhu_msg_hdr hdr;
 	union {
@@ -115,6 +137,7 @@ struct vhu_msg {
 		struct vhu_memory memory;
 		struct vhu_mem_single_region mem_reg;
 		struct vhu_log_base log;
+		struct vhu_iotlb_msg iotlb;
 		uint8_t raw[VHU_MSG_MAX_PAYLOAD];
 	} payload;
 	int fds[VHU_MSG_MAX_FDS];

@@ -56,15 +56,21 @@ vhu_port_create(const struct vhu_port_config *cfg)
 				   (i & 1) ? cfg->zero_copy_threshold : 0, &p->gso);
 		p->vrings[i].linear_buffer = cfg->linear_buffer;
 		p->vrings[i].ext_buffer = cfg->ext_buffer;
+		p->vrings[i].iommu = cfg->iommu;
 	}
-	vhu_session_init(&p->session, cfg, p->name, p->vrings);
+	if (vhu_session_init(&p->session, cfg, p->name, p->vrings) < 0) {
+		rte_free(p);
+		return NULL;
+	}
 	/* Guests offered GUEST_TSO and GUEST_UFO may refuse them: keep a way to segment. */
 	if (vhu_gso_pools_create(&p->gso, p->name, cfg->socket_id) < 0) {
+		vhu_session_fini(&p->session);
 		rte_free(p);
 		return NULL;
 	}
 	if (vhu_socket_open(&p->sock) < 0) {
 		vhu_gso_pools_free(&p->gso);
+		vhu_session_fini(&p->session);
 		rte_free(p);
 		return NULL;
 	}
@@ -78,6 +84,7 @@ port_free(void *arg)
 
 	vhu_socket_close(&p->sock);
 	vhu_session_end(&p->session);	/* also one no connection carried */
+	vhu_session_fini(&p->session);
 	for (uint32_t i = 0; i < p->session.nrings; i++)
 		vhu_vring_intr_close(&p->vrings[i]);
 	vhu_gso_pools_free(&p->gso);

@@ -35,6 +35,7 @@ vhu_postcopy_open(const char *log_name)
 {
 	struct uffdio_api api = { .api = UFFD_API };
 	int ufd = (int)syscall(__NR_userfaultfd, O_CLOEXEC | O_NONBLOCK);
+	unsigned long locked;
 
 	if (ufd < 0) {
 		VHU_LOG(ERR, "%s: postcopy: userfaultfd: %s (root, or vm.unprivileged_userfaultfd=1)",
@@ -50,9 +51,10 @@ vhu_postcopy_open(const char *log_name)
 	 * mlockall(MCL_FUTURE), testpmd's default, fills each mapping with
 	 * pages as it is made: the guest's could then never be placed.
 	 */
-	if (locked_kb() > 0)
+	locked = locked_kb();
+	if (locked > 0)
 		VHU_LOG(WARNING, "%s: postcopy: this process locks its memory (%lu kB, mlockall?): guest pages we map are filled in at once and the migration will stop; run testpmd with --no-mlockall",
-			log_name, locked_kb());
+			log_name, locked);
 	return ufd;
 }
 

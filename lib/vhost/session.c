@@ -75,12 +75,45 @@ static const uint64_t base_protocol_features =
 	VHU_BIT(VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS) |
 	VHU_BIT(VHOST_USER_PROTOCOL_F_STATUS);
 
-/* Every ring follows the session's memory table and features. */
+/*
+ * Every ring's lock, taken in order: no burst runs while the IOTLB (used by
+ * all rings) or what rings map through it changes.
+ */
+static void
+lock_rings(struct vhu_session *s)
+{
+	for (uint32_t i = 0; i < s->nrings; i++)
+		rte_spinlock_lock(&s->vrings[i].lock);
+}
+
+static void
+unlock_rings(struct vhu_session *s)
+{
+	for (uint32_t i = s->nrings; i-- > 0;)
+		rte_spinlock_unlock(&s->vrings[i].lock);
+}
+
+/* The IOTLB, when the guest negotiated a vIOMMU; else NULL. */
+static struct vhu_iotlb *
+iotlb_in_use(const struct vhu_session *s)
+{
+	return (s->features & VHU_BIT(VIRTIO_F_ACCESS_PLATFORM)) ? s->iotlb : NULL;
+}
+
+/*
+ * Every ring follows the session's memory table, features and IOTLB, whose
+ * entries land through the memory table: all at once, so that a burst never
+ * meets a translation into memory its ring does not hold.
+ */
 static void
 rebase_all(struct vhu_session *s)
 {
+	lock_rings(s);
+	if (s->iotlb != NULL)
+		vhu_iotlb_remap(s->iotlb, s->mem);
 	for (uint32_t i = 0; i < s->nrings; i++)
-		vhu_vring_ctl_rebase(&s->vrings[i], s->mem, s->features);
+		vhu_vring_ctl_rebase_locked(&s->vrings[i], s->mem, s->features, iotlb_in_use(s));
+	unlock_rings(s);
 }
 
 /* The link is up while queue pair 0 can move packets both ways. */
@@ -128,6 +161,8 @@ reset(struct vhu_session *s)
 	}
 	vhu_mem_table_put(s->mem);
 	s->mem = NULL;
+	if (s->iotlb != NULL)
+		vhu_iotlb_flush(s->iotlb);	/* no ring uses it any more */
 	postcopy_end(s);
 	vhu_dirty_log_put(s->log);
 	s->log = NULL;
@@ -623,6 +658,66 @@ h_postcopy_end(struct vhu_session *s, struct vhu_msg *m)
 	return HANDLED;
 }
 
+#define backend_req_negotiated(s, m) \
+	negotiated(s, m, VHOST_USER_PROTOCOL_F_BACKEND_REQ, "BACKEND_REQ")
+
+/* Our request channel: IOTLB misses go there. */
+static enum handler_result
+h_set_backend_req_fd(struct vhu_session *s, struct vhu_msg *m)
+{
+	if (!backend_req_negotiated(s, m))
+		return REFUSED;
+	vhu_iotlb_set_backend_fd(s->iotlb, m->fds[0]);	/* offered only with an IOTLB */
+	m->fds[0] = -1;
+	return HANDLED;
+}
+
+/* Translations learnt: rings waiting for one map, frames waiting for one go. */
+static void
+iotlb_updated(struct vhu_session *s)
+{
+	for (uint32_t i = 0; i < s->nrings; i++)
+		vhu_vring_ctl_iotlb_updated(&s->vrings[i]);
+	update_link(s);
+}
+
+static enum handler_result
+h_iotlb_msg(struct vhu_session *s, struct vhu_msg *m)
+{
+	const struct vhu_iotlb_msg *im = &m->payload.iotlb;
+	struct vhu_iotlb *iotlb = iotlb_in_use(s);
+	bool ok;
+
+	if (iotlb == NULL) {
+		VHU_LOG(ERR, "%s: IOTLB_MSG without VIRTIO_F_ACCESS_PLATFORM negotiated", s->name);
+		return REFUSED;
+	}
+	switch (im->type) {
+	case VHU_IOTLB_MSG_UPDATE:
+		lock_rings(s);
+		ok = vhu_iotlb_update(iotlb, s->mem, im->iova, im->size, im->uaddr, im->perm);
+		unlock_rings(s);
+		if (!ok)
+			return REFUSED;
+		iotlb_updated(s);
+		return HANDLED;
+	case VHU_IOTLB_MSG_INVALIDATE:
+		/* Once answered, no burst uses the range: none runs meanwhile. */
+		lock_rings(s);
+		vhu_iotlb_invalidate(iotlb, im->iova, im->size);
+		iotlb->count.invalidations++;
+		for (uint32_t i = 0; i < s->nrings; i++)
+			vhu_vring_ctl_iotlb_invalidated_locked(&s->vrings[i], im->iova, im->size);
+		unlock_rings(s);
+		update_link(s);
+		return HANDLED;
+	default:
+		VHU_LOG(ERR, "%s: IOTLB_MSG of type %u (the front end sends updates and invalidations)",
+			s->name, im->type);
+		return REFUSED;
+	}
+}
+
 static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_GET_FEATURES] = h_get_features,
 	[VHOST_USER_SET_FEATURES] = h_set_features,
@@ -647,6 +742,8 @@ static const request_handler handlers[VHOST_USER_REQUEST_MAX] = {
 	[VHOST_USER_SET_VRING_ENABLE] = h_set_vring_enable,
 	[VHOST_USER_SEND_RARP] = h_send_rarp,
 	[VHOST_USER_NET_SET_MTU] = h_net_set_mtu,
+	[VHOST_USER_SET_BACKEND_REQ_FD] = h_set_backend_req_fd,
+	[VHOST_USER_IOTLB_MSG] = h_iotlb_msg,
 	[VHOST_USER_POSTCOPY_ADVISE] = h_postcopy_advise,
 	[VHOST_USER_POSTCOPY_LISTEN] = h_postcopy_listen,
 	[VHOST_USER_POSTCOPY_END] = h_postcopy_end,
@@ -711,7 +808,7 @@ vhu_session_memory_lost(const struct vhu_session *s)
 	return NULL;
 }
 
-void
+int
 vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg, const char *name,
 		 struct vhu_vring *vrings)
 {
@@ -730,6 +827,22 @@ vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg, const
 		(cfg->postcopy ? VHU_BIT(VHOST_USER_PROTOCOL_F_PAGEFAULT) : 0);
 	s->id = -1;
 	s->postcopy_ufd = -1;
+	if (cfg->iommu) {
+		/* IOTLB messages come with reply-ack; misses go on our request channel. */
+		s->offered_features |= VHU_BIT(VIRTIO_F_ACCESS_PLATFORM);
+		s->offered_protocol_features |= VHU_BIT(VHOST_USER_PROTOCOL_F_BACKEND_REQ);
+		s->iotlb = vhu_iotlb_create(name);
+		if (s->iotlb == NULL)
+			return -1;
+	}
+	return 0;
+}
+
+void
+vhu_session_fini(struct vhu_session *s)
+{
+	vhu_iotlb_destroy(s->iotlb);
+	s->iotlb = NULL;
 }
 
 void
@@ -744,6 +857,16 @@ vhu_session_connected(struct vhu_session *s)
 void
 vhu_session_end(struct vhu_session *s)
 {
+	if (s->iotlb != NULL && s->connected) {
+		const struct vhu_iotlb_counters *c = &s->iotlb->count;
+
+		if (c->updates > 0 || c->misses > 0)
+			VHU_LOG(INFO, "%s: IOTLB: %" PRIu64 " updates, %" PRIu64 " invalidations, %"
+				PRIu64 " misses asked, %" PRIu64 " entries evicted", s->name,
+				c->updates, c->invalidations, c->misses, c->evictions);
+		memset(&s->iotlb->count, 0, sizeof(s->iotlb->count));
+		vhu_iotlb_set_backend_fd(s->iotlb, -1);
+	}
 	s->connected = false;
 	__atomic_store_n(&s->id, -1, __ATOMIC_RELEASE);
 	reset(s);

@@ -14,6 +14,7 @@
 #include <stdint.h>
 
 #include "dirty_log.h"
+#include "iotlb.h"
 #include "memguard.h"
 #include "memory.h"
 #include "message.h"
@@ -30,6 +31,7 @@ struct vhu_session {
 	uint64_t offered_protocol_features;
 	const struct vhu_port_ops *ops;	/* NULL once the owner goes away */
 	void *ops_ctx;
+	struct vhu_iotlb *iotlb;	/* when the port offers a vIOMMU, else NULL */
 
 	/* reset on every connection */
 	bool connected;
@@ -54,9 +56,15 @@ enum vhu_dispatch {
 	VHU_DISPATCH_CLOSE,	/* the front end broke the protocol: hang up */
 };
 
-/* A port's session, before any front end: what it offers comes from @cfg. */
-void vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg,
-		      const char *name, struct vhu_vring *vrings);
+/*
+ * A port's session, before any front end: what it offers comes from @cfg.
+ * -1 (logged) without memory for it.
+ */
+int vhu_session_init(struct vhu_session *s, const struct vhu_port_config *cfg,
+		     const char *name, struct vhu_vring *vrings);
+
+/* The port goes: what vhu_session_init() allocated goes, after vhu_session_end(). */
+void vhu_session_fini(struct vhu_session *s);
 
 /* A front end connected: a fresh session with a new id. Control thread. */
 void vhu_session_connected(struct vhu_session *s);

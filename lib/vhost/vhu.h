@@ -59,6 +59,7 @@ struct vhu_port_config {
 	bool linear_buffer;		/* a received frame in one mbuf segment, or dropped */
 	bool ext_buffer;		/* one larger than an mbuf in a buffer attached to it */
 	bool postcopy;			/* offer postcopy live migration (PROTOCOL_F_PAGEFAULT) */
+	bool iommu;			/* offer guests a vIOMMU (VIRTIO_F_ACCESS_PLATFORM) */
 	int socket_id;			/* NUMA socket for the port's own mbuf pools */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;

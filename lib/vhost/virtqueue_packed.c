@@ -32,46 +32,54 @@ vhu_packed_waiting(const struct vhu_vring *vr)
 	return chains;
 }
 
-/* Maps one buffer into @c unless @want bytes are mapped already. */
-static bool
+/*
+ * Maps one buffer into @c unless @want bytes are mapped already. MALFORMED
+ * with *@why, or MISS when its translation is asked for.
+ */
+static enum vhu_take
 map_buffer(struct vhu_vring *vr, const struct vring_packed_desc *d, bool device_writes,
 	   uint64_t want, struct vhu_chain *c, const char **why)
 {
 	if (((d->flags & VRING_DESC_F_WRITE) != 0) != device_writes) {
 		*why = device_writes ? "read-only descriptor on a guest RX ring" :
 				       "writable descriptor on a guest TX ring";
-		return false;
+		return VHU_TAKE_MALFORMED;
 	}
 	if (c->len >= want)
-		return true;
-	int n = vhu_mem_guest_to_iov(vr->mem, d->addr, d->len, &c->iov[c->niov],
-				     VHU_CHAIN_MAX_IOV - c->niov);
+		return VHU_TAKE_OK;
+	int n = vhu_vring_map_iov(vr, device_writes, d->addr, d->len, &c->iov[c->niov],
+				  VHU_CHAIN_MAX_IOV - c->niov);
+	if (n == VHU_IOTLB_MISS)
+		return VHU_TAKE_MISS;
 	if (n < 0) {
 		*why = "buffer outside guest memory or in too many pieces";
-		return false;
+		return VHU_TAKE_MALFORMED;
 	}
 	c->niov += (uint32_t)n;
 	c->len += d->len;
-	return true;
+	return VHU_TAKE_OK;
 }
 
-/* The buffers of an indirect table, in table order. */
-static bool
+/* The buffers of an indirect table, in table order; as map_buffer(). */
+static enum vhu_take
 walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool device_writes,
 	      uint64_t want, struct vhu_chain *c, const char **why)
 {
 	const void *table;
 	uint32_t n;
+	int fault;
 
 	if (d->len == 0 || d->len % sizeof(struct vring_packed_desc) != 0 ||
 	    d->len / sizeof(struct vring_packed_desc) > VHU_VRING_MAX_SIZE) {
 		*why = "indirect table of a bad length";
-		return false;
+		return VHU_TAKE_MALFORMED;
 	}
-	table = vhu_mem_guest_to_host(vr->mem, d->addr, d->len);
+	table = vhu_vring_map(vr, d->addr, d->len, &fault);
+	if (table == NULL && fault == VHU_IOTLB_MISS)
+		return VHU_TAKE_MISS;
 	if (table == NULL) {
 		*why = "indirect table not inside one guest memory region";
-		return false;
+		return VHU_TAKE_MALFORMED;
 	}
 	n = d->len / sizeof(struct vring_packed_desc);
 	for (uint32_t i = 0; i < n && c->len < want; i++) {
@@ -80,7 +88,7 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 		vhu_packed_desc_read(table, i, &e);
 		if (e.flags & VRING_DESC_F_INDIRECT) {
 			*why = "indirect descriptor inside an indirect table";
-			return false;
+			return VHU_TAKE_MALFORMED;
 		}
 		/*
 		 * DPDK's virtio PMD marks every entry of its packed indirect
@@ -89,10 +97,12 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 		 */
 		if (!device_writes)
 			e.flags &= (uint16_t)~VRING_DESC_F_WRITE;
-		if (!map_buffer(vr, &e, device_writes, want, c, why))
-			return false;
+		enum vhu_take t = map_buffer(vr, &e, device_writes, want, c, why);
+
+		if (t != VHU_TAKE_OK)
+			return t;
 	}
-	return true;
+	return VHU_TAKE_OK;
 }
 
 enum vhu_take
@@ -107,6 +117,7 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 	const uint32_t room = vr->size - vhu_packed_slots_held(vr);
 	uint16_t flags = vhu_packed_desc_flags(vr, head);
 	const char *why = NULL;
+	bool missing = false;	/* a translation asked for: the chain stays */
 	uint32_t slot = head;
 	uint16_t nslots = 0;
 
@@ -130,15 +141,18 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 		}
 		vhu_packed_desc_read(vr->packed.desc, slot, &d);
 		nslots++;
-		if (why == NULL) {
+		if (why == NULL && !missing) {
+			enum vhu_take t = VHU_TAKE_OK;
+
 			if (d.flags & VRING_DESC_F_INDIRECT) {
 				if (nslots != 1 || (d.flags & VRING_DESC_F_NEXT))
 					why = "indirect descriptor inside a chain";
 				else
-					walk_indirect(vr, &d, device_writes, want, c, &why);
+					t = walk_indirect(vr, &d, device_writes, want, c, &why);
 			} else {
-				map_buffer(vr, &d, device_writes, want, c, &why);
+				t = map_buffer(vr, &d, device_writes, want, c, &why);
 			}
+			missing = t == VHU_TAKE_MISS;
 		}
 		if (!(d.flags & VRING_DESC_F_NEXT)) {
 			c->id = d.id;	/* the buffer id is in the chain's last descriptor */
@@ -147,6 +161,8 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 		if (++slot == vr->size)
 			slot = 0;
 	}
+	if (missing)
+		return VHU_TAKE_MISS;	/* taken again once translated */
 	c->nslots = nslots;
 	vr->last_avail_idx += nslots;
 	if (vr->last_avail_idx >= vr->size) {

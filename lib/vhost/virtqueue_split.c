@@ -33,10 +33,11 @@ vhu_split_waiting(const struct vhu_vring *vr)
 
 /*
  * Walks the chain starting at @head, following at most one indirect table,
- * and maps its buffers into @c until @want bytes are mapped. Returns false
- * (logged) on any descriptor the specification does not allow.
+ * and maps its buffers into @c until @want bytes are mapped. MALFORMED
+ * (logged) on any descriptor the specification does not allow, MISS when a
+ * translation is asked for.
  */
-static bool
+static enum vhu_take
 walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t want,
 	   struct vhu_chain *c)
 {
@@ -46,6 +47,7 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 	uint32_t idx = head;
 	uint32_t visited = 0;
 	bool in_indirect = false;
+	int why;
 
 	for (;;) {
 		struct vring_desc d;
@@ -54,12 +56,12 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 			vhu_vring_bad_input(vr, "chain %u: next index %u beyond %s of %u",
 					      head, idx, in_indirect ? "indirect table" : "ring",
 					      table_size);
-			return false;
+			return VHU_TAKE_MALFORMED;
 		}
 		if (++visited > table_size) {
 			vhu_vring_bad_input(vr, "chain %u: longer than its table (descriptor loop)",
 					      head);
-			return false;
+			return VHU_TAKE_MALFORMED;
 		}
 		vhu_split_desc_read(table, idx, &d);
 
@@ -68,19 +70,21 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 				vhu_vring_bad_input(vr, "chain %u: indirect descriptor %s",
 						      head, in_indirect ? "inside an indirect table" :
 						      "with the next flag");
-				return false;
+				return VHU_TAKE_MALFORMED;
 			}
 			if (d.len == 0 || d.len % sizeof(struct vring_desc) != 0 ||
 			    d.len / sizeof(struct vring_desc) > VHU_VRING_MAX_SIZE) {
 				vhu_vring_bad_input(vr, "chain %u: indirect table of %u bytes",
 						      head, d.len);
-				return false;
+				return VHU_TAKE_MALFORMED;
 			}
-			table = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+			table = vhu_vring_map(vr, d.addr, d.len, &why);
+			if (table == NULL && why == VHU_IOTLB_MISS)
+				return VHU_TAKE_MISS;
 			if (table == NULL) {
 				vhu_vring_bad_input(vr, "chain %u: indirect table 0x%" PRIx64 "+%u not inside one guest memory region",
 						      head, d.addr, d.len);
-				return false;
+				return VHU_TAKE_MALFORMED;
 			}
 			table_size = d.len / sizeof(struct vring_desc);
 			idx = 0;
@@ -92,19 +96,21 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 			vhu_vring_bad_input(vr, "chain %u: %s descriptor on a guest %s ring",
 					      head, device_writes ? "read-only" : "writable",
 					      device_writes ? "RX" : "TX");
-			return false;
+			return VHU_TAKE_MALFORMED;
 		}
-		int n = vhu_mem_guest_to_iov(vr->mem, d.addr, d.len, &c->iov[c->niov],
-					     VHU_CHAIN_MAX_IOV - c->niov);
+		int n = vhu_vring_map_iov(vr, device_writes, d.addr, d.len, &c->iov[c->niov],
+					  VHU_CHAIN_MAX_IOV - c->niov);
+		if (n == VHU_IOTLB_MISS)
+			return VHU_TAKE_MISS;
 		if (n < 0) {
 			vhu_vring_bad_input(vr, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces",
 					      head, d.addr, d.len);
-			return false;
+			return VHU_TAKE_MALFORMED;
 		}
 		c->niov += (uint32_t)n;
 		c->len += d.len;
 		if (c->len >= want || !(d.flags & VRING_DESC_F_NEXT))
-			return true;
+			return VHU_TAKE_OK;
 		idx = d.next;
 	}
 }
@@ -128,7 +134,11 @@ vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct v
 				      head, vr->size);
 		return VHU_TAKE_BROKEN;
 	}
-	return walk_chain(vr, head, device_writes, want, c) ? VHU_TAKE_OK : VHU_TAKE_MALFORMED;
+	enum vhu_take t = walk_chain(vr, head, device_writes, want, c);
+
+	if (t == VHU_TAKE_MISS)
+		vr->last_avail_idx--;	/* taken again once translated */
+	return t;
 }
 
 /*

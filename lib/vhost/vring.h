@@ -28,6 +28,7 @@
 #include <rte_spinlock.h>
 
 #include "dirty_log.h"
+#include "iotlb.h"
 #include "memory.h"
 #include "vhu.h"
 #include "virtio_defs.h"
@@ -45,6 +46,7 @@ enum vhu_take {
 	VHU_TAKE_MALFORMED,	/* chain consumed; complete it with length 0 */
 	VHU_TAKE_BROKEN,	/* the ring itself is corrupt; stop using it */
 	VHU_TAKE_EMPTY,		/* nothing (more) available */
+	VHU_TAKE_MISS,		/* a translation is asked for: nothing taken, try later */
 };
 
 /* A completion not yet visible to the driver (packed rings publish them in one go). */
@@ -146,8 +148,10 @@ struct vhu_vring_addr_config {
 };
 
 /*
- * Segments of a GSO frame cut on receive that did not fit in the burst
- * (guest TX rings): mbufs[head .. head + rx_pending_count) of the ring.
+ * mbufs[head .. head + rx_pending_count) of the ring. Guest TX rings:
+ * segments of a GSO frame cut on receive that did not fit in the burst.
+ * Guest RX rings: frames the application handed us that wait for an IOTLB
+ * translation of the guest's buffers (one reference of ours each).
  */
 struct vhu_rx_pending {
 	uint16_t head;
@@ -181,6 +185,9 @@ struct vhu_vring_control {
 	/* the session's, borrowed: every ring is told when they change */
 	struct vhu_mem_table *mem;
 	uint64_t features;
+	struct vhu_iotlb *iotlb;	/* the session's, or NULL without a vIOMMU */
+	/* front-end addresses the ring areas translated to (split: used; packed: desc) */
+	uint64_t used_frontend_addr;
 };
 
 struct vhu_vring {
@@ -200,6 +207,8 @@ struct vhu_vring {
 	uint16_t last_used_idx;		/* next used entry we will write */
 	struct vhu_vring_negotiated neg;
 	struct vhu_mem_table *mem;	/* one reference held */
+	/* Guest addresses are I/O virtual ones, translated here (iotlb.h); NULL: guest physical. */
+	struct vhu_iotlb *iotlb;
 	struct vhu_split_view split;
 	struct vhu_packed_view packed;
 	struct vhu_vring_notify notify;
@@ -219,6 +228,7 @@ struct vhu_vring {
 	bool linear_buffer;		/* received frames in one mbuf, else dropped (rxbuf.h) */
 	bool ext_buffer;		/* ... in an external buffer when larger than the mbuf's */
 	const struct rte_gso_ctx *gso;	/* the port's segmentation pools */
+	bool iommu;			/* the port offers guests a vIOMMU (iotlb.h) */
 
 	/* ==== control part (vring_ctl.c) ==== */
 	struct vhu_vring_control ctl;
@@ -249,16 +259,55 @@ void vhu_vring_bad_input(struct vhu_vring *vr, const char *fmt, ...)
 void vhu_vring_call(struct vhu_vring *vr);
 
 /*
+ * Guest buffer [@addr, @addr + @len), written (@device_writes) or read by
+ * us, -> up to @max pieces of host memory. Returns the pieces, or
+ * VHU_IOTLB_FAULT (outside guest memory, too many pieces), or VHU_IOTLB_MISS
+ * (its IOVA translation is asked for). Every buffer address from the guest
+ * goes through here or vhu_vring_map().
+ */
+static inline int
+vhu_vring_map_iov(struct vhu_vring *vr, bool device_writes, uint64_t addr, uint32_t len,
+		  struct vhu_iov *iov, uint32_t max)
+{
+	if (likely(vr->iotlb == NULL)) {
+		int n = vhu_mem_guest_to_iov(vr->mem, addr, len, iov, max);
+
+		return n < 0 ? VHU_IOTLB_FAULT : n;
+	}
+	return vhu_iotlb_to_iov(vr->iotlb, addr, len, device_writes ? VHU_IOTLB_WO : VHU_IOTLB_RO,
+				iov, max);
+}
+
+/*
+ * Guest range [@addr, @addr + @len) we read (indirect tables) -> host
+ * memory, all of it contiguous, or NULL with *@why as for vhu_vring_map_iov().
+ */
+static inline void *
+vhu_vring_map(struct vhu_vring *vr, uint64_t addr, uint64_t len, int *why)
+{
+	void *p;
+
+	if (likely(vr->iotlb == NULL)) {
+		p = vhu_mem_guest_to_host(vr->mem, addr, len);
+		*why = VHU_IOTLB_FAULT;
+		return p;
+	}
+	return vhu_iotlb_to_host(vr->iotlb, addr, len, VHU_IOTLB_RO, NULL, why);
+}
+
+/*
  * Where the buffer of a one-descriptor chain is mapped: a direct descriptor
  * (@flags without NEXT or INDIRECT, WRITE exactly when @device_writes) of at
- * least @min_len bytes, not empty, inside one memory region. NULL otherwise.
+ * least @min_len bytes, not empty, inside one memory region. NULL otherwise,
+ * and always behind a vIOMMU (the slow path translates those).
  */
 static inline uint8_t *
 vhu_vring_one_piece(const struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		    uint16_t flags, uint64_t gpa, uint32_t len)
 {
 	if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
-	    (device_writes ? VRING_DESC_F_WRITE : 0) || len < RTE_MAX(min_len, 1u))
+	    (device_writes ? VRING_DESC_F_WRITE : 0) || len < RTE_MAX(min_len, 1u) ||
+	    vr->iotlb != NULL)	/* translated by vhu_vring_map_iov(), with its guest address */
 		return NULL;
 	return vhu_mem_guest_to_host(vr->mem, gpa, len);
 }

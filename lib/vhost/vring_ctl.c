@@ -6,6 +6,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "enqueue.h"
 #include "vhu_log.h"
 #include "virtqueue.h"
 #include "vring_intr.h"
@@ -54,16 +55,52 @@ unmap_rings(struct vhu_vring *vr)
 	vr->packed.device_event = NULL;
 }
 
+/*
+ * A ring area -> host memory: @addr is a front-end virtual address, or an
+ * IOVA behind a vIOMMU, whose translation may still be missing (then asked
+ * for, and *@missing set).
+ */
+static void *
+map_area(struct vhu_vring *vr, const struct vhu_mem_table *mem, uint64_t addr, uint64_t len,
+	 uint8_t perm, bool *missing)
+{
+	void *p;
+	int why;
+
+	if (vr->ctl.iotlb == NULL)
+		return vhu_mem_frontend_to_host(mem, addr, len);
+	p = vhu_iotlb_to_host(vr->ctl.iotlb, addr, len, perm, NULL, &why);
+	if (p == NULL && why == VHU_IOTLB_MISS)
+		*missing = true;
+	return p;
+}
+
+/* A ring behind a vIOMMU waits for the translations of its areas, asked for. */
+static bool
+wait_for_translation(struct vhu_vring *vr)
+{
+	VHU_LOG(DEBUG, "%s: ring %u: waiting for the IOTLB to translate its areas",
+		vr->port_name, vr->index);
+	unmap_rings(vr);
+	return false;
+}
+
 /* Maps the three split-ring areas; false (logged) when one is not mapped. */
 static bool
 translate_split(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 {
 	const struct vhu_vring_addr_config *a = &vr->ctl.addr;
 	struct vhu_split_view *sp = &vr->split;
+	bool missing = false;
 
-	sp->desc = vhu_mem_frontend_to_host(mem, a->desc, vring_desc_area_size(vr->size));
-	sp->avail = vhu_mem_frontend_to_host(mem, a->avail, vring_avail_area_size(vr->size));
-	sp->used = vhu_mem_frontend_to_host(mem, a->used, vring_used_area_size(vr->size));
+	sp->desc = map_area(vr, mem, a->desc, vring_desc_area_size(vr->size), VHU_IOTLB_RO,
+			    &missing);
+	sp->avail = map_area(vr, mem, a->avail, vring_avail_area_size(vr->size), VHU_IOTLB_RO,
+			     &missing);
+	sp->used = map_area(vr, mem, a->used, vring_used_area_size(vr->size), VHU_IOTLB_RW,
+			    &missing);
+	if (missing)
+		return wait_for_translation(vr);
 	/*
 	 * SET_VRING_ADDR checked the front end's addresses; a region whose
 	 * file offset is odd can still map them to misaligned host addresses.
@@ -96,13 +133,17 @@ translate_packed(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 {
 	const struct vhu_vring_addr_config *a = &vr->ctl.addr;
 	struct vhu_packed_view *pk = &vr->packed;
+	bool missing = false;
 
-	pk->desc = vhu_mem_frontend_to_host(mem, a->desc,
-					    (uint64_t)vr->size * sizeof(struct vring_packed_desc));
-	pk->driver_event = vhu_mem_frontend_to_host(mem, a->avail,
-						    sizeof(struct vring_packed_desc_event));
-	pk->device_event = vhu_mem_frontend_to_host(mem, a->used,
-						    sizeof(struct vring_packed_desc_event));
+	pk->desc = map_area(vr, mem, a->desc,
+			    (uint64_t)vr->size * sizeof(struct vring_packed_desc), VHU_IOTLB_RW,
+			    &missing);
+	pk->driver_event = map_area(vr, mem, a->avail, sizeof(struct vring_packed_desc_event),
+				    VHU_IOTLB_RO, &missing);
+	pk->device_event = map_area(vr, mem, a->used, sizeof(struct vring_packed_desc_event),
+				    VHU_IOTLB_RW, &missing);
+	if (missing)
+		return wait_for_translation(vr);
 	if (pk->desc == NULL || pk->driver_event == NULL || pk->device_event == NULL) {
 		VHU_LOG(ERR, "%s: ring %u: %s of a %u-entry packed ring is not inside guest memory",
 			vr->port_name, vr->index,
@@ -146,8 +187,19 @@ update_logging(struct vhu_vring *vr)
 	dl->log_used = false;
 	if (!dl->logging || !(vr->ctl.addr.flags & VHOST_VRING_F_LOG) || vr->mem == NULL)
 		return;
-	dl->used_gpa = vr->neg.packed ? vhu_mem_frontend_to_guest(vr->mem, vr->ctl.addr.desc) :
-					vr->ctl.addr.log;
+	if (vr->ctl.iotlb != NULL) {
+		/* Behind a vIOMMU both are IOVAs (QEMU's log address is the used ring's). */
+		uint64_t iova = vr->neg.packed ? vr->ctl.addr.desc : vr->ctl.addr.log;
+		int why;
+
+		if (vhu_iotlb_to_host(vr->ctl.iotlb, iova, 1, VHU_IOTLB_RO, &dl->used_gpa,
+				      &why) == NULL)
+			dl->used_gpa = UINT64_MAX;
+	} else {
+		dl->used_gpa = vr->neg.packed ?
+			       vhu_mem_frontend_to_guest(vr->mem, vr->ctl.addr.desc) :
+			       vr->ctl.addr.log;
+	}
 	dl->log_used = dl->used_gpa != UINT64_MAX;
 }
 
@@ -232,6 +284,7 @@ refresh(struct vhu_vring *vr)
 	vr->ready = false;
 	vr->discarding = false;
 	derive_negotiated(&vr->neg, vr->ctl.features);
+	vr->iotlb = vr->ctl.iotlb;
 	if (vr->mem != mem) {
 		if (mem != NULL)
 			vhu_mem_table_get(mem);
@@ -281,12 +334,54 @@ refresh(struct vhu_vring *vr)
 }
 
 void
-vhu_vring_ctl_rebase(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t features)
+vhu_vring_ctl_rebase_locked(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t features,
+			    struct vhu_iotlb *iotlb)
 {
-	rte_spinlock_lock(&vr->lock);
 	vr->ctl.mem = mem;
 	vr->ctl.features = features;
+	vr->ctl.iotlb = iotlb;
 	refresh(vr);
+}
+
+/* Whether [addr, addr + len) and [iova, iova + size) share a byte (len, size > 0). */
+static bool
+overlaps(uint64_t addr, uint64_t len, uint64_t iova, uint64_t size)
+{
+	return addr - iova < size || iova - addr < len;
+}
+
+void
+vhu_vring_ctl_iotlb_invalidated_locked(struct vhu_vring *vr, uint64_t iova, uint64_t size)
+{
+	const struct vhu_vring_addr_config *a = &vr->ctl.addr;
+	bool hit;
+
+	if (vr->ctl.iotlb == NULL || !vhu_vq_mapped(vr) || size == 0)
+		return;
+	if (vr->neg.packed)
+		hit = overlaps(a->desc, (uint64_t)vr->size * sizeof(struct vring_packed_desc),
+			       iova, size) ||
+		      overlaps(a->avail, sizeof(struct vring_packed_desc_event), iova, size) ||
+		      overlaps(a->used, sizeof(struct vring_packed_desc_event), iova, size);
+	else
+		hit = overlaps(a->desc, vring_desc_area_size(vr->size), iova, size) ||
+		      overlaps(a->avail, vring_avail_area_size(vr->size), iova, size) ||
+		      overlaps(a->used, vring_used_area_size(vr->size), iova, size);
+	if (hit)
+		refresh(vr);
+}
+
+void
+vhu_vring_ctl_iotlb_updated(struct vhu_vring *vr)
+{
+	struct vhu_vring_control *ctl = &vr->ctl;
+
+	rte_spinlock_lock(&vr->lock);
+	if (ctl->iotlb != NULL && !vhu_vq_mapped(vr) && ctl->num_set && ctl->addr_set &&
+	    ctl->started && ctl->mem != NULL)
+		refresh(vr);
+	if (!(vr->index & 1))	/* guest RX */
+		vhu_enqueue_waiting_locked(vr);
 	rte_spinlock_unlock(&vr->lock);
 }
 
@@ -312,6 +407,7 @@ vhu_vring_ctl_reset(struct vhu_vring *vr)
 	close_fd(&vr->ctl.errfd);
 	vhu_mem_table_put(vr->mem);
 	vr->mem = NULL;
+	vr->iotlb = NULL;
 	set_log_locked(vr, NULL);
 	vr->ready = false;
 	vr->discarding = false;

@@ -30,10 +30,26 @@ void vhu_vring_ctl_init(struct vhu_vring *vr, uint16_t index, const char *port_n
 			int socket_id, uint32_t zc_threshold, const struct rte_gso_ctx *gso);
 
 /*
- * The session's memory table or negotiated features changed (@mem borrowed:
- * the session calls this again before it lets go of it).
+ * The session's memory table, negotiated features or IOTLB changed (@mem
+ * and @iotlb borrowed: the session calls this again before it lets go of
+ * them; @iotlb NULL: ring addresses are the front end's, buffer addresses
+ * guest physical). With the ring lock held.
  */
-void vhu_vring_ctl_rebase(struct vhu_vring *vr, struct vhu_mem_table *mem, uint64_t features);
+void vhu_vring_ctl_rebase_locked(struct vhu_vring *vr, struct vhu_mem_table *mem,
+				 uint64_t features, struct vhu_iotlb *iotlb);
+
+/*
+ * The IOTLB dropped [iova, iova + size): a ring whose areas were there is
+ * mapped again, or waits for their translation. With the ring lock held.
+ */
+void vhu_vring_ctl_iotlb_invalidated_locked(struct vhu_vring *vr, uint64_t iova,
+					    uint64_t size);
+
+/*
+ * The IOTLB learnt a translation: a ring waiting for one maps its areas,
+ * and frames waiting for one go to the guest.
+ */
+void vhu_vring_ctl_iotlb_updated(struct vhu_vring *vr);
 
 /* The session ended: drop its fds, memory, log and addresses; held zero-copy chains are forgotten. */
 void vhu_vring_ctl_reset(struct vhu_vring *vr);

@@ -40,6 +40,14 @@ ring_memory(uint32_t size, uint64_t features, uint32_t start)
 	return ops->lay_out();
 }
 
+void
+ring_rebase(struct vhu_mem_table *mem, uint64_t features)
+{
+	rte_spinlock_lock(&R.vr->lock);
+	vhu_vring_ctl_rebase_locked(R.vr, mem, features, NULL);
+	rte_spinlock_unlock(&R.vr->lock);
+}
+
 /*
  * A front end's session sets the ring up, as the control thread does; it
  * becomes ready at the last step. The ring gets a copy of the driver's kick
@@ -52,7 +60,7 @@ session_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t
 
 	R.addr = *addr;
 	/* The features come first: a packed ring's base is read by them. */
-	vhu_vring_ctl_rebase(vr, NULL, R.features);
+	ring_rebase(NULL, R.features);
 	if (vhu_vring_ctl_set_num(vr, R.size) < 0)
 		return false;
 	vhu_vring_ctl_set_addr(vr, addr);
@@ -65,7 +73,7 @@ session_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t
 	vhu_vring_ctl_start(vr, xdup(R.kick));
 	vhu_vring_ctl_set_callfd(vr, G.callfd);
 	vhu_vring_ctl_enable(vr, true);
-	vhu_vring_ctl_rebase(vr, R.mem, R.features);
+	ring_rebase(R.mem, R.features);
 	/* as an application enabling scatter: frames of any size, in chains */
 	vhu_vring_ctl_set_rx_offloads(vr, VHU_RX_OFFLOAD_SCATTER);
 	return vr->ready;
@@ -116,7 +124,7 @@ void
 ring_refresh(uint64_t features)
 {
 	R.features = features | R.ops->features;
-	vhu_vring_ctl_rebase(R.vr, R.mem, R.features);
+	ring_rebase(R.mem, R.features);
 }
 
 bool

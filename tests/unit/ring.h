@@ -174,6 +174,8 @@ bool ring_setup_at(uint32_t size, uint64_t features, uint32_t start);
 bool ring_setup(uint32_t size, uint64_t features);
 /* Like the session: the ring follows our memory table and @features (the layout's bit added). */
 void ring_refresh(uint64_t features);
+/* The session's memory and features for the ring, as the control thread gives them. */
+void ring_rebase(struct vhu_mem_table *mem, uint64_t features);
 /* Frees what the test left; false (printed) when the ring or the pool kept something. */
 bool ring_teardown(void);
 

@@ -114,7 +114,7 @@ test_one_rule_one_handler(void)
 			EXPECT(false);
 		}
 	}
-	EXPECT_EQ(supported, 28);
+	EXPECT_EQ(supported, 30);
 	/* requests of the specification we do not handle are named, not "unknown" */
 	CHECK(strcmp(vhu_request_name(22), "IOTLB_MSG") == 0);
 	CHECK(strcmp(vhu_request_name(28), "POSTCOPY_ADVISE") == 0);
@@ -334,13 +334,13 @@ test_dispatch(void)
 	/* a request we do not handle: the connection closes, its fds with it */
 	fd = eventfd(0, EFD_CLOEXEC);
 	CHECK(fd >= 0);
-	msg_init(&m, 22, 0);
+	msg_init(&m, 24, 0);
 	m.fds[0] = fd;
 	m.nfds = 1;
 	log_capture_start();
 	CHECK_EQ(send_msg(&m), VHU_DISPATCH_CLOSE);
 	log_capture_stop();
-	CHECK(strstr(log_buf, "unit: unsupported request 22 (IOTLB_MSG)") != NULL);
+	CHECK(strstr(log_buf, "unit: unsupported request 24 (GET_CONFIG)") != NULL);
 	CHECK(!fd_is_open(fd));
 	CHECK_EQ(m.nfds, 0);
 

@@ -103,7 +103,7 @@ test_refresh(void)
 	CHECK(used_is(&p, 0));
 
 	/* no memory: the ring drops its reference */
-	vhu_vring_ctl_rebase(R.vr, NULL, R.features);
+	ring_rebase(NULL, R.features);
 	CHECK(!R.vr->ready);
 	CHECK_EQ(R.mem->refcnt, 1);
 	ring_refresh(V1);

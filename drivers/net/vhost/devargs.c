@@ -123,7 +123,6 @@ int
 pmd_parse_args(const char *name, const char *args, struct pmd_args *a)
 {
 	struct rte_kvargs *kv = rte_kvargs_parse(args, NULL);
-	bool iommu_support = false;
 	int ret = -EINVAL;
 
 	memset(a, 0, sizeof(*a));
@@ -165,14 +164,9 @@ pmd_parse_args(const char *name, const char *args, struct pmd_args *a)
 	    rte_kvargs_process(kv, ARG_LEGACY_OL_FLAGS, arg_bool, &a->legacy_ol_flags) < 0 ||
 	    rte_kvargs_process(kv, ARG_LINEAR_BUFFER, arg_bool, &a->linear_buffer) < 0 ||
 	    rte_kvargs_process(kv, ARG_EXT_BUFFER, arg_bool, &a->ext_buffer) < 0 ||
-	    rte_kvargs_process(kv, ARG_IOMMU_SUPPORT, arg_bool, &iommu_support) < 0 ||
+	    rte_kvargs_process(kv, ARG_IOMMU_SUPPORT, arg_bool, &a->iommu) < 0 ||
 	    rte_kvargs_process(kv, ARG_POSTCOPY_SUPPORT, arg_bool, &a->postcopy) < 0)
 		goto out;
-	if (iommu_support) {
-		PMD_LOG(ERR, "%s: devarg " ARG_IOMMU_SUPPORT "=1: this driver does not support "
-			"a guest IOMMU (VIRTIO_F_ACCESS_PLATFORM, IOTLB messages) yet", name);
-		goto out;
-	}
 	if (rte_kvargs_count(kv, ARG_ZC_THRESHOLD) > 0 && !a->zero_copy) {
 		PMD_LOG(ERR, "%s: devarg " ARG_ZC_THRESHOLD " needs " ARG_ZERO_COPY "=1", name);
 		goto out;

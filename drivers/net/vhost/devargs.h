@@ -44,6 +44,7 @@ struct pmd_args {
 	bool linear_buffer;
 	bool ext_buffer;
 	bool postcopy;		/* postcopy-support */
+	bool iommu;		/* iommu-support */
 };
 
 /* Parses @args of port @name into @a; -EINVAL with a log line naming the bad devarg. */

@@ -174,6 +174,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.linear_buffer = a.linear_buffer,
 		.ext_buffer = a.ext_buffer,
 		.postcopy = a.postcopy,
+		.iommu = a.iommu,
 		.socket_id = numa,
 		.ops = &port_ops,
 		.ops_ctx = in,
