@@ -46,12 +46,15 @@ Back ends (parameter ``backend``):
   ``-d``; it carries this traffic only with ``set fwd io retry`` and TX
   retries (Rig ``tx_retry``). Opt-in: ``VHU_QEMU_ALL=1`` (or
   ``VHU_PMD=distro``, which skips ``ours``).
-``VHU_QEMU_ALL=1`` also runs the ``bulk`` size: 16 MiB A -> B over 4
-connections and 4 MiB back (the default, ``short``, moves 2 MiB A -> B).
+Traffic (parameter ``variant``): ``short`` (the default) moves 2 MiB
+A -> B; ``VHU_QEMU_ALL=1`` also runs ``bulk``, 16 MiB A -> B over 4
+connections and 4 MiB back, and ``packed``, 4 MiB A -> B on packed rings
+(``packed=on``, checked negotiated; not with net_vhost: DPDK 22.11's
+forwards nothing there).
 
 Run: VHU_PMD="$(scripts/stage-pmd.sh build/drivers/net/vhost/librte_net_vhu.so)" \\
      /usr/bin/python3 -m pytest -v -rP tests/test_qemu_viommu.py
-(VHU_QEMU_ALL=1 in front for the net_vhost reference and the bulk size.)
+(VHU_QEMU_ALL=1 in front for the net_vhost reference and the longer variants.)
 """
 
 from __future__ import annotations
@@ -86,6 +89,7 @@ VIOMMU_GUEST = dict(machine="q35", iommu=IOMMU, root_ports=True, append=KERNEL_A
                     trace=TRACE_EVENTS)
 VHOST_USER_IOTLB_MSG = 22
 F_ACCESS_PLATFORM = 33
+F_RING_PACKED = 34
 PCI_EXT_CAP_ID_ATS = 0x0F
 DMA_FAULT_RE = re.compile(r"^.*(?:DMAR: DRHD: handling fault|DMAR: \[(?:DMA|INTR)|"
                           r"PTE (?:Read|Write) access is not set|IOMMU fault|"
@@ -99,9 +103,10 @@ BACKENDS = {"ours": (None, False), "net_vhost": (PmdSelection("distro"), True)}
 BACKEND_PARAMS = [pytest.param("ours", marks=pytest.mark.ours_only),
                   pytest.param("net_vhost", marks=() if ALL or PmdSelection.from_env().is_distro
                                else OPT_IN)]
-# name: (MiB A -> B, connections, MiB B -> A)
-SIZES = {"short": (2, 1, 0), "bulk": (16, 4, 4)}
-SIZE_PARAMS = ["short", pytest.param("bulk", marks=() if ALL else OPT_IN)]
+# name: (MiB A -> B, connections, MiB B -> A, extra NIC options)
+VARIANTS = {"short": (2, 1, 0, ""), "bulk": (16, 4, 4, ""), "packed": (4, 1, 0, ",packed=on")}
+VARIANT_PARAMS = ["short"] + [pytest.param(v, marks=() if ALL else OPT_IN)
+                              for v in VARIANTS if v != "short"]
 
 
 # ---------------------------------------------------------------- guest side
@@ -188,23 +193,30 @@ def backend_features(rig, port: int) -> list:
 
 # ----------------------------------------------------------------------- test
 
-@pytest.mark.parametrize("size", SIZE_PARAMS)
+@pytest.mark.parametrize("variant", VARIANT_PARAMS)
 @pytest.mark.parametrize("backend", BACKEND_PARAMS)
-def test_viommu_strict(rig, record_property, backend, size):
+def test_viommu_strict(rig, record_property, backend, variant):
     """Both guests behind intel-iommu in strict mode: IOMMU on in each
     guest, ping both ways and an md5-exact TCP transfer, device-IOTLB
     invalidations reaching the back end during it, no DMA fault."""
+    if (backend, variant) == ("net_vhost", "packed"):
+        pytest.skip("DPDK 22.11's net_vhost forwards nothing on packed rings behind a vIOMMU "
+                    "(measured: 0 frames received, the guests' pings unanswered)")
     t_start = time.monotonic()
     pmd, tx_retry = BACKENDS[backend]
-    mib, conns, back_mib = SIZES[size]
+    mib, conns, back_mib, nic_opts = VARIANTS[variant]
     a, b = rig.start(queues=1, vhost_opts=VHOST_OPTS, vm_opts=VIOMMU_GUEST,
-                     device_opts={name: NIC_OPTS for name in GUESTS}, pmd=pmd,
+                     device_opts={name: NIC_OPTS + nic_opts for name in GUESTS}, pmd=pmd,
                      tx_retry=tx_retry)
     print(f"\nbackend {backend} ({rig.pmd.describe()}, "
           f"{'io retry' if tx_retry else 'io'} forwarding); boot {a.boot_seconds:.1f} s / "
           f"{b.boot_seconds:.1f} s")
     for port, vm in enumerate((a, b)):
-        assert_iommu_on(vm, guest_iommu_state(vm))
+        state = guest_iommu_state(vm)
+        assert_iommu_on(vm, state)
+        packed = state["features"][F_RING_PACKED:F_RING_PACKED + 1] == "1"
+        assert packed == ("packed=on" in nic_opts), \
+            f"{vm.name}: packed ring negotiated: {packed}, features {state['features']}"
         words = backend_features(rig, port)
         assert words and words[-1] >> F_ACCESS_PLATFORM & 1, \
             f"port {port}: the back end did not log ACCESS_PLATFORM negotiated: " \
@@ -214,10 +226,10 @@ def test_viommu_strict(rig, record_property, backend, size):
     ping(a, b)
     ping(b, a)
     rate = tcp_transfer(a, b, mib, conns=conns)
-    report_rate(record_property, f"{backend}_{size}_a_to_b", rate)
+    report_rate(record_property, f"{backend}_{variant}_a_to_b", rate)
     if back_mib:
         rate = tcp_transfer(b, a, back_mib, conns=conns)
-        report_rate(record_property, f"{backend}_{size}_b_to_a", rate)
+        report_rate(record_property, f"{backend}_{variant}_b_to_a", rate)
 
     for vm in (a, b):
         counts = trace_counts(vm, marks[vm.name])
