@@ -38,7 +38,10 @@ DMA fault anywhere: none in the guests' kernel logs (``DMAR: DRHD: handling
 fault``, ``DMAR: [DMA Read/Write ...]``...), none recorded by the vIOMMU
 (``vtd_dmar_fault``/``vtd_fault_disabled`` traced), no QEMU message
 (``Fail to lookup the translated address``...). The guests shut down
-cleanly and testpmd exits cleanly (Rig.finish).
+cleanly and testpmd exits cleanly (Rig.finish). Our PMD's IOTLB counters,
+logged when each guest leaves, must match QEMU's trace of the whole run:
+updates + invalidations = the IOTLB_MSGs QEMU wrote, some of each, and
+its misses some of those QEMU traced.
 
 Back ends (parameter ``backend``):
 - ``ours`` (default): our PMD, plain ``set fwd io`` (no retry);
@@ -95,6 +98,9 @@ PCI_EXT_CAP_ID_ATS = 0x0F
 DMA_FAULT_RE = re.compile(r"^.*(?:DMAR: DRHD: handling fault|DMAR: \[(?:DMA|INTR)|"
                           r"PTE (?:Read|Write) access is not set|IOMMU fault|"
                           r"[Ff]ault addr).*$", re.M)
+# what our PMD logs when a front end leaves (lib/vhost/session.c)
+OUR_IOTLB_RE = re.compile(r"eth_vhost(\d+): IOTLB: (\d+) updates, (\d+) invalidations, "
+                          r"(\d+) misses asked, (\d+) entries evicted")
 # the Vm's trace_log lines (the log backend may prefix "<pid>@<time>:")
 TRACE_LINE = r"^(?:\d+@[\d.]+:)?{event} {rest}"
 
@@ -185,6 +191,27 @@ def trace_counts(vm: Vm, start: int = 0) -> dict:
             "dma_faults": count("vtd_dmar_fault") + count("vtd_fault_disabled")}
 
 
+def assert_our_iotlb_counters(log: str, vms):
+    """Our PMD's IOTLB counters (logged when a front end leaves) agree with
+    QEMU's trace of the whole run: every IOTLB_MSG QEMU wrote was applied,
+    as an update or an invalidation, some of each; our misses were some of
+    those QEMU traced (QEMU adds its own, for the used rings at start)."""
+    ours = {int(port): tuple(map(int, rest)) for port, *rest in OUR_IOTLB_RE.findall(log)}
+    for port, vm in enumerate(vms):
+        assert port in ours, f"no IOTLB counters of eth_vhost{port} in our log " \
+            f"(/{OUR_IOTLB_RE.pattern}/)"
+        updates, invalidations, misses, evicted = ours[port]
+        qemu = trace_counts(vm)
+        print(f"eth_vhost{port}: {updates} updates, {invalidations} invalidations, {misses} "
+              f"misses asked, {evicted} evicted; QEMU {vm.name} over the run: {qemu}")
+        assert min(updates, invalidations, misses) > 0, ours[port]
+        assert updates + invalidations == qemu["iotlb_msgs"], \
+            f"eth_vhost{port} applied {updates} updates and {invalidations} invalidations, " \
+            f"QEMU {vm.name} wrote {qemu['iotlb_msgs']} IOTLB_MSGs"
+        assert misses <= qemu["iotlb_misses"], \
+            f"eth_vhost{port} asked {misses} misses, QEMU {vm.name} traced {qemu}"
+
+
 def backend_features(rig, port: int) -> list:
     """The feature words the back end logged as negotiated on ``port``."""
     if rig.pmd.is_distro:
@@ -248,12 +275,11 @@ def test_viommu_strict(rig, record_property, backend, variant):
             f"{counts}"
         faults = dma_faults(vm)
         assert not faults, f"{vm.name}: DMA faults in the kernel log: {faults}"
-    if not rig.pmd.is_distro:   # what our PMD says about the IOTLB, for the report
-        lines = re.findall(r"^.*eth_vhost\d: .*iotlb.*$", rig.ours.log, re.M | re.I)
-        print("our log on the IOTLB (last lines):\n" + "\n".join(lines[-8:]))
     st = rig.ours.stats_all()
     assert st[0]["ibytes"] >= mib << 20 and st[1]["obytes"] >= mib << 20, st
     rig.finish()
+    if not rig.pmd.is_distro:
+        assert_our_iotlb_counters(rig.ours.log, (a, b))
     runtime = time.monotonic() - t_start
     record_property("runtime_s", round(runtime))
     print(f"test runtime {runtime:.0f} s")
