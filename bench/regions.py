@@ -8,6 +8,9 @@ regions) under callgrind for {split, packed} x {dequeue, enqueue} x {1, 8,
 64, 509} regions, and prints a Markdown table: instructions per packet of
 ``vhu_dequeue_burst`` / ``vhu_enqueue_burst`` and all they call (callgrind's
 ``--toggle-collect``: nothing else is counted), and the ratio to one region.
+Then the same with one region behind a vIOMMU (``bench_regions ... iommu``:
+every address through an IOTLB of 4 KiB entries, one per page the rings and
+buffers use, all translated before the loop).
 
 The count is exact and repeatable (the same for any number of iterations),
 so one run per case does. ``LD_BIND_NOW=1``: otherwise the first call of
@@ -35,13 +38,13 @@ REGIONS = (1, 8, 64, 509)
 BURST = 32  # packets per iteration, as in bench_regions.c
 
 
-def count(exe: Path, ring: str, direction: str, regions: int, iterations: int,
+def count(exe: Path, ring: str, direction: str, regions: int, iommu: bool, iterations: int,
           outdir: Path) -> float:
     """Instructions per packet of one case."""
-    out = outdir / f"callgrind.{ring}.{direction}.{regions}"
+    out = outdir / f"callgrind.{ring}.{direction}.{regions}.{int(iommu)}"
     cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect=vhu_{direction}_burst",
            f"--callgrind-out-file={out}", str(exe), ring, direction, str(regions),
-           str(iterations)]
+           str(iterations)] + (["iommu"] if iommu else [])
     res = subprocess.run(cmd, capture_output=True, text=True,
                          env=dict(os.environ, LD_BIND_NOW="1"))
     packets = iterations * BURST
@@ -68,7 +71,8 @@ def main() -> None:
         sys.exit(f"{exe} missing: ninja -C {args.build}")
     if shutil.which("valgrind") is None:
         sys.exit("valgrind missing")
-    cases = [(ring, d, n) for ring in RINGS for d in DIRS for n in REGIONS]
+    cases = [(ring, d, n, False) for ring in RINGS for d in DIRS for n in REGIONS] + \
+        [(ring, d, 1, True) for ring in RINGS for d in DIRS]
     with tempfile.TemporaryDirectory(prefix="vhu-regions-") as tmp, \
             ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
         futures = {c: pool.submit(count, exe, *c, args.iterations, Path(tmp)) for c in cases}
@@ -81,11 +85,19 @@ def main() -> None:
     print("|---" * (len(REGIONS) + 2) + "|")
     for ring in RINGS:
         for d in DIRS:
-            base = ipp[(ring, d, 1)]
-            cells = [f"{base:.1f}"] + [f"{ipp[(ring, d, n)]:.1f} ({ipp[(ring, d, n)] / base:.2f})"
+            base = ipp[(ring, d, 1, False)]
+            cells = [f"{base:.1f}"] + [f"{ipp[(ring, d, n, False)]:.1f} "
+                                      f"({ipp[(ring, d, n, False)] / base:.2f})"
                                       for n in REGIONS[1:]]
             print(f"| {d} {ring} | " + " | ".join(cells)
-                  + f" | +{ipp[(ring, d, REGIONS[-1])] - base:.1f} |")
+                  + f" | +{ipp[(ring, d, REGIONS[-1], False)] - base:.1f} |")
+    print("\nOne region, without and behind a vIOMMU:\n")
+    print("| case | guest physical addresses | IOVAs through the IOTLB | difference |")
+    print("|---|---|---|---|")
+    for ring in RINGS:
+        for d in DIRS:
+            off, on = ipp[(ring, d, 1, False)], ipp[(ring, d, 1, True)]
+            print(f"| {d} {ring} | {off:.1f} | {on:.1f} | +{on - off:.1f} |")
 
 
 if __name__ == "__main__":

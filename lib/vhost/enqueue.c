@@ -236,7 +236,7 @@ enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 }
 
 /* One frame, cut into segments if the guest needs it, and counted. */
-static enum enqueue_result
+static __rte_always_inline enum enqueue_result
 enqueue_counted(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 {
 	enum enqueue_result r = vhu_segment_needed_for_guest(vr, m) ?
@@ -250,7 +250,7 @@ enqueue_counted(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 }
 
 /* Frames waiting for a translation go first, in order: whether all went. */
-static bool
+static __rte_noinline bool
 enqueue_waiting(struct vhu_vring *vr, struct vhu_chain *c)
 {
 	struct vhu_rx_pending *w = &vr->rx_pending;

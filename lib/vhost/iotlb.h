@@ -44,6 +44,7 @@
 
 struct vhu_iotlb_entry {
 	uint64_t iova;
+	uint64_t last;			/* iova + size - 1: what lookups compare */
 	uint64_t size;
 	uint64_t frontend_addr;		/* where iova lands in the front end's space */
 	uint8_t *host_addr;		/* ... and in ours */

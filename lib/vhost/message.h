@@ -11,6 +11,7 @@
 #include <stdint.h>
 
 #include "memory.h"
+#include "virtio_defs.h"
 
 enum vhu_request {
 	VHOST_USER_GET_FEATURES = 1,
@@ -57,15 +58,6 @@ enum vhu_request {
 #define VHOST_USER_PROTOCOL_F_CONFIGURE_MEM_SLOTS	15
 #define VHOST_USER_PROTOCOL_F_STATUS		16
 
-/* Header flags. */
-#define VHOST_USER_VERSION_MASK		0x3u
-#define VHOST_USER_VERSION		0x1u
-#define VHOST_USER_REPLY		0x4u
-#define VHOST_USER_NEED_REPLY		0x8u
-
-/* Requests of ours on the back end's request channel (SET_BACKEND_REQ_FD). */
-#define VHOST_USER_BACKEND_IOTLB_MSG	1
-
 /* SET_VRING_KICK/CALL/ERR payload: ring index and "no fd" bit. */
 #define VHOST_USER_VRING_IDX_MASK	0xffu
 #define VHOST_USER_VRING_NOFD		0x100u
@@ -74,12 +66,6 @@ enum vhu_request {
 #define VHU_MSG_MAX_FDS 8
 /* Largest payload any request we know may carry; bigger ones are refused. */
 #define VHU_MSG_MAX_PAYLOAD 512
-
-struct vhu_msg_hdr {
-	uint32_t request;
-	uint32_t flags;
-	uint32_t size;
-} __attribute__((packed));
 
 struct vhu_vring_state {
 	uint32_t index;
@@ -111,22 +97,6 @@ struct vhu_mem_single_region {
 	uint64_t padding;
 	struct vhu_mem_region_desc region;
 };
-
-/* IOTLB_MSG payload (struct vhost_iotlb_msg): perm is VHU_IOTLB_* (iotlb.h). */
-struct vhu_iotlb_msg {
-	uint64_t iova;
-	uint64_t size;
-	uint64_t uaddr;
-	uint8_t perm;
-	uint8_t type;
-};
-
-_Static_assert(sizeof(struct vhu_iotlb_msg) == 32, "the wire size QEMU sends");
-
-#define VHU_IOTLB_MSG_MISS		1
-#define VHU_IOTLB_MSG_UPDATE		2
-#define VHU_IOTLB_MSG_INVALIDATE	3
-#define VHU_IOTLB_MSG_ACCESS_FAIL	4
 
 struct vhu_msg {
 	struct vhu_msg_hdr hdr;

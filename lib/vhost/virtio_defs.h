@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * Wire-level constants and layouts of virtio rings and the virtio-net header,
- * as the VIRTIO 1.1 specification defines them. Only facts live here: no code.
+ * as the VIRTIO 1.1 specification defines them, and of vhost-user messages
+ * (QEMU's docs/interop/vhost-user.rst). Only facts live here: no code.
  * Everything is little-endian on the wire; this back end builds for x86-64
  * and other little-endian hosts only (checked in meson.build).
  */
@@ -47,6 +48,39 @@
 #define VIRTIO_NET_F_CTRL_VQ		17
 #define VIRTIO_NET_F_GUEST_ANNOUNCE	21
 #define VIRTIO_NET_F_MQ			22
+
+/* ---- vhost-user message layouts ---- */
+
+struct vhu_msg_hdr {
+	uint32_t request;
+	uint32_t flags;
+	uint32_t size;
+} __attribute__((packed));
+
+/* Header flags. */
+#define VHOST_USER_VERSION_MASK		0x3u
+#define VHOST_USER_VERSION		0x1u
+#define VHOST_USER_REPLY		0x4u
+#define VHOST_USER_NEED_REPLY		0x8u
+
+/* Requests of ours on the back end's request channel (SET_BACKEND_REQ_FD). */
+#define VHOST_USER_BACKEND_IOTLB_MSG	1
+
+/* IOTLB_MSG payload (struct vhost_iotlb_msg): perm: 1 read, 2 write, 3 both. */
+struct vhu_iotlb_msg {
+	uint64_t iova;
+	uint64_t size;
+	uint64_t uaddr;
+	uint8_t perm;
+	uint8_t type;
+};
+
+_Static_assert(sizeof(struct vhu_iotlb_msg) == 32, "the wire size QEMU sends");
+
+#define VHU_IOTLB_MSG_MISS		1
+#define VHU_IOTLB_MSG_UPDATE		2
+#define VHU_IOTLB_MSG_INVALIDATE	3
+#define VHU_IOTLB_MSG_ACCESS_FAIL	4
 
 #define VHU_BIT(b) (UINT64_C(1) << (b))
 

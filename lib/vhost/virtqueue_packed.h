@@ -73,20 +73,17 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	const uint16_t slot = vr->last_avail_idx;
 	uint16_t flags = vhu_packed_desc_flags(vr, slot);
 	struct vring_packed_desc d;
-	uint8_t *addr;
 
 	if (!vhu_packed_desc_available(flags, vr->packed.avail_wrap) ||
 	    vhu_packed_slots_held(vr) >= vr->size)
 		return false;
 	vhu_packed_desc_read(vr->packed.desc, slot, &d);
-	addr = vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len);
-	if (addr == NULL)
+	if (!vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len, d.id, c))
 		return false;
 	if (++vr->last_avail_idx == vr->size) {
 		vr->last_avail_idx = 0;
 		vr->packed.avail_wrap = !vr->packed.avail_wrap;
 	}
-	vhu_chain_set_one(c, d.id, addr, d.len, d.addr);
 	return true;
 }
 

@@ -44,7 +44,6 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 {
 	struct vring_desc d;
 	uint16_t head;
-	uint8_t *addr;
 
 	if (vr->last_avail_idx == vr->split.avail_idx_shadow)
 		return false;
@@ -52,11 +51,9 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	if (head >= vr->size)
 		return false;
 	vhu_split_desc_read(vr->split.desc, head, &d);
-	addr = vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len);
-	if (addr == NULL)
+	if (!vhu_vring_one_piece(vr, device_writes, min_len, d.flags, d.addr, d.len, head, c))
 		return false;
 	vr->last_avail_idx++;
-	vhu_chain_set_one(c, head, addr, d.len, d.addr);
 	return true;
 }
 

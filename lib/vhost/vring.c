@@ -36,3 +36,13 @@ vhu_vring_call(struct vhu_vring *vr)
 	if (eventfd_write(vr->notify.callfd, 1) == 0)
 		vr->stats.notifications++;
 }
+
+bool
+vhu_vring_one_piece_iotlb(struct vhu_vring *vr, bool device_writes, uint64_t addr, uint32_t len,
+			  uint16_t id, struct vhu_chain *c)
+{
+	if (vhu_vring_map_iov(vr, device_writes, addr, len, c->iov, 1) != 1)
+		return false;
+	vhu_chain_set_one(c, id, c->iov[0].addr, len, c->iov[0].guest_phys_addr);
+	return true;
+}

@@ -295,21 +295,33 @@ vhu_vring_map(struct vhu_vring *vr, uint64_t addr, uint64_t len, int *why)
 	return vhu_iotlb_to_host(vr->iotlb, addr, len, VHU_IOTLB_RO, NULL, why);
 }
 
+/* vhu_vring_one_piece() behind a vIOMMU: out of line, off the common path. */
+bool vhu_vring_one_piece_iotlb(struct vhu_vring *vr, bool device_writes, uint64_t addr,
+			       uint32_t len, uint16_t id, struct vhu_chain *c);
+
 /*
- * Where the buffer of a one-descriptor chain is mapped: a direct descriptor
- * (@flags without NEXT or INDIRECT, WRITE exactly when @device_writes) of at
- * least @min_len bytes, not empty, inside one memory region. NULL otherwise,
- * and always behind a vIOMMU (the slow path translates those).
+ * @c becomes the one-piece chain @id if its descriptor is the common kind: a
+ * direct one (@flags without NEXT or INDIRECT, WRITE exactly when
+ * @device_writes) of at least @min_len bytes, not empty, mapped in one
+ * piece. False otherwise (@c may be written), with nothing logged: the
+ * slow path handles the rest.
  */
-static inline uint8_t *
-vhu_vring_one_piece(const struct vhu_vring *vr, bool device_writes, uint32_t min_len,
-		    uint16_t flags, uint64_t gpa, uint32_t len)
+static inline bool
+vhu_vring_one_piece(struct vhu_vring *vr, bool device_writes, uint32_t min_len, uint16_t flags,
+		    uint64_t addr, uint32_t len, uint16_t id, struct vhu_chain *c)
 {
+	uint8_t *p;
+
 	if ((flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
-	    (device_writes ? VRING_DESC_F_WRITE : 0) || len < RTE_MAX(min_len, 1u) ||
-	    vr->iotlb != NULL)	/* translated by vhu_vring_map_iov(), with its guest address */
-		return NULL;
-	return vhu_mem_guest_to_host(vr->mem, gpa, len);
+	    (device_writes ? VRING_DESC_F_WRITE : 0) || len < RTE_MAX(min_len, 1u))
+		return false;
+	if (unlikely(vr->iotlb != NULL))
+		return vhu_vring_one_piece_iotlb(vr, device_writes, addr, len, id, c);
+	p = vhu_mem_guest_to_host(vr->mem, addr, len);
+	if (p == NULL)
+		return false;
+	vhu_chain_set_one(c, id, p, len, addr);
+	return true;
 }
 
 static inline enum vhu_size_class
