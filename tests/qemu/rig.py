@@ -16,9 +16,9 @@ from __future__ import annotations
 import re
 import signal
 import time
-from typing import Union
+from typing import Optional, Union
 
-from harness import pcap_vdev, vhost_vdev
+from harness import OUR_LCORES, PmdSelection, assert_driver_identity, pcap_vdev, vhost_vdev
 from harness.flows import keep_frames_whole
 
 from .assets import NET_MODULES
@@ -109,11 +109,12 @@ class Rig(Guests):
         super().__init__(launcher.workdir, assets)
         self.launcher = launcher
         self.ours = None
+        self.pmd = launcher.pmd     # the PMD serving the ports (start(pmd=...))
         self.mirror_sock = None     # A's second NIC's, with start(mirror=...)
 
     def start(self, queues: int, reboot_a: bool = False, device_opts=None, vhost_opts=None,
               whole_frames: bool = False, vm_opts=None, mirror: str = "", verbose: int = 0,
-              guest_opts=None):
+              guest_opts=None, pmd: Optional[PmdSelection] = None, tx_retry: bool = False):
         """Start testpmd, boot both guests (:meth:`Guests.boot`) and wait
         for the links. ``vhost_opts``: extra devargs of the eth_vhost ports;
         ``whole_frames``: testpmd set up as README says for TSO frames to
@@ -121,15 +122,29 @@ class Rig(Guests):
         forwarding; ``mirror``: the pcap file of A's mirror NIC (module
         docstring), A's address on the bonding device over both NICs;
         ``verbose``: testpmd's verbose level from the first frame on;
-        ``vm_opts``/``guest_opts``: :meth:`Guests.boot`."""
+        ``vm_opts``/``guest_opts``: :meth:`Guests.boot`; ``pmd``: the PMD
+        serving the ports instead of the launcher's, e.g.
+        ``PmdSelection("distro")``: DPDK's net_vhost as a reference (a
+        testpmd without ``-d`` on our lcores, no sanitizer; ``rig.ours``
+        all the same); ``tx_retry``: ``set fwd io retry`` with TX retries
+        (``enable_tx_retry``: a full guest ring stalls forwarding instead
+        of dropping), else plain io forwarding."""
         socks = self.socks + ([self.launcher.path("a-mirror.sock")] if mirror else [])
         vdevs = [vhost_vdev(port, sock, queues, **(vhost_opts or {}))
                  for port, sock in enumerate(socks)]
-        self.ours = self.launcher.ours(
-            vdevs + ([pcap_vdev(0, tx_pcap=mirror)] if mirror else []),
-            app_args=[f"--rxq={queues}", f"--txq={queues}"])
+        vdevs += [pcap_vdev(0, tx_pcap=mirror)] if mirror else []
+        app_args = [f"--rxq={queues}", f"--txq={queues}"]
+        self.pmd = pmd or self.launcher.pmd
+        if self.pmd == self.launcher.pmd:
+            self.ours = self.launcher.ours(vdevs, app_args=app_args)
+        else:
+            self.ours = self.launcher.spawn("netvhost" if self.pmd.is_distro else "pmd",
+                                            role="peer", lcores=OUR_LCORES, vdevs=vdevs,
+                                            app_args=app_args, eal_args=self.pmd.eal_args())
         if whole_frames:
             keep_frames_whole(self.ours, wait_links=False)
+        if tx_retry:
+            self.ours.enable_tx_retry()
         if verbose:
             self.ours.cmd(f"set verbose {verbose}")
         self.ours.start_forwarding()
@@ -146,11 +161,17 @@ class Rig(Guests):
     def finish(self, ignore: tuple = ()):
         """Quit the guests (:meth:`Guests.quit`), then our testpmd: clean
         exit, no sanitizer finding, and every port served by the selected
-        PMD (launcher.finish_ours)."""
+        PMD (launcher.finish_ours; with ``start(pmd=...)``: exit status 0
+        and that PMD's log lines)."""
         self.quit(ignore)
         socks = self.socks + ([self.mirror_sock] if self.mirror_sock else [])
-        self.launcher.finish_ours(self.ours, ports={f"eth_vhost{port}": sock
-                                                    for port, sock in enumerate(socks)})
+        ports = {f"eth_vhost{port}": sock for port, sock in enumerate(socks)}
+        if self.pmd == self.launcher.pmd:
+            self.launcher.finish_ours(self.ours, ports=ports)
+            return
+        rc = self.ours.quit()
+        assert rc == 0, f"{self.ours.name} exited with {rc}:\n{self.ours.tail()}"
+        assert_driver_identity(self.ours.log, self.pmd, ports)
 
 
 # ------------------------------------------------------------------ guest side

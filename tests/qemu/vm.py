@@ -156,6 +156,15 @@ class Vm:
     ``mem_slots``/``maxmem_mb``: room for hot-plugged memory
     (``-m <mem_mb>M,slots=<mem_slots>,maxmem=<maxmem_mb>M``; pc-dimm
     devices over QMP: ``device_add``), none by default.
+    ``machine``: QEMU's ``-M`` (default ``pc``; ``q35`` for PCI Express).
+    ``iommu``: a vIOMMU ``-device``, e.g. ``intel-iommu,device-iotlb=on``
+    (q35), placed before the NICs, which it then translates for.
+    ``root_ports``: each NIC behind a ``pcie-root-port`` of its own (q35):
+    a PCI Express endpoint there (on pcie.0 it would be an integrated
+    device without extended capabilities such as ATS, ``ats=on``).
+    ``trace``: QEMU trace events (``-trace``, patterns allowed), written to
+    ``<workdir>/<name>.trace.log`` (``-D``; ``trace_log``), away from the
+    console the rig parses; QEMU's own messages stay on the console.
     """
 
     def __init__(self, name: str, workdir: Union[str, Path], assets: Assets, initrd: Path, *,
@@ -164,7 +173,8 @@ class Vm:
                  reboot: bool = False, netdev_opts: str = "", device_opts: str = "",
                  append: str = "", extra_args: Sequence[str] = (), incoming: str = "",
                  chardev_server: bool = False, extra_nics: Sequence[Tuple[str, str]] = (),
-                 mem_slots: int = 0, maxmem_mb: int = 0):
+                 mem_slots: int = 0, maxmem_mb: int = 0, machine: str = "pc",
+                 iommu: str = "", root_ports: bool = False, trace: Sequence[str] = ()):
         if bool(mem_slots) != bool(maxmem_mb) or (maxmem_mb and maxmem_mb <= mem_mb):
             raise VmError(f"{name}: mem_slots={mem_slots} maxmem_mb={maxmem_mb}: both or "
                           f"neither, and maxmem above mem_mb={mem_mb}")
@@ -188,6 +198,11 @@ class Vm:
         self.incoming = incoming
         self.chardev_server = chardev_server
         self.extra_nics = list(extra_nics)
+        self.machine = machine
+        self.iommu = iommu
+        self.root_ports = root_ports
+        self.trace = list(trace)
+        self.trace_path = self.workdir / f"{name}.trace.log"
         self.qmp_path = str(self.workdir / f"{name}.qmp")
         self.log_path = self.workdir / f"{name}.serial.log"
         self.proc: Optional[subprocess.Popen] = None
@@ -218,7 +233,8 @@ class Vm:
                   device_opts=self.device_opts, append=self.append,
                   extra_args=[*self.extra_args, *extra_args], incoming=incoming,
                   chardev_server=self.chardev_server, mem_slots=self.mem_slots,
-                  maxmem_mb=self.maxmem_mb)
+                  maxmem_mb=self.maxmem_mb, machine=self.machine, iommu=self.iommu,
+                  root_ports=self.root_ports, trace=self.trace)
 
     # -------------------------------------------------------------- command line
 
@@ -239,17 +255,21 @@ class Vm:
         device = f"virtio-net-pci,netdev=n{index},mac={mac},vectors=0,romfile="
         if self.queues > 1:
             device += ",mq=on"
+        port = []
+        if self.root_ports:
+            port = ["-device", f"pcie-root-port,id=rp{index},bus=pcie.0,chassis={index + 1}"]
+            device += f",bus=rp{index}"
         device += self.device_opts
         return ["-chardev", f"socket,id=c{index},path={sock}"
                 + (",server=on,wait=off" if self.chardev_server else ""),
-                "-netdev", netdev, "-device", device]
+                "-netdev", netdev, *port, "-device", device]
 
     def argv(self) -> List[str]:
         mem = f"{self.mem_mb}M"
         hotplug = f",slots={self.mem_slots},maxmem={self.maxmem_mb}M" if self.mem_slots else ""
         argv = ["taskset", "-c", self.cpus] if self.cpus else []
         argv += [self.assets.qemu, "-name", self.name, "-nodefaults", "-no-user-config",
-                 "-display", "none", "-accel", "tcg", "-M", "pc", "-smp", "1",
+                 "-display", "none", "-accel", "tcg", "-M", self.machine, "-smp", "1",
                  "-m", mem + hotplug,
                  "-object", f"memory-backend-memfd,id=mem,size={mem},share=on",
                  "-numa", "node,memdev=mem",
@@ -257,6 +277,11 @@ class Vm:
                  "-append", self.kernel_cmdline(),
                  "-chardev", "stdio,id=ser0,signal=off", "-serial", "chardev:ser0",
                  "-qmp", f"unix:{self.qmp_path},server=on,wait=off"]
+        if self.trace:
+            argv += [arg for event in self.trace for arg in ("-trace", event)]
+            argv += ["-D", str(self.trace_path)]
+        if self.iommu:
+            argv += ["-device", self.iommu]
         for index, (sock, mac) in enumerate([(self.sock, self.mac)] + self.extra_nics):
             argv += self.nic_args(index, sock, mac)
         if not self.reboot:
@@ -352,6 +377,13 @@ class Vm:
     def tail(self, chars: int = 4000) -> str:
         with self._cond:
             return self._buf[-chars:]
+
+    def trace_log(self) -> str:
+        """What QEMU traced so far (``trace=``; empty without)."""
+        try:
+            return self.trace_path.read_text(errors="replace")
+        except FileNotFoundError:
+            return ""
 
     def wait_until(self, predicate, timeout: float, what: str):
         deadline = time.monotonic() + timeout
