@@ -1166,16 +1166,15 @@ test_enq_tso_segmented(void)
 
 static struct vhu_iotlb *iotlb;
 
-/* Translations of guest memory from @from to @to (offsets), IOVA = guest address. */
+/* Translations of the buffers' pages with access @perm, IOVA = guest address. */
 static bool
-translate_buffers(uint64_t from, uint64_t to)
+translate_buffers(uint8_t perm)
 {
 	bool ok = true;
 
 	rte_spinlock_lock(&R.vr->lock);
-	for (uint64_t off = from; off < to; off += 4096)
-		ok &= vhu_iotlb_update(iotlb, R.mem, GPA_BASE + off, 4096, FE_BASE + off,
-				       VHU_IOTLB_RW);
+	for (uint64_t off = RING_BUF_OFF; off < GUEST_SIZE; off += 4096)
+		ok &= vhu_iotlb_update(iotlb, R.mem, GPA_BASE + off, 4096, FE_BASE + off, perm);
 	rte_spinlock_unlock(&R.vr->lock);
 	return ok;
 }
@@ -1226,7 +1225,7 @@ test_iommu_deq_miss_waits(void)
 	CHECK_EQ(deq(pkts, 4), 0);
 	CHECK(none_used());
 	CHECK_EQ(stats()->malformed, 0);
-	CHECK(translate_buffers(RING_BUF_OFF, GUEST_SIZE));
+	CHECK(translate_buffers(VHU_IOTLB_RW));
 	CHECK_EQ(deq(pkts, 4), 1);
 	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
 	CHECK(used_is(&p, 0));
@@ -1260,7 +1259,7 @@ test_iommu_enq_miss_holds(void)
 	CHECK_EQ(R.vr->rx_pending_count, 3);
 	CHECK_EQ(rte_mbuf_refcnt_read(pkts[0]), 2);
 	CHECK_EQ(stats()->packets, 0);
-	CHECK(translate_buffers(RING_BUF_OFF, GUEST_SIZE));
+	CHECK(translate_buffers(VHU_IOTLB_RW));
 	rte_spinlock_lock(&R.vr->lock);
 	vhu_enqueue_waiting_locked(R.vr);
 	rte_spinlock_unlock(&R.vr->lock);
@@ -1306,11 +1305,7 @@ test_iommu_enq_read_only_refused(void)
 	CHECK(ring_setup(8, V1));
 	CHECK(behind_iommu());
 	c = rx_simple(1518);
-	rte_spinlock_lock(&R.vr->lock);
-	for (uint64_t off = RING_BUF_OFF; off < GUEST_SIZE; off += 4096)
-		CHECK(vhu_iotlb_update(iotlb, R.mem, GPA_BASE + off, 4096, FE_BASE + off,
-				       VHU_IOTLB_RO));
-	rte_spinlock_unlock(&R.vr->lock);
+	CHECK(translate_buffers(VHU_IOTLB_RO));
 	make_frame(frame, sizeof(frame), 31);
 	pkts[0] = mk_mbuf1(frame, sizeof(frame));
 	CHECK_EQ(enq(pkts, 1), 1);		/* consumed: dropped */
