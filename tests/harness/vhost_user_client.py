@@ -755,6 +755,10 @@ class Iommu:
         self._next += (npages + 1) * PAGE
         return base
 
+    def reserve(self, npages: int = 1) -> int:
+        """IOVAs no translation will ever exist for."""
+        return self._take(npages)
+
     def map(self, iova: int, off: int, perm: int = IOTLB_RW):
         """I/O page ``iova`` translates to the guest memory page at offset
         ``off``; a miss waiting for it is answered (unless withheld)."""
