@@ -770,7 +770,14 @@ fz_send(struct vhu_msg *m)
 			 hdr.request, m->hdr.request);
 		FZ_CHECK(m->hdr.size <= VHU_MSG_MAX_PAYLOAD, "%s: reply of %u bytes",
 			 vhu_request_name(hdr.request), m->hdr.size);
-		FZ_CHECK(vhu_request_has_reply(hdr.request) || (hdr.flags & VHOST_USER_NEED_REPLY),
+		/*
+		 * Asked for, or our postcopy answer to a memory table (always
+		 * sent: the front end waits for it, NEED_REPLY or not).
+		 */
+		FZ_CHECK(vhu_request_has_reply(hdr.request) || (hdr.flags & VHOST_USER_NEED_REPLY) ||
+			 (s->postcopy_table != NULL &&
+			  (hdr.request == VHOST_USER_SET_MEM_TABLE ||
+			   hdr.request == VHOST_USER_ADD_MEM_REG)),
 			 "%s: a reply nobody asked for", vhu_request_name(hdr.request));
 	}
 	if (s->mem != NULL && s->mem != mem_before)
