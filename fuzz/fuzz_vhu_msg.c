@@ -28,6 +28,7 @@
  * only well-formed IOTLB misses may be there.
  */
 #include <errno.h>
+#include <stdbool.h>
 #include <inttypes.h>
 #include <string.h>
 #include <sys/socket.h>
@@ -57,13 +58,14 @@ static const uint64_t file_size[FILES] = { 0x10000, 0x10000, 0x2000, 0x100000 };
 
 struct files {
 	int fd[FILES];
-	int chan[CHANNELS];	/* our ends of the request channels handed over */
+	int chan[CHANNELS];	/* our ends of the socketpairs handed over */
+	bool request_channel[CHANNELS];	/* ... with SET_BACKEND_REQ_FD (others: kick fds...) */
 	unsigned int nchan;
 };
 
 /* A new request channel: the library's end, ours kept to read. */
 static int
-channel(struct files *f)
+channel(struct files *f, uint32_t request)
 {
 	int sv[2];
 
@@ -71,13 +73,15 @@ channel(struct files *f)
 		return fz_eventfd();
 	if (socketpair(AF_UNIX, SOCK_STREAM | SOCK_CLOEXEC, 0, sv) < 0)
 		abort();
+	f->request_channel[f->nchan] = request == VHOST_USER_SET_BACKEND_REQ_FD;
 	f->chan[f->nchan++] = sv[0];
 	return sv[1];
 }
 
 /*
  * What the library sent on its request channels: IOTLB misses only, each
- * whole, as QEMU's vhost_backend_handle_iotlb_msg() reads them.
+ * whole, as QEMU's vhost_backend_handle_iotlb_msg() reads them. A socket
+ * given for another fd (a call fd gets 8-byte counter writes) is drained.
  */
 static void
 read_channels(struct files *f)
@@ -90,6 +94,8 @@ read_channels(struct files *f)
 		ssize_t n;
 
 		while ((n = recv(f->chan[i], &m, sizeof(m), MSG_DONTWAIT)) > 0) {
+			if (!f->request_channel[i])
+				continue;
 			FZ_CHECK(n == (ssize_t)sizeof(m), "a request of %zd bytes, %zu expected", n,
 				 sizeof(m));
 			FZ_CHECK(m.hdr.request == VHOST_USER_BACKEND_IOTLB_MSG &&
@@ -135,7 +141,7 @@ message(struct files *f, struct fz_reader *r)
 		uint8_t kind = fz_u8(r) % FD_KINDS;
 
 		m.fds[m.nfds] = kind < FILES ? fz_dup(file(f, kind)) :
-				kind == FD_EVENT ? fz_eventfd() : channel(f);
+				kind == FD_EVENT ? fz_eventfd() : channel(f, m.hdr.request);
 	}
 	fz_bytes(r, m.payload.raw, m.hdr.size);
 	fz_send(&m);
