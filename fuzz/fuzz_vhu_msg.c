@@ -14,7 +14,7 @@
  * - bytes written into a guest memory file (file u8, offset u32, count u8,
  *   bytes): ring contents for the bursts;
  * - a burst on a ring (ring u8, then a dequeue byte, fz_dequeue, or enqueue
- *   frames);
+ *   frames; the ring's neighbour in its pair when it goes the other way);
  * - a hang-up (vhu_session_end);
  * - a guest memory file truncated (file u8, new size u32) under the
  *   library's mappings: its SIGBUS guard must stand a zero page in for what
@@ -173,9 +173,21 @@ static void
 burst(struct fz_reader *r)
 {
 	struct vhu_port *p = fz_port();
-	struct vhu_vring *vr = vhu_port_vring(p, (uint16_t)(fz_u8(r) % p->session.nrings));
+	uint16_t index = (uint16_t)(fz_u8(r) % p->session.nrings);
+	bool enqueue = fz_u8(r) & 1;
+	struct vhu_vring *vr;
 
-	if (fz_u8(r) & 1)
+	/*
+	 * As vhu.h has it, and the PMD does: enqueue into guest RX rings (even),
+	 * dequeue from guest TX rings (odd). A ring's waiting frames mean one
+	 * thing or the other by its direction (frames held for a translation,
+	 * segments of a frame cut on receive): a burst the other way would mix
+	 * them up.
+	 */
+	if ((index & 1) == enqueue)
+		index ^= 1;
+	vr = vhu_port_vring(p, index);
+	if (enqueue)
 		fz_enqueue(vr, r);
 	else
 		fz_dequeue(vr, r);
