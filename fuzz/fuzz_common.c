@@ -148,6 +148,7 @@ port_create(struct port_state *st, bool zero_copy)
 		.queue_pairs = FZ_QUEUE_PAIRS,
 		.tso = true,
 		.postcopy = true,
+		.iommu = true,
 		.socket_id = (int)rte_socket_id(),
 		.zero_copy_threshold = zero_copy ? VHU_ZC_MIN_THRESHOLD : 0,
 		.ops = &owner_ops,
@@ -769,7 +770,14 @@ fz_send(struct vhu_msg *m)
 			 hdr.request, m->hdr.request);
 		FZ_CHECK(m->hdr.size <= VHU_MSG_MAX_PAYLOAD, "%s: reply of %u bytes",
 			 vhu_request_name(hdr.request), m->hdr.size);
-		FZ_CHECK(vhu_request_has_reply(hdr.request) || (hdr.flags & VHOST_USER_NEED_REPLY),
+		/*
+		 * Asked for, or our postcopy answer to a memory table (always
+		 * sent: the front end waits for it, NEED_REPLY or not).
+		 */
+		FZ_CHECK(vhu_request_has_reply(hdr.request) || (hdr.flags & VHOST_USER_NEED_REPLY) ||
+			 (s->postcopy_table != NULL &&
+			  (hdr.request == VHOST_USER_SET_MEM_TABLE ||
+			   hdr.request == VHOST_USER_ADD_MEM_REG)),
 			 "%s: a reply nobody asked for", vhu_request_name(hdr.request));
 	}
 	if (s->mem != NULL && s->mem != mem_before)
@@ -929,9 +937,11 @@ fz_enqueue(struct vhu_vring *vr, struct fz_reader *r)
 	uint16_t want = fz_u8(r) % (FZ_BURST_MAX + 1);
 	const struct vhu_vring_stats before = *vhu_vring_stats(vr);
 	const struct vhu_vring_stats *after;
-	uint16_t n = 0, consumed;
+	/* behind a vIOMMU, frames waiting for a translation (consumed, referenced) */
+	const uint16_t waiting_before = vr->rx_pending_count;
+	uint16_t n = 0, consumed, newly_held = 0;
 	bool any_tso = false;
-	uint64_t counted;
+	int64_t counted;
 
 	while (n < want && fz_read_frame(r, &f[n])) {
 		pkts[n] = f[n].m;
@@ -946,15 +956,32 @@ fz_enqueue(struct vhu_vring *vr, struct fz_reader *r)
 	if (verbose)
 		fprintf(stderr, "fuzz: ring %u: enqueue %u of %u, %" PRIu64 " delivered\n",
 			vr->index, consumed, n, after->packets - before.packets);
-	counted = after->packets - before.packets + after->dropped - before.dropped;
-	/* A frame cut in software counts each of its segments. */
-	FZ_CHECK(any_tso ? counted >= consumed : counted == consumed,
-		 "%u frames consumed, %" PRIu64 " delivered or dropped", consumed, counted);
+	/* Consumed: delivered, dropped, or now waiting for a translation. */
+	counted = (int64_t)(after->packets - before.packets + after->dropped - before.dropped) +
+		  vr->rx_pending_count - waiting_before;
+	/*
+	 * A frame cut in software counts each of its segments; frames waiting
+	 * before the burst may be such frames, and go first.
+	 */
+	FZ_CHECK(any_tso || waiting_before > 0 ? counted >= consumed : counted == consumed,
+		 "%u frames consumed, %" PRId64 " delivered, dropped or waiting", consumed,
+		 counted);
 	check_ring_idle(vr);
 	for (uint16_t i = 0; i < n; i++) {
-		/* The library keeps no reference to a frame, consumed or not... */
-		FZ_CHECK(fz_frame_refs(pkts[i]) == refs[i], "frame %u: references %u, were %u",
-			 i, fz_frame_refs(pkts[i]), refs[i]);
+		uint32_t now = fz_frame_refs(pkts[i]);
+
+		/*
+		 * The library keeps no reference to a frame, consumed or not,
+		 * but one per segment of a frame it holds for a translation...
+		 */
+		if (now == refs[i] + pkts[i]->nb_segs && i < consumed && vr->rx_pending_count > 0)
+			newly_held++;
+		else
+			FZ_CHECK(now == refs[i], "frame %u: references %u, were %u", i, now,
+				 refs[i]);
+		FZ_CHECK(newly_held <= vr->rx_pending_count,
+			 "%u frames referenced, %u waiting for a translation", newly_held,
+			 vr->rx_pending_count);
 		/* ... and writes nothing (checksums) into segments someone else holds. */
 		FZ_CHECK(f[i].shared == NULL || fz_frame_digest(f[i].shared) == digest[i],
 			 "frame %u (%u bytes, %u segments, shared from segment %u) was written to",

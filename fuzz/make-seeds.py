@@ -43,7 +43,8 @@ REQ = {
     'SET_VRING_ADDR': 9, 'SET_VRING_BASE': 10, 'GET_VRING_BASE': 11,
     'SET_VRING_KICK': 12, 'SET_VRING_CALL': 13, 'SET_VRING_ERR': 14,
     'GET_PROTOCOL_FEATURES': 15, 'SET_PROTOCOL_FEATURES': 16, 'GET_QUEUE_NUM': 17,
-    'SET_VRING_ENABLE': 18, 'SEND_RARP': 19, 'NET_SET_MTU': 20, 'POSTCOPY_ADVISE': 28,
+    'SET_VRING_ENABLE': 18, 'SEND_RARP': 19, 'NET_SET_MTU': 20, 'SET_BACKEND_REQ_FD': 21,
+    'IOTLB_MSG': 22, 'POSTCOPY_ADVISE': 28,
     'POSTCOPY_LISTEN': 29, 'POSTCOPY_END': 30, 'GET_MAX_MEM_SLOTS': 36,
     'ADD_MEM_REG': 37, 'REM_MEM_REG': 38, 'SET_STATUS': 39, 'GET_STATUS': 40,
 }
@@ -55,10 +56,13 @@ F = {
     'HOST_TSO4': 11, 'HOST_TSO6': 12, 'MRG_RXBUF': 15, 'CTRL_VQ': 17,
     'GUEST_ANNOUNCE': 21, 'MQ': 22, 'LOG_ALL': 26, 'ANY_LAYOUT': 27,
     'INDIRECT_DESC': 28, 'EVENT_IDX': 29, 'PROTOCOL_FEATURES': 30, 'VERSION_1': 32,
-    'RING_PACKED': 34, 'IN_ORDER': 35,
+    'ACCESS_PLATFORM': 33, 'RING_PACKED': 34, 'IN_ORDER': 35,
 }
-PF = {'MQ': 0, 'LOG_SHMFD': 1, 'RARP': 2, 'REPLY_ACK': 3, 'NET_MTU': 4, 'PAGEFAULT': 8,
-      'CONFIGURE_MEM_SLOTS': 15, 'STATUS': 16}
+PF = {'MQ': 0, 'LOG_SHMFD': 1, 'RARP': 2, 'REPLY_ACK': 3, 'NET_MTU': 4, 'BACKEND_REQ': 5,
+      'PAGEFAULT': 8, 'CONFIGURE_MEM_SLOTS': 15, 'STATUS': 16}
+# IOTLB_MSG: access and message type (struct vhost_iotlb_msg)
+IOTLB_RO, IOTLB_WO, IOTLB_RW = 1, 2, 3
+IOTLB_MISS, IOTLB_UPDATE, IOTLB_INVALIDATE = 1, 2, 3
 
 
 def bits(table, *names):
@@ -145,6 +149,7 @@ MSG_OP_MESSAGE, MSG_OP_POKE, MSG_OP_BURST, MSG_OP_HANG_UP, MSG_OP_TRUNCATE = 0, 
 MSG_OPS = 9
 FILE_SIZE = [0x10000, 0x10000, 0x2000, 0x100000]
 FD_EVENT = 4
+FD_CHANNEL = 5      # a socketpair: the back end's request channel, read by the harness
 
 
 def msg(request, payload=b'', fds=(), flags=VERSION | NEED_REPLY, size=None):
@@ -214,10 +219,20 @@ def vring_addr(index, desc, avail, used, log=0, flags=0):
 UADDR = 0x7f0000000000
 
 
-def msg_ring_setup(index, size, desc_off, avail_off, used_off, base=0, packed=False):
+IOVA = 0x40000000          # ring areas behind the vIOMMU
+BUF_IOVA = 0x50000000      # buffers behind the vIOMMU
+
+
+def iotlb(iova, size, uaddr, perm, type_):
+    return msg('IOTLB_MSG', u64(iova) + u64(size) + u64(uaddr) + u8(perm) + u8(type_) +
+               bytes(6))
+
+
+def msg_ring_setup(index, size, desc_off, avail_off, used_off, base=0, packed=False,
+                   at=UADDR):
     out = state('SET_VRING_NUM', index, size)
     out += state('SET_VRING_BASE', index, base)
-    out += vring_addr(index, UADDR + desc_off, UADDR + avail_off, UADDR + used_off)
+    out += vring_addr(index, at + desc_off, at + avail_off, at + used_off)
     out += ring_fd('SET_VRING_CALL', index)
     out += ring_fd('SET_VRING_KICK', index)
     out += state('SET_VRING_ENABLE', index, 1)
@@ -347,6 +362,40 @@ def msg_seeds():
     s += msg('POSTCOPY_ADVISE') + msg('POSTCOPY_LISTEN') + mem_reg('ADD_MEM_REG', region)
     seeds['postcopy'] = s + msg('GET_FEATURES')
 
+    # Behind a vIOMMU: the request channel, ring 1's areas translated up
+    # front and ring 0's on request; a TX buffer and an RX buffer (across two
+    # I/O pages landing on pages apart) missed, then translated; the RX
+    # buffers invalidated and missed again, ring 0's descriptors invalidated
+    # under a waiting frame; refusals that keep the connection.
+    iommu = pfeats | bits(PF, 'BACKEND_REQ')
+    s = (msg('GET_FEATURES') + msg('GET_PROTOCOL_FEATURES') +
+         msg('SET_PROTOCOL_FEATURES', u64(iommu)) + msg('GET_QUEUE_NUM') + msg('SET_OWNER') +
+         msg('SET_BACKEND_REQ_FD', fds=[FD_CHANNEL]) +
+         msg('SET_FEATURES', u64(feats | bits(F, 'ACCESS_PLATFORM'))) + mem_table(region))
+    s += iotlb(IOVA + 0x4000, 0x3000, UADDR + 0x4000, IOTLB_RW, IOTLB_UPDATE)
+    s += msg_ring_setup(0, 256, 0x0000, 0x1000, 0x2000, at=IOVA)
+    s += msg_ring_setup(1, 256, 0x4000, 0x5000, 0x6000, at=IOVA)
+    s += iotlb(IOVA, 0x3000, UADDR, IOTLB_RW, IOTLB_UPDATE)
+    s += poke(0, 0x4000, u64(BUF_IOVA) + u32(len(frame)) + u16(0) + u16(0))
+    s += poke(0, 0x8000, frame) + poke(0, 0x5000, u16(0) + u16(1) + u16(0))
+    s += burst_dequeue(1, 32)
+    s += iotlb(BUF_IOVA, 0x1000, UADDR + 0x8000, IOTLB_RO, IOTLB_UPDATE) + burst_dequeue(1, 32)
+    rx_iova = BUF_IOVA + 0x1c00
+    s += poke(0, 0x0000, u64(rx_iova) + u32(2048) + u16(DESC_F_WRITE) + u16(0))
+    s += poke(0, 0x0010, u64(rx_iova) + u32(2048) + u16(DESC_F_WRITE) + u16(0))
+    s += poke(0, 0x1000, u16(0) + u16(1) + u16(0))
+    s += burst_enqueue(0, app_frame('tcp4', 1400, ask=ASK_L4))
+    s += iotlb(BUF_IOVA + 0x1000, 0x1000, UADDR + 0xb000, IOTLB_RW, IOTLB_UPDATE)
+    s += iotlb(BUF_IOVA + 0x2000, 0x1000, UADDR + 0x9000, IOTLB_WO, IOTLB_UPDATE)
+    s += iotlb(BUF_IOVA + 0x1000, 0x2000, 0, 0, IOTLB_INVALIDATE)
+    s += poke(0, 0x1002, u16(2) + u16(1)) + burst_enqueue(0, app_frame('udp4', 300))
+    s += iotlb(IOVA, 0x1000, 0, 0, IOTLB_INVALIDATE) + burst_enqueue(0, app_frame('eth', 60))
+    s += iotlb(IOVA, 0x3000, UADDR, IOTLB_RW, IOTLB_UPDATE)
+    s += iotlb(0, 0x1000, UADDR + 0x100000, IOTLB_RW, IOTLB_UPDATE)
+    s += iotlb(0, 0x1000, 0, IOTLB_RW, IOTLB_MISS)
+    s += state('GET_VRING_BASE', 0, 0) + state('GET_VRING_BASE', 1, 0)
+    seeds['iommu'] = s
+
     # Messages the validation refuses (each hangs up).
     s = msg(99) + msg('GET_FEATURES', flags=VERSION | 0x4) + msg('SET_FEATURES', u32(1))
     s += msg('SET_VRING_KICK', u64(0)) + state('SET_VRING_NUM', 4, 256)
@@ -370,6 +419,12 @@ def msg_dict():
         ('protocol_features', u64(1 << F['PROTOCOL_FEATURES'])),
         ('log_all', u64(1 << F['LOG_ALL'])), ('reply_ack', u64(1 << PF['REPLY_ACK'])),
         ('wrap_base', u32(0x8000)), ('uaddr', u64(UADDR)),
+        ('access_platform', u64(1 << F['ACCESS_PLATFORM'])),
+        ('backend_req', u64(1 << PF['BACKEND_REQ'])), ('size_iotlb', u32(32)),
+        ('iotlb_update_rw', u8(IOTLB_RW) + u8(IOTLB_UPDATE)),
+        ('iotlb_update_wo', u8(IOTLB_WO) + u8(IOTLB_UPDATE)),
+        ('iotlb_invalidate', u8(0) + u8(IOTLB_INVALIDATE)), ('iova', u64(IOVA)),
+        ('fd_channel', u8(FD_CHANNEL)),
     ]
     lines = ['# vhost-user words for fuzz_vhu_msg (generated by fuzz/make-seeds.py)']
     for name, b in entries:

@@ -43,6 +43,7 @@ import os
 import random
 import shutil
 import signal
+import socket
 import struct
 import tempfile
 import time
@@ -60,13 +61,13 @@ from harness import (Launcher, PmdSelection, gen_frames, make_frame, sanitizers,
 from harness.testpmd import TestPmd, TestPmdError
 from harness.vhost_user_client import (
     BUF_SIZE, DEFAULT_FEATURES, DEFAULT_GPA, DEFAULT_PROTOCOL_FEATURES, DESC_INDIRECT, DESC_NEXT, DESC_WRITE,
-    F_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, FLAG_REPLY, GSO_ECN,
-    GSO_TCPV4, GSO_TCPV6, GSO_UDP, HDR_F_NEEDS_CSUM, MAX_FDS, PF_CONFIGURE_MEM_SLOTS,
-    PF_LOG_SHMFD, PF_PAGEFAULT, RX_RING, TX_RING,
-    VERSION, VRING_F_LOG, VRING_NOFD, FrontEnd, Region, Req, VhostUserClient,
-    bit, net_hdr, pack_addr, pack_desc, pack_log_base, pack_mem_reg, pack_mem_table,
-    pack_packed_desc,
-    pack_state, pack_u64)
+    F_CSUM, F_HOST_TSO4, F_HOST_TSO6, F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED,
+    FLAG_REPLY, GSO_ECN, GSO_TCPV4, GSO_TCPV6, GSO_UDP, HDR_F_NEEDS_CSUM, IOTLB_ACCESS_FAIL,
+    IOTLB_INVALIDATE, IOTLB_MISS, IOTLB_RO, IOTLB_RW, IOTLB_UPDATE, MAX_FDS, PAGE,
+    PF_CONFIGURE_MEM_SLOTS, PF_LOG_SHMFD, PF_PAGEFAULT, RX_RING, TX_RING,
+    VERSION, VRING_F_LOG, VRING_NOFD, FrontEnd, IommuLayout, Region, Req, VhostUserClient,
+    bit, net_hdr, pack_addr, pack_desc, pack_iotlb, pack_log_base, pack_mem_reg, pack_mem_table,
+    pack_packed_desc, pack_state, pack_u64)
 
 pytestmark = pytest.mark.ours_only
 
@@ -123,8 +124,9 @@ class Bench:
         self.baseline_fds: Dict[str, str] = {}
 
     def start(self):
-        # port 0 offers postcopy too, for its messages' cases
-        self.ours = self.launcher.ours([vhost_vdev(0, self.sock[0], **{"postcopy-support": 1}),
+        # port 0 offers postcopy and a vIOMMU too, for their messages' cases
+        self.ours = self.launcher.ours([vhost_vdev(0, self.sock[0], **{"postcopy-support": 1,
+                                                                       "iommu-support": 1}),
                                         vhost_vdev(1, self.sock[1])],
                                        extra_eal=LOG_ARGS, app_args=["--no-mlockall"])
         self.ours.cmd("set fwd io")
@@ -1013,6 +1015,132 @@ def dirty_log_smaller_than_memory(s: Session) -> Outcome:
     return Outcome(client=g, frames=[FRAME], after=logged_inside_only)
 
 
+# ---- guests behind a virtual IOMMU (iommu-support=1)
+
+IOMMU = IommuLayout()
+
+
+def traffic_flows(s: Session, g: FrontEnd):
+    """A frame each way between ``g`` and B, byte-exact."""
+    def check():
+        g.send_frames([FRAME])
+        assert s.b.receive(1, timeout=5, quiet=0.02) == [FRAME], "guest -> B lost"
+        s.b.send_frames([FRAME])
+        assert g.receive(1, timeout=5, quiet=0.02) == [FRAME], "B -> guest lost"
+        assert not g.iommu.errors, f"the guest's IOMMU: {g.iommu.errors}"
+    return check
+
+
+def iommu_guest(steps: Callable[[FrontEnd], int], *, start: bool = False,
+                features: int = DEFAULT_FEATURES, then_traffic: bool = False):
+    """A guest behind its vIOMMU (ACCESS_PLATFORM, its request channel),
+    prepared (features and memory) or, with ``start``, running and
+    translating on request; then ``steps``, whose value is the outcome's
+    ack. ``then_traffic``: frames must still cross both ways afterwards."""
+    def attack(s: Session) -> Outcome:
+        g = s.guest(features, iommu=IOMMU)
+        g.start() if start else g.prepare()
+        if start:
+            s.bench.ours.wait_link_up(0)
+        ack = steps(g)
+        return Outcome(client=g, ack=ack, after=traffic_flows(s, g) if then_traffic else None)
+    return attack
+
+
+def iotlb(iova: int, size: int, uaddr: int, perm: int, type_: int):
+    """One IOTLB_MSG (NEED_REPLY) with exactly these fields; its ack."""
+    return lambda g: g.ack(Req.IOTLB_MSG, pack_iotlb(iova, size, uaddr, perm, type_))
+
+
+def update_outside_memory(g: FrontEnd) -> int:
+    """An update of a page the guest uses, to just past the end of its memory."""
+    iova = g.ring_iovas[TX_RING]["desc"]
+    return g.ack(Req.IOTLB_MSG, pack_iotlb(iova, PAGE, g.mem.uaddr(g.mem.size), IOTLB_RW,
+                                           IOTLB_UPDATE))
+
+
+def invalidate_everything(g: FrontEnd) -> int:
+    """An invalidation from IOVA 4096 to past the top of the space (the range
+    wraps): the rings' areas go too, and are asked for again."""
+    return g.iommu.invalidate(PAGE, TOP - 1)
+
+
+def update_before_memory_table(s: Session) -> Outcome:
+    """ACCESS_PLATFORM negotiated, no memory yet: nothing to translate to."""
+    g = s.guest(iommu=IOMMU)
+    g.negotiate()
+    g.checked(Req.SET_FEATURES, pack_u64(g.features))
+    return Outcome(client=g, ack=iotlb(0, PAGE, g.mem.uaddr(0), IOTLB_RW, IOTLB_UPDATE)(g))
+
+
+def never_answered(s: Session) -> Outcome:
+    """A guest TX chain whose buffer is at an IOVA the guest never maps:
+    the back end asks, nobody answers, the chain stays in the ring; the
+    guest's RX ring keeps receiving what B sends meanwhile."""
+    g = s.guest(iommu=IOMMU).start()
+    s.bench.ours.wait_link_up(0)
+    hole = g.iommu.reserve()
+    g.tx.write_desc(0, hole, len(HDR + FRAME))
+    g.tx.make_available(0)
+    g.tx.kick()
+
+    def ring_waits_others_flow():
+        assert g.iommu.wait_misses([hole], timeout=5), "no miss for the unmapped IOVA"
+        s.b.send_frames([FRAME] * 3)
+        assert g.receive(3, timeout=5, quiet=0.02) == [FRAME] * 3, \
+            "the guest's RX ring stopped while its TX ring waits"
+        assert g.tx.used_idx() == 0, "a chain with an untranslated buffer was completed"
+        assert s.b.drain() == [], "something left the waiting ring"
+        assert s.bench.link_up(), "link down while a chain waits for a translation"
+        x = s.bench.xstats()
+        assert x["rx_q0_malformed_chains"] == x0["rx_q0_malformed_chains"]
+    x0 = s.bench.xstats()
+    return Outcome(client=g, ack=0, after=ring_waits_others_flow)
+
+
+def rx_buffer_read_only(s: Session) -> Outcome:
+    """An RX buffer whose I/O page the guest's IOMMU translates read-only:
+    the back end asks to write, gets a read-only translation, and must
+    refuse the chain without writing."""
+    g = s.guest(iommu=IOMMU).start(post_rx=False)
+    s.bench.ours.wait_link_up(0)
+    iova = g.buf(RX_RING, 0)
+    for page in g.iommu.pages(iova, BUF_SIZE):
+        g.iommu.map(page, g.iommu.table[page][0], IOTLB_RO)
+    g.iommu.write(iova, b"\xa5" * BUF_SIZE)
+    g.rx.write_desc(0, iova, BUF_SIZE, DESC_WRITE)
+    g.rx.make_available(0)
+    s.b.send_frames([FRAME])
+
+    def untouched():
+        assert g.iommu.read(iova, BUF_SIZE) == b"\xa5" * BUF_SIZE, \
+            "the back end wrote into a buffer translated read-only"
+        assert g.iommu.misses_for([iova]), "the buffer's translation was never asked"
+    return Outcome(client=g, ring=g.rx, buf_id=0, after=untouched)
+
+
+def backend_channel_replaced(s: Session) -> Outcome:
+    """SET_BACKEND_REQ_FD 20 more times with new sockets: each old channel
+    is closed (testpmd's fd count does not grow) and misses go to the last."""
+    g = s.guest(iommu=IOMMU)
+    g.negotiate()
+
+    def replace():
+        for _ in range(20):
+            ours, theirs = socket.socketpair()
+            try:
+                g.checked(Req.SET_BACKEND_REQ_FD, b"", [theirs.fileno()])
+            finally:
+                ours.close()
+                theirs.close()
+    same_fd_count(s, replace)
+    return Outcome(client=g, ack=0)
+
+
+TOP_PAGE = TOP - PAGE
+IOTLB_TYPE = rf"{PORT}: IOTLB_MSG of type %d \(the front end sends updates and invalidations\)"
+
+
 # ==========================================================================
 # the catalogue
 
@@ -1024,8 +1152,6 @@ CASES: List[Case] = [
     # ---- message framing ------------------------------------------------
     Case("unknown_request", msg(99), rf"{PORT}: unsupported request 99\b", CLOSES),
     Case("request_zero", msg(0), rf"{PORT}: unsupported request 0\b", CLOSES),
-    Case("request_not_served_backend_req_fd", msg(Req.SET_BACKEND_REQ_FD, nfds=1),
-         rf"{PORT}: unsupported request 21\b", CLOSES),
     Case("request_max_u32", msg(0xFFFFFFFF), rf"{PORT}: unsupported request 4294967295\b",
          CLOSES),
     Case("version_0", msg(Req.GET_FEATURES, flags=0),
@@ -1166,6 +1292,61 @@ CASES: List[Case] = [
     Case("postcopy_table_not_acknowledged", postcopy(unacknowledged_table),
          rf"{PORT}: GET_FEATURES while our postcopy memory table waits for its "
          r"acknowledgement", CLOSES),
+
+    # ---- vIOMMU: SET_BACKEND_REQ_FD, IOTLB_MSG -------------------------------
+    Case("backend_req_fd_not_negotiated",
+         acked(Req.SET_BACKEND_REQ_FD, lambda g: b"", fds=lambda s, g: s.probe_fds(1)),
+         rf"{PORT}: SET_BACKEND_REQ_FD without PROTOCOL_F_BACKEND_REQ negotiated", NACKS),
+    Case("backend_req_fd_without_fd", msg(Req.SET_BACKEND_REQ_FD),
+         rf"{PORT}: SET_BACKEND_REQ_FD with 0 file descriptors, 1 expected", CLOSES),
+    Case("backend_req_fd_replaced", backend_channel_replaced, rf"{PORT}: SET_BACKEND_REQ_FD",
+         ACCEPTS),
+    Case("iotlb_msg_payload_short", msg(Req.IOTLB_MSG, bytes(24)),
+         rf"{PORT}: IOTLB_MSG with a payload of 24 bytes", CLOSES),
+    Case("iotlb_without_access_platform",
+         acked(Req.IOTLB_MSG, lambda g: pack_iotlb(0, PAGE, g.mem.uaddr(0), IOTLB_RW,
+                                                   IOTLB_UPDATE)),
+         rf"{PORT}: IOTLB_MSG without VIRTIO_F_ACCESS_PLATFORM negotiated", NACKS),
+    Case("iotlb_update_outside_guest_memory",
+         iommu_guest(update_outside_memory, start=True, then_traffic=True),
+         rf"{PORT}: IOTLB update iova 0x[0-9a-f]+ size 0x1000 to 0x7f0000400000: "
+         r"0x7f0000400000 is outside guest memory", NACKS),
+    Case("iotlb_update_before_memory_table", update_before_memory_table,
+         rf"{PORT}: IOTLB update iova 0x0 size 0x1000 to 0x7f0000000000: 0x7f0000000000 is "
+         r"outside guest memory", NACKS),
+    Case("iotlb_type_miss_from_front_end",
+         iommu_guest(iotlb(0, PAGE, 0, IOTLB_RW, IOTLB_MISS)), IOTLB_TYPE % 1, NACKS),
+    Case("iotlb_type_access_fail_from_front_end",
+         iommu_guest(iotlb(0, PAGE, 0, IOTLB_RW, IOTLB_ACCESS_FAIL)), IOTLB_TYPE % 4, NACKS),
+    Case("iotlb_type_0", iommu_guest(iotlb(0, PAGE, 0, IOTLB_RW, 0)), IOTLB_TYPE % 0, NACKS),
+    Case("iotlb_type_255", iommu_guest(iotlb(0, PAGE, 0, IOTLB_RW, 255)), IOTLB_TYPE % 255,
+         NACKS),
+    Case("iotlb_update_size_0",
+         iommu_guest(lambda g: iotlb(0, 0, g.mem.uaddr(0), IOTLB_RW, IOTLB_UPDATE)(g)),
+         rf"{PORT}: IOTLB update iova 0x0 size 0x0 perm 3: empty", NACKS),
+    Case("iotlb_update_iova_wraps",
+         iommu_guest(lambda g: iotlb(TOP_PAGE, 2 * PAGE, g.mem.uaddr(0), IOTLB_RW,
+                                     IOTLB_UPDATE)(g)),
+         rf"{PORT}: IOTLB update iova 0xfffffffffffff000 size 0x2000 perm 3: range wraps",
+         NACKS),
+    Case("iotlb_update_uaddr_wraps",
+         iommu_guest(iotlb(0, 2 * PAGE, TOP_PAGE, IOTLB_RW, IOTLB_UPDATE)),
+         rf"{PORT}: IOTLB update iova 0x0 size 0x2000 perm 3: range wraps", NACKS),
+    Case("iotlb_update_perm_0",
+         iommu_guest(lambda g: iotlb(0, PAGE, g.mem.uaddr(0), 0, IOTLB_UPDATE)(g)),
+         rf"{PORT}: IOTLB update iova 0x0 size 0x1000 perm 0: bad access", NACKS),
+    Case("iotlb_update_perm_4",
+         iommu_guest(lambda g: iotlb(0, PAGE, g.mem.uaddr(0), 4, IOTLB_UPDATE)(g)),
+         rf"{PORT}: IOTLB update iova 0x0 size 0x1000 perm 4: bad access", NACKS),
+    Case("iotlb_invalidate_size_0",
+         iommu_guest(iotlb(0, 0, 0, 0, IOTLB_INVALIDATE), start=True, then_traffic=True),
+         rf"{PORT}: IOTLB_MSG", ACCEPTS),
+    Case("iotlb_invalidate_wrapping_range_while_running",
+         iommu_guest(invalidate_everything, start=True, then_traffic=True),
+         rf"{PORT}: IOTLB_MSG[\s\S]*{PORT}: link down[\s\S]*{PORT}: link up", ACCEPTS),
+    Case("iova_never_answered", never_answered, rf"{PORT}: IOTLB_MSG", ACCEPTS),
+    Case("rx_buffer_translated_read_only", rx_buffer_read_only,
+         rf"{PORT}: ring 0: chain 0: buffer 0x[0-9a-f]+\+2048 outside guest memory", DROPS),
 
     # ---- SET_LOG_BASE: always answered, 1 = refused --------------------------
     Case("log_offset_overflow", log_base(4096, TOP - 2048),

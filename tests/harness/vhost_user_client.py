@@ -16,6 +16,12 @@ wire and in the rings:
   up queue pair 0 in the order DPDK's virtio-user does, sends frames through
   the guest TX ring and receives them from the guest RX ring byte-exact. Its
   rings stay accessible, so a test can go hostile at any point.
+* :class:`Iommu` puts the guest behind a virtual IOMMU (``FrontEnd(...,
+  iommu=Iommu(...))``, VIRTIO_F_ACCESS_PLATFORM): the test decides which
+  guest memory page each I/O virtual page translates to, ring addresses and
+  descriptors carry IOVAs, and a thread answers the misses the back end asks
+  on its request channel (SET_BACKEND_REQ_FD) with IOTLB_MSG updates, as
+  QEMU does, unless the test withholds them.
 
 Wire format: QEMU's docs/interop/vhost-user.rst, our lib/vhost/message.h.
 Everything is little-endian (x86-64).  The back end polls its rings, so
@@ -25,6 +31,7 @@ kicks are courtesy and interrupts are not needed: our rings ask for none.
 from __future__ import annotations
 
 import array
+import contextlib
 import ctypes
 import enum
 import errno
@@ -33,10 +40,12 @@ import mmap
 import os
 import select
 import socket
+import random
 import struct
+import threading
 import time
 from dataclasses import dataclass, field
-from typing import Dict, List, NamedTuple, Optional, Sequence, Tuple
+from typing import Dict, Iterable, List, NamedTuple, Optional, Sequence, Set, Tuple
 
 
 class Req(enum.IntEnum):
@@ -101,11 +110,13 @@ F_INDIRECT_DESC = 28
 F_EVENT_IDX = 29
 F_PROTOCOL_FEATURES = 30
 F_VERSION_1 = 32
+F_ACCESS_PLATFORM = 33
 F_RING_PACKED = 34
 PF_MQ = 0
 PF_LOG_SHMFD = 1
 PF_RARP = 2
 PF_REPLY_ACK = 3
+PF_BACKEND_REQ = 5
 PF_PAGEFAULT = 8
 PF_CONFIGURE_MEM_SLOTS = 15
 PF_STATUS = 16
@@ -170,6 +181,24 @@ def pack_addr(index: int, desc: int, used: int, avail: int, log: int = 0,
 
 def pack_log_base(size: int, offset: int) -> bytes:
     return struct.pack("<QQ", size, offset)
+
+
+# IOTLB_MSG payload (struct vhost_iotlb_msg): iova, size, uaddr, perm, type, padding to 32.
+IOTLB = struct.Struct("<QQQBB6x")
+IOTLB_MISS = 1
+IOTLB_UPDATE = 2
+IOTLB_INVALIDATE = 3
+IOTLB_ACCESS_FAIL = 4
+IOTLB_RO = 1
+IOTLB_WO = 2
+IOTLB_RW = 3
+BACKEND_IOTLB_MSG = 1           # the back end's request (its channel): an IOTLB message
+
+
+def pack_iotlb(iova: int, size: int, uaddr: int, perm: int, type_: int) -> bytes:
+    """IOTLB_MSG payload (32 bytes); every field as given."""
+    m = 2**64 - 1
+    return IOTLB.pack(iova & m, size & m, uaddr & m, perm & 0xFF, type_ & 0xFF)
 
 
 @dataclass
@@ -506,6 +535,9 @@ class VhostUserClient:
     def __init__(self, path: str, timeout: float = 5.0):
         self.path = path
         self.timeout = timeout
+        # A request and its answer go together: an Iommu's thread answers
+        # misses on the same socket while the test sends its own requests.
+        self.lock = threading.RLock()
         self.sock = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         self.sock.settimeout(timeout)
         deadline = time.monotonic() + timeout
@@ -521,12 +553,13 @@ class VhostUserClient:
     def send_raw(self, data: bytes, fds: Sequence[int] = ()):
         """Bytes and fds exactly as given (one sendmsg)."""
         anc = [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))] if fds else []
-        try:
-            sent = self.sock.sendmsg([data], anc)
-        except (BrokenPipeError, ConnectionResetError) as exc:
-            raise ConnectionClosed(f"send: {exc}") from exc
-        if sent != len(data):
-            self.sock.sendall(data[sent:])
+        with self.lock:
+            try:
+                sent = self.sock.sendmsg([data], anc)
+                if sent != len(data):
+                    self.sock.sendall(data[sent:])
+            except (BrokenPipeError, ConnectionResetError) as exc:
+                raise ConnectionClosed(f"send: {exc}") from exc
 
     def send(self, request: int, payload: bytes = b"", fds: Sequence[int] = (),
              flags: int = VERSION, size: Optional[int] = None, need_reply: bool = False):
@@ -575,8 +608,9 @@ class VhostUserClient:
     def call(self, request: int, payload: bytes = b"", fds: Sequence[int] = (),
              **kw) -> Reply:
         """A request that is answered (GET_*, SET_LOG_BASE, or with NEED_REPLY)."""
-        self.send(request, payload, fds, **kw)
-        reply = self.recv_reply()
+        with self.lock:
+            self.send(request, payload, fds, **kw)
+            reply = self.recv_reply()
         if reply.request != request or not reply.flags & FLAG_REPLY:
             raise AssertionError(f"reply to {Req(request).name} is {reply}")
         return reply
@@ -625,6 +659,306 @@ class VhostUserClient:
         self.sock.close()
 
 
+# ------------------------------------------------------------------- vIOMMU
+
+PAGE = 4096
+# I/O virtual addresses start here: neither a guest physical address nor a
+# front-end address of ours, so a back end that takes one for another misses.
+DEFAULT_IOVA = 0x4000_0000
+
+
+def page_of(addr: int) -> int:
+    return addr & ~(PAGE - 1)
+
+
+class BackendMsg(NamedTuple):
+    """A message the back end sent on its request channel, and when."""
+    request: int
+    flags: int
+    size: int
+    iova: int
+    iotlb_size: int
+    uaddr: int
+    perm: int
+    type: int
+    when: float
+
+    @property
+    def page(self) -> int:
+        return page_of(self.iova)
+
+    def problem(self) -> Optional[str]:
+        """What is wrong with it as an IOTLB miss (header request 1, flags
+        1, size 32, type miss, no size or address, an access asked)."""
+        if (self.request, self.flags, self.size) != (BACKEND_IOTLB_MSG, VERSION, IOTLB.size):
+            return f"header request {self.request} flags {self.flags:#x} size {self.size}"
+        if self.type != IOTLB_MISS or self.iotlb_size != 0 or self.uaddr != 0 or \
+                self.perm not in (IOTLB_RO, IOTLB_WO, IOTLB_RW):
+            return (f"type {self.type} size {self.iotlb_size:#x} uaddr {self.uaddr:#x} "
+                    f"perm {self.perm}")
+        return None
+
+
+@dataclass
+class IommuLayout:
+    """Where :class:`FrontEnd` puts its buffers in I/O virtual space: one
+    range per ring, buffer *i* at ``lead + i * stride`` bytes into it (a
+    ``lead`` or ``stride`` that is not a multiple of the page size makes
+    buffers cross I/O pages). Its pages are guest memory pages in order,
+    or, with ``scatter`` (a seed), in a random order: consecutive I/O pages
+    land on pages far apart."""
+    lead: int = 0
+    stride: int = 0                 # 0: the buffer size
+    scatter: Optional[int] = None
+
+
+class Iommu:
+    """The virtual IOMMU of a guest (VIRTIO_F_ACCESS_PLATFORM): which guest
+    memory page each I/O virtual page translates to, as the test decides,
+    and the back end's request channel.
+
+    :meth:`open_channel` makes the socketpair whose far end goes to the
+    back end with SET_BACKEND_REQ_FD; a thread reads the misses it sends
+    there (every one is kept in :attr:`misses`) and answers each with an
+    IOTLB_MSG update of the page asked for (NEED_REPLY, ack checked), the
+    translation :attr:`table` holds for it: lazily, only what is asked.
+    Pages the test withholds (:meth:`withhold`), or that have no translation, are
+    not answered until :meth:`release` or :meth:`map`. Anything wrong (a
+    malformed message on the channel, an update refused) goes to
+    :attr:`errors`, for the test to assert empty.
+    """
+
+    def __init__(self, mem: GuestMemory, iova_base: int = DEFAULT_IOVA):
+        self.mem = mem
+        self.table: Dict[int, Tuple[int, int]] = {}     # I/O page -> (memory offset, perm)
+        self.withheld: Set[int] = set()
+        self.deferred: Dict[int, int] = {}              # pages asked, not answered: perms
+        self.told: Set[int] = set()                     # pages the back end has translated
+        self.misses: List[BackendMsg] = []
+        self.errors: List[str] = []
+        self.updates = 0                # IOTLB updates acknowledged with 0
+        self.invalidations = 0          # invalidations acknowledged with 0
+        self.lock = threading.RLock()
+        self.front: Optional["VhostUserClient"] = None
+        self.channel_closed = threading.Event()
+        self._next = iova_base
+        self._chan: Optional[socket.socket] = None
+        self._thread: Optional[threading.Thread] = None
+        self._closing = False
+
+    # ------------------------------------------------------- address space
+
+    def _take(self, npages: int) -> int:
+        """Fresh I/O pages; a page left out after each range, so that running
+        off its end misses instead of landing in the next."""
+        base = self._next
+        self._next += (npages + 1) * PAGE
+        return base
+
+    def reserve(self, npages: int = 1) -> int:
+        """IOVAs no translation will ever exist for."""
+        return self._take(npages)
+
+    def map(self, iova: int, off: int, perm: int = IOTLB_RW):
+        """I/O page ``iova`` translates to the guest memory page at offset
+        ``off``; a miss waiting for it is answered (unless withheld)."""
+        assert off % PAGE == 0, f"memory offset {off:#x} not page aligned"
+        page = page_of(iova)
+        with self.lock:
+            self.table[page] = (off, perm)
+            if page in self.deferred and page not in self.withheld:
+                self._answer(page)
+
+    def unmap(self, iova: int):
+        """The page has no translation any more (the back end is not told)."""
+        with self.lock:
+            self.table.pop(page_of(iova), None)
+
+    def expose(self, off: int, nbytes: int, perm: int = IOTLB_RW) -> int:
+        """Fresh IOVAs for guest memory [off, off + nbytes), its pages in order."""
+        first = page_of(off)
+        npages = (off + nbytes - first + PAGE - 1) // PAGE
+        base = self._take(npages)
+        for i in range(npages):
+            self.map(base + i * PAGE, first + i * PAGE, perm)
+        return base + off - first
+
+    def alloc(self, nbytes: int, lead: int = 0, rng: Optional[random.Random] = None,
+              perm: int = IOTLB_RW) -> int:
+        """IOVA of ``nbytes`` fresh zeroed bytes starting ``lead`` bytes into
+        a page; its pages fresh guest memory pages, in order or shuffled by
+        ``rng``."""
+        npages = (lead + nbytes + PAGE - 1) // PAGE
+        offs = [self.mem.alloc(PAGE, PAGE) for _ in range(npages)]
+        if rng is not None:
+            rng.shuffle(offs)
+        base = self._take(npages)
+        for i, off in enumerate(offs):
+            self.map(base + i * PAGE, off, perm)
+        return base + lead
+
+    def translate(self, iova: int) -> int:
+        """Guest memory offset of ``iova`` (which must have a translation)."""
+        off, _ = self.table[page_of(iova)]
+        return off + iova % PAGE
+
+    def pages(self, iova: int, nbytes: int) -> List[int]:
+        """The I/O pages of [iova, iova + nbytes)."""
+        return list(range(page_of(iova), iova + max(nbytes, 1), PAGE))
+
+    def _pieces(self, iova: int, nbytes: int) -> Iterable[Tuple[int, int, int]]:
+        done = 0
+        while done < nbytes:
+            at = iova + done
+            n = min(nbytes - done, PAGE - at % PAGE)
+            yield done, self.translate(at), n
+            done += n
+
+    def write(self, iova: int, data: bytes):
+        for done, off, n in self._pieces(iova, len(data)):
+            self.mem.write(off, data[done:done + n])
+
+    def read(self, iova: int, nbytes: int) -> bytes:
+        return b"".join(self.mem.read(off, n) for _, off, n in self._pieces(iova, nbytes))
+
+    def uaddr(self, iova: int) -> int:
+        """Front-end virtual address ``iova`` translates to."""
+        return self.mem.uaddr(self.translate(iova))
+
+    # -------------------------------------------------- the back end's channel
+
+    def open_channel(self, front: "VhostUserClient") -> int:
+        """The socketpair of the back end's request channel; returns the end
+        to hand over with SET_BACKEND_REQ_FD (the caller closes its copy) and
+        starts answering misses on ``front``."""
+        self.front = front
+        ours, theirs = socket.socketpair(socket.AF_UNIX, socket.SOCK_STREAM)
+        self._chan = ours
+        self._thread = threading.Thread(target=self._serve, name="iommu-misses", daemon=True)
+        self._thread.start()
+        return theirs.detach()
+
+    def _recv(self, n: int) -> Optional[bytes]:
+        buf = b""
+        while len(buf) < n:
+            try:
+                chunk = self._chan.recv(n - len(buf))
+            except OSError:
+                return None
+            if not chunk:
+                return None
+            buf += chunk
+        return buf
+
+    def _serve(self):
+        try:
+            while True:
+                header = self._recv(HEADER.size)
+                if header is None:
+                    break
+                request, flags, size = HEADER.unpack(header)
+                if size > 4096:
+                    self.errors.append(f"request channel: a message of {size} bytes")
+                    break
+                payload = self._recv(size) if size else b""
+                if payload is None:
+                    break
+                fields = IOTLB.unpack(payload) if size == IOTLB.size else (0, 0, 0, 0, 0)
+                self._on_miss(BackendMsg(request, flags, size, *fields, time.monotonic()))
+        except Exception as exc:  # noqa: BLE001 - reported through errors
+            if not self._closing:
+                self.errors.append(f"miss thread: {exc!r}")
+        finally:
+            self.channel_closed.set()
+
+    def _on_miss(self, m: BackendMsg):
+        with self.lock:
+            self.misses.append(m)
+            problem = m.problem()
+            if problem:
+                self.errors.append(f"request channel: not an IOTLB miss: {problem}")
+                return
+            if m.page not in self.table or m.page in self.withheld:
+                self.deferred[m.page] = self.deferred.get(m.page, 0) | m.perm
+                return
+            try:
+                self._answer(m.page)
+            except (ConnectionClosed, OSError) as exc:
+                # the front end hung up meanwhile: keep reading what was asked
+                if not self._closing:
+                    self.errors.append(f"answering a miss for {m.page:#x}: {exc!r}")
+
+    def _answer(self, page: int):
+        off, perm = self.table[page]
+        ack = self.front.ack(Req.IOTLB_MSG, pack_iotlb(page, PAGE, self.mem.uaddr(off), perm,
+                                                       IOTLB_UPDATE))
+        self.deferred.pop(page, None)
+        if ack != 0:
+            self.errors.append(f"IOTLB update of iova {page:#x} refused (ack {ack})")
+            return
+        self.updates += 1
+        self.told.add(page)
+
+    def update(self, iova: int) -> None:
+        """Tell the back end the translation of ``iova``'s page now, unasked."""
+        with self.lock:
+            self._answer(page_of(iova))
+
+    def withhold(self, pages: Iterable[int]):
+        """Misses for these pages wait until :meth:`release`."""
+        with self.lock:
+            self.withheld.update(page_of(p) for p in pages)
+
+    def release(self, pages: Optional[Iterable[int]] = None):
+        """Withheld pages (all by default) answered again, those asked at once."""
+        with self.lock:
+            pages = set(self.withheld) if pages is None else {page_of(p) for p in pages}
+            self.withheld -= pages
+            for page in sorted(pages):
+                if page in self.deferred and page in self.table:
+                    self._answer(page)
+
+    def invalidate(self, iova: int, size: int = PAGE) -> int:
+        """IOTLB_MSG invalidate of [iova, iova + size), NEED_REPLY; the ack.
+        Once it is 0 the back end no longer uses what it had for the range."""
+        with self.lock:
+            ack = self.front.ack(Req.IOTLB_MSG, pack_iotlb(iova, size, 0, 0, IOTLB_INVALIDATE))
+            if ack == 0:
+                self.invalidations += 1
+                self.told -= {p for p in self.told if iova <= p + PAGE - 1 and p <= iova + size - 1}
+            return ack
+
+    def misses_for(self, pages: Iterable[int], since: int = 0) -> List[BackendMsg]:
+        wanted = {page_of(p) for p in pages}
+        with self.lock:
+            return [m for m in self.misses[since:] if m.page in wanted]
+
+    def wait_misses(self, pages: Iterable[int], timeout: float = 5.0, since: int = 0
+                    ) -> List[BackendMsg]:
+        """Misses for all of ``pages`` (after the ``since``-th), within ``timeout``."""
+        wanted = {page_of(p) for p in pages}
+        deadline = time.monotonic() + timeout
+        while True:
+            got = self.misses_for(wanted, since)
+            if {m.page for m in got} >= wanted or time.monotonic() > deadline:
+                return got
+            time.sleep(0.01)
+
+    def close(self, timeout: float = 5.0):
+        """After the front end hung up: the back end closes its end with the
+        session; every miss it sent before is read by then."""
+        self._closing = True
+        if self._thread is not None:
+            self.channel_closed.wait(timeout)
+        if self._chan is not None:
+            with contextlib.suppress(OSError):
+                self._chan.shutdown(socket.SHUT_RDWR)
+            if self._thread is not None:
+                self._thread.join(timeout)
+            self._chan.close()
+            self._chan = None
+
+
 # -------------------------------------------------------------------- front end
 
 DEFAULT_FEATURES = bit(F_VERSION_1) | bit(F_PROTOCOL_FEATURES)
@@ -639,12 +973,21 @@ class FrontEnd(VhostUserClient):
     :data:`BUF_SIZE`: a header and a 1514-byte frame; more for GSO frames
     without MRG_RXBUF), buffer *i* belonging to descriptor (split) or buffer
     id (packed) *i*.
+
+    With ``iommu`` (an :class:`IommuLayout`) the guest sits behind a
+    virtual IOMMU (:attr:`iommu`, an :class:`Iommu`): ACCESS_PLATFORM and
+    BACKEND_REQ (with REPLY_ACK) are negotiated, the request channel is
+    handed over after the protocol features, each ring area gets I/O
+    virtual addresses of its own (SET_VRING_ADDR) and the buffers are laid
+    out in I/O virtual space as the layout says; descriptors carry IOVAs.
+    Nothing is translated for the back end before it asks.
     """
 
     def __init__(self, path: str, *, features: int = DEFAULT_FEATURES,
                  protocol_features: int = DEFAULT_PROTOCOL_FEATURES, queue_size: int = 256,
                  mem_size: int = 4 << 20, gpa: int = DEFAULT_GPA, tag: str = "guest",
-                 timeout: float = 5.0, buf_size: int = BUF_SIZE):
+                 timeout: float = 5.0, buf_size: int = BUF_SIZE,
+                 iommu: Optional[IommuLayout] = None):
         super().__init__(path, timeout)
         self.features = features
         self.protocol_features = protocol_features
@@ -652,9 +995,36 @@ class FrontEnd(VhostUserClient):
         self.mem = GuestMemory(mem_size, gpa=gpa, tag=tag)
         ring_cls = PackedRing if features & bit(F_RING_PACKED) else SplitRing
         self.rings = [ring_cls(self.mem, i, queue_size) for i in (RX_RING, TX_RING)]
-        self.bufs = [[self.mem.alloc(buf_size) for _ in range(queue_size)] for _ in self.rings]
+        self.iommu: Optional[Iommu] = None
+        self.ring_iovas: Dict[int, Dict[str, int]] = {}
+        if iommu is None:
+            self.bufs = [[self.mem.alloc(buf_size) for _ in range(queue_size)]
+                         for _ in self.rings]
+        else:
+            self._behind_iommu(iommu, queue_size)
         self.free = [list(range(queue_size)) for _ in self.rings]
         self.rx_posted = False
+
+    def _behind_iommu(self, layout: IommuLayout, queue_size: int):
+        self.features |= bit(F_ACCESS_PLATFORM)
+        self.protocol_features |= bit(PF_BACKEND_REQ) | bit(PF_REPLY_ACK)
+        self.iommu = Iommu(self.mem)
+        for ring in self.rings:
+            if ring.packed:
+                areas = dict(desc=(ring.desc, 16 * ring.size), avail=(ring.driver_event, 4),
+                             used=(ring.device_event, 4))
+            else:
+                areas = dict(desc=(ring.desc, 16 * ring.size),
+                             avail=(ring.avail, 6 + 2 * ring.size),
+                             used=(ring.used, 6 + 8 * ring.size))
+            self.ring_iovas[ring.index] = {k: self.iommu.expose(off, n)
+                                           for k, (off, n) in areas.items()}
+        stride = layout.stride or self.buf_size
+        rng = random.Random(layout.scatter) if layout.scatter is not None else None
+        self.bufs = []
+        for _ in self.rings:
+            base = self.iommu.alloc(stride * queue_size, lead=layout.lead, rng=rng)
+            self.bufs.append([base + i * stride for i in range(queue_size)])
 
     @property
     def rx(self):
@@ -681,6 +1051,13 @@ class FrontEnd(VhostUserClient):
             # No ack for this one: REPLY_ACK is not on before it arrives.
             self.send(Req.SET_PROTOCOL_FEATURES, pack_u64(self.protocol_features))
             self.get_u64(Req.GET_QUEUE_NUM)
+            if self.iommu is not None and self.protocol_features & bit(PF_BACKEND_REQ):
+                # as QEMU: the back end's channel right after the protocol features
+                fd = self.iommu.open_channel(self)
+                try:
+                    self.checked(Req.SET_BACKEND_REQ_FD, b"", [fd])
+                finally:
+                    os.close(fd)
 
     def prepare(self, regions: Optional[Sequence[Region]] = None) -> "FrontEnd":
         """Everything before the rings, in virtio-user's order: negotiation,
@@ -707,11 +1084,16 @@ class FrontEnd(VhostUserClient):
     def remove_region(self, region: Region):
         self.checked(Req.REM_MEM_REG, pack_mem_reg(region))
 
+    def ring_addr(self, ring, **override) -> bytes:
+        """SET_VRING_ADDR payload of ``ring``: front-end addresses, or IOVAs
+        behind the IOMMU (``override`` replaces fields)."""
+        return ring.addr_payload(**{**self.ring_iovas.get(ring.index, {}), **override})
+
     def set_up_ring(self, ring, **addr):
         """NUM, BASE, ADDR (``addr`` overrides fields, e.g. flags and log), KICK."""
         self.checked(Req.SET_VRING_NUM, pack_state(ring.index, ring.size))
         self.checked(Req.SET_VRING_BASE, pack_state(ring.index, ring.base()))
-        self.checked(Req.SET_VRING_ADDR, ring.addr_payload(**addr))
+        self.checked(Req.SET_VRING_ADDR, self.ring_addr(ring, **addr))
         self.checked(Req.SET_VRING_KICK, pack_u64(ring.index), [ring.kickfd])
 
     def enable(self):
@@ -734,15 +1116,35 @@ class FrontEnd(VhostUserClient):
     # ------------------------------------------------------------ data path
 
     def buf(self, ring_index: int, buf_id: int) -> int:
-        """Offset of buffer ``buf_id`` of a ring in guest memory."""
+        """Offset of buffer ``buf_id`` of a ring in guest memory (its IOVA
+        behind the IOMMU)."""
         return self.bufs[ring_index][buf_id]
+
+    def buf_addr(self, ring_index: int, buf_id: int) -> int:
+        """What a descriptor says for the buffer: its guest physical
+        address, or its IOVA behind the IOMMU."""
+        b = self.bufs[ring_index][buf_id]
+        return b if self.iommu is not None else self.mem.gpa(b)
+
+    def write_buf(self, ring_index: int, buf_id: int, data: bytes):
+        b = self.bufs[ring_index][buf_id]
+        if self.iommu is not None:
+            self.iommu.write(b, data)
+        else:
+            self.mem.write(b, data)
+
+    def read_buf(self, ring_index: int, buf_id: int, nbytes: int) -> bytes:
+        b = self.bufs[ring_index][buf_id]
+        return self.iommu.read(b, nbytes) if self.iommu is not None else self.mem.read(b, nbytes)
+
+    def post_rx(self, buf_id: int):
+        """RX buffer ``buf_id`` goes to the back end, writable."""
+        self.rx.submit(buf_id, self.buf_addr(RX_RING, buf_id), self.buf_size, writable=True)
 
     def post_rx_buffers(self):
         """Every free RX buffer goes to the back end, writable."""
-        ring = self.rx
         while self.free[RX_RING]:
-            b = self.free[RX_RING].pop()
-            ring.submit(b, self.mem.gpa(self.buf(RX_RING, b)), self.buf_size, writable=True)
+            self.post_rx(self.free[RX_RING].pop())
         self.rx_posted = True
 
     def _reclaim_tx(self) -> int:
@@ -769,8 +1171,8 @@ class FrontEnd(VhostUserClient):
             if len(data) > self.buf_size:
                 raise ValueError(f"a {len(frame)}-byte frame and its header do not fit a "
                                  f"{self.buf_size}-byte buffer")
-            self.mem.write(self.buf(TX_RING, b), data)
-            self.tx.submit(b, self.mem.gpa(self.buf(TX_RING, b)), len(data), writable=False)
+            self.write_buf(TX_RING, b, data)
+            self.tx.submit(b, self.buf_addr(TX_RING, b), len(data), writable=False)
             in_flight += 1
         self.tx.kick()
         while in_flight > 0:
@@ -794,10 +1196,9 @@ class FrontEnd(VhostUserClient):
         extra_until = None
         while True:
             for buf_id, length in self.rx.completed():
-                data = self.mem.read(self.buf(RX_RING, buf_id), length)
+                data = self.read_buf(RX_RING, buf_id, length)
                 frames.append((NetHdr.parse(data[:self.hdr_len]), data[self.hdr_len:]))
-                self.rx.submit(buf_id, self.mem.gpa(self.buf(RX_RING, buf_id)),
-                               self.buf_size, writable=True)
+                self.post_rx(buf_id)
             now = time.monotonic()
             if len(frames) >= count and extra_until is None:
                 extra_until = now + quiet
@@ -810,6 +1211,11 @@ class FrontEnd(VhostUserClient):
         return self.receive(0, timeout=quiet, quiet=quiet)
 
     def close(self):
+        if self.iommu is not None:
+            # wakes the miss thread if it waits for an answer here
+            with contextlib.suppress(OSError):
+                self.sock.shutdown(socket.SHUT_RDWR)
+            self.iommu.close()
         super().close()
         for ring in self.rings:
             ring.close()
