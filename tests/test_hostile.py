@@ -1346,7 +1346,8 @@ CASES: List[Case] = [
          rf"{PORT}: IOTLB_MSG[\s\S]*{PORT}: link down[\s\S]*{PORT}: link up", ACCEPTS),
     Case("iova_never_answered", never_answered, rf"{PORT}: IOTLB_MSG", ACCEPTS),
     Case("rx_buffer_translated_read_only", rx_buffer_read_only,
-         rf"{PORT}: ring 0: chain 0: buffer 0x[0-9a-f]+\+2048 outside guest memory", DROPS),
+         rf"{PORT}: ring 0: chain 0: buffer 0x[0-9a-f]+\+2048 outside guest memory or in too "
+         r"many pieces \(or not writable through the IOMMU\)", DROPS),
 
     # ---- SET_LOG_BASE: always answered, 1 = refused --------------------------
     Case("log_offset_overflow", log_base(4096, TOP - 2048),

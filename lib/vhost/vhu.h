@@ -167,8 +167,9 @@ uint32_t vhu_dequeue_waiting(struct vhu_vring *vr);
 
 /*
  * mbufs -> guest RX ring, copied. Returns how many of @pkts were consumed
- * (delivered, or dropped and counted because they can never fit); the caller
- * frees those and keeps the rest. The mbufs are not freed here.
+ * (delivered, or dropped and counted because they can never fit, or, behind
+ * a vIOMMU, held with a reference of ours until the guest's buffers are
+ * translated); the caller frees those and keeps the rest.
  */
 uint16_t vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts,
 			   uint16_t count);

@@ -32,6 +32,9 @@ vhu_packed_waiting(const struct vhu_vring *vr)
 	return chains;
 }
 
+/* Why a buffer did not map (what else it may have lacked is added when logged). */
+static const char not_mapped[] = "buffer outside guest memory or in too many pieces";
+
 /*
  * Maps one buffer into @c unless @want bytes are mapped already. MALFORMED
  * with *@why, or MISS when its translation is asked for.
@@ -52,7 +55,7 @@ map_buffer(struct vhu_vring *vr, const struct vring_packed_desc *d, bool device_
 	if (n == VHU_IOTLB_MISS)
 		return VHU_TAKE_MISS;
 	if (n < 0) {
-		*why = "buffer outside guest memory or in too many pieces";
+		*why = not_mapped;
 		return VHU_TAKE_MALFORMED;
 	}
 	c->niov += (uint32_t)n;
@@ -170,7 +173,8 @@ vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct 
 		vr->packed.avail_wrap = !vr->packed.avail_wrap;
 	}
 	if (why != NULL) {
-		vhu_vring_bad_input(vr, "chain at slot %u (buffer %u): %s", head, c->id, why);
+		vhu_vring_bad_input(vr, "chain at slot %u (buffer %u): %s%s", head, c->id, why,
+				    why == not_mapped ? vhu_vring_map_fault_hint(vr, device_writes) : "");
 		return VHU_TAKE_MALFORMED;
 	}
 	return VHU_TAKE_OK;

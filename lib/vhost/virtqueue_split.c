@@ -103,8 +103,9 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 		if (n == VHU_IOTLB_MISS)
 			return VHU_TAKE_MISS;
 		if (n < 0) {
-			vhu_vring_bad_input(vr, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces",
-					      head, d.addr, d.len);
+			vhu_vring_bad_input(vr, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces%s",
+					      head, d.addr, d.len,
+					      vhu_vring_map_fault_hint(vr, device_writes));
 			return VHU_TAKE_MALFORMED;
 		}
 		c->niov += (uint32_t)n;

@@ -278,6 +278,16 @@ vhu_vring_map_iov(struct vhu_vring *vr, bool device_writes, uint64_t addr, uint3
 				iov, max);
 }
 
+/* What a buffer that did not map may also have lacked, for log lines. */
+static inline const char *
+vhu_vring_map_fault_hint(const struct vhu_vring *vr, bool device_writes)
+{
+	if (vr->iotlb == NULL)
+		return "";
+	return device_writes ? " (or not writable through the IOMMU)" :
+			       " (or not readable through the IOMMU)";
+}
+
 /*
  * Guest range [@addr, @addr + @len) we read (indirect tables) -> host
  * memory, all of it contiguous, or NULL with *@why as for vhu_vring_map_iov().
