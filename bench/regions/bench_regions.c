@@ -15,9 +15,9 @@
  * benchmark's mrg_rxbuf=1). No offloads; the driver polls (no interrupts).
  *
  * With a fifth argument "iommu", the guest is behind a vIOMMU: ring and
- * buffer addresses go through an IOTLB of 4 KiB entries, one per page the
- * rings and buffers use (as QEMU's intel-iommu answers misses), every
- * translation there before the loop.
+ * buffer addresses go through an IOTLB of 4 KiB entries, one per page of
+ * guest memory (ring_behind_iommu(): as QEMU's intel-iommu answers misses),
+ * every translation there before the loop.
  */
 #include <inttypes.h>
 #include <stdbool.h>
@@ -33,7 +33,6 @@
 #include "memory.h"
 #include "vhu.h"
 #include "vring.h"
-#include "vring_ctl.h"
 
 #include "guest_fixture.h"
 #include "ring.h"
@@ -105,31 +104,6 @@ regions_table(uint32_t n)
 	if (mem == NULL)
 		die("vhu_mem_table_create");
 	return mem;
-}
-
-/*
- * An IOTLB translating the ring areas (at their front-end addresses: IOVAs
- * equal to them) and the buffers (at their guest addresses) page by page,
- * the ring moved onto it as when the guest negotiated ACCESS_PLATFORM.
- */
-static struct vhu_iotlb *
-iommu_on(void)
-{
-	struct vhu_iotlb *t = vhu_iotlb_create("bench");
-	uint64_t buffers_end = RING_BUF_OFF + (uint64_t)NSLOTS * SLOT_SIZE;
-
-	if (t == NULL)
-		die("vhu_iotlb_create");
-	rte_spinlock_lock(&R.vr->lock);
-	for (uint64_t off = 0; off < buffers_end; off += PAGE) {
-		uint64_t iova = off < RING_BUF_OFF ? FE_BASE + off : GPA_BASE + off;
-
-		if (!vhu_iotlb_update(t, R.mem, iova, PAGE, FE_BASE + off, VHU_IOTLB_RW))
-			die("vhu_iotlb_update");
-	}
-	vhu_vring_ctl_rebase_locked(R.vr, R.mem, R.features, t);
-	rte_spinlock_unlock(&R.vr->lock);
-	return t;
 }
 
 static __rte_noreturn void
@@ -213,7 +187,6 @@ main(int argc, char **argv)
 	uint32_t nregions, iterations;
 	uint64_t features;
 	struct vhu_mem_table *fixture_mem;
-	struct vhu_iotlb *iotlb = NULL;
 	bool iommu;
 
 	if (argc != 5 && !(argc == 6 && strcmp(argv[5], "iommu") == 0))
@@ -245,8 +218,11 @@ main(int argc, char **argv)
 	R.mem = regions_table(nregions);
 	ring_refresh(features);
 	vhu_mem_table_put(fixture_mem);
-	if (iommu)
-		iotlb = iommu_on();
+	/* every translation there before the loop: the cost of hits */
+	if (iommu && !(ring_behind_iommu() && ring_translate_buffers(VHU_IOTLB_RW))) {
+		fprintf(stderr, "the ring did not go behind a vIOMMU\n");
+		return 2;
+	}
 	if (!R.vr->ready) {
 		fprintf(stderr, "the ring is not ready in %u regions\n", nregions);
 		return 2;
@@ -259,8 +235,5 @@ main(int argc, char **argv)
 	printf("%s %s: %" PRIu32 " packets, %u region%s%s\n", argv[1], argv[2],
 	       iterations * BURST, nregions, nregions == 1 ? "" : "s",
 	       iommu ? ", behind a vIOMMU" : "");
-	int rc = ring_teardown() ? 0 : 1;
-
-	vhu_iotlb_destroy(iotlb);	/* the ring let go of it at teardown */
-	return unit_finish(rc);
+	return unit_finish(ring_teardown() ? 0 : 1);
 }

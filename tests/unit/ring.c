@@ -11,6 +11,7 @@
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
+#include "iotlb.h"
 #include "vring_ctl.h"
 #include "vring_intr.h"
 
@@ -147,11 +148,43 @@ ring_teardown(void)
 		}
 		vhu_mem_table_put(R.mem);
 	}
+	/* the ring let go of the IOTLB at its reset */
+	vhu_iotlb_destroy(R.iotlb);
+	R.iotlb = NULL;
 	guest_teardown();
 	/* every mbuf the library allocated went back to its pool or to us */
 	if (!pools_full())
 		ok = false;
 	R.active = false;
+	return ok;
+}
+
+bool
+ring_behind_iommu(void)
+{
+	bool ok = true;
+
+	R.iotlb = vhu_iotlb_create("unit");
+	if (R.iotlb == NULL)
+		return false;
+	rte_spinlock_lock(&R.vr->lock);
+	for (uint64_t off = 0; off < RING_BUF_OFF; off += 4096)
+		ok &= vhu_iotlb_update(R.iotlb, R.mem, FE_BASE + off, 4096, FE_BASE + off,
+				       VHU_IOTLB_RW);
+	vhu_vring_ctl_rebase_locked(R.vr, R.mem, R.features, R.iotlb);
+	rte_spinlock_unlock(&R.vr->lock);
+	return ok && R.vr->ready;
+}
+
+bool
+ring_translate_buffers(uint8_t perm)
+{
+	bool ok = true;
+
+	rte_spinlock_lock(&R.vr->lock);
+	for (uint64_t off = RING_BUF_OFF; off < GUEST_SIZE; off += 4096)
+		ok &= vhu_iotlb_update(R.iotlb, R.mem, GPA_BASE + off, 4096, FE_BASE + off, perm);
+	rte_spinlock_unlock(&R.vr->lock);
 	return ok;
 }
 

@@ -138,6 +138,7 @@ struct ring {
 	uint32_t posted;		/* slots made available since the start */
 	struct vhu_vring_addr_config addr;	/* where the ring was laid out */
 	int kick;			/* the driver's kick eventfd (the ring has a copy) */
+	struct vhu_iotlb *iotlb;	/* behind a vIOMMU (ring_behind_iommu), or NULL */
 	uint32_t kick_checked;		/* R.posted when the driver last asked must_kick */
 };
 
@@ -176,6 +177,15 @@ bool ring_setup(uint32_t size, uint64_t features);
 void ring_refresh(uint64_t features);
 /* The session's memory and features for the ring, as the control thread gives them. */
 void ring_rebase(struct vhu_mem_table *mem, uint64_t features);
+/*
+ * The ring behind a vIOMMU, as on ACCESS_PLATFORM: its areas translated
+ * (IOVA = their front-end address), no buffer yet. No request channel:
+ * misses are logged, and asked again at each access. False if it is not
+ * ready then.
+ */
+bool ring_behind_iommu(void);
+/* Translations of the buffers' pages, with access @perm (VHU_IOTLB_*), IOVA = guest address. */
+bool ring_translate_buffers(uint8_t perm);
 /* Frees what the test left; false (printed) when the ring or the pool kept something. */
 bool ring_teardown(void);
 

@@ -24,7 +24,6 @@
 
 #include "dirty_log.h"
 #include "enqueue.h"
-#include "iotlb.h"
 #include "memory.h"
 #include "vhu.h"
 #include "virtio_defs.h"
@@ -1164,51 +1163,6 @@ test_enq_tso_segmented(void)
 /* behind a vIOMMU                                                      */
 /* ==================================================================== */
 
-static struct vhu_iotlb *iotlb;
-
-/* Translations of the buffers' pages with access @perm, IOVA = guest address. */
-static bool
-translate_buffers(uint8_t perm)
-{
-	bool ok = true;
-
-	rte_spinlock_lock(&R.vr->lock);
-	for (uint64_t off = RING_BUF_OFF; off < GUEST_SIZE; off += 4096)
-		ok &= vhu_iotlb_update(iotlb, R.mem, GPA_BASE + off, 4096, FE_BASE + off, perm);
-	rte_spinlock_unlock(&R.vr->lock);
-	return ok;
-}
-
-/*
- * The ring behind a vIOMMU, as on ACCESS_PLATFORM: its areas translated
- * (IOVA = their front-end address), no buffer yet (IOVA = guest address).
- * No request channel: misses are logged, and asked again at each access.
- */
-static bool
-behind_iommu(void)
-{
-	bool ok = true;
-
-	iotlb = vhu_iotlb_create("unit");
-	if (iotlb == NULL)
-		return false;
-	rte_spinlock_lock(&R.vr->lock);
-	for (uint64_t off = 0; off < RING_BUF_OFF; off += 4096)
-		ok &= vhu_iotlb_update(iotlb, R.mem, FE_BASE + off, 4096, FE_BASE + off,
-				       VHU_IOTLB_RW);
-	vhu_vring_ctl_rebase_locked(R.vr, R.mem, R.features, iotlb);
-	rte_spinlock_unlock(&R.vr->lock);
-	return ok && R.vr->ready;
-}
-
-static void
-iommu_done(void)
-{
-	teardown();		/* the ring lets go of the IOTLB */
-	vhu_iotlb_destroy(iotlb);
-	iotlb = NULL;
-}
-
 /* A guest TX chain whose buffer misses stays in the ring until translated. */
 static void
 test_iommu_deq_miss_waits(void)
@@ -1218,20 +1172,19 @@ test_iommu_deq_miss_waits(void)
 	struct posted p;
 
 	CHECK(ring_setup(8, V1));
-	CHECK(behind_iommu());
+	CHECK(ring_behind_iommu());
 	make_frame(frame, sizeof(frame), 9);
 	p = tx_simple(frame, sizeof(frame));
 	CHECK_EQ(deq(pkts, 4), 0);
 	CHECK_EQ(deq(pkts, 4), 0);
 	CHECK(none_used());
 	CHECK_EQ(stats()->malformed, 0);
-	CHECK(translate_buffers(VHU_IOTLB_RW));
+	CHECK(ring_translate_buffers(VHU_IOTLB_RW));
 	CHECK_EQ(deq(pkts, 4), 1);
 	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
 	CHECK(used_is(&p, 0));
 	rte_pktmbuf_free(pkts[0]);
 	CHECK(caught_up());
-	iommu_done();
 }
 
 /*
@@ -1247,7 +1200,7 @@ test_iommu_enq_miss_holds(void)
 	struct rx_chain c[3];
 
 	CHECK(ring_setup(8, V1));
-	CHECK(behind_iommu());
+	CHECK(ring_behind_iommu());
 	for (int i = 0; i < 3; i++) {
 		c[i] = rx_simple(1518);
 		make_frame(frame[i], 60, (uint8_t)(20 + i));
@@ -1259,7 +1212,7 @@ test_iommu_enq_miss_holds(void)
 	CHECK_EQ(R.vr->rx_pending_count, 3);
 	CHECK_EQ(rte_mbuf_refcnt_read(pkts[0]), 2);
 	CHECK_EQ(stats()->packets, 0);
-	CHECK(translate_buffers(VHU_IOTLB_RW));
+	CHECK(ring_translate_buffers(VHU_IOTLB_RW));
 	rte_spinlock_lock(&R.vr->lock);
 	vhu_enqueue_waiting_locked(R.vr);
 	rte_spinlock_unlock(&R.vr->lock);
@@ -1272,7 +1225,6 @@ test_iommu_enq_miss_holds(void)
 	}
 	CHECK_EQ(stats()->packets, 3);
 	CHECK_EQ(calls(), 1);
-	iommu_done();
 }
 
 /* The front end goes while frames wait: they are freed with the ring's state. */
@@ -1283,7 +1235,7 @@ test_iommu_enq_held_freed_at_reset(void)
 	struct rte_mbuf *pkts[1];
 
 	CHECK(ring_setup(8, V1));
-	CHECK(behind_iommu());
+	CHECK(ring_behind_iommu());
 	rx_simple(1518);
 	make_frame(frame, sizeof(frame), 30);
 	pkts[0] = mk_mbuf1(frame, sizeof(frame));
@@ -1291,7 +1243,6 @@ test_iommu_enq_held_freed_at_reset(void)
 	CHECK_EQ(rte_mbuf_refcnt_read(pkts[0]), 2);
 	ring_session_end();
 	CHECK_EQ(rte_mbuf_refcnt_read(pkts[0]), 1);
-	iommu_done();		/* the pool check: nothing kept */
 }
 
 /* A buffer translated read-only cannot take a frame: malformed, counted. */
@@ -1303,9 +1254,9 @@ test_iommu_enq_read_only_refused(void)
 	struct rx_chain c;
 
 	CHECK(ring_setup(8, V1));
-	CHECK(behind_iommu());
+	CHECK(ring_behind_iommu());
 	c = rx_simple(1518);
-	CHECK(translate_buffers(VHU_IOTLB_RO));
+	CHECK(ring_translate_buffers(VHU_IOTLB_RO));
 	make_frame(frame, sizeof(frame), 31);
 	pkts[0] = mk_mbuf1(frame, sizeof(frame));
 	CHECK_EQ(enq(pkts, 1), 1);		/* consumed: dropped */
@@ -1313,7 +1264,6 @@ test_iommu_enq_read_only_refused(void)
 	CHECK(rx_untouched_from(&c, 0));
 	CHECK_EQ(stats()->malformed, 1);
 	CHECK_EQ(stats()->dropped, 1);
-	iommu_done();
 }
 
 /* ==================================================================== */
