@@ -238,7 +238,12 @@ struct vhu_vring {
 
 	/* ==== data path, rarely touched ==== */
 	struct vhu_rx_pending rx_pending;
-};
+	/*
+	 * Rings of a port lie side by side (port.h), each polled by its own
+	 * lcore: whole cache lines each, so that no line one lcore writes (the
+	 * lock, positions, counters) is another's.
+	 */
+} __rte_cache_aligned;
 
 /* Whether the front end negotiated feature bit @feature (VIRTIO_*_F_*) for the ring. */
 static inline bool
