@@ -327,6 +327,8 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 					      &chain);
 
 		/* A miss: the chain stays in the ring until its translation comes. */
+		if (t == VHU_TAKE_MISS)
+			vhu_vq_ask_ahead(vr, false, VHU_ASK_AHEAD_CHAINS);
 		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY || t == VHU_TAKE_MISS)
 			break;
 		struct rte_mbuf *m = pkts[received];

@@ -259,6 +259,8 @@ enqueue_waiting(struct vhu_vring *vr, struct vhu_chain *c)
 		struct rte_mbuf *m = w->mbufs[w->head];
 		enum enqueue_result r = enqueue_counted(vr, m, c);
 
+		if (r == ENQ_MISS)
+			vhu_vq_ask_ahead(vr, true, VHU_ASK_AHEAD_CHAINS);
 		if (r == ENQ_NO_ROOM || r == ENQ_MISS)
 			return false;
 		rte_pktmbuf_free(m);	/* our reference */
@@ -304,8 +306,10 @@ enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, str
 	for (; consumed < count; consumed++) {
 		enum enqueue_result r = enqueue_counted(vr, pkts[consumed], c);
 
-		if (r == ENQ_MISS)
+		if (r == ENQ_MISS) {
+			vhu_vq_ask_ahead(vr, true, VHU_ASK_AHEAD_CHAINS);
 			return consumed + hold(vr, &pkts[consumed], count - consumed);
+		}
 		if (r == ENQ_NO_ROOM)
 			break;
 	}

@@ -4,8 +4,9 @@
  * whole:
  * - to a guest that cannot take it whole (without GUEST_CSUM and
  *   GUEST_TSO4/6 or GUEST_UFO; a UFO frame whose complete checksum lies in
- *   memory others hold), a TSO or UFO mbuf is cut by librte_gso into the port's own two small pools (header copies and
- *   references to the payload), every segment with complete checksums;
+ *   memory others hold), a TSO or UFO mbuf is cut by librte_gso into two
+ *   small pools (header copies and references to the payload), every
+ *   segment with complete checksums;
  * - from a guest, for an application that did not enable LRO, a GSO frame
  *   is copied into the frames the guest would have sent without GSO (TCP
  *   over IPv4 and IPv6; UDP over IPv4 as IP fragments), from the
@@ -21,7 +22,13 @@
 
 #include "vring.h"
 
-/* Mbuf pools for segmentation towards the guests of one port. 0, or -1 (logged). */
+/*
+ * Mbuf pools for segmentation towards the guests of one port: those of its
+ * NUMA socket, which every port of the process there shares (a segment
+ * lives for one enqueue: the pools hold what lcores have in hand at once,
+ * not what ports have). The first port of a socket creates them, the last
+ * one frees them. Any application thread. 0, or -1 (logged).
+ */
 int vhu_gso_pools_create(struct rte_gso_ctx *ctx, const char *port_name, int socket_id);
 void vhu_gso_pools_free(struct rte_gso_ctx *ctx);
 

@@ -36,6 +36,19 @@ vhu_vq_waiting(const struct vhu_vring *vr)
 }
 
 /*
+ * Behind a vIOMMU, after a miss: the translations of the buffers of up to
+ * @max chains available from the next one on are asked for, nothing taken.
+ */
+static inline void
+vhu_vq_ask_ahead(struct vhu_vring *vr, bool device_writes, uint16_t max)
+{
+	if (vr->neg.packed)
+		vhu_packed_ask_ahead(vr, device_writes, max);
+	else
+		vhu_split_ask_ahead(vr, device_writes, max);
+}
+
+/*
  * Take the next available chain. @device_writes: it must be writable (guest
  * RX) or read-only (guest TX). Translation stops once @want bytes are mapped.
  */

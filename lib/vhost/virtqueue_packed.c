@@ -108,6 +108,26 @@ walk_indirect(struct vhu_vring *vr, const struct vring_packed_desc *d, bool devi
 	return VHU_TAKE_OK;
 }
 
+void
+vhu_packed_ask_ahead(struct vhu_vring *vr, bool device_writes, uint16_t max)
+{
+	uint16_t slot = vr->last_avail_idx;
+	bool wrap = vr->packed.avail_wrap;
+
+	for (uint16_t seen = 0; seen < RTE_MIN(max, vr->size); seen++) {
+		struct vring_packed_desc d;
+
+		if (!vhu_packed_desc_available(vhu_packed_desc_flags(vr, slot), wrap))
+			return;
+		vhu_packed_desc_read(vr->packed.desc, slot, &d);
+		vhu_vring_ask_ahead_one(vr, device_writes, d.flags, d.addr, d.len);
+		if (++slot == vr->size) {
+			slot = 0;
+			wrap = !wrap;
+		}
+	}
+}
+
 enum vhu_take
 vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {

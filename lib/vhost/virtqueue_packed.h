@@ -27,6 +27,9 @@ uint16_t vhu_packed_available(struct vhu_vring *vr, uint16_t max);
  */
 uint16_t vhu_packed_waiting(const struct vhu_vring *vr);
 
+/* Behind a vIOMMU: asks for the buffers of up to @max available slots (vring.h). */
+void vhu_packed_ask_ahead(struct vhu_vring *vr, bool device_writes, uint16_t max);
+
 enum vhu_take vhu_packed_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			      struct vhu_chain *c);
 

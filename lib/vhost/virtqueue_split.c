@@ -116,6 +116,25 @@ walk_chain(struct vhu_vring *vr, uint16_t head, bool device_writes, uint64_t wan
 	}
 }
 
+void
+vhu_split_ask_ahead(struct vhu_vring *vr, bool device_writes, uint16_t max)
+{
+	uint16_t n = (uint16_t)(vhu_split_avail_idx(vr) - vr->last_avail_idx);
+
+	if (n > vr->size)
+		return;		/* a bad index is the next take's to report */
+	n = RTE_MIN(n, max);
+	for (uint16_t i = 0; i < n; i++) {
+		uint16_t head = vhu_split_avail_head(vr, (uint16_t)(vr->last_avail_idx + i));
+		struct vring_desc d;
+
+		if (head >= vr->size)
+			return;
+		vhu_split_desc_read(vr->split.desc, head, &d);
+		vhu_vring_ask_ahead_one(vr, device_writes, d.flags, d.addr, d.len);
+	}
+}
+
 enum vhu_take
 vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want, struct vhu_chain *c)
 {

@@ -29,6 +29,9 @@ uint16_t vhu_split_waiting(const struct vhu_vring *vr);
  * (guest RX) or read-only (guest TX). Walking stops once @want bytes are
  * mapped, so a long chain costs no more than what is used of it.
  */
+/* Behind a vIOMMU: asks for the buffers of up to @max available chains (vring.h). */
+void vhu_split_ask_ahead(struct vhu_vring *vr, bool device_writes, uint16_t max);
+
 enum vhu_take vhu_split_take(struct vhu_vring *vr, bool device_writes, uint64_t want,
 			     struct vhu_chain *c);
 

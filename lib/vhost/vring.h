@@ -283,6 +283,29 @@ vhu_vring_map_iov(struct vhu_vring *vr, bool device_writes, uint64_t addr, uint3
 				iov, max);
 }
 
+/* Chains read ahead after a miss: what a Linux guest refills in one NAPI poll. */
+#define VHU_ASK_AHEAD_CHAINS 64
+
+/*
+ * Behind a vIOMMU: asks for the translation of a descriptor's buffer (or of
+ * its indirect table) unless the IOTLB has it, taking nothing. Reading ahead
+ * in the ring after a miss this way turns a round trip to the front end per
+ * buffer into one per batch of buffers the driver made available.
+ */
+static inline void
+vhu_vring_ask_ahead_one(struct vhu_vring *vr, bool device_writes, uint16_t flags, uint64_t addr,
+			uint32_t len)
+{
+	struct vhu_iov iov[8];
+	int why;
+
+	if (flags & VRING_DESC_F_INDIRECT)
+		vhu_iotlb_to_host(vr->iotlb, addr, len, VHU_IOTLB_RO, NULL, &why);
+	else
+		vhu_iotlb_to_iov(vr->iotlb, addr, len, device_writes ? VHU_IOTLB_WO : VHU_IOTLB_RO,
+				 iov, RTE_DIM(iov));
+}
+
 /* What a buffer that did not map may also have lacked, for log lines. */
 static inline const char *
 vhu_vring_map_fault_hint(const struct vhu_vring *vr, bool device_writes)
