@@ -36,8 +36,11 @@
 #include <time.h>
 #include <unistd.h>
 
+#include <dlfcn.h>
+
 #include <rte_eal.h>
 #include <rte_malloc.h>
+#include <rte_mbuf.h>
 #include <rte_memzone.h>
 
 #include <vhu.h>
@@ -100,6 +103,69 @@ static struct {
 
 static const struct vhu_port_ops ops;
 
+/*
+ * VHU_SCALE_SHARE_GSO_POOLS=1: an experiment, not the library's behaviour.
+ * Every port creates two segmentation mbuf pools of its own
+ * (vhu_gso_pools_create, segment.c): 6 of DPDK's RTE_MAX_MEMZONE (2560 in
+ * Debian's build) memzones and about 5 MiB per port, so a process cannot
+ * have more than about 425 ports. To measure the control path beyond that,
+ * these two stand-ins, which the library's calls bind to (it is linked into
+ * this executable), hand every port the same two pools, as a library
+ * sharing them per process would, and free them with the last port. Any
+ * other pool goes to DPDK as usual.
+ */
+static bool share_gso_pools;
+static struct rte_mempool *shared_pool[2];	/* segment headers, segment payloads */
+static unsigned int shared_users[2];
+
+/* Which of the library's segmentation pools @name is, or -1. */
+static int
+gso_pool_kind(const char *name)
+{
+	if (strncmp(name, "vhu_gso_hdr_", 12) == 0)
+		return 0;
+	if (strncmp(name, "vhu_gso_ref_", 12) == 0)
+		return 1;
+	return -1;
+}
+
+struct rte_mempool *
+rte_pktmbuf_pool_create(const char *name, unsigned int n, unsigned int cache_size,
+			uint16_t priv_size, uint16_t data_room_size, int socket_id)
+{
+	static struct rte_mempool *(*real)(const char *, unsigned int, unsigned int, uint16_t,
+					   uint16_t, int);
+	int k = share_gso_pools ? gso_pool_kind(name) : -1;
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "rte_pktmbuf_pool_create");
+	if (k < 0)
+		return real(name, n, cache_size, priv_size, data_room_size, socket_id);
+	if (shared_pool[k] == NULL)
+		shared_pool[k] = real(k == 0 ? "scale_gso_hdr" : "scale_gso_ref", n, cache_size,
+				      priv_size, data_room_size, socket_id);
+	if (shared_pool[k] != NULL)
+		shared_users[k]++;
+	return shared_pool[k];
+}
+
+void
+rte_mempool_free(struct rte_mempool *mp)
+{
+	static void (*real)(struct rte_mempool *);
+
+	if (real == NULL)
+		*(void **)&real = dlsym(RTLD_NEXT, "rte_mempool_free");
+	for (int k = 0; k < 2; k++) {
+		if (mp == NULL || mp != shared_pool[k])
+			continue;
+		if (--shared_users[k] > 0)
+			return;
+		shared_pool[k] = NULL;
+	}
+	real(mp);
+}
+
 /* ---- the process: fds, memory, the control thread ---- */
 
 static uint64_t
@@ -159,6 +225,16 @@ static void
 count_memzone(const struct rte_memzone *mz __rte_unused, void *arg)
 {
 	(*(unsigned int *)arg)++;
+}
+
+/* Prints the memzones of mempool @arg (MP_<name>, RG_MP_<name>, MP_<name>_<chunk>). */
+static void
+print_memzone(const struct rte_memzone *mz, void *arg)
+{
+	const char *at = strstr(mz->name, arg);
+
+	if (at != NULL && (at[strlen(arg)] == '\0' || at[strlen(arg)] == '_'))
+		printf("    memzone %-24s %8.1f KiB\n", mz->name, mz->len / 1024.0);
 }
 
 static unsigned int
@@ -708,6 +784,14 @@ test_many_ports(void)
 	       (double)(h1.alloc_count - h0.alloc_count) / S.n, (double)(mz1 - mz0) / S.n,
 	       (double)(fds1 - fds0) / S.n);
 	printf("  memzones in use: %u of %d\n", mz1, RTE_MAX_MEMZONE);
+	if (!share_gso_pools) {
+		/* the warm-up port had pools number 0 */
+		printf("  the first port's pools:\n");
+		rte_memzone_walk(print_memzone, (void *)"vhu_gso_hdr_1");
+		rte_memzone_walk(print_memzone, (void *)"vhu_gso_ref_1");
+	} else {
+		printf("  (VHU_SCALE_SHARE_GSO_POOLS=1: all ports share two segmentation pools)\n");
+	}
 	/* a listening socket each, the control thread's epoll and wake-up eventfd */
 	CHECK_EQ(fds1 - fds0, S.n * LISTEN_FDS + 2);
 
@@ -807,6 +891,8 @@ main(int argc __rte_unused, char **argv)
 	char runtime_dir[PATH_MAX];
 	int status;
 
+	share_gso_pools = getenv("VHU_SCALE_SHARE_GSO_POOLS") != NULL &&
+			  strcmp(getenv("VHU_SCALE_SHARE_GSO_POOLS"), "1") == 0;
 	if (eal_init(argv[0], ports_wanted()) < 0) {
 		fprintf(stderr, "rte_eal_init failed\n");
 		return EXIT_FAILURE;
