@@ -101,8 +101,6 @@ static struct {
 	uint64_t features;		/* what the front ends accept of the offer */
 } S = { .memfd = -1 };
 
-static const struct vhu_port_ops ops;
-
 /*
  * VHU_SCALE_SHARE_GSO_POOLS=1: an experiment, not the library's behaviour.
  * Every port creates two segmentation mbuf pools of its own
@@ -736,7 +734,11 @@ test_many_ports(void)
 	CHECK_NOT_NULL(S.slots);
 	CHECK_NOT_NULL(S.latency_ns);
 	snprintf(S.dir, sizeof(S.dir), "%s/vhu-scale-XXXXXX", tmp);
-	CHECK_NOT_NULL(mkdtemp(S.dir));
+	if (mkdtemp(S.dir) == NULL) {
+		perror(S.dir);
+		S.dir[0] = '\0';	/* nothing for the teardown to remove */
+		CHECK(!"mkdtemp");
+	}
 	for (unsigned int i = 0; i < S.n; i++) {
 		S.slots[i].fe = -1;
 		CHECK_LT(snprintf(S.slots[i].path, sizeof(S.slots[i].path), "%s/%u", S.dir, i),
