@@ -36,8 +36,6 @@
 #include <time.h>
 #include <unistd.h>
 
-#include <dlfcn.h>
-
 #include <rte_eal.h>
 #include <rte_malloc.h>
 #include <rte_mbuf.h>
@@ -54,7 +52,7 @@
  * Small enough for every `meson test` run (about 5 MB of DPDK heap per
  * port, see docs/performance.md); VHU_SCALE_PORTS asks for more.
  */
-#define DEFAULT_PORTS 100
+#define DEFAULT_PORTS 1000
 #define MAX_PORTS 100000
 
 /*
@@ -99,70 +97,8 @@ static struct {
 	int memfd;
 	uint64_t *latency_ns;
 	uint64_t features;		/* what the front ends accept of the offer */
+	struct vhu_port *warm;		/* created first, destroyed last */
 } S = { .memfd = -1 };
-
-/*
- * VHU_SCALE_SHARE_GSO_POOLS=1: an experiment, not the library's behaviour.
- * Every port creates two segmentation mbuf pools of its own
- * (vhu_gso_pools_create, segment.c): 6 of DPDK's RTE_MAX_MEMZONE (2560 in
- * Debian's build) memzones and about 5 MiB per port, so a process cannot
- * have more than about 425 ports. To measure the control path beyond that,
- * these two stand-ins, which the library's calls bind to (it is linked into
- * this executable), hand every port the same two pools, as a library
- * sharing them per process would, and free them with the last port. Any
- * other pool goes to DPDK as usual.
- */
-static bool share_gso_pools;
-static struct rte_mempool *shared_pool[2];	/* segment headers, segment payloads */
-static unsigned int shared_users[2];
-
-/* Which of the library's segmentation pools @name is, or -1. */
-static int
-gso_pool_kind(const char *name)
-{
-	if (strncmp(name, "vhu_gso_hdr_", 12) == 0)
-		return 0;
-	if (strncmp(name, "vhu_gso_ref_", 12) == 0)
-		return 1;
-	return -1;
-}
-
-struct rte_mempool *
-rte_pktmbuf_pool_create(const char *name, unsigned int n, unsigned int cache_size,
-			uint16_t priv_size, uint16_t data_room_size, int socket_id)
-{
-	static struct rte_mempool *(*real)(const char *, unsigned int, unsigned int, uint16_t,
-					   uint16_t, int);
-	int k = share_gso_pools ? gso_pool_kind(name) : -1;
-
-	if (real == NULL)
-		*(void **)&real = dlsym(RTLD_NEXT, "rte_pktmbuf_pool_create");
-	if (k < 0)
-		return real(name, n, cache_size, priv_size, data_room_size, socket_id);
-	if (shared_pool[k] == NULL)
-		shared_pool[k] = real(k == 0 ? "scale_gso_hdr" : "scale_gso_ref", n, cache_size,
-				      priv_size, data_room_size, socket_id);
-	if (shared_pool[k] != NULL)
-		shared_users[k]++;
-	return shared_pool[k];
-}
-
-void
-rte_mempool_free(struct rte_mempool *mp)
-{
-	static void (*real)(struct rte_mempool *);
-
-	if (real == NULL)
-		*(void **)&real = dlsym(RTLD_NEXT, "rte_mempool_free");
-	for (int k = 0; k < 2; k++) {
-		if (mp == NULL || mp != shared_pool[k])
-			continue;
-		if (--shared_users[k] > 0)
-			return;
-		shared_pool[k] = NULL;
-	}
-	real(mp);
-}
 
 /* ---- the process: fds, memory, the control thread ---- */
 
@@ -223,16 +159,6 @@ static void
 count_memzone(const struct rte_memzone *mz __rte_unused, void *arg)
 {
 	(*(unsigned int *)arg)++;
-}
-
-/* Prints the memzones of mempool @arg (MP_<name>, RG_MP_<name>, MP_<name>_<chunk>). */
-static void
-print_memzone(const struct rte_memzone *mz, void *arg)
-{
-	const char *at = strstr(mz->name, arg);
-
-	if (at != NULL && (at[strlen(arg)] == '\0' || at[strlen(arg)] == '_'))
-		printf("    memzone %-24s %8.1f KiB\n", mz->name, mz->len / 1024.0);
 }
 
 static unsigned int
@@ -701,6 +627,8 @@ teardown(void)
 			vhu_port_destroy(S.slots[i].port);
 		disconnect_all();
 	}
+	vhu_port_destroy(S.warm);
+	S.warm = NULL;
 	free(S.slots);
 	S.slots = NULL;
 	free(S.latency_ns);
@@ -723,7 +651,6 @@ test_many_ports(void)
 	struct rte_malloc_socket_stats h0, h1, h2;
 	unsigned int fds0, fds1, mz0, mz1;
 	uint64_t rss0, rss1, rss2;
-	struct vhu_port *warm;
 	struct slot warm_slot = { .fe = -1 };
 	pid_t tid;
 
@@ -751,15 +678,16 @@ test_many_ports(void)
 		     VHU_BIT(VIRTIO_NET_F_MRG_RXBUF);
 
 	/*
-	 * One port created and destroyed first: the library keeps one eventfd
-	 * for the process's life (its SIGBUS guard, memguard.c), and the
-	 * process's own one-time allocations stay out of the figures.
+	 * One port created first and kept to the end: what the library keeps
+	 * for the process's life (an eventfd, its SIGBUS guard, memguard.c) or
+	 * while any port lives (the segmentation pools of a NUMA socket,
+	 * segment.c), and the process's own one-time allocations, stay out of
+	 * the figures per port.
 	 */
 	CHECK_LT(snprintf(warm_slot.path, sizeof(warm_slot.path), "%s/warm", S.dir),
 		 sizeof(warm_slot.path));
-	warm = create_port(&warm_slot, S.n);
-	CHECK_NOT_NULL(warm);
-	vhu_port_destroy(warm);
+	S.warm = create_port(&warm_slot, S.n);
+	CHECK_NOT_NULL(S.warm);
 
 	fds0 = open_fds();
 	rss0 = status_kb("VmRSS");
@@ -789,16 +717,8 @@ test_many_ports(void)
 	       (double)(h1.alloc_count - h0.alloc_count) / S.n, (double)(mz1 - mz0) / S.n,
 	       (double)(fds1 - fds0) / S.n);
 	printf("  memzones in use: %u of %d\n", mz1, RTE_MAX_MEMZONE);
-	if (!share_gso_pools) {
-		/* the warm-up port had pools number 0 */
-		printf("  the first port's pools:\n");
-		rte_memzone_walk(print_memzone, (void *)"vhu_gso_hdr_1");
-		rte_memzone_walk(print_memzone, (void *)"vhu_gso_ref_1");
-	} else {
-		printf("  (VHU_SCALE_SHARE_GSO_POOLS=1: all ports share two segmentation pools)\n");
-	}
-	/* a listening socket each, the control thread's epoll and wake-up eventfd */
-	CHECK_EQ(fds1 - fds0, S.n * LISTEN_FDS + 2);
+	/* a listening socket each (the control thread came with the first port) */
+	CHECK_EQ(fds1 - fds0, S.n * LISTEN_FDS);
 
 	tid = ctl_tid();
 	CHECK(tid > 0);
@@ -853,6 +773,8 @@ test_many_ports(void)
 	EXPECT_EQ(h2.heap_allocsz_bytes, h0.heap_allocsz_bytes);
 	EXPECT_EQ(h2.alloc_count, h0.alloc_count);
 	EXPECT_EQ(memzones(), mz0);
+	vhu_port_destroy(S.warm);
+	S.warm = NULL;
 	EXPECT_EQ(ctl_tid(), -1);	/* the last port took the control thread with it */
 	printf("RSS: %.1f MiB before the ports, %.1f MiB with them, %.1f MiB after\n",
 	       rss0 / 1048576.0, rss2 / 1048576.0, status_kb("VmRSS") / 1048576.0);
@@ -869,11 +791,8 @@ eal_init(const char *prog, unsigned int nports)
 		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
 			;
 	snprintf(lcore, sizeof(lcore), "%d", cpu);
-	/*
-	 * Each port's two segmentation mbuf pools (segment.c) take about 5 MB
-	 * of DPDK memory; with --no-huge only what is touched becomes resident.
-	 */
-	snprintf(mem, sizeof(mem), "%u", 128 + 8 * nports);
+	/* A port takes about 11 KiB of DPDK memory, the segmentation pools 5 MiB. */
+	snprintf(mem, sizeof(mem), "%u", 64 + nports / 32);
 	snprintf(prefix, sizeof(prefix), "--file-prefix=vhu-scale-%d", (int)getpid());
 	/*
 	 * --no-shconf: no shared config, no IPC socket, nothing in the runtime
@@ -896,8 +815,6 @@ main(int argc __rte_unused, char **argv)
 	char runtime_dir[PATH_MAX];
 	int status;
 
-	share_gso_pools = getenv("VHU_SCALE_SHARE_GSO_POOLS") != NULL &&
-			  strcmp(getenv("VHU_SCALE_SHARE_GSO_POOLS"), "1") == 0;
 	if (eal_init(argv[0], ports_wanted()) < 0) {
 		fprintf(stderr, "rte_eal_init failed\n");
 		return EXIT_FAILURE;
