@@ -6,6 +6,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
+#include <sys/socket.h>
 #include <unistd.h>
 
 #include <rte_mbuf.h>
@@ -151,6 +152,9 @@ ring_teardown(void)
 	/* the ring let go of the IOTLB at its reset */
 	vhu_iotlb_destroy(R.iotlb);
 	R.iotlb = NULL;
+	if (R.iommu_channel > 0)
+		close(R.iommu_channel);
+	R.iommu_channel = -1;
 	guest_teardown();
 	/* every mbuf the library allocated went back to its pool or to us */
 	if (!pools_full())
@@ -164,9 +168,14 @@ ring_behind_iommu(void)
 {
 	bool ok = true;
 
+	int sv[2];
+
 	R.iotlb = vhu_iotlb_create("unit");
-	if (R.iotlb == NULL)
+	if (R.iotlb == NULL || socketpair(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0,
+					  sv) < 0)
 		return false;
+	vhu_iotlb_set_backend_fd(R.iotlb, sv[0]);
+	R.iommu_channel = sv[1];
 	rte_spinlock_lock(&R.vr->lock);
 	for (uint64_t off = 0; off < RING_BUF_OFF; off += 4096)
 		ok &= vhu_iotlb_update(R.iotlb, R.mem, FE_BASE + off, 4096, FE_BASE + off,
@@ -186,6 +195,26 @@ ring_translate_buffers(uint8_t perm)
 		ok &= vhu_iotlb_update(R.iotlb, R.mem, GPA_BASE + off, 4096, FE_BASE + off, perm);
 	rte_spinlock_unlock(&R.vr->lock);
 	return ok;
+}
+
+unsigned int
+ring_misses_asked(uint64_t *iova, unsigned int max)
+{
+	struct {
+		struct vhu_msg_hdr hdr;
+		struct vhu_iotlb_msg iotlb;
+	} __attribute__((packed)) msg;
+	unsigned int n = 0;
+
+	while (recv(R.iommu_channel, &msg, sizeof(msg), MSG_DONTWAIT) == (ssize_t)sizeof(msg)) {
+		if (msg.hdr.request != VHOST_USER_BACKEND_IOTLB_MSG ||
+		    msg.iotlb.type != VHU_IOTLB_MSG_MISS)
+			die("not a miss on the IOTLB's request channel");
+		if (n < max)
+			iova[n] = msg.iotlb.iova;
+		n++;
+	}
+	return n;
 }
 
 struct posted

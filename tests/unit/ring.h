@@ -139,6 +139,7 @@ struct ring {
 	struct vhu_vring_addr_config addr;	/* where the ring was laid out */
 	int kick;			/* the driver's kick eventfd (the ring has a copy) */
 	struct vhu_iotlb *iotlb;	/* behind a vIOMMU (ring_behind_iommu), or NULL */
+	int iommu_channel;		/* the front end's end of the IOTLB's request channel */
 	uint32_t kick_checked;		/* R.posted when the driver last asked must_kick */
 };
 
@@ -179,13 +180,15 @@ void ring_refresh(uint64_t features);
 void ring_rebase(struct vhu_mem_table *mem, uint64_t features);
 /*
  * The ring behind a vIOMMU, as on ACCESS_PLATFORM: its areas translated
- * (IOVA = their front-end address), no buffer yet. No request channel:
- * misses are logged, and asked again at each access. False if it is not
+ * (IOVA = their front-end address), no buffer yet; the misses it asks go
+ * to R.iommu_channel (ring_misses_asked() reads them). False if it is not
  * ready then.
  */
 bool ring_behind_iommu(void);
 /* Translations of the buffers' pages, with access @perm (VHU_IOTLB_*), IOVA = guest address. */
 bool ring_translate_buffers(uint8_t perm);
+/* The misses asked since the last call: their IOVAs (up to @max) and count. */
+unsigned int ring_misses_asked(uint64_t *iova, unsigned int max);
 /* Frees what the test left; false (printed) when the ring or the pool kept something. */
 bool ring_teardown(void);
 
