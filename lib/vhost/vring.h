@@ -186,8 +186,12 @@ struct vhu_vring_control {
 	struct vhu_mem_table *mem;
 	uint64_t features;
 	struct vhu_iotlb *iotlb;	/* the session's, or NULL without a vIOMMU */
-	/* front-end addresses the ring areas translated to (split: used; packed: desc) */
-	uint64_t used_frontend_addr;
+	/*
+	 * Behind a vIOMMU: the guest physical address of the area our used
+	 * entries land in (split: used ring; packed: descriptors), found when
+	 * the ring was mapped, for dirty logging. UINT64_MAX if unknown.
+	 */
+	uint64_t used_area_gpa;
 };
 
 struct vhu_vring {

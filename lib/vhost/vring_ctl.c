@@ -62,14 +62,14 @@ unmap_rings(struct vhu_vring *vr)
  */
 static void *
 map_area(struct vhu_vring *vr, const struct vhu_mem_table *mem, uint64_t addr, uint64_t len,
-	 uint8_t perm, bool *missing)
+	 uint8_t perm, bool *missing, uint64_t *gpa)
 {
 	void *p;
 	int why;
 
 	if (vr->ctl.iotlb == NULL)
 		return vhu_mem_frontend_to_host(mem, addr, len);
-	p = vhu_iotlb_to_host(vr->ctl.iotlb, addr, len, perm, NULL, &why);
+	p = vhu_iotlb_to_host(vr->ctl.iotlb, addr, len, perm, gpa, &why);
 	if (p == NULL && why == VHU_IOTLB_MISS)
 		*missing = true;
 	return p;
@@ -94,11 +94,11 @@ translate_split(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 	bool missing = false;
 
 	sp->desc = map_area(vr, mem, a->desc, vring_desc_area_size(vr->size), VHU_IOTLB_RO,
-			    &missing);
+			    &missing, NULL);
 	sp->avail = map_area(vr, mem, a->avail, vring_avail_area_size(vr->size), VHU_IOTLB_RO,
-			     &missing);
+			     &missing, NULL);
 	sp->used = map_area(vr, mem, a->used, vring_used_area_size(vr->size), VHU_IOTLB_RW,
-			    &missing);
+			    &missing, &vr->ctl.used_area_gpa);
 	if (missing)
 		return wait_for_translation(vr);
 	/*
@@ -137,11 +137,11 @@ translate_packed(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 
 	pk->desc = map_area(vr, mem, a->desc,
 			    (uint64_t)vr->size * sizeof(struct vring_packed_desc), VHU_IOTLB_RW,
-			    &missing);
+			    &missing, &vr->ctl.used_area_gpa);
 	pk->driver_event = map_area(vr, mem, a->avail, sizeof(struct vring_packed_desc_event),
-				    VHU_IOTLB_RO, &missing);
+				    VHU_IOTLB_RO, &missing, NULL);
 	pk->device_event = map_area(vr, mem, a->used, sizeof(struct vring_packed_desc_event),
-				    VHU_IOTLB_RW, &missing);
+				    VHU_IOTLB_RW, &missing, NULL);
 	if (missing)
 		return wait_for_translation(vr);
 	if (pk->desc == NULL || pk->driver_event == NULL || pk->device_event == NULL) {
@@ -188,13 +188,12 @@ update_logging(struct vhu_vring *vr)
 	if (!dl->logging || !(vr->ctl.addr.flags & VHOST_VRING_F_LOG) || vr->mem == NULL)
 		return;
 	if (vr->ctl.iotlb != NULL) {
-		/* Behind a vIOMMU both are IOVAs (QEMU's log address is the used ring's). */
-		uint64_t iova = vr->neg.packed ? vr->ctl.addr.desc : vr->ctl.addr.log;
-		int why;
-
-		if (vhu_iotlb_to_host(vr->ctl.iotlb, iova, 1, VHU_IOTLB_RO, &dl->used_gpa,
-				      &why) == NULL)
-			dl->used_gpa = UINT64_MAX;
+		/*
+		 * Behind a vIOMMU the ring's addresses (QEMU's log address too,
+		 * the used ring's) are IOVAs: the guest address was found when
+		 * the ring was mapped, and stays right after an invalidation.
+		 */
+		dl->used_gpa = vhu_vq_mapped(vr) ? vr->ctl.used_area_gpa : UINT64_MAX;
 	} else {
 		dl->used_gpa = vr->neg.packed ?
 			       vhu_mem_frontend_to_guest(vr->mem, vr->ctl.addr.desc) :
