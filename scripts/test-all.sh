@@ -21,7 +21,7 @@ trap 'kill -- -$fuzz_pid 2>/dev/null || true' EXIT
 echo "== unit tests =="
 meson test -C build --print-errorlogs
 echo "== end-to-end tests =="
-VHU_PMD="$(scripts/stage-pmd.sh build/$PMD)" $PY -m pytest -v -rP tests/ "$@"
+VHU_PMD="$(scripts/stage-pmd.sh build/$PMD)" $PY -m pytest -v -rP --durations=25 tests/ "$@"
 
 echo "== unit tests, ASan+UBSan =="
 meson test -C build-asan --print-errorlogs
