@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "segment.h"
 
+#include <errno.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
@@ -235,6 +236,10 @@ vhu_segment_for_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf 
 			segs[0] = whole_frame(vr, src, ctx.direct_pool, headers);
 			n = segs[0] != NULL;
 		}
+	} else if (n == -ENOMEM) {
+		/* The pools are empty for now: not the guest's fault, nor the frame's. */
+		vr->stats.alloc_failed++;
+		n = 0;
 	} else if (n < 0) {
 		vhu_vring_bad_input(vr, "software segmentation failed (%d); frame dropped", n);
 		n = 0;

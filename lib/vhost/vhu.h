@@ -91,7 +91,8 @@ struct vhu_vring_stats {
 	uint64_t dropped;		/* frames given up: cannot fit, malformed chain (a
 					 * frame lost for lack of mbufs is in alloc_failed) */
 	uint64_t malformed;		/* descriptor chains refused */
-	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue) */
+	uint64_t alloc_failed;		/* mbuf allocation failures (dequeue; enqueue:
+					 * segmentation pools empty, frame dropped) */
 	uint64_t notifications;		/* guest interrupts sent through the call fd */
 	uint64_t notifications_suppressed;	/* not sent: the driver did not want one */
 	uint64_t zero_copy;		/* frames handed out in guest memory, not copied */
