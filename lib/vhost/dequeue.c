@@ -305,7 +305,9 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	if (unlikely(vr->rarp.pending) && received < count) {
 		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp.mac);
 
-		if (rarp != NULL) {
+		if (rarp == NULL) {
+			vr->stats.alloc_failed++;	/* still pending: the next burst tries */
+		} else {
 			vr->rarp.pending = false;
 			vhu_vring_count_frame(vr, rarp);
 			pkts[received++] = rarp;

@@ -395,6 +395,40 @@ test_deq_waiting(void)
 	rte_pktmbuf_free_bulk(pkts, 3);
 }
 
+/*
+ * A RARP to announce (after a migration) and no mbuf for it: it stays
+ * pending, counted as an allocation failure, and goes at the first burst
+ * that has one, before the guest's frames.
+ */
+static void
+test_deq_rarp_alloc_failure(void)
+{
+	static const struct rte_ether_addr mac = { { 0x02, 0, 0, 0, 0, 0x42 } };
+	struct rte_mempool *small;
+	struct rte_mbuf *pkts[2], *hold[1];
+	uint8_t frame[60];
+
+	CHECK(ring_setup(8, V1));
+	small = rte_pktmbuf_pool_create("vhu_unit_rarp", 1, 0, 0, RTE_MBUF_DEFAULT_BUF_SIZE,
+					(int)rte_socket_id());
+	CHECK_NOT_NULL(small);
+	vhu_vring_ctl_announce(R.vr, &mac);
+	CHECK_EQ(rte_pktmbuf_alloc_bulk(small, hold, 1), 0);
+	EXPECT_EQ(vhu_dequeue_burst(R.vr, small, pkts, 2), 0);
+	EXPECT(R.vr->rarp.pending);
+	EXPECT_EQ(stats()->alloc_failed, 1);
+	rte_pktmbuf_free(hold[0]);
+	make_frame(frame, sizeof(frame), 15);
+	tx_simple(frame, sizeof(frame));
+	EXPECT_EQ(vhu_dequeue_burst(R.vr, small, pkts, 2), 1);
+	EXPECT(!R.vr->rarp.pending);
+	EXPECT_EQ(rte_be_to_cpu_16(rte_pktmbuf_mtod(pkts[0], struct rte_ether_hdr *)->ether_type),
+		  RTE_ETHER_TYPE_RARP);
+	rte_pktmbuf_free(pkts[0]);
+	EXPECT_EQ(rte_mempool_avail_count(small), 1);
+	rte_mempool_free(small);
+}
+
 /* Running out of mbufs for a frame's segments: dropped, completed, nothing leaked. */
 static void
 test_deq_alloc_failure(void)
@@ -1912,6 +1946,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_BOTH(test_deq_no_scatter);
 	RUN_BOTH(test_deq_waiting);
 	RUN_BOTH(test_deq_alloc_failure);
+	RUN_BOTH(test_deq_rarp_alloc_failure);
 	RUN_BOTH(test_deq_malformed);
 	RUN_BOTH(test_deq_chain_as_long_as_ring);
 
