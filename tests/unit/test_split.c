@@ -613,6 +613,36 @@ test_zc_big_frame_held_until_freed(void)
 }
 
 /*
+ * No mbuf to attach the guest's buffer with, nor to copy it into: the frame
+ * is dropped as a shortage (alloc_failed), its chain goes back at once, not
+ * held, and nothing of the pool or the memory table stays referenced.
+ */
+static void
+test_zc_no_mbuf_for_the_rest(void)
+{
+	uint8_t frame[1500];
+	struct rte_mempool *one;
+	struct rte_mbuf *pkts[2];
+	struct posted p;
+
+	CHECK(setup_zc(16));
+	/* one mbuf, too small for the frame: a copy would need a second one too */
+	one = rte_pktmbuf_pool_create("vhu_unit_zc_one", 1, 0, 0, RTE_PKTMBUF_HEADROOM + 512,
+				      (int)rte_socket_id());
+	CHECK_NOT_NULL(one);
+	make_frame(frame, sizeof(frame), 93);
+	p = tx_simple(frame, sizeof(frame));
+	EXPECT_EQ(vhu_dequeue_burst(R.vr, one, pkts, 2), 0);
+	EXPECT(used_is(&p, 0));
+	EXPECT_EQ(stats()->alloc_failed, 1);
+	EXPECT_EQ(stats()->zero_copy, 0);
+	EXPECT_EQ(vhu_zc_held(R.vr), 0);
+	EXPECT_EQ(R.mem->refcnt, 2);			/* ours and the ring's */
+	EXPECT_EQ(rte_mempool_avail_count(one), 1);
+	rte_mempool_free(one);
+}
+
+/*
  * Behind a vIOMMU, a zero-copy mbuf keeps the guest memory it points into
  * mapped after the buffer's translation is invalidated, as after a memory
  * table change: the memory table it holds is the mapping's.
@@ -871,6 +901,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_zc_small_frames_copied);
 	RUN_TEST(test_zc_big_frame_held_until_freed);
 	RUN_TEST(test_zc_held_across_invalidation);
+	RUN_TEST(test_zc_no_mbuf_for_the_rest);
 	RUN_TEST(test_zc_disable_enable_keeps_held);
 	RUN_TEST(test_zc_chain_pieces);
 	RUN_TEST(test_zc_bound_and_order);
