@@ -27,7 +27,6 @@ from __future__ import annotations
 import os
 import random
 import shutil
-import signal
 import tempfile
 import threading
 import time
@@ -37,6 +36,7 @@ from typing import Dict, List, Optional, Sequence
 import pytest
 
 from harness import Launcher, PmdSelection, gen_frames, sanitizers, vhost_vdev
+from harness.shared_testpmd import shared_testpmd_fixtures
 from harness.testpmd import TestPmd
 from harness.vhost_user_client import (DEFAULT_FEATURES, F_RING_PACKED, IOTLB_RO, IOTLB_RW,
                                        PAGE, RX_RING, TX_RING, FrontEnd, Iommu, IommuLayout,
@@ -105,20 +105,7 @@ class Bench:
         return problems
 
 
-@pytest.fixture(scope="module")
-def bench(pmd):
-    b = Bench(pmd)
-    yield b
-    signal.alarm(0)
-    problems = b.close()
-    if problems:
-        pytest.fail(f"our testpmd after the vIOMMU tests (logs in {b.workdir}):\n" +
-                    "\n".join(problems), pytrace=False)
-
-
-@pytest.fixture(autouse=True)
-def _show_our_log_on_failure(request, bench):
-    request.node._vhu_launcher = bench.launcher
+bench, _show_our_log_on_failure = shared_testpmd_fixtures(Bench, "the vIOMMU tests")
 
 
 @pytest.fixture

@@ -42,7 +42,6 @@ import itertools
 import os
 import random
 import shutil
-import signal
 import socket
 import struct
 import tempfile
@@ -58,6 +57,7 @@ from scapy.layers.l2 import Ether
 
 from harness import (Launcher, PmdSelection, gen_frames, make_frame, sanitizers, vhost_vdev,
                      virtio_user_vdev)
+from harness.shared_testpmd import shared_testpmd_fixtures
 from harness.testpmd import TestPmd, TestPmdError
 from harness.vhost_user_client import (
     BUF_SIZE, DEFAULT_FEATURES, DEFAULT_GPA, DEFAULT_PROTOCOL_FEATURES, DESC_INDIRECT, DESC_NEXT, DESC_WRITE,
@@ -236,22 +236,13 @@ class Bench:
         return problems
 
 
-@pytest.fixture(scope="module")
-def bench(pmd):
+def started_bench(pmd) -> "Bench":
     b = Bench(pmd)
     b.start()
-    yield b
-    signal.alarm(0)
-    problems = b.close()
-    if problems:
-        pytest.fail(f"our testpmd after the hostile cases (logs in {b.workdir}):\n" +
-                    "\n".join(problems), pytrace=False)
+    return b
 
 
-@pytest.fixture(autouse=True)
-def _show_our_log_on_failure(request, bench):
-    # conftest's report hook attaches the logs of this launcher to a failure.
-    request.node._vhu_launcher = bench.launcher
+bench, _show_our_log_on_failure = shared_testpmd_fixtures(started_bench, "the hostile cases")
 
 
 # ==========================================================================
