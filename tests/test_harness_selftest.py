@@ -218,6 +218,33 @@ def test_sanitizer_log_judgement():
     assert sanitizers.acceptable_exit(sanitizers.ASAN_EXITCODE, leak_eal, asan=True)
 
 
+def test_tsan_report_judgement(tmp_path):
+    """VHU_TSAN=1's post-mortem: a report in a per-process file or in the
+    output fails, a runtime failure fails, the list of matched suppressions
+    alone does not."""
+    race = ("==================\n"
+            "WARNING: ThreadSanitizer: data race (pid=7)\n"
+            "  Write of size 4 at 0x7b0400000010 by thread T3:\n"
+            "    #0 vhu_x lib/vhost/x.c:1 (librte_net_vhu.so+0x1) [librte_net_vhu.so]\n\n"
+            "  Previous read of size 4 at 0x7b0400000010 by thread T1:\n"
+            "    #0 vhu_y lib/vhost/y.c:2 (librte_net_vhu.so+0x2) [librte_net_vhu.so]\n\n"
+            "SUMMARY: ThreadSanitizer: data race lib/vhost/x.c:1 in vhu_x\n"
+            "==================\n")
+    matched = ("ThreadSanitizer: Matched 2 suppressions (pid=7):\n"
+               "2 race:^rte_ring_dequeue\n")
+    prefix = tmp_path / "ours.tsan"
+    assert sanitizers.tsan_problems(prefix, "") == []
+    (tmp_path / "ours.tsan.7").write_text(matched)
+    assert sanitizers.tsan_problems(prefix, "") == []
+    (tmp_path / "ours.tsan.8").write_text(race + "ThreadSanitizer: reported 1 warnings\n")
+    found = sanitizers.tsan_problems(prefix, "")
+    assert len(found) == 1 and "in vhu_x" in found[0] and "ours.tsan.8" in found[0], found
+    assert sanitizers.tsan_problems(tmp_path / "other.tsan", race)
+    assert sanitizers.tsan_problems(tmp_path / "other.tsan",
+                                    "FATAL: ThreadSanitizer: unexpected memory mapping 0x1-0x2\n")
+    assert not sanitizers.acceptable_exit(sanitizers.TSAN_EXITCODE, race, asan=False)
+
+
 # ------------------------------------------------------------------------
 # The ASan plumbing for real: an instrumented plugin loaded with -d into a
 # testpmd run the way our side is run under VHU_ASAN=1.
