@@ -102,7 +102,7 @@ def tsan_options(log_prefix) -> str:
         f"exitcode={TSAN_EXITCODE}",
         f"suppressions={TSAN_SUPPRESSIONS}",
         "print_suppressions=1",        # which suppressions matched, how often: at exit
-        "history_size=4",              # keep the other access's stack more often
+        "history_size=7",              # the most: the other access's stack is kept longer
         "second_deadlock_stack=1",
         f"log_path={log_prefix}",
         f"stack_trace_format={STACK_FORMAT}",
