@@ -281,6 +281,8 @@ __attribute__((constructor)) static void vhu_selftest_init(void)
 def asan_plugin():
     if shutil.which("gcc") is None:
         pytest.skip("gcc not available")
+    if sanitizers.tsan_requested():
+        pytest.skip("VHU_TSAN=1: VHU_PMD is a TSan plugin, which cannot load beside ASan")
     try:
         sanitizers.asan_runtime()
     except RuntimeError as exc:
@@ -379,6 +381,8 @@ __attribute__((constructor)) static void vhu_selftest_init(void)
 def tsan_plugin():
     if shutil.which("gcc") is None:
         pytest.skip("gcc not available")
+    if sanitizers.asan_requested():
+        pytest.skip("VHU_ASAN=1: VHU_PMD is an ASan plugin, which cannot load beside TSan")
     try:
         sanitizers.tsan_runtime()
     except RuntimeError as exc:
