@@ -2,7 +2,8 @@
 # SPDX-License-Identifier: BSD-3-Clause
 # Installs what a fresh Debian 12 machine lacks (only what is missing), then
 # builds the project into build/ (and, with --asan, also build-asan/ with
-# AddressSanitizer and UndefinedBehaviorSanitizer, and clang for the fuzzers),
+# AddressSanitizer and UndefinedBehaviorSanitizer, build-tsan/ with
+# ThreadSanitizer, and clang for the fuzzers),
 # and caches what the QEMU tests' guests boot (tests/qemu/assets.py: kernel,
 # busybox, ethtool via apt).
 set -euo pipefail
@@ -10,7 +11,8 @@ cd "$(dirname "$0")/.."
 
 source scripts/lib.sh
 install_missing -- dpdk libdpdk-dev dpdk-dev meson ninja-build pkg-config gcc \
-    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1 dpkg-dev xz-utils \
+    python3-scapy python3-pyelftools python3-pytest libasan8 libubsan1 libtsan2 dpkg-dev \
+    xz-utils \
     valgrind
 # for the QEMU tests; its Recommends (GUI, firmware, block drivers) are not needed
 install_missing --no-install-recommends -- qemu-system-x86
@@ -34,6 +36,7 @@ build() {   # build <dir> [meson options...]
 build build
 if [ "${1:-}" = "--asan" ]; then
     build build-asan -Db_sanitize=address,undefined -Db_lundef=false
+    build build-tsan -Db_sanitize=thread -Db_lundef=false
     # what scripts/fuzz.sh builds with (test-all.sh runs it alongside the tests)
     install_missing -- clang libclang-rt-14-dev llvm
 fi

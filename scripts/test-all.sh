@@ -3,10 +3,11 @@
 # Runs every test: C unit tests and the whole end-to-end suite (QEMU guests
 # included) against the normal build; the unit tests and the end-to-end
 # suite again against the ASan+UBSan build, without the QEMU and slow tests
-# (they add minutes, not coverage of other code); and a short run of every
+# (they add minutes, not coverage of other code); the churn cases under
+# ThreadSanitizer (scripts/test-tsan.sh); and a short run of every
 # libFuzzer harness, at the lowest priority alongside the first end-to-end
 # run (it takes what CPU the tests leave; minutes of wall time saved).
-# Expects scripts/setup.sh --asan. Extra arguments go to both pytest runs.
+# Expects scripts/setup.sh --asan. Extra arguments go to every pytest run.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 PY=/usr/bin/python3
@@ -30,6 +31,11 @@ meson test -C build-asan --print-errorlogs
 echo "== end-to-end tests, ASan+UBSan (not qemu, not slow, not one_lcore_variant) =="
 VHU_ASAN=1 VHU_RECONNECT_ROUNDS=2 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" \
     $PY -m pytest -v -m "not qemu and not slow and not one_lcore_variant" tests/ "$@"
+
+# Our side under ThreadSanitizer: the cases where lcores poll while the
+# front end churns (scripts/test-tsan.sh; ~2 min; --long for the hour).
+echo "== end-to-end tests, ThreadSanitizer (churn cases) =="
+scripts/test-tsan.sh "$@"
 
 echo "== fuzzing (started with the first end-to-end run) =="
 fuzz_rc=0

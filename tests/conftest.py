@@ -34,6 +34,8 @@ def pytest_report_header(config):
     lines = [f"vhost PMD under test: {sel.describe()}"]
     if sanitizers.asan_requested():
         lines.append("VHU_ASAN=1: our side runs with LD_PRELOAD of the ASan runtime")
+    if sanitizers.tsan_requested():
+        lines.append("VHU_TSAN=1: our side runs with LD_PRELOAD of the TSan runtime")
     prob = sel.problem()
     if prob:
         lines.append(f"WARNING: {prob}")
@@ -57,6 +59,18 @@ def pmd() -> PmdSelection:
             sanitizers.asan_runtime()
         except RuntimeError as exc:
             pytest.fail(str(exc), pytrace=False)
+    if sanitizers.tsan_requested():
+        if sanitizers.asan_requested():
+            pytest.fail("VHU_TSAN=1 and VHU_ASAN=1 cannot be combined", pytrace=False)
+        try:
+            sanitizers.tsan_runtime()
+        except RuntimeError as exc:
+            pytest.fail(str(exc), pytrace=False)
+        if sel.is_distro or not sanitizers.tsan_instrumented(sel.so_path):
+            pytest.fail(f"VHU_TSAN=1 but {sel.describe()} is not built with -fsanitize=thread: "
+                        f"point VHU_PMD at build-tsan/drivers/net/vhost/librte_net_vhu.so "
+                        f"(meson setup build-tsan -Db_sanitize=thread -Db_lundef=false)",
+                        pytrace=False)
     return sel
 
 
@@ -118,7 +132,8 @@ def workdir(request):
 @pytest.fixture
 def launcher(request, pmd, workdir):
     """Starts testpmds for the test; stops all of them at teardown, and under
-    VHU_ASAN=1 fails the test if an unchecked our-side log has findings."""
+    VHU_ASAN=1 or VHU_TSAN=1 fails the test if an unchecked our-side process
+    has findings."""
     lau = Launcher(workdir, pmd, asan=sanitizers.asan_requested())
     request.node._vhu_launcher = lau
     yield lau

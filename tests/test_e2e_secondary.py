@@ -18,9 +18,15 @@ from harness.frames import PCAPNG_INBOUND, PCAPNG_OUTBOUND, read_pcapng
 from harness.pmd import REPO_ROOT, secondary_identity_problems
 from harness.secondary import (Tool, hugepages, mempool_ops, parse_proc_info_stats, run_tool,
                                telemetry, tool_eal_args, tool_plugins)
+from harness.sanitizers import tsan_requested
 from harness.testpmd import hugepage_eal_args, parse_xstats, pcap_vdev, vhost_vdev, virtio_user_vdev
 
-pytestmark = pytest.mark.ours_only
+pytestmark = [pytest.mark.ours_only,
+              # the primary's memory at SECONDARY_SAFE_BASE (0x200000000000) lies in
+              # the range the TSan runtime reserves (0x200000000000-0x300000000000),
+              # and DPDK's tools are not run under it
+              pytest.mark.skipif(tsan_requested(), reason="not under VHU_TSAN=1: the "
+                                 "secondaries' fixed memory base is in TSan's reserved range")]
 
 # Room for our side's testpmd (16384 mbufs), dpdk-pdump's and dpdk-dumpcap's pools.
 HUGEPAGES = 256

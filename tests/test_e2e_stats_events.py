@@ -16,7 +16,7 @@ import pytest
 from harness import make_frame, read_pcap, total_bytes, write_pcap
 from harness.flows import PCAP_PORT, VHOST_PORT
 from harness.pmd import REPO_ROOT
-from harness.sanitizers import asan_requested
+from harness.sanitizers import asan_requested, tsan_env, tsan_problems, tsan_requested
 from harness.testpmd import (BASE_EAL_ARGS, OUR_LCORES, make_file_prefix, pcap_vdev,
                              vhost_vdev, virtio_user_vdev)
 
@@ -110,7 +110,7 @@ class EventsApp:
     """examples/vhost_events (vhu-events), linked with our PMD, its output read live."""
 
     def __init__(self, workdir: Path, vdev: str, seconds: int, case: tuple = ()):
-        build = "build-asan" if asan_requested() else "build"
+        build = "build-tsan" if tsan_requested() else "build-asan" if asan_requested() else "build"
         binary = REPO_ROOT / build / "examples/vhost_events/vhu-events"
         if not binary.exists():
             pytest.fail(f"{binary} not built (scripts/setup.sh builds it)")
@@ -118,6 +118,11 @@ class EventsApp:
                 f"--file-prefix={make_file_prefix('events')}", "--vdev", vdev, "--",
                 str(seconds), *case]
         env = dict(os.environ, ASAN_OPTIONS="detect_leaks=0")
+        # under VHU_TSAN=1 the executable itself is instrumented (libtsan is
+        # its first DT_NEEDED): only the options, reports in vhu-events.tsan.<pid>
+        self.tsan_prefix = workdir / "vhu-events.tsan" if tsan_requested() else None
+        if self.tsan_prefix:
+            env.update(tsan_env(self.tsan_prefix, preload=False))
         self.lines = []
         self._cond = threading.Condition()
         self.proc = subprocess.Popen(argv, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
@@ -158,6 +163,13 @@ class EventsApp:
         self._log.close()
         return rc
 
+    def assert_clean_exit(self, rc):
+        """Exit status 0 and, under VHU_TSAN=1, no ThreadSanitizer report."""
+        problems = tsan_problems(self.tsan_prefix, "\n".join(self.lines)) \
+            if self.tsan_prefix else []
+        assert rc == 0 and not problems, \
+            f"vhu-events exited with {rc}\n" + "\n".join(problems)
+
 
 def test_link_and_queue_events_through_public_api(launcher, workdir):
     """An application using rte_eth_vhost.h sees link up with a session id,
@@ -190,7 +202,7 @@ def test_link_and_queue_events_through_public_api(launcher, workdir):
         assert vids[0] != vids[1], vids
     finally:
         rc = app.close()
-    assert rc == 0, f"vhu-events exited with {rc}"
+    app.assert_clean_exit(rc)
     done = app.wait_line(r"^port 0: received (\d+) sent (\d+)")
     assert int(re.search(r"received (\d+)", app.lines[done]).group(1)) > 0
 
@@ -230,7 +242,7 @@ def test_close_from_link_down_callback(launcher, workdir):
             "\n".join(app.lines[closed:])
     finally:
         rc = app.close()
-    assert rc == 0, f"vhu-events exited with {rc}"
+    app.assert_clean_exit(rc)
     bad = [l for l in app.lines if LIFECYCLE_FAILURE_RE.search(l)]
     assert not bad, bad
 
@@ -256,7 +268,7 @@ def test_hot_unplug_while_polled(launcher, workdir):
         peer.quit()
     finally:
         rc = app.close()
-    assert rc == 0, f"vhu-events exited with {rc}"
+    app.assert_clean_exit(rc)
     assert not os.path.exists(sock), "the removed port's socket is still there"
     bad = [l for l in app.lines if LIFECYCLE_FAILURE_RE.search(l)]
     assert not bad, bad

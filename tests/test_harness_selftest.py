@@ -218,6 +218,33 @@ def test_sanitizer_log_judgement():
     assert sanitizers.acceptable_exit(sanitizers.ASAN_EXITCODE, leak_eal, asan=True)
 
 
+def test_tsan_report_judgement(tmp_path):
+    """VHU_TSAN=1's post-mortem: a report in a per-process file or in the
+    output fails, a runtime failure fails, the list of matched suppressions
+    alone does not."""
+    race = ("==================\n"
+            "WARNING: ThreadSanitizer: data race (pid=7)\n"
+            "  Write of size 4 at 0x7b0400000010 by thread T3:\n"
+            "    #0 vhu_x lib/vhost/x.c:1 (librte_net_vhu.so+0x1) [librte_net_vhu.so]\n\n"
+            "  Previous read of size 4 at 0x7b0400000010 by thread T1:\n"
+            "    #0 vhu_y lib/vhost/y.c:2 (librte_net_vhu.so+0x2) [librte_net_vhu.so]\n\n"
+            "SUMMARY: ThreadSanitizer: data race lib/vhost/x.c:1 in vhu_x\n"
+            "==================\n")
+    matched = ("ThreadSanitizer: Matched 2 suppressions (pid=7):\n"
+               "2 race:^rte_ring_dequeue\n")
+    prefix = tmp_path / "ours.tsan"
+    assert sanitizers.tsan_problems(prefix, "") == []
+    (tmp_path / "ours.tsan.7").write_text(matched)
+    assert sanitizers.tsan_problems(prefix, "") == []
+    (tmp_path / "ours.tsan.8").write_text(race + "ThreadSanitizer: reported 1 warnings\n")
+    found = sanitizers.tsan_problems(prefix, "")
+    assert len(found) == 1 and "in vhu_x" in found[0] and "ours.tsan.8" in found[0], found
+    assert sanitizers.tsan_problems(tmp_path / "other.tsan", race)
+    assert sanitizers.tsan_problems(tmp_path / "other.tsan",
+                                    "FATAL: ThreadSanitizer: unexpected memory mapping 0x1-0x2\n")
+    assert not sanitizers.acceptable_exit(sanitizers.TSAN_EXITCODE, race, asan=False)
+
+
 # ------------------------------------------------------------------------
 # The ASan plumbing for real: an instrumented plugin loaded with -d into a
 # testpmd run the way our side is run under VHU_ASAN=1.
@@ -254,6 +281,8 @@ __attribute__((constructor)) static void vhu_selftest_init(void)
 def asan_plugin():
     if shutil.which("gcc") is None:
         pytest.skip("gcc not available")
+    if sanitizers.tsan_requested():
+        pytest.skip("VHU_TSAN=1: VHU_PMD is a TSan plugin, which cannot load beside ASan")
     try:
         sanitizers.asan_runtime()
     except RuntimeError as exc:
@@ -284,7 +313,7 @@ def asan_plugin():
 def test_sanitizer_plumbing(asan_plugin, pmd, workdir, bug, expect):
     """testpmd runs under LD_PRELOAD=libasan with an instrumented plugin, and
     each kind of finding in 'our' code is caught by the post-mortem."""
-    lau = Launcher(workdir, pmd, asan=True)
+    lau = Launcher(workdir, pmd, asan=True, tsan=False)
     env_bug = {} if bug == "none" else {"VHU_SELFTEST_BUG": bug}
     try:
         tp = lau.spawn("asan-selftest", role="ours", lcores=["-l", "0,1"],
@@ -304,5 +333,100 @@ def test_sanitizer_plumbing(asan_plugin, pmd, workdir, bug, expect):
         else:
             assert any(expect in p for p in problems), (problems, tp.tail())
             assert tp.returncode != 0
+    finally:
+        lau.close_all()
+
+
+# ------------------------------------------------------------------------
+# The TSan plumbing for real: a -fsanitize=thread plugin whose constructor
+# races two threads on a counter (or not), loaded with -d into a testpmd run
+# the way our side is run under VHU_TSAN=1.
+
+_TSAN_PLUGIN_SRC = r"""
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+static long vhu_selftest_counter;
+static pthread_mutex_t vhu_selftest_lock = PTHREAD_MUTEX_INITIALIZER;
+static int vhu_selftest_locked;
+static void *vhu_selftest_bump(void *arg)
+{
+    (void)arg;
+    for (int i = 0; i < 1000; i++) {
+        if (vhu_selftest_locked)
+            pthread_mutex_lock(&vhu_selftest_lock);
+        vhu_selftest_counter++;
+        if (vhu_selftest_locked)
+            pthread_mutex_unlock(&vhu_selftest_lock);
+    }
+    return NULL;
+}
+__attribute__((constructor)) static void vhu_selftest_init(void)
+{
+    const char *what = getenv("VHU_SELFTEST_BUG");
+    pthread_t t[2];
+    vhu_selftest_locked = !(what && !strcmp(what, "race"));
+    for (int i = 0; i < 2; i++)
+        pthread_create(&t[i], NULL, vhu_selftest_bump, NULL);
+    for (int i = 0; i < 2; i++)
+        pthread_join(t[i], NULL);
+    fprintf(stderr, "VHU selftest plugin loaded (%s): %ld\n", what ? what : "none",
+            vhu_selftest_counter);
+}
+"""
+
+
+@pytest.fixture(scope="module")
+def tsan_plugin():
+    if shutil.which("gcc") is None:
+        pytest.skip("gcc not available")
+    if sanitizers.asan_requested():
+        pytest.skip("VHU_ASAN=1: VHU_PMD is an ASan plugin, which cannot load beside TSan")
+    try:
+        sanitizers.tsan_runtime()
+    except RuntimeError as exc:
+        pytest.skip(str(exc))
+    base = Path.home() / ".cache"       # not below a world-writable directory (EAL)
+    base.mkdir(parents=True, exist_ok=True)
+    d = Path(tempfile.mkdtemp(prefix="vhu-selftest-", dir=base))
+    os.chmod(d, 0o755)
+    src, so = d / "plugin.c", d / "librte_net_vhu_tsan_selftest.so"
+    src.write_text(_TSAN_PLUGIN_SRC)
+    res = subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O1", "-pthread",
+                          "-fsanitize=thread", "-o", str(so), str(src)],
+                         capture_output=True, text=True, timeout=120)
+    if res.returncode != 0:
+        shutil.rmtree(d, ignore_errors=True)
+        pytest.skip(f"cannot build a TSan plugin: {res.stderr[-500:]}")
+    yield so
+    shutil.rmtree(d, ignore_errors=True)
+
+
+@pytest.mark.parametrize("bug", ["none", "race"], ids=["clean", "race"])
+def test_tsan_plumbing(tsan_plugin, pmd, workdir, bug):
+    """testpmd runs under LD_PRELOAD=libtsan with an instrumented plugin; a
+    race in it is reported to <name>.tsan.<pid> and fails the post-mortem,
+    and the same code with a lock passes."""
+    lau = Launcher(workdir, pmd, asan=False, tsan=True)
+    env_bug = {} if bug == "none" else {"VHU_SELFTEST_BUG": bug}
+    try:
+        tp = lau.spawn("tsan-selftest", role="ours", lcores=["-l", "0,1"],
+                       vdevs=[vhost_vdev(0, lau.path("vh0.sock"))],
+                       eal_args=list(pmd.eal_args()) + ["-d", str(tsan_plugin)],
+                       env=env_bug, expect_prompt=False)
+        if tp.alive:
+            tp.quit(30)
+        else:
+            tp.wait_exit(10)
+        problems = lau.our_side_problems(tp)
+        assert "VHU selftest plugin loaded" in tp.log, tp.tail()
+        if bug == "none":
+            assert problems == [], problems
+            assert tp.returncode == 0, tp.tail()
+        else:
+            assert any("ThreadSanitizer report(s) not suppressed" in p and "tsan-selftest.tsan."
+                       in p for p in problems), (problems, tp.tail())
+            assert tp.returncode == sanitizers.TSAN_EXITCODE, tp.tail()
     finally:
         lau.close_all()

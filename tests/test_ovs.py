@@ -47,7 +47,7 @@ from harness import gen_frames, total_bytes, vhost_vdev
 from harness.flows import exchange_pcaps, run_exchange, start_peers
 from harness.frames import assert_frames_equal_per_flow
 from harness.ovs import Ovs, missing_tools
-from harness.sanitizers import asan_requested
+from harness.sanitizers import asan_requested, tsan_requested
 from qemu.migration import negotiated
 from qemu.rig import ping, report_rate, tcp_transfer
 
@@ -79,6 +79,8 @@ def ovs(request, pmd, workdir):
                     f"scripts/setup.sh installs openvswitch-switch-dpdk", pytrace=False)
     if asan_requested():
         pytest.skip("ovs-vswitchd-dpdk does not run under the ASan runtime here")
+    if tsan_requested():
+        pytest.skip("ovs-vswitchd-dpdk is not run under the TSan runtime (VHU_TSAN=1 covers testpmd)")
     sw = Ovs(workdir, pmd)
     yield sw
     signal.alarm(0)   # teardown is bounded by itself

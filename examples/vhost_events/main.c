@@ -48,7 +48,9 @@
 #define BURST 32
 #define NB_MBUFS 8191
 
-static volatile sig_atomic_t quit;
+/* set by the signal handler on the main lcore, read by the worker: atomics,
+ * volatile sig_atomic_t covers one thread only */
+static int quit;
 static bool close_on_down;
 static uint64_t received[RTE_MAX_ETHPORTS], sent[RTE_MAX_ETHPORTS];
 /*
@@ -90,7 +92,7 @@ resume_polling(void)
 static void
 on_signal(int sig __rte_unused)
 {
-	quit = 1;
+	__atomic_store_n(&quit, 1, __ATOMIC_RELAXED);
 }
 
 static int
@@ -156,7 +158,7 @@ poll_ports(uint64_t deadline)
 	struct rte_mbuf *pkts[BURST];
 	uint16_t port;
 
-	while (!quit && rte_get_timer_cycles() < deadline) {
+	while (!__atomic_load_n(&quit, __ATOMIC_RELAXED) && rte_get_timer_cycles() < deadline) {
 		if (__atomic_load_n(&pause_requested, __ATOMIC_SEQ_CST)) {
 			__atomic_store_n(&polling_paused, 1, __ATOMIC_SEQ_CST);
 			while (__atomic_load_n(&pause_requested, __ATOMIC_SEQ_CST))
@@ -197,7 +199,7 @@ unplug_while_polled(uint64_t deadline, uint64_t frames)
 	if (worker >= RTE_MAX_LCORE)
 		rte_exit(EXIT_FAILURE, "unplug-after needs a worker lcore\n");
 	rte_eal_remote_launch(poll_worker, &deadline, worker);
-	while (!quit && rte_get_timer_cycles() < deadline &&
+	while (!__atomic_load_n(&quit, __ATOMIC_RELAXED) && rte_get_timer_cycles() < deadline &&
 	       __atomic_load_n(&received[0], __ATOMIC_RELAXED) < frames)
 		rte_delay_ms(10);
 	if (__atomic_load_n(&received[0], __ATOMIC_RELAXED) >= frames &&

@@ -52,7 +52,7 @@ copy_to_mbuf(struct vhu_vring *vr, struct vhu_cursor *cur, uint64_t len, struct 
 			struct rte_mbuf *next = rte_pktmbuf_alloc(mp);
 
 			if (next == NULL) {
-				vr->stats.alloc_failed++;
+				VHU_COUNT(vr->stats.alloc_failed, 1);
 				return false;
 			}
 			seg->next = next;
@@ -121,7 +121,7 @@ attach_to_mbuf(struct vhu_vring *vr, const struct vhu_chain *c, const struct vhu
 	}
 	m->nb_segs += nsegs;
 	m->pkt_len += len;
-	vr->stats.zero_copy++;
+	VHU_COUNT(vr->stats.zero_copy, 1);
 	return true;
 }
 
@@ -224,7 +224,7 @@ discard_chains(struct vhu_vring *vr, uint16_t count)
 			break;
 		vhu_vq_complete(vr, &chain, 0);
 		completed++;
-		vr->stats.dropped++;
+		VHU_COUNT(vr->stats.dropped, 1);
 	}
 	if (completed > 0)
 		vhu_vq_publish(vr);
@@ -318,7 +318,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	completed = vhu_zc_reap(vr);
 	avail = vhu_vq_available(vr, count - received);
 	if (avail > 0 && rte_pktmbuf_alloc_bulk(mp, &pkts[received], avail) != 0) {
-		vr->stats.alloc_failed++;
+		VHU_COUNT(vr->stats.alloc_failed, 1);
 		avail = 0;
 	}
 	/* pkts[received .. end) hold the mbufs allocated and not used yet. */
@@ -360,7 +360,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			m->next = NULL;
 			rte_pktmbuf_reset(m);
 			if (v == VHU_RX_DROP)
-				vr->stats.dropped++;
+				VHU_COUNT(vr->stats.dropped, 1);
 		}
 	}
 	if (completed > 0)

@@ -223,13 +223,13 @@ enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			if (done == 0)
 				r = s;
 			else
-				vr->stats.dropped += n - done;
+				VHU_COUNT(vr->stats.dropped, n - done);
 			break;
 		}
 		if (s == ENQ_DELIVERED)
 			vhu_vring_count_frame(vr, segs[done]);
 		else
-			vr->stats.dropped++;
+			VHU_COUNT(vr->stats.dropped, 1);
 	}
 	rte_pktmbuf_free_bulk(segs, n);
 	return r;
@@ -243,7 +243,7 @@ enqueue_counted(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 				enqueue_segments(vr, m, c) : enqueue_frame(vr, m, c);
 
 	if (r == ENQ_DROPPED)
-		vr->stats.dropped++;
+		VHU_COUNT(vr->stats.dropped, 1);
 	else if (r == ENQ_DELIVERED)
 		vhu_vring_count_frame(vr, m);
 	return r;

@@ -393,7 +393,7 @@ vhu_segment_received(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempoo
 
 	if (udp && !RTE_ETH_IS_IPV4_HDR(m->packet_type)) {
 		vhu_vring_bad_input(vr, "UDP fragmentation of an IPv6 frame is not done in software; frame dropped");
-		vr->stats.dropped++;
+		VHU_COUNT(vr->stats.dropped, 1);
 		return 0;
 	}
 	payload = m->pkt_len - headers;
@@ -401,14 +401,14 @@ vhu_segment_received(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempoo
 	if (headers > sizeof(hdr) || n > VHU_GSO_MAX_SEGS) {
 		vhu_vring_bad_input(vr, "GSO frame of %u bytes (headers %u, segment size %u) not cut: more than %u segments or headers over %zu bytes; frame dropped",
 				    m->pkt_len, headers, m->tso_segsz, VHU_GSO_MAX_SEGS, sizeof(hdr));
-		vr->stats.dropped++;
+		VHU_COUNT(vr->stats.dropped, 1);
 		return 0;
 	}
 	if (headers + RTE_MIN(step, payload) >
 	    (uint32_t)rte_pktmbuf_data_room_size(mp) - RTE_PKTMBUF_HEADROOM &&
 	    !vhu_rxbuf_chains(vr) && !vr->ext_buffer) {
 		/* not the guest's fault: the application takes no segment this long */
-		vr->stats.dropped++;
+		VHU_COUNT(vr->stats.dropped, 1);
 		return 0;
 	}
 	/* Fragments share the datagram's one checksum: it is finished first. */
@@ -425,7 +425,7 @@ vhu_segment_received(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempoo
 		if (f == NULL) {
 			/* A shortage, not bad input: counted as dequeue counts them. */
 			rte_pktmbuf_free_bulk(segs, i);
-			vr->stats.alloc_failed++;
+			VHU_COUNT(vr->stats.alloc_failed, 1);
 			return 0;
 		}
 		if (udp)

@@ -175,7 +175,11 @@ uint32_t vhu_dequeue_waiting(struct vhu_vring *vr);
 uint16_t vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts,
 			   uint16_t count);
 
-/* The ring's counters; from any process of the creator's DPDK application. */
+/*
+ * The ring's counters; from any process of the creator's DPDK application.
+ * They change under the reader: read each with
+ * __atomic_load_n(&counter, __ATOMIC_RELAXED) (they are written so).
+ */
 const struct vhu_vring_stats *vhu_vring_stats(const struct vhu_vring *vr);
 
 /*

@@ -259,7 +259,7 @@ vhu_packed_publish(struct vhu_vring *vr)
 	if (driver_wants_call(vr))
 		vhu_vring_call(vr);
 	else
-		vr->stats.notifications_suppressed++;
+		VHU_COUNT(vr->stats.notifications_suppressed, 1);
 }
 
 bool

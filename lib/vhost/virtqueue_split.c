@@ -193,7 +193,7 @@ vhu_split_publish(struct vhu_vring *vr)
 	if (driver_wants_call(vr))
 		vhu_vring_call(vr);
 	else
-		vr->stats.notifications_suppressed++;
+		VHU_COUNT(vr->stats.notifications_suppressed, 1);
 }
 
 bool

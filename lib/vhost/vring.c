@@ -16,7 +16,7 @@ vhu_vring_bad_input(struct vhu_vring *vr, const char *fmt, ...)
 	char msg[256];
 	va_list ap;
 
-	vr->stats.malformed++;
+	VHU_COUNT(vr->stats.malformed, 1);
 	if (vr->errors_logged >= VHU_GUEST_ERRORS_LOGGED)
 		return;
 	vr->errors_logged++;
@@ -34,7 +34,7 @@ vhu_vring_call(struct vhu_vring *vr)
 	if (vr->notify.callfd < 0)
 		return;
 	if (eventfd_write(vr->notify.callfd, 1) == 0)
-		vr->stats.notifications++;
+		VHU_COUNT(vr->stats.notifications, 1);
 }
 
 bool

@@ -378,22 +378,33 @@ vhu_size_class(uint32_t len)
 	return len <= 1518 ? VHU_SIZE_1024_1518 : VHU_SIZE_1519_MAX;
 }
 
+/*
+ * Adds @n to a counter of the ring (struct vhu_vring_stats). Counters are
+ * written with the ring's lock held and read by any thread at any time
+ * (ethdev statistics, vhu_vring_stats()): a relaxed atomic store of the
+ * sum, so that a reader sees a whole value and the two are not a data race.
+ * Not an atomic add: the lock orders the writers, and the store is a plain
+ * store (no locked instruction) on x86-64 and arm64.
+ */
+#define VHU_COUNT(counter, n) \
+	__atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
+
 /* Counts one frame that crossed the ring: packets, bytes, size class, address class. */
 static inline void
 vhu_vring_count_frame(struct vhu_vring *vr, const struct rte_mbuf *m)
 {
 	struct vhu_vring_stats *s = &vr->stats;
 
-	s->packets++;
-	s->bytes += m->pkt_len;
-	s->size[vhu_size_class(m->pkt_len)]++;
+	VHU_COUNT(s->packets, 1);
+	VHU_COUNT(s->bytes, m->pkt_len);
+	VHU_COUNT(s->size[vhu_size_class(m->pkt_len)], 1);
 	if (m->data_len >= RTE_ETHER_ADDR_LEN) {
 		const struct rte_ether_addr *dst = rte_pktmbuf_mtod(m, const struct rte_ether_addr *);
 
 		if (rte_is_broadcast_ether_addr(dst))
-			s->broadcast++;
+			VHU_COUNT(s->broadcast, 1);
 		else if (rte_is_multicast_ether_addr(dst))
-			s->multicast++;
+			VHU_COUNT(s->multicast, 1);
 	}
 }
 

@@ -19,7 +19,6 @@ import subprocess
 from pathlib import Path
 from typing import Sequence
 
-from . import sanitizers
 from .pmd import REPO_ROOT
 from .testpmd import OUR_LCORES, TestPmd, TestPmdError
 
@@ -90,9 +89,10 @@ class L3fwdPower(TestPmd):
 def spawn(launcher, vdevs: Sequence[str], app_args: Sequence[str] = APP_ARGS,
           name: str = "l3fwd-power") -> L3fwdPower:
     """l3fwd-power on our side, with the selected PMD (and under the ASan
-    runtime with ``VHU_ASAN=1``), in the launcher's registry, not started."""
+    runtime with ``VHU_ASAN=1`` or ``VHU_TSAN=1``), in the launcher's registry,
+    not started."""
     app = L3fwdPower(name, eal_args=launcher.pmd.eal_args(), vdevs=vdevs, app_args=app_args,
                      log_dir=launcher.workdir,
-                     env=sanitizers.sanitizer_env() if launcher.asan else None)
+                     env=launcher.our_env(name))
     launcher.instances.append(app)
     return app

@@ -26,14 +26,17 @@ class Launcher:
 
     ``ours()`` runs the vhost side (lcores 0,1 with main lcore 0, i.e. it
     forwards on lcore 1) with the selected PMD (``-d <our .so>`` or nothing
-    for the distro PMD) and, with ``VHU_ASAN=1``, under the ASan runtime.
+    for the distro PMD) and, with ``VHU_ASAN=1``, under the ASan runtime, with
+    ``VHU_TSAN=1`` under the TSan runtime (reports in ``<name>.tsan.<pid>``).
     ``peer()`` runs the virtio-user side (main lcore 1, forwards on lcore 0).
     """
 
-    def __init__(self, workdir: Path, pmd: PmdSelection, asan: bool = False):
+    def __init__(self, workdir: Path, pmd: PmdSelection, asan: bool = False,
+                 tsan: Optional[bool] = None):
         self.workdir = Path(workdir)
         self.pmd = pmd
         self.asan = asan
+        self.tsan = sanitizers.tsan_requested() if tsan is None else tsan
         self.instances: List[TestPmd] = []
         self._names: Dict[str, int] = {}
 
@@ -53,7 +56,10 @@ class Launcher:
               default_app_args: bool = True, startup_timeout: float = 60.0,
               base_eal_args: Sequence[str] = BASE_EAL_ARGS) -> TestPmd:
         args = (DEFAULT_APP_ARGS if default_app_args else []) + list(app_args)
-        tp = TestPmd(self._unique(name), eal_args=eal_args, vdevs=vdevs, app_args=args,
+        name = self._unique(name)
+        if role == "ours" and self.tsan:
+            env = dict(env or {}, **sanitizers.tsan_env(self.tsan_log_prefix(name)))
+        tp = TestPmd(name, eal_args=eal_args, vdevs=vdevs, app_args=args,
                      lcores=lcores, env=env, log_dir=self.workdir, role=role,
                      base_eal_args=base_eal_args)
         self.instances.append(tp)
@@ -65,6 +71,24 @@ class Launcher:
                     raise TestPmdError(f"{tp.name}: port set-up failed ({m.group(0)!r}); "
                                        f"log tail:\n{tp.tail()}")
         return tp
+
+    def tsan_log_prefix(self, name: str) -> Path:
+        """Where the TSan reports of the process ``name`` go (``.<pid>`` appended)."""
+        return self.workdir / f"{name}.tsan"
+
+    def our_env(self, name: str) -> Optional[Dict[str, str]]:
+        """Sanitizer environment of an our-side process ``name`` (None: none)."""
+        if self.tsan:
+            return sanitizers.tsan_env(self.tsan_log_prefix(name))
+        return sanitizers.sanitizer_env() if self.asan else None
+
+    def sanitizer_problems(self, tp: TestPmd) -> List[str]:
+        problems = []
+        if self.asan:
+            problems += sanitizers.sanitizer_problems(tp.log, self.pmd.lib_name)
+        if self.tsan:
+            problems += sanitizers.tsan_problems(self.tsan_log_prefix(tp.name), tp.log)
+        return problems
 
     def ours(self, vdevs: Sequence[str], app_args: Sequence[str] = (), name: str = "ours",
              extra_eal: Sequence[str] = (), lcores: Sequence[str] = OUR_LCORES,
@@ -91,8 +115,7 @@ class Launcher:
         if require_clean_exit and not sanitizers.acceptable_exit(tp.returncode, log, self.asan):
             problems.append(f"{tp.name} exited with status {tp.returncode} "
                             f"(negative = killed by signal)")
-        if self.asan:
-            problems += sanitizers.sanitizer_problems(log, self.pmd.lib_name)
+        problems += self.sanitizer_problems(tp)
         if ports:
             problems += driver_identity_problems(log, self.pmd, ports)
         tp.checked = True
@@ -120,7 +143,8 @@ class Launcher:
                 problems.append(f"{tp.name}: close failed: {exc}")
                 tp.kill()
         for tp in self.instances:
-            if tp.role == "ours" and not tp.checked and tp.proc is not None and self.asan:
-                problems += sanitizers.sanitizer_problems(tp.log, self.pmd.lib_name)
+            if tp.role == "ours" and not tp.checked and tp.proc is not None and \
+                    (self.asan or self.tsan):
+                problems += self.sanitizer_problems(tp)
                 tp.checked = True
         return problems

@@ -1,4 +1,5 @@
-"""Run our side's dpdk-testpmd under ASan/UBSan (``VHU_ASAN=1``) and judge its log.
+"""Run our side's dpdk-testpmd under ASan/UBSan (``VHU_ASAN=1``) or
+ThreadSanitizer (``VHU_TSAN=1``) and judge its log.
 
 dpdk-testpmd and the distribution's DPDK are not instrumented, but our plugin
 may be built with ``-Db_sanitize=address,undefined``.  An instrumented shared
@@ -12,6 +13,13 @@ What fails a test (see :func:`sanitizer_problems`):
 * a LeakSanitizer leak whose allocation stack mentions our code (the plugin's
   module name, any .so of the build tree, or a source path in the repo).
   Leaks that belong only to testpmd/EAL are listed but do not fail.
+
+``VHU_TSAN=1`` (plugin built with ``-Db_sanitize=thread``): the TSan runtime
+(``libtsan.so.2`` of gcc 12) is preloaded into our side's testpmd, which keeps
+running after a report (``halt_on_error=0``) and writes its reports to
+``<work dir>/<name>.tsan.<pid>``; suppressions are in
+``tests/sanitizers/tsan.supp``, each with its reason.  Every report printed
+(a suppressed one is not printed) fails the test: see :func:`tsan_problems`.
 """
 
 from __future__ import annotations
@@ -36,6 +44,20 @@ STACK_FORMAT = '"    #%n %p %F %L [%M]"'
 ASAN_EXITCODE = 66
 
 
+TSAN_SUPPRESSIONS = Path(__file__).resolve().parent.parent / "sanitizers" / "tsan.supp"
+# TSan exits with this code when it reported anything (halt_on_error=0).
+TSAN_EXITCODE = 66
+
+
+def _flag(name: str, environ=None) -> bool:
+    environ = os.environ if environ is None else environ
+    return environ.get(name, "") not in ("", "0", "no", "false")
+
+
+def tsan_requested(environ=None) -> bool:
+    return _flag("VHU_TSAN", environ)
+
+
 def asan_requested(environ=None) -> bool:
     environ = os.environ if environ is None else environ
     return environ.get("VHU_ASAN", "") not in ("", "0", "no", "false")
@@ -55,6 +77,99 @@ def asan_runtime() -> str:
     if not out or not os.path.exists(out) or "/" not in out:
         raise RuntimeError(f"VHU_ASAN=1 but gcc -print-file-name=libasan.so gave {out!r}")
     return os.path.realpath(out)
+
+
+@lru_cache(maxsize=None)
+def tsan_runtime() -> str:
+    """Path of the TSan runtime matching the system gcc (libtsan.so.2 of gcc 12)."""
+    override = os.environ.get("VHU_TSAN_LIB")
+    if override:
+        return override
+    try:
+        out = subprocess.run(["gcc", "-print-file-name=libtsan.so"], check=True,
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"VHU_TSAN=1 but cannot locate libtsan.so via gcc: {exc}") from exc
+    if not out or not os.path.exists(out) or "/" not in out:
+        raise RuntimeError(f"VHU_TSAN=1 but gcc -print-file-name=libtsan.so gave {out!r}")
+    return os.path.realpath(out)
+
+
+def tsan_options(log_prefix) -> str:
+    """TSAN_OPTIONS of a process whose reports go to ``<log_prefix>.<pid>``."""
+    return ":".join([
+        "halt_on_error=0",             # report every race of the run, not the first
+        f"exitcode={TSAN_EXITCODE}",
+        f"suppressions={TSAN_SUPPRESSIONS}",
+        "print_suppressions=1",        # which suppressions matched, how often: at exit
+        "history_size=7",              # the most: the other access's stack is kept longer
+        "second_deadlock_stack=1",
+        f"log_path={log_prefix}",
+        f"stack_trace_format={STACK_FORMAT}",
+    ])
+
+
+def tsan_env(log_prefix, preload: bool = True) -> Dict[str, str]:
+    """Environment for a process with a TSan-instrumented plugin (``preload``:
+    the executable is not instrumented, so the runtime must come first)."""
+    env = {"TSAN_OPTIONS": tsan_options(log_prefix)}
+    if preload:
+        env["LD_PRELOAD"] = tsan_runtime()
+        if os.environ.get("LD_PRELOAD"):
+            env["LD_PRELOAD"] += ":" + os.environ["LD_PRELOAD"]
+    return env
+
+
+def tsan_instrumented(so_path) -> bool:
+    """Does the shared object call into the TSan runtime (built with -fsanitize=thread)?"""
+    from elftools.elf.elffile import ELFFile
+    with open(so_path, "rb") as f:
+        dynsym = ELFFile(f).get_section_by_name(".dynsym")
+        return dynsym is not None and any(sym.name == "__tsan_init"
+                                          for sym in dynsym.iter_symbols())
+
+
+def tsan_report_files(log_prefix) -> List[Path]:
+    prefix = Path(log_prefix)
+    return sorted(prefix.parent.glob(prefix.name + ".*"))
+
+
+_TSAN_REPORT = re.compile(r"^WARNING: ThreadSanitizer: .*$", re.M)
+_TSAN_FATAL = re.compile(r"FATAL: ThreadSanitizer|ThreadSanitizer: mmap at bad address|"
+                         r"ThreadSanitizer:DEADLYSIGNAL|Sanitizer CHECK failed|"
+                         r"ThreadSanitizer: unexpected memory mapping|"
+                         r"ThreadSanitizer: can't restore|ThreadSanitizer: .*failed to")
+
+
+def tsan_reports(text: str) -> List[str]:
+    """Each ``WARNING: ThreadSanitizer:`` report block of ``text``
+    (up to its ``SUMMARY:`` line)."""
+    blocks = []
+    for m in _TSAN_REPORT.finditer(text):
+        end = text.find("\n==================", m.end())
+        blocks.append(text[m.start(): end if end >= 0 else len(text)])
+    return blocks
+
+
+def tsan_problems(log_prefix, log: str = "") -> List[str]:
+    """Findings that must fail the test: every TSan report not suppressed (a
+    suppressed report is not printed), and any runtime failure, in the report
+    files of ``log_prefix`` and in the process's own output ``log``."""
+    problems = []
+    for name, text in [("output", log)] + [(str(f), f.read_text(errors="replace"))
+                                            for f in tsan_report_files(log_prefix)]:
+        reports = tsan_reports(text)
+        if reports:
+            summaries = sorted({l for l in text.splitlines()
+                                if l.startswith("SUMMARY: ThreadSanitizer")})
+            problems.append(f"{len(reports)} ThreadSanitizer report(s) not suppressed in {name}:\n  "
+                            + "\n  ".join(summaries[:20]) + "\nfirst report:\n"
+                            + reports[0][:8000])
+        m = _TSAN_FATAL.search(text)
+        if m:
+            start = max(0, m.start() - 200)
+            problems.append(f"ThreadSanitizer runtime failure in {name}:\n" + text[start:start + 2000])
+    return problems
 
 
 def sanitizer_env(detect_leaks: bool = True) -> Dict[str, str]:
@@ -154,7 +269,8 @@ def foreign_leaks(log: str, lib_name: Optional[str] = None) -> List[str]:
 
 def acceptable_exit(rc: Optional[int], log: str, asan: bool) -> bool:
     """Is ``rc`` a clean exit of testpmd?  Under ASan an exit with the
-    sanitizer exit code is tolerated when the only report is foreign leaks."""
+    sanitizer exit code is tolerated when the only report is foreign leaks.
+    Under TSan only 0 is (its exit code 66 means it reported)."""
     if rc == 0:
         return True
     if asan and rc == ASAN_EXITCODE:

@@ -164,7 +164,7 @@ queue_create(struct rte_eth_dev *dev, uint16_t ring_index, unsigned int socket_i
 	}
 	q->vring = vhu_port_vring(in->vport, ring_index);
 	q->port_id = dev->data->port_id;
-	q->base = *vhu_vring_stats(q->vring);
+	vhost_queue_stats_base(q);
 	return q;
 }
 

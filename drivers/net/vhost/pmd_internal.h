@@ -33,7 +33,8 @@ struct vhost_queue {
 	struct vhu_vring *vring;
 	struct rte_mempool *mb_pool;	/* RX queues only */
 	uint16_t port_id;
-	uint64_t unsent;		/* TX: mbufs left to the caller (no guest buffer) */
+	uint64_t unsent;		/* TX: mbufs left to the caller (no guest buffer);
+				 * written by the polling lcore, read atomically */
 	/* Counter values at the last stats reset. */
 	struct vhu_vring_stats base;
 	uint64_t unsent_base;
@@ -62,6 +63,8 @@ uint32_t eth_vhost_rx_queue_count(void *q);
 /* stats.c: basic and extended statistics. */
 int eth_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *stats);
 int eth_stats_reset(struct rte_eth_dev *dev);
+/* Takes the queue's counters as they are now as its zero (reset, set-up). */
+void vhost_queue_stats_base(struct vhost_queue *q);
 int eth_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs, unsigned int n);
 int eth_xstats_get_names(struct rte_eth_dev *dev, struct rte_eth_xstat_name *names,
 			 unsigned int size);

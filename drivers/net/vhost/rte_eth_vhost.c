@@ -34,9 +34,16 @@ on_link_changed(void *ctx, bool up)
 		.link_status = up ? RTE_ETH_LINK_UP : RTE_ETH_LINK_DOWN,
 	};
 
-	/* As a NIC shows its link's MTU: the one the front end gave its guest. */
-	if (up && in->vport != NULL && vhu_port_mtu(in->vport) != 0)
-		in->eth_dev->data->mtu = vhu_port_mtu(in->vport);
+	/*
+	 * As a NIC shows its link's MTU: the one the front end gave its guest.
+	 * The control thread may call us before vhost_probe has stored the port
+	 * vhu_port_create returned (a front end already there): in->vport is
+	 * published with a release store and read here with an acquire load.
+	 */
+	struct vhu_port *port = __atomic_load_n(&in->vport, __ATOMIC_ACQUIRE);
+
+	if (up && port != NULL && vhu_port_mtu(port) != 0)
+		in->eth_dev->data->mtu = vhu_port_mtu(port);
 	if (rte_eth_linkstatus_set(in->eth_dev, &link) == 0)
 		rte_eth_dev_callback_process(in->eth_dev, RTE_ETH_EVENT_INTR_LSC, NULL);
 }
@@ -179,8 +186,11 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.ops = &port_ops,
 		.ops_ctx = in,
 	};
-	in->vport = vhu_port_create(&cfg);
-	if (in->vport == NULL) {
+	struct vhu_port *port = vhu_port_create(&cfg);
+
+	/* read by on_link_changed on the control thread, which may run already */
+	__atomic_store_n(&in->vport, port, __ATOMIC_RELEASE);
+	if (port == NULL) {
 		rte_eth_dev_release_port(eth_dev);	/* frees in and mac */
 		return -EIO;
 	}

@@ -71,6 +71,7 @@ eth_vhost_tx(void *q, struct rte_mbuf **pkts, uint16_t count)
 	uint16_t n = vhu_enqueue_burst(txq->vring, pkts, count);
 
 	free_transmitted(pkts, n);
-	txq->unsent += count - n;
+	/* read by the statistics on any thread: see VHU_COUNT (vring.h) */
+	__atomic_store_n(&txq->unsent, txq->unsent + count - n, __ATOMIC_RELAXED);
 	return n;
 }

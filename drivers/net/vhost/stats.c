@@ -2,11 +2,17 @@
 /*
  * Statistics: the rings' own counters (lib/vhost, written by the polling
  * lcore only) less their values at the last reset, kept per queue here.
+ * They change while we read them: each is read with a relaxed atomic load,
+ * as they are written with relaxed atomic stores (VHU_COUNT, vring.h).
  */
 #include <stddef.h>
 #include <stdio.h>
 
 #include "pmd_internal.h"
+
+/* reset copies the counters one by one */
+_Static_assert(sizeof(struct vhu_vring_stats) % sizeof(uint64_t) == 0,
+	       "struct vhu_vring_stats holds uint64_t counters only");
 
 /* A counter of a queue since the last reset. */
 static uint64_t
@@ -15,7 +21,15 @@ queue_counter(const struct vhost_queue *q, size_t offset)
 	const uint8_t *now = (const uint8_t *)vhu_vring_stats(q->vring);
 	const uint8_t *base = (const uint8_t *)&q->base;
 
-	return *(const uint64_t *)(now + offset) - *(const uint64_t *)(base + offset);
+	return __atomic_load_n((const uint64_t *)(now + offset), __ATOMIC_RELAXED) -
+	       *(const uint64_t *)(base + offset);
+}
+
+/* The TX queue's mbufs left to the caller since the last reset. */
+static uint64_t
+queue_unsent(const struct vhost_queue *q)
+{
+	return __atomic_load_n(&q->unsent, __ATOMIC_RELAXED) - q->unsent_base;
 }
 
 #define VRING_COUNTER(q, field) queue_counter(q, offsetof(struct vhu_vring_stats, field))
@@ -44,7 +58,7 @@ eth_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *stats)
 			continue;
 		stats->opackets += VRING_COUNTER(q, packets);
 		stats->obytes += VRING_COUNTER(q, bytes);
-		stats->oerrors += VRING_COUNTER(q, dropped) + (q->unsent - q->unsent_base);
+		stats->oerrors += VRING_COUNTER(q, dropped) + queue_unsent(q);
 		if (i < RTE_ETHDEV_QUEUE_STAT_CNTRS) {
 			stats->q_opackets[i] = VRING_COUNTER(q, packets);
 			stats->q_obytes[i] = VRING_COUNTER(q, bytes);
@@ -53,16 +67,25 @@ eth_stats_get(struct rte_eth_dev *dev, struct rte_eth_stats *stats)
 	return 0;
 }
 
+void
+vhost_queue_stats_base(struct vhost_queue *q)
+{
+	const uint64_t *now = (const uint64_t *)vhu_vring_stats(q->vring);
+	uint64_t *base = (uint64_t *)&q->base;
+
+	for (size_t j = 0; j < sizeof(q->base) / sizeof(uint64_t); j++)
+		base[j] = __atomic_load_n(&now[j], __ATOMIC_RELAXED);
+	q->unsent_base = __atomic_load_n(&q->unsent, __ATOMIC_RELAXED);
+}
+
 static void
 reset_queue_stats(void **queues, uint16_t n)
 {
 	for (uint16_t i = 0; i < n; i++) {
 		struct vhost_queue *q = queues[i];
 
-		if (q == NULL)
-			continue;
-		q->base = *vhu_vring_stats(q->vring);
-		q->unsent_base = q->unsent;
+		if (q != NULL)
+			vhost_queue_stats_base(q);
 	}
 }
 
@@ -159,7 +182,7 @@ eth_xstats_get(struct rte_eth_dev *dev, struct rte_eth_xstat *xs, unsigned int n
 
 		queue_xstats(q, xs, &k);
 		xs[k].id = k;
-		xs[k].value = q != NULL ? q->unsent - q->unsent_base : 0;
+		xs[k].value = q != NULL ? queue_unsent(q) : 0;
 		k++;
 	}
 	return (int)count;
