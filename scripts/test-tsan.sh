@@ -36,15 +36,10 @@ CHURN=(
     tests/test_e2e_reconnect.py
     tests/test_e2e_stats_events.py::test_link_and_queue_events_through_public_api
     tests/test_e2e_stats_events.py::test_hot_unplug_while_polled
+    tests/test_e2e_stats_events.py::test_close_from_link_down_callback
     tests/test_e2e_mem_slots.py::test_regions_come_and_go_while_running
     tests/test_e2e_zerocopy.py::test_zero_copy_counts_and_threshold
 )
-# Known, open race (docs/sanitizers.md, "Open"): a port closed from its
-# link-down callback is torn down by the control thread, which then detaches
-# and logs on its way out with nothing ordering that against the
-# application's rte_eal_cleanup(). TSan reports it in this test every time;
-# it stays out of the short pass until fixed, and fails the long run.
-KNOWN_OPEN=tests/test_e2e_stats_events.py::test_close_from_link_down_callback
 HOSTILE_CHURN="while_running or then_restarted or pulled_from_under or shrunk_under"
 
 export VHU_TSAN=1
@@ -60,7 +55,7 @@ round=0
 while [ "$(date +%s)" -lt $end ]; do
     round=$((round + 1))
     echo "== TSan churn round $round ($(( (end - $(date +%s)) / 60 )) min left) =="
-    VHU_RECONNECT_ROUNDS=20 $PY -m pytest -v "${CHURN[@]}" $KNOWN_OPEN \
+    VHU_RECONNECT_ROUNDS=20 $PY -m pytest -v "${CHURN[@]}" \
         "tests/test_e2e_multiqueue.py::test_every_queue_byte_exact" "$@"
     $PY -m pytest -v tests/test_hostile.py -k "$HOSTILE_CHURN" "$@"
 done

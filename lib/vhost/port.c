@@ -116,6 +116,12 @@ vhu_port_destroy(struct vhu_port *p)
 		port_free(p);
 }
 
+void
+vhu_wait_ports_destroyed(void)
+{
+	vhu_ctl_wait_detached();
+}
+
 struct vhu_vring *
 vhu_port_vring(struct vhu_port *p, uint16_t ring_index)
 {

@@ -52,6 +52,14 @@ static struct {
 	bool stop;
 	/* The running thread's own exit flag: set when it stopped itself. */
 	bool *thread_exits;
+	/*
+	 * Control threads that stopped themselves (detached) and have not yet
+	 * returned; vhu_ctl_wait_detached() waits for 0. Under finishing_lock,
+	 * not ctl.lock: a new thread may start and stop meanwhile.
+	 */
+	unsigned int finishing;
+	pthread_mutex_t finishing_lock;
+	pthread_cond_t finished;
 	struct vhu_ctl_deferred *deferred;	/* control thread only */
 	unsigned int users;	/* ports that have a listening socket */
 	struct fd_slot *slots;
@@ -59,6 +67,8 @@ static struct {
 } ctl = {
 	.lock = PTHREAD_RECURSIVE_MUTEX_INITIALIZER_NP,
 	.lifecycle = PTHREAD_MUTEX_INITIALIZER,
+	.finishing_lock = PTHREAD_MUTEX_INITIALIZER,
+	.finished = PTHREAD_COND_INITIALIZER,
 	.epfd = -1,
 	.wakefd = -1,
 };
@@ -160,12 +170,37 @@ run_deferred(void)
 	}
 }
 
+/* True on a control thread, running or finishing after it stopped itself. */
+static __thread bool on_ctl_thread;
+
+/* The last thing a control thread that stopped itself does. */
+static void
+ctl_detached_finished(void)
+{
+	pthread_mutex_lock(&ctl.finishing_lock);
+	ctl.finishing--;
+	pthread_cond_broadcast(&ctl.finished);
+	pthread_mutex_unlock(&ctl.finishing_lock);
+}
+
+void
+vhu_ctl_wait_detached(void)
+{
+	if (on_ctl_thread)
+		return;	/* it would wait for itself */
+	pthread_mutex_lock(&ctl.finishing_lock);
+	while (ctl.finishing > 0)
+		pthread_cond_wait(&ctl.finished, &ctl.finishing_lock);
+	pthread_mutex_unlock(&ctl.finishing_lock);
+}
+
 static void *
 ctl_thread_main(void *arg __rte_unused)
 {
 	struct epoll_event evs[32];
 	bool exits = false;
 
+	on_ctl_thread = true;
 	ctl.thread_exits = &exits;
 	for (;;) {
 		int n = epoll_wait(ctl.epfd, evs, RTE_DIM(evs), -1);
@@ -195,6 +230,8 @@ ctl_thread_main(void *arg __rte_unused)
 		pthread_mutex_unlock(&ctl.lock);
 		/* it may destroy the last port, stopping this thread (ctl_stop) */
 		run_deferred();
+		if (exits)
+			ctl_detached_finished();
 		if (stop || exits)
 			return NULL;
 	}
@@ -234,7 +271,8 @@ fail:
  * Called with ctl.lifecycle held. On the control thread itself (the last
  * port destroyed from a callback), the thread cannot be joined: it is
  * detached and returns once its deferred work is done, touching nothing of
- * ctl after that, so a new thread may start meanwhile.
+ * ctl after that, so a new thread may start meanwhile; the application's
+ * exit waits for it (vhu_ctl_wait_detached).
  */
 static void
 ctl_stop(void)
@@ -243,6 +281,9 @@ ctl_stop(void)
 	ctl.stop = true;
 	pthread_mutex_unlock(&ctl.lock);
 	if (pthread_equal(pthread_self(), ctl.thread)) {
+		pthread_mutex_lock(&ctl.finishing_lock);
+		ctl.finishing++;
+		pthread_mutex_unlock(&ctl.finishing_lock);
 		*ctl.thread_exits = true;
 		pthread_detach(ctl.thread);
 	} else {

@@ -70,4 +70,11 @@ struct vhu_ctl_deferred {
  */
 void vhu_ctl_defer(struct vhu_ctl_deferred *d);
 
+/*
+ * Returns once every control thread that stopped itself (its last port
+ * destroyed from a callback, so it could not be joined) has returned.
+ * At once on a control thread.
+ */
+void vhu_ctl_wait_detached(void);
+
 #endif /* VHU_SOCKET_H */

@@ -112,6 +112,16 @@ struct vhu_port *vhu_port_create(const struct vhu_port_config *cfg);
  */
 void vhu_port_destroy(struct vhu_port *port);
 
+/*
+ * Returns once every port destroyed so far is entirely gone. A port
+ * destroyed from its ops is torn down after the op returns, and if it was
+ * the last one the control thread then ends on its own, logging as it
+ * goes: call this before tearing down what the library uses (e.g. from a
+ * driver's remove, which rte_eal_cleanup() calls before closing the log).
+ * Returns at once when called from a port's ops.
+ */
+void vhu_wait_ports_destroyed(void);
+
 /* The ring with index @ring_index (< 2 * queue_pairs), valid until destroy. */
 struct vhu_vring *vhu_port_vring(struct vhu_port *port, uint16_t ring_index);
 

@@ -205,8 +205,16 @@ vhost_remove(struct rte_vdev_device *vdev)
 {
 	struct rte_eth_dev *eth_dev = rte_eth_dev_allocated(rte_dev_name(&vdev->device));
 
-	if (eth_dev == NULL)
-		return 0;	/* already closed by the application */
+	if (eth_dev == NULL) {
+		/*
+		 * Already closed by the application, maybe from its LSC
+		 * callback: the control thread then tears the port down and
+		 * ends after the callback returns. rte_eal_cleanup() calls us
+		 * before it closes the log that thread writes to.
+		 */
+		vhu_wait_ports_destroyed();
+		return 0;
+	}
 	/*
 	 * Hot-unplug of a started port: ethdev closes only stopped ones, so it
 	 * is stopped through ethdev first. As for any stop, the application
