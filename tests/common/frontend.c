@@ -7,6 +7,7 @@
 #include <poll.h>
 #include <stddef.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
@@ -26,6 +27,31 @@
 #define DESC_OFF 0
 #define AVAIL_OFF 4096
 #define USED_OFF 8192
+
+bool
+fe_socket_dir_make(char *dir, size_t size, const char *name)
+{
+	const char *tmp = getenv("VHU_TMPDIR") ? getenv("VHU_TMPDIR") : "/tmp";
+
+	if (snprintf(dir, size, "%s/vhu-%s-XXXXXX", tmp, name) >= (int)size ||
+	    mkdtemp(dir) == NULL) {
+		fprintf(stderr, "socket directory under %s: %s\n", tmp, strerror(errno));
+		dir[0] = '\0';
+		return false;
+	}
+	return true;
+}
+
+bool
+fe_socket_dir_remove(char *dir)
+{
+	bool ok = dir[0] == '\0' || rmdir(dir) == 0;
+
+	if (!ok)
+		fprintf(stderr, "rmdir %s: %s\n", dir, strerror(errno));
+	dir[0] = '\0';
+	return ok;
+}
 
 int
 fe_guest_memfd(void)

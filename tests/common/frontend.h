@@ -9,6 +9,7 @@
 #define VHU_TEST_FRONTEND_H
 
 #include <stdbool.h>
+#include <stddef.h>
 #include <stdint.h>
 
 /*
@@ -28,6 +29,19 @@ struct fe_guest {
 	int memfd;		/* FE_GUEST_SIZE bytes (fe_guest_memfd()) */
 	uint64_t features;	/* accepted of the offer: must all be offered */
 };
+
+/*
+ * A private directory for the ports' sockets in @dir (@size bytes): a new
+ * vhu-@name-XXXXXX under $VHU_TMPDIR (default /tmp). False (said) if it
+ * cannot be made, @dir then empty.
+ */
+bool fe_socket_dir_make(char *dir, size_t size, const char *name);
+
+/*
+ * Removes @dir (nothing if empty), which must be empty: every port
+ * unlinks its socket file when destroyed. False (said) if it cannot be.
+ */
+bool fe_socket_dir_remove(char *dir);
 
 /* A memfd of FE_GUEST_SIZE bytes, or -1 (said). */
 int fe_guest_memfd(void);

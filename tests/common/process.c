@@ -4,13 +4,51 @@
 
 #include <dirent.h>
 #include <inttypes.h>
+#include <limits.h>
 #include <malloc.h>
+#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <unistd.h>
 
+#include <rte_eal.h>
 #include <rte_lcore.h>
 #include <rte_memzone.h>
+
+int
+proc_eal_init(const char *prog, const char *name, unsigned int mem_mb,
+	      const char *vhu_log_level)
+{
+	char lcore[16], mem[16], prefix[64], vhu_log[64];
+	cpu_set_t set;
+	int cpu = 0;
+
+	if (sched_getaffinity(0, sizeof(set), &set) == 0)
+		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
+			;
+	snprintf(lcore, sizeof(lcore), "%d", cpu);
+	snprintf(mem, sizeof(mem), "%u", mem_mb);
+	snprintf(prefix, sizeof(prefix), "--file-prefix=vhu-%s-%d", name, (int)getpid());
+	snprintf(vhu_log, sizeof(vhu_log), "--log-level=lib.vhu:%s", vhu_log_level);
+	char *argv[] = {
+		(char *)prog, "--no-pci", "--no-huge", "-m", mem, "--no-shconf",
+		"--no-telemetry", prefix, "-l", lcore, "--log-level=lib.eal:warning", vhu_log,
+		NULL,
+	};
+	return rte_eal_init((int)RTE_DIM(argv) - 1, argv);
+}
+
+void
+proc_eal_cleanup(void)
+{
+	char runtime_dir[PATH_MAX];
+
+	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
+	if (rte_eal_cleanup() != 0)
+		fprintf(stderr, "rte_eal_cleanup failed\n");
+	rmdir(runtime_dir);
+}
 
 unsigned int
 proc_open_fds(void)
@@ -97,6 +135,23 @@ proc_ctl_tid(void)
 	}
 	closedir(d);
 	return tid;
+}
+
+static void
+count_link_change(void *ctx, bool up)
+{
+	struct link_changes *c = ctx;
+
+	__atomic_fetch_add(up ? &c->ups : &c->downs, 1, __ATOMIC_RELEASE);
+}
+
+const struct vhu_port_ops link_counting_ops = { .link_changed = count_link_change };
+
+bool
+link_changes_are(const struct link_changes *c, uint32_t ups, uint32_t downs)
+{
+	return __atomic_load_n(&c->ups, __ATOMIC_ACQUIRE) == ups &&
+	       __atomic_load_n(&c->downs, __ATOMIC_ACQUIRE) == downs;
 }
 
 /* Lines of /proc/self/maps into *@n and the bytes they span into *@bytes. */

@@ -13,6 +13,20 @@
 
 #include <rte_malloc.h>
 
+#include <vhu.h>
+
+/*
+ * EAL for a test that may run beside anything else: --no-huge with @mem_mb
+ * MiB, --no-pci, --no-shconf (no shared config, no IPC socket, nothing in
+ * the runtime directory), a file prefix of its own (vhu-@name-PID), the
+ * first CPU it may run on, the library's log lines from @vhu_log_level up.
+ */
+int proc_eal_init(const char *prog, const char *name, unsigned int mem_mb,
+		  const char *vhu_log_level);
+
+/* rte_eal_cleanup(), and the runtime directory removed. */
+void proc_eal_cleanup(void);
+
 unsigned int proc_open_fds(void);
 
 /* A "Name:   value kB" line of /proc/self/status, in bytes (0 if absent). */
@@ -25,6 +39,17 @@ unsigned int proc_memzones(void);
 
 /* The control thread's id (it is named vhu-ctl), or -1. */
 pid_t proc_ctl_tid(void);
+
+/* Link changes a port reported to its owner (the control thread counts them). */
+struct link_changes {
+	uint32_t ups, downs;
+};
+
+/* Port ops counting link changes into the struct link_changes given as ops_ctx. */
+extern const struct vhu_port_ops link_counting_ops;
+
+/* Whether @c counted @ups changes up and @downs down. */
+bool link_changes_are(const struct link_changes *c, uint32_t ups, uint32_t downs);
 
 /* Everything that must come back once what a test created is gone. */
 struct proc_snapshot {

@@ -21,7 +21,6 @@
 #define _GNU_SOURCE
 #include <errno.h>
 #include <limits.h>
-#include <sched.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -64,7 +63,7 @@ struct slot {
 	struct vhu_port *port;
 	char path[108];
 	int fe;				/* the front end's socket, -1 while disconnected */
-	uint32_t ups, downs;		/* link changes reported (control thread writes) */
+	struct link_changes links;	/* reported to the owner */
 };
 
 static struct {
@@ -159,16 +158,6 @@ connect_port(unsigned int i, uint64_t *ns)
 
 /* ---- the ports ---- */
 
-static void
-link_changed(void *ctx, bool up)
-{
-	struct slot *s = ctx;
-
-	__atomic_fetch_add(up ? &s->ups : &s->downs, 1, __ATOMIC_RELEASE);
-}
-
-static const struct vhu_port_ops ops = { .link_changed = link_changed };
-
 static struct vhu_port *
 create_port(struct slot *s, unsigned int i)
 {
@@ -179,8 +168,8 @@ create_port(struct slot *s, unsigned int i)
 		.queue_pairs = 1,
 		.tso = true,
 		.socket_id = (int)rte_socket_id(),
-		.ops = &ops,
-		.ops_ctx = s,
+		.ops = &link_counting_ops,
+		.ops_ctx = &s->links,
 	};
 
 	snprintf(name, sizeof(name), "scale%u", i);
@@ -213,10 +202,12 @@ events_are(uint32_t ups, uint32_t downs)
 	unsigned int bad = 0;
 
 	for (unsigned int i = 0; i < S.n; i++) {
-		uint32_t u = __atomic_load_n(&S.slots[i].ups, __ATOMIC_ACQUIRE);
-		uint32_t d = __atomic_load_n(&S.slots[i].downs, __ATOMIC_ACQUIRE);
+		const struct link_changes *c = &S.slots[i].links;
 
-		if (u != ups || d != downs) {
+		if (!link_changes_are(c, ups, downs)) {
+			uint32_t u = __atomic_load_n(&c->ups, __ATOMIC_ACQUIRE);
+			uint32_t d = __atomic_load_n(&c->downs, __ATOMIC_ACQUIRE);
+
 			if (bad++ < 5)
 				fprintf(stderr, "port %u: %u link-up and %u link-down events (%u and %u expected)\n",
 					i, u, d, ups, downs);
@@ -341,18 +332,12 @@ teardown(void)
 	if (S.guest.memfd >= 0)
 		close(S.guest.memfd);
 	S.guest.memfd = -1;
-	/* every port unlinks its socket file when destroyed: the directory is empty */
-	if (S.dir[0] != '\0' && rmdir(S.dir) < 0) {
-		fprintf(stderr, "rmdir %s: %s\n", S.dir, strerror(errno));
-		EXPECT(!"socket directory empty");
-	}
-	S.dir[0] = '\0';
+	EXPECT(fe_socket_dir_remove(S.dir));
 }
 
 static void
 test_many_ports(void)
 {
-	const char *tmp = getenv("VHU_TMPDIR") ? getenv("VHU_TMPDIR") : "/tmp";
 	struct rte_malloc_socket_stats h0, h1, h2;
 	unsigned int fds0, fds1, mz0, mz1;
 	uint64_t rss0, rss1, rss2;
@@ -365,12 +350,7 @@ test_many_ports(void)
 	S.latency_ns = calloc(S.n, sizeof(*S.latency_ns));
 	CHECK_NOT_NULL(S.slots);
 	CHECK_NOT_NULL(S.latency_ns);
-	snprintf(S.dir, sizeof(S.dir), "%s/vhu-scale-XXXXXX", tmp);
-	if (mkdtemp(S.dir) == NULL) {
-		perror(S.dir);
-		S.dir[0] = '\0';	/* nothing for the teardown to remove */
-		CHECK(!"mkdtemp");
-	}
+	CHECK(fe_socket_dir_make(S.dir, sizeof(S.dir), "scale"));
 	for (unsigned int i = 0; i < S.n; i++) {
 		S.slots[i].fe = -1;
 		CHECK_LT(snprintf(S.slots[i].path, sizeof(S.slots[i].path), "%s/%u", S.dir, i),
@@ -484,51 +464,25 @@ test_many_ports(void)
 	       rss0 / 1048576.0, rss2 / 1048576.0, proc_status_kb("VmRSS") / 1048576.0);
 }
 
-static int
-eal_init(const char *prog, unsigned int nports)
-{
-	char lcore[16], mem[16], prefix[64];
-	cpu_set_t set;
-	int cpu = 0;
-
-	if (sched_getaffinity(0, sizeof(set), &set) == 0)
-		for (cpu = 0; cpu < CPU_SETSIZE && !CPU_ISSET(cpu, &set); cpu++)
-			;
-	snprintf(lcore, sizeof(lcore), "%d", cpu);
-	/* A port takes about 11 KiB of DPDK memory, the segmentation pools 5 MiB. */
-	snprintf(mem, sizeof(mem), "%u", 64 + nports / 32);
-	snprintf(prefix, sizeof(prefix), "--file-prefix=vhu-scale-%d", (int)getpid());
-	/*
-	 * --no-shconf: no shared config, no IPC socket, nothing in the runtime
-	 * directory. The library's INFO lines (several per connection) stay
-	 * out unless VHU_SCALE_LOG=1: thousands of lines, and each also goes
-	 * to syslog.
-	 */
-	char *argv[] = {
-		(char *)prog, "--no-pci", "--no-huge", "-m", mem, "--no-shconf",
-		"--no-telemetry", prefix, "-l", lcore, "--log-level=lib.eal:warning",
-		getenv("VHU_SCALE_LOG") != NULL ? "--log-level=lib.vhu:info" :
-		"--log-level=lib.vhu:warning", NULL,
-	};
-	return rte_eal_init((int)RTE_DIM(argv) - 1, argv);
-}
-
 int
 main(int argc __rte_unused, char **argv)
 {
-	char runtime_dir[PATH_MAX];
 	int status;
 
-	if (eal_init(argv[0], ports_wanted()) < 0) {
+	/*
+	 * A port takes about 11 KiB of DPDK memory, the segmentation pools
+	 * 5 MiB. The library's INFO lines (several per connection) stay out
+	 * unless VHU_SCALE_LOG=1: thousands of lines, and each also goes to
+	 * syslog.
+	 */
+	if (proc_eal_init(argv[0], "scale", 64 + ports_wanted() / 32,
+			  getenv("VHU_SCALE_LOG") != NULL ? "info" : "warning") < 0) {
 		fprintf(stderr, "rte_eal_init failed\n");
 		return EXIT_FAILURE;
 	}
 	check_after_each = teardown;
 	RUN_TEST(test_many_ports);
 	status = check_summary("scale");
-	snprintf(runtime_dir, sizeof(runtime_dir), "%s", rte_eal_get_runtime_dir());
-	if (rte_eal_cleanup() != 0)
-		fprintf(stderr, "rte_eal_cleanup failed\n");
-	rmdir(runtime_dir);
+	proc_eal_cleanup();
 	return status;
 }
