@@ -31,6 +31,12 @@ static struct guarded {
 static pthread_mutex_t guarded_lock = PTHREAD_MUTEX_INITIALIZER;
 static pthread_once_t install_once = PTHREAD_ONCE_INIT;
 static struct sigaction previous;
+/*
+ * Made by the first caller that gets one, not once at installation: an
+ * eventfd that could not be made then (EMFILE, say) would have left every
+ * later port without a control thread (socket.c's ctl_start needs it).
+ */
+static pthread_mutex_t wake_fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int wake_fd = -1;
 static long page_size;
 
@@ -69,8 +75,10 @@ on_sigbus(int sig, siginfo_t *si, void *uctx)
 		if (__atomic_compare_exchange_n(&flag->hit, &was, 1, false, __ATOMIC_RELEASE,
 						__ATOMIC_RELAXED))
 			flag->addr = addr;
-		if (wake_fd >= 0)
-			eventfd_write(wake_fd, 1);
+		int fd = __atomic_load_n(&wake_fd, __ATOMIC_ACQUIRE);
+
+		if (fd >= 0)
+			eventfd_write(fd, 1);
 		errno = saved_errno;
 		return;
 	}
@@ -84,9 +92,6 @@ install(void)
 	struct sigaction sa;
 
 	page_size = sysconf(_SC_PAGESIZE);
-	wake_fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (wake_fd < 0)
-		VHU_LOG(ERR, "memory guard: eventfd: %s", strerror(errno));
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigbus;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -98,8 +103,19 @@ install(void)
 int
 vhu_memguard_eventfd(void)
 {
+	int fd;
+
 	pthread_once(&install_once, install);
-	return wake_fd;
+	pthread_mutex_lock(&wake_fd_lock);
+	fd = wake_fd;
+	if (fd < 0) {
+		fd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
+		if (fd < 0)
+			VHU_LOG(ERR, "memory guard: eventfd: %s", strerror(errno));
+		__atomic_store_n(&wake_fd, fd, __ATOMIC_RELEASE);
+	}
+	pthread_mutex_unlock(&wake_fd_lock);
+	return fd;
 }
 
 void *
@@ -108,7 +124,8 @@ vhu_guarded_mmap(int fd, size_t len, struct vhu_memguard_flag *flag)
 	void *addr;
 	unsigned int i;
 
-	pthread_once(&install_once, install);
+	/* the handler, and its wake-up made now if it is not there yet */
+	vhu_memguard_eventfd();
 	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (addr == MAP_FAILED)
 		return MAP_FAILED;

@@ -90,9 +90,9 @@ vhu_ctl_unlock(void)
 	pthread_mutex_unlock(&ctl.lock);
 }
 
-/* Call with ctl.lock held. Returns a handle, or 0 on failure. */
+/* Call with ctl.lock held. Returns a handle, or 0 on failure (logged for port @name). */
 static uint64_t
-ctl_register(int fd, fd_callback cb, void *ctx)
+ctl_register(int fd, fd_callback cb, void *ctx, const char *name)
 {
 	uint32_t i;
 
@@ -113,7 +113,7 @@ ctl_register(int fd, fd_callback cb, void *ctx)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = handle };
 
 	if (epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, fd, &ev) < 0) {
-		VHU_LOG(ERR, "epoll_ctl add fd %d: %s", fd, strerror(errno));
+		VHU_LOG(ERR, "%s: epoll_ctl add fd %d: %s", name, fd, strerror(errno));
 		return 0;
 	}
 	slot->generation++;
@@ -243,13 +243,22 @@ ctl_start(void)
 	struct epoll_event ev = { .events = EPOLLIN, .data.u64 = WAKE_TOKEN };
 	struct epoll_event guard_ev = { .events = EPOLLIN, .data.u64 = MEMGUARD_TOKEN };
 	int guard_fd = vhu_memguard_eventfd();
+	const char *failed = NULL;	/* the call that failed, for the log */
 
+	if (guard_fd < 0) {
+		VHU_LOG(ERR, "control thread set-up: no eventfd for the memory guard");
+		return -1;
+	}
 	ctl.epfd = epoll_create1(EPOLL_CLOEXEC);
-	ctl.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK);
-	if (ctl.epfd < 0 || ctl.wakefd < 0 || guard_fd < 0 ||
-	    epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, ctl.wakefd, &ev) < 0 ||
-	    epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, guard_fd, &guard_ev) < 0) {
-		VHU_LOG(ERR, "control thread set-up: %s", strerror(errno));
+	if (ctl.epfd < 0)
+		failed = "epoll_create1";
+	else if ((ctl.wakefd = eventfd(0, EFD_CLOEXEC | EFD_NONBLOCK)) < 0)
+		failed = "eventfd";
+	else if (epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, ctl.wakefd, &ev) < 0 ||
+		 epoll_ctl(ctl.epfd, EPOLL_CTL_ADD, guard_fd, &guard_ev) < 0)
+		failed = "epoll_ctl";
+	if (failed != NULL) {
+		VHU_LOG(ERR, "control thread set-up: %s: %s", failed, strerror(errno));
 		goto fail;
 	}
 	ctl.stop = false;
@@ -492,7 +501,7 @@ conn_open(struct vhu_socket *sock, int fd)
 	}
 	c->sock = sock;
 	c->fd = fd;
-	c->handle = ctl_register(fd, conn_event, c);
+	c->handle = ctl_register(fd, conn_event, c, sock->name);
 	if (c->handle == 0) {
 		close(fd);
 		free(c);
@@ -543,14 +552,19 @@ try_connect(struct vhu_socket *sock)
 	 */
 	int fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
 
+	if (fd < 0) {
+		/* ours, not the front end's absence: said each time */
+		VHU_LOG(ERR, "%s: socket: %s; trying again in %d s", sock->name, strerror(errno),
+			RECONNECT_INTERVAL_S);
+		return;
+	}
 	fill_sockaddr(sock, &sa);
-	if (fd < 0 || connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
+	if (connect(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0) {
 		if (!sock->waiting_logged)
 			VHU_LOG(INFO, "%s: front end not there yet at %s (%s); retrying every %d s",
 				sock->name, sock->path, strerror(errno), RECONNECT_INTERVAL_S);
 		sock->waiting_logged = true;
-		if (fd >= 0)
-			close(fd);
+		close(fd);
 		return;
 	}
 	conn_open(sock, fd);
@@ -599,15 +613,21 @@ static int
 server_socket(struct vhu_socket *sock)
 {
 	struct sockaddr_un sa;
+	const char *failed = NULL;	/* the call that failed, for the log */
 	int fd;
 
 	fill_sockaddr(sock, &sa);
 	if (clear_stale_socket(sock, &sa) < 0)
 		return -1;
 	fd = socket(AF_UNIX, SOCK_STREAM | SOCK_NONBLOCK | SOCK_CLOEXEC, 0);
-	if (fd < 0 || bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0 ||
-	    listen(fd, LISTEN_BACKLOG) < 0) {
-		VHU_LOG(ERR, "%s: cannot listen on %s: %s", sock->name, sock->path,
+	if (fd < 0)
+		failed = "socket";
+	else if (bind(fd, (struct sockaddr *)&sa, sizeof(sa)) < 0)
+		failed = "bind";
+	else if (listen(fd, LISTEN_BACKLOG) < 0)
+		failed = "listen";
+	if (failed != NULL) {
+		VHU_LOG(ERR, "%s: cannot listen on %s: %s: %s", sock->name, sock->path, failed,
 			strerror(errno));
 		if (fd >= 0)
 			close(fd);
@@ -666,7 +686,7 @@ vhu_socket_open(struct vhu_socket *sock)
 	pthread_mutex_lock(&ctl.lock);
 	sock->endpoint_fd = fd;
 	sock->endpoint_handle = ctl_register(fd, sock->client ? reconnect_timer_event : listen_event,
-					     sock);
+					     sock, sock->name);
 	if (sock->endpoint_handle != 0 && sock->client)
 		try_connect(sock);
 	pthread_mutex_unlock(&ctl.lock);

@@ -26,7 +26,7 @@ watch(struct vhu_vring *vr, int fd, const char *what)
 
 	if (epoll_ctl(vr->intr.fd, EPOLL_CTL_ADD, fd, &ev) == 0)
 		return true;
-	VHU_LOG(ERR, "%s: ring %u: cannot wait on its %s (%s): no interrupts from it",
+	VHU_LOG(ERR, "%s: ring %u: cannot wait on its %s (epoll_ctl: %s): no interrupts from it",
 		vr->port_name, vr->index, what, strerror(errno));
 	return false;
 }
