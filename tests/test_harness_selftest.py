@@ -277,14 +277,20 @@ __attribute__((constructor)) static void vhu_selftest_init(void)
 """
 
 
-@pytest.fixture(scope="module")
-def asan_plugin():
+def build_selftest_plugin(name: str, source: str, cflags, runtime, other_requested: bool,
+                          other: str):
+    """A shared object built from ``source`` with ``cflags`` in a directory
+    EAL accepts plugins from; yields its path, then removes it. Skips when
+    gcc or the sanitizer ``runtime`` (a function of harness.sanitizers) is
+    missing, or when the run's plugin is built for the ``other`` sanitizer
+    (the two runtimes cannot share a process)."""
     if shutil.which("gcc") is None:
         pytest.skip("gcc not available")
-    if sanitizers.tsan_requested():
-        pytest.skip("VHU_TSAN=1: VHU_PMD is a TSan plugin, which cannot load beside ASan")
+    if other_requested:
+        pytest.skip(f"VHU_{other.upper()}=1: VHU_PMD is built for {other}, whose runtime "
+                    "cannot share a process with this one")
     try:
-        sanitizers.asan_runtime()
+        runtime()
     except RuntimeError as exc:
         pytest.skip(str(exc))
     # EAL refuses -d plugins below a world-writable directory such as /tmp.
@@ -292,17 +298,23 @@ def asan_plugin():
     base.mkdir(parents=True, exist_ok=True)
     d = Path(tempfile.mkdtemp(prefix="vhu-selftest-", dir=base))
     os.chmod(d, 0o755)
-    src, so = d / "plugin.c", d / "librte_net_vhu_selftest.so"
-    src.write_text(_PLUGIN_SRC)
-    res = subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O1", "-fno-omit-frame-pointer",
-                          "-fsanitize=address,undefined", "-o", str(so), str(src)],
-                         capture_output=True, text=True, timeout=120)
+    src, so = d / "plugin.c", d / name
+    src.write_text(source)
+    res = subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O1", *cflags, "-o", str(so),
+                          str(src)], capture_output=True, text=True, timeout=120)
     if res.returncode != 0:
         shutil.rmtree(d, ignore_errors=True)
-        pytest.skip(f"cannot build an ASan plugin: {res.stderr[-500:]}")
+        pytest.skip(f"cannot build the plugin: {res.stderr[-500:]}")
     yield so
     shutil.rmtree(d, ignore_errors=True)
 
+
+@pytest.fixture(scope="module")
+def asan_plugin():
+    yield from build_selftest_plugin(
+        "librte_net_vhu_selftest.so", _PLUGIN_SRC,
+        ["-fno-omit-frame-pointer", "-fsanitize=address,undefined"],
+        sanitizers.asan_runtime, sanitizers.tsan_requested(), "TSan")
 
 @pytest.mark.parametrize("bug, expect", [
     ("none", None),
@@ -379,29 +391,9 @@ __attribute__((constructor)) static void vhu_selftest_init(void)
 
 @pytest.fixture(scope="module")
 def tsan_plugin():
-    if shutil.which("gcc") is None:
-        pytest.skip("gcc not available")
-    if sanitizers.asan_requested():
-        pytest.skip("VHU_ASAN=1: VHU_PMD is an ASan plugin, which cannot load beside TSan")
-    try:
-        sanitizers.tsan_runtime()
-    except RuntimeError as exc:
-        pytest.skip(str(exc))
-    base = Path.home() / ".cache"       # not below a world-writable directory (EAL)
-    base.mkdir(parents=True, exist_ok=True)
-    d = Path(tempfile.mkdtemp(prefix="vhu-selftest-", dir=base))
-    os.chmod(d, 0o755)
-    src, so = d / "plugin.c", d / "librte_net_vhu_tsan_selftest.so"
-    src.write_text(_TSAN_PLUGIN_SRC)
-    res = subprocess.run(["gcc", "-shared", "-fPIC", "-g", "-O1", "-pthread",
-                          "-fsanitize=thread", "-o", str(so), str(src)],
-                         capture_output=True, text=True, timeout=120)
-    if res.returncode != 0:
-        shutil.rmtree(d, ignore_errors=True)
-        pytest.skip(f"cannot build a TSan plugin: {res.stderr[-500:]}")
-    yield so
-    shutil.rmtree(d, ignore_errors=True)
-
+    yield from build_selftest_plugin(
+        "librte_net_vhu_tsan_selftest.so", _TSAN_PLUGIN_SRC, ["-pthread", "-fsanitize=thread"],
+        sanitizers.tsan_runtime, sanitizers.asan_requested(), "ASan")
 
 @pytest.mark.parametrize("bug", ["none", "race"], ids=["clean", "race"])
 def test_tsan_plumbing(tsan_plugin, pmd, workdir, bug):

@@ -64,35 +64,30 @@ def asan_requested(environ=None) -> bool:
 
 
 @lru_cache(maxsize=None)
+def _gcc_runtime(lib: str, env_override: str, requested_by: str) -> str:
+    """Path of sanitizer runtime ``lib`` (libasan.so, libtsan.so) matching the
+    system gcc, or the one ``env_override`` names."""
+    override = os.environ.get(env_override)
+    if override:
+        return override
+    try:
+        out = subprocess.run(["gcc", f"-print-file-name={lib}"], check=True,
+                             capture_output=True, text=True, timeout=30).stdout.strip()
+    except (OSError, subprocess.SubprocessError) as exc:
+        raise RuntimeError(f"{requested_by} but cannot locate {lib} via gcc: {exc}") from exc
+    if not out or not os.path.exists(out) or "/" not in out:
+        raise RuntimeError(f"{requested_by} but gcc -print-file-name={lib} gave {out!r}")
+    return os.path.realpath(out)
+
+
 def asan_runtime() -> str:
     """Path of the ASan runtime matching the system gcc."""
-    override = os.environ.get("VHU_ASAN_LIB")
-    if override:
-        return override
-    try:
-        out = subprocess.run(["gcc", "-print-file-name=libasan.so"], check=True,
-                             capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise RuntimeError(f"VHU_ASAN=1 but cannot locate libasan.so via gcc: {exc}") from exc
-    if not out or not os.path.exists(out) or "/" not in out:
-        raise RuntimeError(f"VHU_ASAN=1 but gcc -print-file-name=libasan.so gave {out!r}")
-    return os.path.realpath(out)
+    return _gcc_runtime("libasan.so", "VHU_ASAN_LIB", "VHU_ASAN=1")
 
 
-@lru_cache(maxsize=None)
 def tsan_runtime() -> str:
     """Path of the TSan runtime matching the system gcc (libtsan.so.2 of gcc 12)."""
-    override = os.environ.get("VHU_TSAN_LIB")
-    if override:
-        return override
-    try:
-        out = subprocess.run(["gcc", "-print-file-name=libtsan.so"], check=True,
-                             capture_output=True, text=True, timeout=30).stdout.strip()
-    except (OSError, subprocess.SubprocessError) as exc:
-        raise RuntimeError(f"VHU_TSAN=1 but cannot locate libtsan.so via gcc: {exc}") from exc
-    if not out or not os.path.exists(out) or "/" not in out:
-        raise RuntimeError(f"VHU_TSAN=1 but gcc -print-file-name=libtsan.so gave {out!r}")
-    return os.path.realpath(out)
+    return _gcc_runtime("libtsan.so", "VHU_TSAN_LIB", "VHU_TSAN=1")
 
 
 def tsan_options(log_prefix) -> str:
