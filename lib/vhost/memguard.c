@@ -8,6 +8,8 @@
 #include <string.h>
 #include <sys/eventfd.h>
 #include <sys/mman.h>
+#include <sys/vfs.h>
+#include <linux/magic.h>
 #include <unistd.h>
 
 #include <rte_common.h>
@@ -25,6 +27,12 @@
 static struct guarded {
 	uintptr_t start;	/* 0: free */
 	uintptr_t end;
+	/*
+	 * The file's page size: a lost page is replaced whole. Within a
+	 * hugetlbfs mapping no smaller page can be placed (the kernel splits
+	 * such a mapping only at its huge page boundaries).
+	 */
+	uintptr_t page;
 	struct vhu_memguard_flag *flag;
 } guarded[MAX_GUARDED];
 
@@ -38,7 +46,6 @@ static struct sigaction previous;
  */
 static pthread_mutex_t wake_fd_lock = PTHREAD_MUTEX_INITIALIZER;
 static int wake_fd = -1;
-static long page_size;
 
 static void
 pass_on(int sig, siginfo_t *si, void *uctx)
@@ -64,9 +71,9 @@ on_sigbus(int sig, siginfo_t *si, void *uctx)
 
 		if (start == 0 || addr < start || addr >= guarded[i].end)
 			continue;
-		void *page = (void *)RTE_ALIGN_FLOOR(addr, (uintptr_t)page_size);
+		void *page = (void *)RTE_ALIGN_FLOOR(addr, guarded[i].page);
 
-		if (mmap(page, (size_t)page_size, PROT_READ | PROT_WRITE,
+		if (mmap(page, guarded[i].page, PROT_READ | PROT_WRITE,
 			 MAP_FIXED | MAP_PRIVATE | MAP_ANONYMOUS, -1, 0) == MAP_FAILED)
 			break;
 		struct vhu_memguard_flag *flag = guarded[i].flag;
@@ -91,7 +98,6 @@ install(void)
 {
 	struct sigaction sa;
 
-	page_size = sysconf(_SC_PAGESIZE);
 	memset(&sa, 0, sizeof(sa));
 	sa.sa_sigaction = on_sigbus;
 	sa.sa_flags = SA_SIGINFO | SA_ONSTACK;
@@ -121,11 +127,16 @@ vhu_memguard_eventfd(void)
 void *
 vhu_guarded_mmap(int fd, size_t len, struct vhu_memguard_flag *flag)
 {
+	uintptr_t page = (uintptr_t)sysconf(_SC_PAGESIZE);
+	struct statfs fs;
 	void *addr;
 	unsigned int i;
 
 	/* the handler, and its wake-up made now if it is not there yet */
 	vhu_memguard_eventfd();
+	/* hugetlbfs files (memfds made with MFD_HUGETLB too): their huge page size */
+	if (fstatfs(fd, &fs) == 0 && fs.f_type == HUGETLBFS_MAGIC)
+		page = (uintptr_t)fs.f_bsize;
 	addr = mmap(NULL, len, PROT_READ | PROT_WRITE, MAP_SHARED, fd, 0);
 	if (addr == MAP_FAILED)
 		return MAP_FAILED;
@@ -134,6 +145,7 @@ vhu_guarded_mmap(int fd, size_t len, struct vhu_memguard_flag *flag)
 		;
 	if (i < MAX_GUARDED) {
 		guarded[i].end = (uintptr_t)addr + len;
+		guarded[i].page = page;
 		guarded[i].flag = flag;
 		__atomic_store_n(&guarded[i].start, (uintptr_t)addr, __ATOMIC_RELEASE);
 	}
