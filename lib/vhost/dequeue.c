@@ -207,6 +207,47 @@ offload:
 }
 
 /*
+ * Four frames at once from a packed ring (virtqueue_packed.h: a batch),
+ * into the empty mbufs @m: each a one-descriptor chain whose header asks
+ * for nothing (flags and GSO type 0) and whose frame fits its mbuf, so that
+ * every one is a plain copy, delivered. Their checks come before anything
+ * is taken: false, nothing taken, when one does not pass, and the one-chain
+ * path handles them (the same frames as without batches, the same reports).
+ */
+static __rte_always_inline bool
+dequeue_batch(struct vhu_vring *vr, struct rte_mbuf **m)
+{
+	static const uint32_t nothing_written[VHU_PACKED_BATCH];
+	const uint16_t hdr_len = vr->neg.hdr_len;
+	struct vhu_packed_batch b;
+
+	if (!vhu_packed_batch_peek(vr, false, hdr_len + RTE_ETHER_HDR_LEN, &b))
+		return false;
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		uint8_t asks[2];	/* the header's flags and gso_type, read once */
+
+		memcpy(asks, b.addr[k] + offsetof(struct virtio_net_hdr, flags), sizeof(asks));
+		RTE_BUILD_BUG_ON(offsetof(struct virtio_net_hdr, gso_type) != 1);
+		if ((asks[0] | asks[1]) != 0 || b.len[k] - hdr_len > rte_pktmbuf_tailroom(m[k]))
+			return false;
+	}
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		uint16_t frame_len = (uint16_t)(b.len[k] - hdr_len);
+
+		vhu_copy(rte_pktmbuf_mtod(m[k], void *), b.addr[k] + hdr_len, frame_len);
+		m[k]->data_len = frame_len;
+		m[k]->pkt_len = frame_len;
+	}
+	vhu_packed_batch_complete(vr, &b, nothing_written);
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
+		vhu_vring_count_frame(vr, m[k]);
+	return true;
+}
+
+/*
  * A disabled guest TX ring: up to @count chains are taken and dropped, and
  * chains zero-copy mbufs held go back as those are freed.
  */
@@ -280,11 +321,93 @@ vhu_dequeue_waiting(struct vhu_vring *vr)
 	return n;
 }
 
+/*
+ * Up to @chains chains, one at a time, into the mbufs pkts[*received ..
+ * *end), allocated for them (a dropped frame's mbuf serves the next chain);
+ * @count is the burst's room in @pkts. Moves *@received past the frames
+ * delivered, *@end to the first mbuf left over, and counts the chains
+ * completed in *@completed. False when the burst can take no more: the ring
+ * gave nothing (empty, broken, a miss) or a frame cut into segments took
+ * the room left. Out of line: the burst calls it once, a packed ring's
+ * batch loop once per chain that is not part of a batch.
+ */
+static __rte_noinline bool
+dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
+	       uint16_t count, uint16_t chains, uint16_t *received, uint16_t *end,
+	       uint32_t *completed)
+{
+	struct vhu_chain chain;
+
+	for (uint16_t i = 0; i < chains; i++) {
+		enum vhu_take t = vhu_vq_take_one(vr, false, 0, &chain) ? VHU_TAKE_OK :
+				  vhu_vq_take(vr, false, vr->neg.hdr_len + VHU_MAX_FRAME_LEN + 1,
+					      &chain);
+
+		/* A miss: the chain stays in the ring until its translation comes. */
+		if (t == VHU_TAKE_MISS)
+			vhu_vq_ask_ahead(vr, false, VHU_ASK_AHEAD_CHAINS);
+		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY || t == VHU_TAKE_MISS)
+			return false;
+		struct rte_mbuf *m = pkts[*received];
+		bool held = false;
+		enum vhu_rx_verdict v = t == VHU_TAKE_OK ?
+					chain_to_mbuf(vr, &chain, m, mp, &held) : VHU_RX_DROP;
+
+		if (!held) {
+			vhu_vq_complete(vr, &chain, 0);
+			(*completed)++;
+		}
+		if (likely(v == VHU_RX_DELIVER)) {
+			vhu_vring_count_frame(vr, m);
+			(*received)++;
+		} else if (v == VHU_RX_SEGMENT) {
+			/* Its segments may take every slot left: no more chains this burst. */
+			rte_pktmbuf_free_bulk(&pkts[*received + 1], *end - *received - 1);
+			*received += deliver_segments(vr, m, mp, &pkts[*received], count - *received);
+			*end = *received;
+			return false;
+		} else {
+			/*
+			 * Give the mbuf back its first-segment-only, empty state
+			 * for reuse; freeing attached segments lets a held chain go.
+			 */
+			rte_pktmbuf_free(m->next);
+			m->next = NULL;
+			rte_pktmbuf_reset(m);
+			if (v == VHU_RX_DROP)
+				VHU_COUNT(vr->stats.dropped, 1);
+		}
+	}
+	return true;
+}
+
+/*
+ * dequeue_chains() for a packed ring without zero-copy or vIOMMU: each run
+ * of four frames dequeue_batch() takes goes at once, any other chain on its
+ * own.
+ */
+static void
+dequeue_chains_batched(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
+		       uint16_t count, uint16_t chains, uint16_t *received, uint16_t *end,
+		       uint32_t *completed)
+{
+	while (chains > 0) {
+		if (chains >= VHU_PACKED_BATCH && dequeue_batch(vr, &pkts[*received])) {
+			*received += VHU_PACKED_BATCH;
+			*completed += VHU_PACKED_BATCH;
+			chains -= VHU_PACKED_BATCH;
+		} else if (dequeue_chains(vr, mp, pkts, count, 1, received, end, completed)) {
+			chains--;
+		} else {
+			return;
+		}
+	}
+}
+
 uint16_t
 vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
 		  uint16_t count)
 {
-	struct vhu_chain chain;
 	uint16_t received = 0;
 	uint32_t completed;
 	uint16_t avail, end;
@@ -306,7 +429,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 		struct rte_mbuf *rarp = rte_net_make_rarp_packet(mp, &vr->rarp.mac);
 
 		if (rarp == NULL) {
-			vr->stats.alloc_failed++;	/* still pending: the next burst tries */
+			VHU_COUNT(vr->stats.alloc_failed, 1);	/* still pending: the next burst tries */
 		} else {
 			vr->rarp.pending = false;
 			vhu_vring_count_frame(vr, rarp);
@@ -323,46 +446,11 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	}
 	/* pkts[received .. end) hold the mbufs allocated and not used yet. */
 	end = received + avail;
-	for (uint16_t i = 0; i < avail; i++) {
-		enum vhu_take t = vhu_vq_take_one(vr, false, 0, &chain) ? VHU_TAKE_OK :
-				  vhu_vq_take(vr, false, vr->neg.hdr_len + VHU_MAX_FRAME_LEN + 1,
-					      &chain);
-
-		/* A miss: the chain stays in the ring until its translation comes. */
-		if (t == VHU_TAKE_MISS)
-			vhu_vq_ask_ahead(vr, false, VHU_ASK_AHEAD_CHAINS);
-		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY || t == VHU_TAKE_MISS)
-			break;
-		struct rte_mbuf *m = pkts[received];
-		bool held = false;
-		enum vhu_rx_verdict v = t == VHU_TAKE_OK ?
-					chain_to_mbuf(vr, &chain, m, mp, &held) : VHU_RX_DROP;
-
-		if (!held) {
-			vhu_vq_complete(vr, &chain, 0);
-			completed++;
-		}
-		if (likely(v == VHU_RX_DELIVER)) {
-			vhu_vring_count_frame(vr, m);
-			received++;
-		} else if (v == VHU_RX_SEGMENT) {
-			/* Its segments may take every slot left: no more chains this burst. */
-			rte_pktmbuf_free_bulk(&pkts[received + 1], end - received - 1);
-			received += deliver_segments(vr, m, mp, &pkts[received], count - received);
-			end = received;
-			break;
-		} else {
-			/*
-			 * Give the mbuf back its first-segment-only, empty state
-			 * for reuse; freeing attached segments lets a held chain go.
-			 */
-			rte_pktmbuf_free(m->next);
-			m->next = NULL;
-			rte_pktmbuf_reset(m);
-			if (v == VHU_RX_DROP)
-				VHU_COUNT(vr->stats.dropped, 1);
-		}
-	}
+	/* Behind a vIOMMU batches never form (virtqueue_packed.h): not tried. */
+	if (vr->neg.packed && vr->zc == NULL && vr->iotlb == NULL)
+		dequeue_chains_batched(vr, mp, pkts, count, avail, &received, &end, &completed);
+	else
+		dequeue_chains(vr, mp, pkts, count, avail, &received, &end, &completed);
 	if (completed > 0)
 		vhu_vq_publish(vr);
 	if (end > received)

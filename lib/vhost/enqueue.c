@@ -162,6 +162,17 @@ enqueue_mergeable(struct vhu_vring *vr, struct rte_mbuf *m,
 	return ENQ_DELIVERED;
 }
 
+/* The header @hdr at the start of guest buffer @piece, as long as negotiated. */
+static __rte_always_inline void
+put_header(const struct vhu_vring *vr, uint8_t *piece, const struct virtio_net_hdr_mrg_rxbuf *hdr)
+{
+	/* Constant sizes: the two header layouts, each copied inline. */
+	if (vr->neg.hdr_len == sizeof(*hdr))
+		memcpy(piece, hdr, sizeof(*hdr));
+	else
+		memcpy(piece, &hdr->hdr, sizeof(hdr->hdr));
+}
+
 /* One frame with its header, whichever way the guest takes buffers. */
 static enum enqueue_result
 enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
@@ -176,11 +187,7 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 		uint32_t len = vr->neg.hdr_len + m->pkt_len;
 		uint32_t off = vr->neg.hdr_len;
 
-		/* Constant sizes: the two header layouts, each copied inline. */
-		if (vr->neg.hdr_len == sizeof(hdr))
-			memcpy(piece, &hdr, sizeof(hdr));
-		else
-			memcpy(piece, &hdr.hdr, sizeof(hdr.hdr));
+		put_header(vr, piece, &hdr);
 		if (likely(m->next == NULL)) {
 			vhu_copy(piece + off, rte_pktmbuf_mtod(m, const void *), m->pkt_len);
 			off = len;
@@ -199,6 +206,46 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 		return ENQ_DELIVERED;
 	}
 	return vr->neg.mrg_rxbuf ? enqueue_mergeable(vr, m, &hdr, c) : enqueue_one_chain(vr, m, &hdr, c);
+}
+
+/*
+ * Four frames at once into a packed ring (virtqueue_packed.h: a batch):
+ * each one mbuf asking for no offload, into a one-descriptor chain that
+ * holds it with its header (num_buffers 1), as enqueue_frame() would put
+ * it. Their checks come before anything is taken: false, nothing taken,
+ * when one does not pass, and enqueue_frame() handles them one by one.
+ */
+static __rte_always_inline bool
+enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m)
+{
+	static const struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
+	const uint16_t hdr_len = vr->neg.hdr_len;
+	uint32_t len[VHU_PACKED_BATCH];
+	struct vhu_packed_batch b;
+
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		if (m[k]->next != NULL || (m[k]->ol_flags & OFFLOAD_REQUESTS))
+			return false;
+		len[k] = hdr_len + m[k]->pkt_len;
+	}
+	if (!vhu_packed_batch_peek(vr, true, hdr_len, &b))
+		return false;
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
+		if (b.len[k] < len[k])
+			return false;
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		put_header(vr, b.addr[k], &hdr);
+		vhu_copy(b.addr[k] + hdr_len, rte_pktmbuf_mtod(m[k], const void *), m[k]->pkt_len);
+		vhu_vring_log_range(vr, b.gpa[k], len[k]);
+	}
+	vhu_packed_batch_complete(vr, &b, len);
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
+		vhu_vring_count_frame(vr, m[k]);
+	return true;
 }
 
 /*
@@ -294,16 +341,26 @@ hold(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 
 /*
  * @pkts into the ring; with a vIOMMU, those from the first whose buffer
- * misses a translation wait for it (they count as consumed).
+ * misses a translation wait for it (they count as consumed). Returns how
+ * many were consumed. With @batching (packed rings without a vIOMMU) a run
+ * of four frames enqueue_batch() takes goes at once. Instantiated both
+ * ways, so that split rings pay nothing for it; the work per frame is out
+ * of line (enqueue_frame()), so the two copies of the loop are small.
  */
-static uint16_t
-enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, struct vhu_chain *c)
+static __rte_always_inline uint16_t
+enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, struct vhu_chain *c,
+	       const bool batching)
 {
 	uint16_t consumed = 0;
 
 	if (unlikely(vr->rx_pending_count > 0) && !enqueue_waiting(vr, c))
 		return hold(vr, pkts, count);
-	for (; consumed < count; consumed++) {
+	while (consumed < count) {
+		if (batching && (uint16_t)(count - consumed) >= VHU_PACKED_BATCH &&
+		    enqueue_batch(vr, &pkts[consumed])) {
+			consumed += VHU_PACKED_BATCH;
+			continue;
+		}
 		enum enqueue_result r = enqueue_counted(vr, pkts[consumed], c);
 
 		if (r == ENQ_MISS) {
@@ -312,6 +369,7 @@ enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, str
 		}
 		if (r == ENQ_NO_ROOM)
 			break;
+		consumed++;
 	}
 	return consumed;
 }
@@ -342,7 +400,11 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 		goto out;
 	}
 	vhu_vq_mark(vr, &burst_start);
-	consumed = enqueue_frames(vr, pkts, count, &chain);
+	/* Behind a vIOMMU batches never form (virtqueue_packed.h): not tried. */
+	if (vr->neg.packed && vr->iotlb == NULL)
+		consumed = enqueue_frames(vr, pkts, count, &chain, true);
+	else
+		consumed = enqueue_frames(vr, pkts, count, &chain, false);
 	if (vhu_vq_completed_since(vr, &burst_start))
 		vhu_vq_publish(vr);
 out:

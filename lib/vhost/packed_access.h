@@ -9,6 +9,11 @@
  *   descriptor         copied out once, then a compiler barrier: checks and
  *                      use see the same copy whatever the guest rewrites
  *   used descriptor    id and length plain, then the flags with release
+ *   used batch         four slots in a row: ids and lengths plain, a release
+ *                      fence, the flags of the last three, then the first
+ *                      slot's flags with release: the driver, which reads
+ *                      in order, sees the four at once and never a later
+ *                      one used before an earlier one
  *   driver event       read relaxed, after a full fence (vhu_packed_publish)
  *   device event       offset and wrap relaxed, then the flags with release
  *                      (a driver that sees DESC sees where); asking the
@@ -53,6 +58,38 @@ vhu_packed_used_put(struct vhu_vring *vr, uint16_t slot, uint16_t id, uint32_t l
 	d->len = len;
 	__atomic_store_n(&d->flags, flags, __ATOMIC_RELEASE);
 	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), sizeof(*d));
+}
+
+/* Number of slots vhu_packed_used_put_batch() hands back at once. */
+#define VHU_PACKED_BATCH 4u
+/*
+ * Before a loop over the slots of a batch: unrolled, the loops of a batch
+ * are straight code (GCC -O2 does not unroll them by itself).
+ */
+#define VHU_PACKED_BATCH_UNROLL _Pragma("GCC unroll 4")
+
+/*
+ * Hands slots @slot .. @slot + 3 (not wrapping) back used: buffer @id[k],
+ * @len[k] bytes written, wrap bits @flags (WRITE added where bytes were).
+ */
+static inline void
+vhu_packed_used_put_batch(struct vhu_vring *vr, uint16_t slot, const uint16_t *id,
+			  const uint32_t *len, uint16_t flags)
+{
+	struct vring_packed_desc *d = &vr->packed.desc[slot];
+
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		d[k].id = id[k];
+		d[k].len = len[k];
+	}
+	rte_atomic_thread_fence(__ATOMIC_RELEASE);
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 1; k < VHU_PACKED_BATCH; k++)
+		__atomic_store_n(&d[k].flags, flags | (len[k] ? VRING_DESC_F_WRITE : 0),
+				 __ATOMIC_RELAXED);
+	__atomic_store_n(&d[0].flags, flags | (len[0] ? VRING_DESC_F_WRITE : 0), __ATOMIC_RELEASE);
+	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), VHU_PACKED_BATCH * sizeof(*d));
 }
 
 static inline uint16_t

@@ -238,7 +238,7 @@ vhu_segment_for_guest(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mbuf 
 		}
 	} else if (n == -ENOMEM) {
 		/* The pools are empty for now: not the guest's fault, nor the frame's. */
-		vr->stats.alloc_failed++;
+		VHU_COUNT(vr->stats.alloc_failed, 1);
 		n = 0;
 	} else if (n < 0) {
 		vhu_vring_bad_input(vr, "software segmentation failed (%d); frame dropped", n);

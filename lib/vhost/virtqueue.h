@@ -127,12 +127,15 @@ vhu_vq_slots_since(const struct vhu_vring *vr, const struct vhu_vq_mark *m)
 				vhu_split_slots_since(vr, m->avail_idx);
 }
 
-/* Whether chains were completed since @m (and not given back). */
+/*
+ * Whether chains were completed since @m (and not given back): the used
+ * position moved (packed: a ring's worth flips the wrap counter; a split
+ * ring's never does).
+ */
 static inline bool
 vhu_vq_completed_since(const struct vhu_vring *vr, const struct vhu_vq_mark *m)
 {
-	return vr->neg.packed ? vr->packed.npending != m->npending :
-				vr->last_used_idx != m->used_idx;
+	return vr->last_used_idx != m->used_idx || vr->packed.used_wrap != m->used_wrap;
 }
 
 /* Every chain completed since @m goes back with length 0 (nothing written). */

@@ -239,7 +239,8 @@ vhu_packed_publish(struct vhu_vring *vr)
 {
 	struct vhu_packed_view *pk = &vr->packed;
 
-	if (pk->npending == 0)
+	/* Nothing completed since the last publish, kept aside or in place (batches). */
+	if (vr->last_used_idx == pk->published_used_idx && pk->used_wrap == pk->published_used_wrap)
 		return;
 	/*
 	 * Each slot whole before the next: the first slot's flags last of all,

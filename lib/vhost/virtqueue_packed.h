@@ -9,6 +9,9 @@
  * Completions are kept aside (vr->packed.pending) and written to the ring
  * only at publish, the first one's flags last, so the driver sees a burst at
  * once and a frame that gives its chains back has never touched the ring.
+ * The exception is a batch: four one-descriptor chains in a row, checked
+ * together before any is taken and written back used together, in place,
+ * once their frames are copied (nothing of them can be given back).
  * Guest memory is touched only through packed_access.h.
  */
 #ifndef VHU_VIRTQUEUE_PACKED_H
@@ -88,6 +91,88 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 		vr->packed.avail_wrap = !vr->packed.avail_wrap;
 	}
 	return true;
+}
+
+/* Four one-descriptor chains at consecutive slots, mapped (vhu_packed_batch_peek()). */
+struct vhu_packed_batch {
+	uint8_t *addr[VHU_PACKED_BATCH];	/* each buffer whole, in one memory region */
+	uint64_t gpa[VHU_PACKED_BATCH];
+	uint32_t len[VHU_PACKED_BATCH];
+	uint16_t id[VHU_PACKED_BATCH];
+};
+
+/*
+ * The next four available slots, if each is a chain of the common kind
+ * (vhu_packed_take_one(): one direct descriptor of the wanted direction, of
+ * at least @min_len bytes and not empty, inside one memory region), they do
+ * not wrap around the ring's end, nor do the four used slots they will be
+ * handed back in, and the ring has room for them. True with @b set; nothing
+ * is taken either way: vhu_packed_batch_complete() takes them. Anything
+ * else (a chain, an indirect table, a bad buffer, a vIOMMU) is left to the
+ * one-chain path, which reports what is bad exactly as it always does.
+ */
+static inline bool
+vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
+		      struct vhu_packed_batch *b)
+{
+	const uint16_t slot = vr->last_avail_idx;
+	/* available in this lap (AVAIL as the wrap counter, USED not), and the kind */
+	const uint16_t kind_mask = VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED |
+				   VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE;
+	const uint16_t kind = (vr->packed.avail_wrap ? VRING_PACKED_DESC_F_AVAIL :
+						       VRING_PACKED_DESC_F_USED) |
+			      (device_writes ? VRING_DESC_F_WRITE : 0);
+
+	if (slot + VHU_PACKED_BATCH > vr->size ||
+	    vr->last_used_idx + VHU_PACKED_BATCH > vr->size ||
+	    vhu_packed_slots_held(vr) + VHU_PACKED_BATCH > vr->size || vr->iotlb != NULL)
+		return false;
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
+		if ((vhu_packed_desc_flags(vr, slot + k) & kind_mask) != kind)
+			return false;
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		struct vring_packed_desc d;
+
+		vhu_packed_desc_read(vr->packed.desc, slot + k, &d);
+		if (d.len < RTE_MAX(min_len, 1u))
+			return false;
+		b->addr[k] = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
+		if (b->addr[k] == NULL)
+			return false;
+		b->gpa[k] = d.addr;
+		b->len[k] = d.len;
+		b->id[k] = d.id;
+	}
+	return true;
+}
+
+/*
+ * The batch @b, peeked at the available index, is taken and handed back
+ * used at once, @written[k] bytes written into buffer k. Written in place,
+ * not kept aside: completions kept aside from before it are in earlier
+ * slots, which the driver must see used before it looks at these, so the
+ * order in which it finds them used stays the ring's.
+ */
+static inline void
+vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_packed_batch *b,
+			  const uint32_t *written)
+{
+	struct vhu_packed_view *pk = &vr->packed;
+
+	vr->last_avail_idx += VHU_PACKED_BATCH;
+	if (vr->last_avail_idx == vr->size) {
+		vr->last_avail_idx = 0;
+		pk->avail_wrap = !pk->avail_wrap;
+	}
+	vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id, written,
+				  pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0);
+	vr->last_used_idx += VHU_PACKED_BATCH;
+	if (vr->last_used_idx == vr->size) {
+		vr->last_used_idx = 0;
+		pk->used_wrap = !pk->used_wrap;
+	}
 }
 
 /* Buffer @id, which took @nslots ring slots, is done with @len bytes written. */

@@ -27,34 +27,9 @@
 #include "vring_ctl.h"
 
 #include "check.h"
+#include "log_capture.h"
 
 #define NRINGS 4
-
-/* ---- captured log ---- */
-
-static char log_buf[16384];
-static FILE *log_stream;
-
-static void
-log_capture_start(void)
-{
-	memset(log_buf, 0, sizeof(log_buf));
-	log_stream = fmemopen(log_buf, sizeof(log_buf) - 1, "w");
-	if (log_stream == NULL) {
-		perror("fmemopen");
-		exit(2);
-	}
-	rte_openlog_stream(log_stream);
-}
-
-/* Stops capturing; the log since the start is in log_buf. */
-static void
-log_capture_stop(void)
-{
-	rte_openlog_stream(NULL);
-	fclose(log_stream);
-	log_stream = NULL;
-}
 
 /* ---- messages ---- */
 

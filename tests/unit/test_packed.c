@@ -3,8 +3,9 @@
  * Unit tests of what only packed rings have (virtqueue_packed.c and the
  * packed parts of virtqueue.h, dequeue.c, enqueue.c, vring_ctl.c): wrap
  * counters and laps, bases as SET/GET_VRING_BASE carry them, rings of any
- * size, completions published in one go. The scenarios split and packed
- * rings share are in test_virtqueue.c.
+ * size, completions published in one go, batches of four one-descriptor
+ * chains. The scenarios split and packed rings share are in
+ * test_virtqueue.c.
  *
  * The test plays the guest driver (ring_packed.h) on a packed ring in guest
  * memory it maps itself.
@@ -37,6 +38,7 @@
 #include "vring_ctl.h"
 
 #include "check.h"
+#include "log_capture.h"
 #include "ring_packed.h"
 #include "store_trace.h"
 
@@ -749,6 +751,350 @@ test_publish_order(void)
 #endif
 
 /* ==================================================================== */
+/* batches: four one-descriptor chains at once                          */
+/* ==================================================================== */
+
+/*
+ * How the two bursts of test_batch_*_runs end: everything used, the device
+ * at slot 6 two laps on, @packets frames delivered, @malformed refused, one
+ * call per burst.
+ */
+static void
+runs_end(uint64_t packets, uint64_t malformed)
+{
+	CHECK(none_used());
+	CHECK(packed_at(6, true, 6, true));
+	CHECK_EQ(stats()->packets, packets);
+	CHECK_EQ(stats()->malformed, malformed);
+	CHECK_EQ(calls(), 2);
+}
+
+/*
+ * A ring of 8 started at slot 6: the four from slot 6 would wrap (and the
+ * memory past the ring's end looks like three more available descriptors:
+ * never read as slots 8 to 10), so they go one by one; the four from slot 0
+ * would be a batch but for the header of the one in slot 2, which asks for
+ * GSO without a checksum: refused as on its own. Then a two-descriptor
+ * chain (slots 0-1, its first descriptor as long as a frame) breaks a run,
+ * and the four after it (2-5) go as a batch. Every other frame arrives, in
+ * order, and the driver finds every used descriptor where it looks.
+ */
+static void
+test_batch_deq_runs(void)
+{
+	static const uint32_t lens[] = { 40, 42 };
+	uint8_t frame[15][70];
+	struct rte_mbuf *pkts[8];
+	struct posted p[8];
+	uint32_t pos = 0;
+	uint8_t *asks_gso;
+
+	CHECK(packed_setup_base(8, V1, 0x8006));
+	for (int i = 0; i < 15; i++)
+		make_frame(frame[i], sizeof(frame[i]), 200 + i);
+	/* the chain's second buffer starts as a header asking for nothing would */
+	frame[10][28] = frame[10][29] = 0;
+	for (int s = 8; s < 11; s++) {	/* past the end, as if available in this lap */
+		pos = 0;
+		packed_desc_set(P.desc, (uint32_t)s, gpa(tx_buf(82, 12, frame[14], &pos)), 82,
+				F_AVAIL);
+	}
+	for (int i = 0; i < 8; i++) {
+		if (i == 4) {
+			pos = 0;
+			asks_gso = tx_buf(82, 12, frame[i], &pos);
+			asks_gso[1] = VIRTIO_NET_HDR_GSO_TCPV4;
+			p[i] = post1(gpa(asks_gso), 82, 0);
+		} else {
+			p[i] = tx_simple(frame[i], sizeof(frame[i]));
+		}
+	}
+	CHECK_EQ(p[2].slot, 0);
+	CHECK_EQ(deq(pkts, 8), 7);
+	for (int i = 0, k = 0; i < 8; i++) {
+		if (i != 4)
+			CHECK(mbuf_is(pkts[k++], frame[i], sizeof(frame[i])));
+		CHECK(used_is(&p[i], 0));
+	}
+	CHECK(packed_at(6, false, 6, false));
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+
+	p[0] = tx_simple(frame[8], sizeof(frame[8]));	/* 6 */
+	p[1] = tx_simple(frame[9], sizeof(frame[9]));	/* 7 */
+	p[2] = tx_post(lens, 2, frame[10]);		/* 0-1 */
+	for (int i = 3; i < 7; i++)			/* 2-5 */
+		p[i] = tx_simple(frame[8 + i], sizeof(frame[8 + i]));
+	CHECK_EQ(deq(pkts, 8), 7);
+	for (int i = 0; i < 7; i++) {
+		CHECK(mbuf_is(pkts[i], frame[8 + i], sizeof(frame[8 + i])));
+		CHECK(used_is(&p[i], 0));
+	}
+	runs_end(14, 1);
+}
+
+/* The same runs on a guest RX ring: each frame with its header, lengths as written. */
+static void
+test_batch_enq_runs(void)
+{
+	static const uint32_t lens[] = { 100, 100 };	/* each would hold a whole frame */
+	uint8_t frame[15][80], got[140];
+	struct rte_mbuf *pkts[8];
+	struct rx_chain c[8];
+
+	CHECK(packed_setup_base(8, V1 | MRG, 0x8006));
+	for (int i = 0; i < 15; i++)
+		make_frame(frame[i], 60 + i, 300 + i);
+	for (int i = 0; i < 8; i++) {
+		c[i] = rx_simple(140);
+		pkts[i] = mk_mbuf1(frame[i], 60 + i);
+	}
+	CHECK_EQ(c[2].p.slot, 0);
+	CHECK_EQ(enq(pkts, 8), 8);
+	for (int i = 0; i < 8; i++) {
+		CHECK(used_is(&c[i].p, 12 + 60 + i));
+		rx_read(&c[i], got, 12 + 60 + i);
+		CHECK(hdr_is(got, 12, 1));
+		CHECK_MEM_EQ(got + 12, frame[i], 60 + i);
+		CHECK(rx_untouched_from(&c[i], 12 + 60 + i));
+	}
+	CHECK(packed_at(6, false, 6, false));
+
+	c[0] = rx_simple(140);				/* 6 */
+	c[1] = rx_simple(140);				/* 7 */
+	c[2] = rx_post(lens, 2, F_WRITE);		/* 0-1 */
+	for (int i = 3; i < 7; i++)			/* 2-5 */
+		c[i] = rx_simple(140);
+	for (int i = 0; i < 7; i++)
+		pkts[i] = mk_mbuf1(frame[8 + i], 60 + 8 + i);
+	CHECK_EQ(enq(pkts, 7), 7);
+	for (int i = 0; i < 7; i++) {
+		uint32_t len = 12 + 60 + 8 + (uint32_t)i;
+
+		CHECK(used_is(&c[i].p, len));
+		rx_read(&c[i], got, len);
+		CHECK(hdr_is(got, 12, 1));
+		CHECK_MEM_EQ(got + 12, frame[8 + i], len - 12);
+	}
+	runs_end(15, 0);
+}
+
+/*
+ * A buffer too short for its frame third of four: no batch; with mergeable
+ * buffers that frame takes it and the next one (num_buffers 2), as on its own.
+ */
+static void
+test_batch_enq_short_buffer(void)
+{
+	static const uint32_t buf_len[] = { 140, 140, 50, 140, 140 };
+	uint8_t frame[4][80], got[140];
+	struct rte_mbuf *pkts[4];
+	struct rx_chain c[5];
+
+	CHECK(ring_setup(8, V1 | MRG));
+	for (int i = 0; i < 5; i++)
+		c[i] = rx_simple(buf_len[i]);
+	for (int i = 0; i < 4; i++) {
+		make_frame(frame[i], sizeof(frame[i]), 500 + i);
+		pkts[i] = mk_mbuf1(frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(enq(pkts, 4), 4);
+	CHECK(used_is(&c[0].p, 92));
+	CHECK(used_is(&c[1].p, 92));
+	CHECK(used_is(&c[2].p, 50));
+	CHECK(used_is(&c[3].p, 42));
+	CHECK(used_is(&c[4].p, 92));
+	rx_read(&c[2], got, 50);
+	rx_read(&c[3], got + 50, 42);
+	CHECK(hdr_is(got, 12, 2));
+	CHECK_MEM_EQ(got + 12, frame[2], sizeof(frame[2]));
+	rx_read(&c[4], got, 92);
+	CHECK(hdr_is(got, 12, 1));
+	CHECK_MEM_EQ(got + 12, frame[3], sizeof(frame[3]));
+	CHECK(rx_untouched_from(&c[4], 92));
+	CHECK_EQ(stats()->packets, 4);
+}
+
+/*
+ * A frame longer than its mbuf third of four: no batch; it arrives in two
+ * mbufs, as on its own, and the frames around it in one each.
+ */
+static void
+test_batch_deq_frame_beyond_mbuf(void)
+{
+	static uint8_t frame[4][RTE_MBUF_DEFAULT_DATAROOM + 100];
+	const uint32_t len[4] = { 70, 70, sizeof(frame[2]), 70 };
+	struct rte_mbuf *pkts[4];
+	struct posted p[4];
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 4; i++) {
+		make_frame(frame[i], len[i], 600 + i);
+		p[i] = tx_simple(frame[i], len[i]);
+	}
+	CHECK_EQ(deq(pkts, 4), 4);
+	for (int i = 0; i < 4; i++) {
+		CHECK(mbuf_is(pkts[i], frame[i], len[i]));
+		CHECK_EQ(pkts[i]->nb_segs, i == 2 ? 2 : 1);
+		CHECK(used_is(&p[i], 0));
+	}
+	CHECK_EQ(stats()->packets, 4);
+}
+
+/* Lines of the captured log holding @s. */
+static unsigned int
+log_lines_with(const char *s)
+{
+	unsigned int n = 0;
+
+	for (const char *p = strstr(log_buf, s); p != NULL; p = strstr(p + 1, s))
+		n++;
+	return n;
+}
+
+/*
+ * A buffer outside guest memory third of four, on either ring: the four
+ * are no batch, and the bad one is refused as on its own (test_virtqueue's
+ * malformed cases): completed empty in its place, counted once, logged once
+ * with its slot and buffer id; the frames around it go through.
+ */
+static void
+test_batch_buffer_outside(void)
+{
+	const uint64_t outside = UINT64_C(0x40000000);
+	uint8_t frame[4][70], got[82];
+	struct rte_mbuf *pkts[4];
+	struct rx_chain c[4];
+	struct posted p[4];
+	char line[128];
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 4; i++)
+		make_frame(frame[i], sizeof(frame[i]), 400 + i);
+	for (int i = 0; i < 4; i++)
+		p[i] = i == 2 ? post1(outside, 12 + 70, 0) : tx_simple(frame[i], sizeof(frame[i]));
+	log_capture_start();
+	uint16_t n = deq(pkts, 4);
+	log_capture_stop();
+	CHECK_EQ(n, 3);
+	CHECK(mbuf_is(pkts[0], frame[0], sizeof(frame[0])));
+	CHECK(mbuf_is(pkts[1], frame[1], sizeof(frame[1])));
+	CHECK(mbuf_is(pkts[2], frame[3], sizeof(frame[3])));
+	for (int i = 0; i < 4; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 3);
+	snprintf(line, sizeof(line),
+		 "chain at slot 2 (buffer %u): buffer outside guest memory or in too many pieces\n",
+		 p[2].id);
+	CHECK_EQ(log_lines_with(line), 1);
+	CHECK_EQ(log_lines_with("chain at slot"), 1);
+	teardown();
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 4; i++) {
+		if (i == 2)
+			c[i].p = post1(outside, 200, F_WRITE);
+		else
+			c[i] = rx_simple(sizeof(got));
+		pkts[i] = mk_mbuf1(frame[i], sizeof(frame[i]));
+	}
+	log_capture_start();
+	n = enq(pkts, 4);
+	log_capture_stop();
+	CHECK_EQ(n, 4);					/* consumed, one dropped */
+	for (int i = 0; i < 4; i++) {
+		CHECK(used_is(&c[i].p, i == 2 ? 0 : sizeof(got)));
+		if (i == 2)
+			continue;
+		rx_read(&c[i], got, sizeof(got));
+		CHECK(hdr_is(got, 12, 1));
+		CHECK_MEM_EQ(got + 12, frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 3);
+	snprintf(line, sizeof(line),
+		 "chain at slot 2 (buffer %u): buffer outside guest memory or in too many pieces\n",
+		 c[2].p.id);
+	CHECK_EQ(log_lines_with(line), 1);
+	CHECK_EQ(log_lines_with("chain at slot"), 1);
+}
+
+#if STORE_TRACE_SUPPORTED
+/*
+ * A batch's used descriptors, store by store (on a guest TX ring, then on
+ * a guest RX ring): the ids and lengths of all four before any flags, each
+ * flags field written once, nothing outside the four slots, and the first
+ * slot's flags last of all, so the driver never finds a later slot used
+ * before the first. (One by one, each slot would be whole before the next:
+ * test_publish_order.)
+ */
+static void
+batch_order_case(bool rx)
+{
+	uint8_t frame[60];
+	struct rte_mbuf *pkts[4];
+	struct posted p[4];
+	int first_flags = -1, last_id_len = -1, flags_at[4] = { -1, -1, -1, -1 };
+	uint16_t n;
+
+	CHECK(ring_setup(8, V1));
+	CHECK_EQ((uintptr_t)R.vr->packed.desc % 4096, 0);
+	make_frame(frame, sizeof(frame), 102);
+	for (int i = 0; i < 4; i++) {
+		p[i] = rx ? rx_simple(100).p : tx_simple(frame, sizeof(frame));
+		if (rx)
+			pkts[i] = mk_mbuf1(frame, sizeof(frame));
+	}
+
+	wt_start((uint8_t *const[]){ (uint8_t *)R.vr->packed.desc }, 1);
+	n = rx ? enq(pkts, 4) : deq(pkts, 4);
+	wt_stop();
+	CHECK_EQ(n, 4);
+	for (int i = 0; i < 4; i++)
+		CHECK(used_is(&p[i], rx ? 12 + sizeof(frame) : 0));
+	CHECK_LE(wt.n, WT_MAX_STORES);
+
+	for (unsigned int i = 0; i < wt.n; i++) {
+		unsigned int slot = wt.st[i].off / 16, field = wt.st[i].off % 16;
+
+		if (slot >= 4 || (field != 8 && field != 12 && field != 14)) {
+			fprintf(stderr, "  store %u at slot %u byte %u\n", i, slot, field);
+			CHECK(false);
+		}
+		if (field == 14) {
+			CHECK_EQ(flags_at[slot], -1);	/* once */
+			flags_at[slot] = (int)i;
+			if (first_flags == -1)
+				first_flags = (int)i;
+		} else {
+			last_id_len = (int)i;
+		}
+	}
+	CHECK(last_id_len < first_flags);		/* every id and length first */
+	for (int s = 1; s < 4; s++)
+		CHECK(flags_at[s] != -1 && flags_at[s] < flags_at[0]);
+	CHECK_EQ(flags_at[0], (int)wt.n - 1);		/* the first slot's flags last */
+}
+
+static void
+test_batch_used_order(void)
+{
+	batch_order_case(false);
+	teardown();
+	batch_order_case(true);
+}
+#else
+static void
+test_batch_used_order(void)
+{
+	SKIP_TEST("store tracing needs x86-64 Linux");
+}
+#endif
+
+/* ==================================================================== */
 /* notifications                                                        */
 /* ==================================================================== */
 
@@ -1155,6 +1501,13 @@ main(int argc __rte_unused, char **argv)
 
 	RUN_TEST(test_publish_inner);
 	RUN_TEST(test_publish_order);
+
+	RUN_TEST(test_batch_deq_runs);
+	RUN_TEST(test_batch_deq_frame_beyond_mbuf);
+	RUN_TEST(test_batch_enq_runs);
+	RUN_TEST(test_batch_enq_short_buffer);
+	RUN_TEST(test_batch_buffer_outside);
+	RUN_TEST(test_batch_used_order);
 
 	RUN_TEST(test_notify_event_idx_flags);
 

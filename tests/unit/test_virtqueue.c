@@ -695,6 +695,49 @@ test_deq_malformed(void)
 	RUN_CASES_N(R.ops->bad_tx, R.ops->nbad_tx, malformed_tx_case, teardown);
 }
 
+/*
+ * A bad chain third of four one-descriptor chains in a row, where a packed
+ * ring takes four at once when it can (a batch): refused exactly as on its
+ * own (malformed_tx_case()), the frames before it delivered, and the four
+ * after it, a batch again, too.
+ */
+static void
+malformed_tx_in_run_case(const struct bad_case *bc)
+{
+	uint8_t frame[6][90];
+	struct posted p[7];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(ring_setup(16, V1));
+	for (int i = 0; i < 6; i++)
+		make_frame(frame[i], sizeof(frame[i]), 60 + i);
+	p[0] = tx_simple(frame[0], sizeof(frame[0]));
+	p[1] = tx_simple(frame[1], sizeof(frame[1]));
+	p[2] = bc->build();
+	for (int i = 3; i < 7; i++)
+		p[i] = tx_simple(frame[i - 1], sizeof(frame[i - 1]));
+
+	CHECK_EQ(deq(pkts, 8), 6);
+	for (int i = 0; i < 6; i++)
+		CHECK(mbuf_is(pkts[i], frame[i], sizeof(frame[i])));
+	for (int i = 0; i < 7; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK(none_used());
+	CHECK(caught_up());
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 6);
+	CHECK(!R.vr->broken);
+	CHECK_EQ(calls(), 1);
+}
+
+static void
+test_deq_malformed_in_run(void)
+{
+	RUN_CASES(bad_tx_cases, malformed_tx_in_run_case, teardown);
+	RUN_CASES_N(R.ops->bad_tx, R.ops->nbad_tx, malformed_tx_in_run_case, teardown);
+}
+
 /* A chain as long as the ring is fine (packed: it takes a whole lap). */
 static void
 test_deq_chain_as_long_as_ring(void)
@@ -1948,6 +1991,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_BOTH(test_deq_alloc_failure);
 	RUN_BOTH(test_deq_rarp_alloc_failure);
 	RUN_BOTH(test_deq_malformed);
+	RUN_BOTH(test_deq_malformed_in_run);
 	RUN_BOTH(test_deq_chain_as_long_as_ring);
 
 	RUN_BOTH(test_enq_simple);
