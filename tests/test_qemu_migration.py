@@ -355,7 +355,9 @@ def test_live_migration_guest_writing(rig, writer, ram):
     would have written (a handful of frames since boot).  ``aligned``: A's
     RAM a whole 256 MiB, where QEMU 7.2 loses some of those writes (most
     runs, a few to a few dozen kernel pages; TCG_SAFE_EXTRA_KB);
-    ``unaligned``: 8 KiB more, as the migration test runs it."""
+    ``unaligned``: 8 KiB more, as the migration test runs it.  ``idle``
+    is the control: a kernel that writes little lost nothing in the runs
+    made (docs/design.md)."""
     rig.mem_extra_kb = TCG_SAFE_EXTRA_KB if ram == "unaligned" else 0
     a, _b = rig.start(VARIANTS["rarp"])
     dst = rig.start_destination()
