@@ -36,7 +36,7 @@ from harness.vhost_user_client import (BUF_SIZE, DEFAULT_FEATURES, DEFAULT_PROTO
                                        F_LOG_ALL, F_MRG_RXBUF, F_RING_PACKED, PF_LOG_SHMFD,
                                        PF_PAGEFAULT, PF_RARP, RX_RING, TX_RING, VRING_F_LOG,
                                        FrontEnd, Req, bit, pack_log_base, pack_mem_table,
-                                       pack_u64)
+                                       pack_state, pack_u64)
 
 pytestmark = pytest.mark.ours_only
 
@@ -139,6 +139,60 @@ def test_dirty_log_exact(launcher, packed, mrg):
         wait_for(lambda: len(a.rx.completed()) > 0, "A receives with logging off")
         a.send_frames(frames[:5])
         assert log.marked() == set()
+    finally:
+        for g in (a, b):
+            g.close()
+        os.close(log.fd)
+    ours.stop_forwarding()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
+
+
+@pytest.mark.parametrize("packed", [0, 1], ids=["split", "packed"])
+def test_nothing_written_after_get_vring_base(launcher, packed):
+    """QEMU stops the source's rings (GET_VRING_BASE) before its last sync of
+    the dirty log: from our answer on, frames still forwarded to the guest
+    must not reach its memory (no bitmap QEMU reads would hold them), nor
+    be marked in the log.  B keeps sending after A stopped both rings with
+    RX buffers still posted: not a byte of A's memory changes."""
+    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
+    ours.start_forwarding()
+    features = DEFAULT_FEATURES | bit(F_LOG_ALL) | (bit(F_RING_PACKED) if packed else 0)
+    a = FrontEnd(sock_a, features=features, mem_size=MEM_SIZE, gpa=0, queue_size=RING_SIZE,
+                 protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_LOG_SHMFD), tag="stop")
+    b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
+    log = Log()
+    try:
+        a.prepare()
+        log_fd = os.dup(log.fd)
+        assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
+        os.close(log_fd)
+        for ring in a.rings:
+            used_area, _ = ring.device_writes()
+            a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
+        a.enable()
+        a.post_rx_buffers()
+        b.start()
+        ours.wait_link_up(0)
+        ours.wait_link_up(1)
+        frames = gen_frames(FRAMES, seed=990 + packed)
+        b.send_frames(frames[:10])
+        done = []
+        wait_for(lambda: done.extend(a.rx.completed()) or len(done) >= 10,
+                 f"A received {len(done)} of 10 frames")
+
+        # the VM stops: QEMU takes both rings back, then syncs the log a last time
+        for ring in (RX_RING, TX_RING):
+            a.call(Req.GET_VRING_BASE, pack_state(ring, 0))
+        log.clear()
+        before = a.mem.read(0, MEM_SIZE)
+        forwarded = ours.stats(0)["opackets"]
+        b.send_frames(frames)
+        time.sleep(0.5)
+        changed = changed_pages(before, a.mem.read(0, MEM_SIZE))
+        assert not changed, f"A's memory written after GET_VRING_BASE: pages {sorted(changed)}"
+        assert log.marked() == set(), f"pages logged after GET_VRING_BASE: {sorted(log.marked())}"
+        assert ours.stats(0)["opackets"] == forwarded, "frames still delivered to A's stopped ring"
     finally:
         for g in (a, b):
             g.close()

@@ -46,9 +46,9 @@ import pytest
 
 from harness import PEER_LCORES, OUR_LCORES, PmdSelection, assert_driver_identity, vhost_vdev
 from qemu.initramfs import build_initramfs
-from qemu.migration import (F_LOG_ALL, MAX_BANDWIDTH, negotiated, netvhost_bases_given,
-                            netvhost_bases_taken, netvhost_negotiated, refused_features,
-                            start_destination, wait_arrived)
+from qemu.migration import (F_LOG_ALL, MAX_BANDWIDTH, TCG_SAFE_EXTRA_KB, negotiated,
+                            netvhost_bases_given, netvhost_bases_taken, netvhost_negotiated,
+                            refused_features, start_destination, wait_arrived)
 from qemu.rig import GUESTS, QEMU_MESSAGE_RE, Rig, close_reporting_consoles, ping
 from qemu.vm import Vm, default_qemu_cpus
 
@@ -87,7 +87,9 @@ class NetVhostRig(Rig):
         initrd = build_initramfs(self.assets, self.launcher.workdir / "initrd.gz")
         a = self.vms["a"] = Vm("a", self.launcher.workdir, self.assets, initrd,
                                sock=self.socks["a"], mac=mac, ip=f"{ip}/24",
-                               cpus=default_qemu_cpus(avoid=()))
+                               cpus=default_qemu_cpus(avoid=()),
+                               # QEMU 7.2's TCG loses guest writes otherwise
+                               mem_extra_kb=TCG_SAFE_EXTRA_KB)
         a.start()
         self.netvhost.wait_link_up(0)
         return a

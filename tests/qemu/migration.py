@@ -22,6 +22,17 @@ F_GUEST_ANNOUNCE = 21
 # migrate-set-parameters max-bandwidth: QEMU's default (32 MiB/s) only
 # stretches the migration; the CPU is the limit here
 MAX_BANDWIDTH = 1 << 30
+# Guest RAM this much beyond a whole number of MiB (Vm mem_extra_kb) when
+# the guest migrates under TCG. QEMU 7.2 syncs a RAM block's migration dirty
+# bitmap 64 pages at a time when its size is a multiple of 256 KiB, and that
+# path clears dirty bits without bringing the vCPU's TLB up to date: a page
+# the vCPU had written before keeps a TLB entry that bypasses dirty
+# tracking, so its later guest-CPU writes are never resent (fixed in QEMU
+# 9.0, "physmem: Fix migration dirty bitmap coherency with TCG memory
+# access"). With 8 KiB more the block takes the page-by-page path, which
+# resets the TLB entries of every page it cleans (docs/design.md, "Dirty
+# logging and live migration").
+TCG_SAFE_EXTRA_KB = 8
 # QEMU's virtio_load() when the destination's back end did not offer a
 # feature the guest negotiated on the source: the migration is refused.
 FEATURES_REFUSED_RE = re.compile(r"Features 0x([0-9a-f]+) unsupported\. "

@@ -153,6 +153,11 @@ class Vm:
     ``chardev_server``: QEMU listens on ``sock`` (``server=on,wait=off``)
     and the back end connects to it (our devarg ``client=1``); ``start()``
     then does not require the socket to exist (QEMU replaces a stale one).
+    ``mem_extra_kb``: RAM beyond ``mem_mb`` (a multiple of 8 KiB, QEMU's
+    granule for ``-m``): 8 makes the RAM no multiple of 256 KiB, which has
+    QEMU 7.2 sync a migration's dirty bitmap page by page; under TCG only
+    that path brings the vCPU's TLB up to date (qemu/migration.py,
+    ``TCG_SAFE_EXTRA_KB``).
     ``mem_slots``/``maxmem_mb``: room for hot-plugged memory
     (``-m <mem_mb>M,slots=<mem_slots>,maxmem=<maxmem_mb>M``; pc-dimm
     devices over QMP: ``device_add``), none by default.
@@ -174,6 +179,7 @@ class Vm:
                  append: str = "", extra_args: Sequence[str] = (), incoming: str = "",
                  chardev_server: bool = False, extra_nics: Sequence[Tuple[str, str]] = (),
                  mem_slots: int = 0, maxmem_mb: int = 0, machine: str = "pc",
+                 mem_extra_kb: int = 0,
                  iommu: str = "", root_ports: bool = False, trace: Sequence[str] = ()):
         if bool(mem_slots) != bool(maxmem_mb) or (maxmem_mb and maxmem_mb <= mem_mb):
             raise VmError(f"{name}: mem_slots={mem_slots} maxmem_mb={maxmem_mb}: both or "
@@ -187,6 +193,9 @@ class Vm:
         self.ip = ip
         self.queues = queues
         self.mem_mb = mem_mb
+        if mem_extra_kb % 8:
+            raise VmError(f"{name}: mem_extra_kb={mem_extra_kb} is not a multiple of 8")
+        self.mem_extra_kb = mem_extra_kb
         self.mem_slots = mem_slots
         self.maxmem_mb = maxmem_mb
         self.cpus = cpus if cpus is not None else default_qemu_cpus()
@@ -234,6 +243,7 @@ class Vm:
                   extra_args=[*self.extra_args, *extra_args], incoming=incoming,
                   chardev_server=self.chardev_server, mem_slots=self.mem_slots,
                   maxmem_mb=self.maxmem_mb, machine=self.machine, iommu=self.iommu,
+                  mem_extra_kb=self.mem_extra_kb,
                   root_ports=self.root_ports, trace=self.trace)
 
     # -------------------------------------------------------------- command line
@@ -265,7 +275,8 @@ class Vm:
                 "-netdev", netdev, *port, "-device", device]
 
     def argv(self) -> List[str]:
-        mem = f"{self.mem_mb}M"
+        mem = f"{(self.mem_mb << 10) + self.mem_extra_kb}K" if self.mem_extra_kb else \
+              f"{self.mem_mb}M"
         hotplug = f",slots={self.mem_slots},maxmem={self.maxmem_mb}M" if self.mem_slots else ""
         argv = ["taskset", "-c", self.cpus] if self.cpus else []
         argv += [self.assets.qemu, "-name", self.name, "-nodefaults", "-no-user-config",
@@ -289,6 +300,11 @@ class Vm:
         if self.incoming:
             argv += ["-incoming", self.incoming]
         return argv + self.extra_args
+
+    @property
+    def mem_bytes(self) -> int:
+        """Size of the guest's RAM (from guest-physical 0, below 4 GiB)."""
+        return (self.mem_mb << 20) + (self.mem_extra_kb << 10)
 
     @property
     def command_line(self) -> str:
