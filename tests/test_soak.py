@@ -195,9 +195,10 @@ def test_soak_pvp_with_churn(launcher, record_property):
     finally:
         pvp.close()
     report = "\n".join(f"sample {i}: {s}" for i, s in enumerate(samples))
-    record_property("soak", f"{turns} turns of {len(Pvp.ACTIONS)} actions, "
-                    f"{pvp.round} rounds of {FRAMES_PER_ROUND} frames\n{report}")
-    print(report)
+    summary = (f"{SECONDS} s: {turns} turns of {len(Pvp.ACTIONS)} actions, "
+               f"{pvp.round} rounds of {FRAMES_PER_ROUND} frames back byte-exact")
+    record_property("soak", f"{summary}\n{report}")
+    print(f"{summary}\n{report}")
     assert len(samples) >= 2, f"only {len(samples)} sample(s) in {SECONDS} s"
     first, last = samples[0], samples[-1]
     for key in ("fds", "threads", "heap_alloc_bytes", "heap_alloc_count", "mbufs_in_use"):
