@@ -181,6 +181,19 @@ vhu_mem_guest_to_host(const struct vhu_mem_table *mem, uint64_t gpa, uint64_t le
 	return NULL;
 }
 
+/*
+ * Guest physical range -> host pointer when region @r (of the table) holds
+ * the whole range, else NULL. As vhu_mem_guest_to_host() for such a range,
+ * regions not overlapping: for buffers found near one another.
+ */
+static inline void *
+vhu_mem_region_to_host(const struct vhu_mem_region *r, uint64_t gpa, uint64_t len)
+{
+	if (vhu_range_inside(gpa, len, r->guest_phys_addr, r->size))
+		return r->host_addr + (gpa - r->guest_phys_addr);
+	return NULL;
+}
+
 /* vhu_mem_guest_to_iov() for ranges that cross regions or are empty. */
 int vhu_mem_guest_to_iov_split(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
 			       struct vhu_iov *iov, uint32_t max);
