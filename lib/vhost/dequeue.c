@@ -225,19 +225,24 @@ dequeue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally 
 
 	if (!vhu_packed_batch_peek(vr, false, hdr_len + RTE_ETHER_HDR_LEN, &b))
 		return false;
+	/*
+	 * Every load before the first copy's stores (which may alias
+	 * anything). The mbufs are empty (data_len 0): their room is what
+	 * lies after data_off.
+	 */
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
 		uint16_t asks;	/* the header's flags and gso_type, read at once */
 
 		memcpy(&asks, b.addr[k] + offsetof(struct virtio_net_hdr, flags), sizeof(asks));
 		RTE_BUILD_BUG_ON(offsetof(struct virtio_net_hdr, gso_type) != 1);
-		if (asks != 0 || b.len[k] - hdr_len > rte_pktmbuf_tailroom(m[k]))
+		frame_len[k] = b.len[k] - hdr_len;
+		if (asks != 0 || frame_len[k] > (uint32_t)(m[k]->buf_len - m[k]->data_off))
 			return false;
+		frame[k] = rte_pktmbuf_mtod(m[k], uint8_t *);
 	}
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		frame_len[k] = b.len[k] - hdr_len;
-		frame[k] = rte_pktmbuf_mtod(m[k], uint8_t *);
 		vhu_copy(frame[k], b.addr[k] + hdr_len, frame_len[k]);
 		m[k]->data_len = (uint16_t)frame_len[k];
 		m[k]->pkt_len = frame_len[k];
