@@ -440,16 +440,22 @@ vhu_frame_tally_mbuf(struct vhu_frame_tally *t, const struct rte_mbuf *m)
 /*
  * Four frames (a packed ring's batch) of @len[k] bytes, each at least a
  * destination address long, starting at @frame[k]: one test of the four
- * group bits for the common case, no multicast among them.
+ * group bits for the common case, no multicast among them, and one size
+ * class when the four have the same length.
  */
 static __rte_always_inline void
 vhu_frame_tally_four(struct vhu_frame_tally *t, const uint32_t *len, const uint8_t *const *frame)
 {
 	t->packets += 4;
 	t->bytes += (uint64_t)len[0] + len[1] + len[2] + len[3];
-	_Pragma("GCC unroll 4")
-	for (unsigned int k = 0; k < 4; k++)
-		t->size[vhu_size_class(len[k])]++;
+	/* four frames of one length (a stream of full-size or of minimum-size frames): one class */
+	if (((len[0] ^ len[1]) | (len[0] ^ len[2]) | (len[0] ^ len[3])) == 0) {
+		t->size[vhu_size_class(len[0])] += 4;
+	} else {
+		_Pragma("GCC unroll 4")
+		for (unsigned int k = 0; k < 4; k++)
+			t->size[vhu_size_class(len[k])]++;
+	}
 	if (unlikely(((frame[0][0] | frame[1][0] | frame[2][0] | frame[3][0]) &
 		      RTE_ETHER_GROUP_ADDR) != 0)) {
 		for (unsigned int k = 0; k < 4; k++) {
