@@ -52,7 +52,10 @@ static __rte_always_inline void
 vhu_copy_upto64(uint8_t *dst, const uint8_t *src, size_t n)
 {
 	if (n >= 32) {
-		vhu_copy_two_blocks(dst, src, n, 32);
+		if (n == 64)	/* minimum-size frames: four fixed moves */
+			memcpy(dst, src, 64);
+		else
+			vhu_copy_two_blocks(dst, src, n, 32);
 	} else if (n >= 16) {
 		vhu_copy_two_blocks(dst, src, n, 16);
 	} else if (n >= 8) {
