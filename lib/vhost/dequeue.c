@@ -215,35 +215,41 @@ offload:
  * path handles them (the same frames as without batches, the same reports).
  */
 static __rte_always_inline bool
-dequeue_batch(struct vhu_vring *vr, struct rte_mbuf **m)
+dequeue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally *t)
 {
 	static const uint32_t nothing_written[VHU_PACKED_BATCH];
 	const uint16_t hdr_len = vr->neg.hdr_len;
+	uint32_t frame_len[VHU_PACKED_BATCH];
+	uint8_t *frame[VHU_PACKED_BATCH];
 	struct vhu_packed_batch b;
 
 	if (!vhu_packed_batch_peek(vr, false, hdr_len + RTE_ETHER_HDR_LEN, &b))
 		return false;
+	/*
+	 * Every load before the first copy's stores (which may alias
+	 * anything). The mbufs are empty (data_len 0): their room is what
+	 * lies after data_off.
+	 */
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		uint8_t asks[2];	/* the header's flags and gso_type, read once */
+		uint16_t asks;	/* the header's flags and gso_type, read at once */
 
-		memcpy(asks, b.addr[k] + offsetof(struct virtio_net_hdr, flags), sizeof(asks));
+		memcpy(&asks, b.addr[k] + offsetof(struct virtio_net_hdr, flags), sizeof(asks));
 		RTE_BUILD_BUG_ON(offsetof(struct virtio_net_hdr, gso_type) != 1);
-		if ((asks[0] | asks[1]) != 0 || b.len[k] - hdr_len > rte_pktmbuf_tailroom(m[k]))
+		frame_len[k] = b.len[k] - hdr_len;
+		if (asks != 0 || frame_len[k] > (uint32_t)(m[k]->buf_len - m[k]->data_off))
 			return false;
+		frame[k] = rte_pktmbuf_mtod(m[k], uint8_t *);
 	}
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		uint16_t frame_len = (uint16_t)(b.len[k] - hdr_len);
-
-		vhu_copy(rte_pktmbuf_mtod(m[k], void *), b.addr[k] + hdr_len, frame_len);
-		m[k]->data_len = frame_len;
-		m[k]->pkt_len = frame_len;
+		vhu_copy(frame[k], b.addr[k] + hdr_len, frame_len[k]);
+		m[k]->data_len = (uint16_t)frame_len[k];
+		m[k]->pkt_len = frame_len[k];
 	}
 	vhu_packed_batch_complete(vr, &b, nothing_written);
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
-		vhu_vring_count_frame(vr, m[k]);
+	/* each frame at least an Ethernet header long (the peek's minimum) */
+	vhu_frame_tally_four(t, frame_len, (const uint8_t *const *)frame);
 	return true;
 }
 
@@ -273,14 +279,15 @@ discard_chains(struct vhu_vring *vr, uint16_t count)
 
 /* Hands out up to @count segments left from an earlier burst; returns how many. */
 static uint16_t
-take_pending(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
+take_pending(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count,
+	     struct vhu_frame_tally *t)
 {
 	struct vhu_rx_pending *p = &vr->rx_pending;
 	uint16_t n = RTE_MIN(count, vr->rx_pending_count);
 
 	for (uint16_t i = 0; i < n; i++) {
 		pkts[i] = p->mbufs[p->head + i];
-		vhu_vring_count_frame(vr, pkts[i]);
+		vhu_frame_tally_mbuf(t, pkts[i]);
 	}
 	p->head = vr->rx_pending_count == n ? 0 : (uint16_t)(p->head + n);
 	vr->rx_pending_count = (uint16_t)(vr->rx_pending_count - n);
@@ -294,7 +301,7 @@ take_pending(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
  */
 static uint16_t
 deliver_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempool *mp,
-		 struct rte_mbuf **pkts, uint16_t room)
+		 struct rte_mbuf **pkts, uint16_t room, struct vhu_frame_tally *t)
 {
 	struct vhu_rx_pending *p = &vr->rx_pending;
 	unsigned int n = vhu_segment_received(vr, m, mp, p->mbufs);
@@ -304,7 +311,7 @@ deliver_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct rte_mempool *m
 		return 0;	/* counted by vhu_segment_received() */
 	p->head = 0;
 	vr->rx_pending_count = (uint16_t)n;
-	return take_pending(vr, pkts, room);
+	return take_pending(vr, pkts, room, t);
 }
 
 uint32_t
@@ -326,7 +333,7 @@ vhu_dequeue_waiting(struct vhu_vring *vr)
  * *end), allocated for them (a dropped frame's mbuf serves the next chain);
  * @count is the burst's room in @pkts. Moves *@received past the frames
  * delivered, *@end to the first mbuf left over, and counts the chains
- * completed in *@completed. False when the burst can take no more: the ring
+ * completed in *@completed, the frames delivered in @t. False when the burst can take no more: the ring
  * gave nothing (empty, broken, a miss) or a frame cut into segments took
  * the room left. Out of line: the burst calls it once, a packed ring's
  * batch loop once per chain that is not part of a batch.
@@ -334,7 +341,7 @@ vhu_dequeue_waiting(struct vhu_vring *vr)
 static __rte_noinline bool
 dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
 	       uint16_t count, uint16_t chains, uint16_t *received, uint16_t *end,
-	       uint32_t *completed)
+	       uint32_t *completed, struct vhu_frame_tally *tally)
 {
 	struct vhu_chain chain;
 
@@ -358,12 +365,13 @@ dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **p
 			(*completed)++;
 		}
 		if (likely(v == VHU_RX_DELIVER)) {
-			vhu_vring_count_frame(vr, m);
+			vhu_frame_tally_mbuf(tally, m);
 			(*received)++;
 		} else if (v == VHU_RX_SEGMENT) {
 			/* Its segments may take every slot left: no more chains this burst. */
 			rte_pktmbuf_free_bulk(&pkts[*received + 1], *end - *received - 1);
-			*received += deliver_segments(vr, m, mp, &pkts[*received], count - *received);
+			*received += deliver_segments(vr, m, mp, &pkts[*received], count - *received,
+						      tally);
 			*end = *received;
 			return false;
 		} else {
@@ -389,14 +397,14 @@ dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **p
 static void
 dequeue_chains_batched(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
 		       uint16_t count, uint16_t chains, uint16_t *received, uint16_t *end,
-		       uint32_t *completed)
+		       uint32_t *completed, struct vhu_frame_tally *t)
 {
 	while (chains > 0) {
-		if (chains >= VHU_PACKED_BATCH && dequeue_batch(vr, &pkts[*received])) {
+		if (chains >= VHU_PACKED_BATCH && dequeue_batch(vr, &pkts[*received], t)) {
 			*received += VHU_PACKED_BATCH;
 			*completed += VHU_PACKED_BATCH;
 			chains -= VHU_PACKED_BATCH;
-		} else if (dequeue_chains(vr, mp, pkts, count, 1, received, end, completed)) {
+		} else if (dequeue_chains(vr, mp, pkts, count, 1, received, end, completed, t)) {
 			chains--;
 		} else {
 			return;
@@ -408,15 +416,17 @@ uint16_t
 vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
 		  uint16_t count)
 {
+	struct vhu_frame_tally t;
 	uint16_t received = 0;
 	uint32_t completed;
 	uint16_t avail, end;
 
 	if (!rte_spinlock_trylock(&vr->lock))
 		return 0;
+	vhu_frame_tally_init(&t);
 	/* Segments of a frame cut in an earlier burst go first: frames stay in order. */
 	if (unlikely(vr->rx_pending_count > 0)) {
-		received = take_pending(vr, pkts, count);
+		received = take_pending(vr, pkts, count, &t);
 		if (received == count)
 			goto out;
 	}
@@ -432,7 +442,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			VHU_COUNT(vr->stats.alloc_failed, 1);	/* still pending: the next burst tries */
 		} else {
 			vr->rarp.pending = false;
-			vhu_vring_count_frame(vr, rarp);
+			vhu_frame_tally_mbuf(&t, rarp);
 			pkts[received++] = rarp;
 			goto out;
 		}
@@ -448,14 +458,15 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	end = received + avail;
 	/* Behind a vIOMMU batches never form (virtqueue_packed.h): not tried. */
 	if (vr->neg.packed && vr->zc == NULL && vr->iotlb == NULL)
-		dequeue_chains_batched(vr, mp, pkts, count, avail, &received, &end, &completed);
+		dequeue_chains_batched(vr, mp, pkts, count, avail, &received, &end, &completed, &t);
 	else
-		dequeue_chains(vr, mp, pkts, count, avail, &received, &end, &completed);
+		dequeue_chains(vr, mp, pkts, count, avail, &received, &end, &completed, &t);
 	if (completed > 0)
 		vhu_vq_publish(vr);
 	if (end > received)
 		rte_pktmbuf_free_bulk(&pkts[received], end - received);
 out:
+	vhu_vring_tally_flush(vr, &t);
 	rte_spinlock_unlock(&vr->lock);
 	return received;
 }

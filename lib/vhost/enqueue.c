@@ -216,18 +216,23 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
  * when one does not pass, and enqueue_frame() handles them one by one.
  */
 static __rte_always_inline bool
-enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m)
+enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally *t)
 {
 	static const struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
 	const uint16_t hdr_len = vr->neg.hdr_len;
-	uint32_t len[VHU_PACKED_BATCH];
+	uint32_t len[VHU_PACKED_BATCH], frame_len[VHU_PACKED_BATCH];
+	const uint8_t *frame[VHU_PACKED_BATCH];
 	struct vhu_packed_batch b;
 
+	/* (a frame shorter than an address is counted as on its own: not in a batch) */
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		if (m[k]->next != NULL || (m[k]->ol_flags & OFFLOAD_REQUESTS))
+		if (m[k]->next != NULL || (m[k]->ol_flags & OFFLOAD_REQUESTS) ||
+		    m[k]->data_len < RTE_ETHER_ADDR_LEN)
 			return false;
-		len[k] = hdr_len + m[k]->pkt_len;
+		frame_len[k] = m[k]->pkt_len;
+		len[k] = hdr_len + frame_len[k];
+		frame[k] = rte_pktmbuf_mtod(m[k], const uint8_t *);
 	}
 	if (!vhu_packed_batch_peek(vr, true, hdr_len, &b))
 		return false;
@@ -238,13 +243,11 @@ enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m)
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
 		put_header(vr, b.addr[k], &hdr);
-		vhu_copy(b.addr[k] + hdr_len, rte_pktmbuf_mtod(m[k], const void *), m[k]->pkt_len);
+		vhu_copy(b.addr[k] + hdr_len, frame[k], frame_len[k]);
 		vhu_vring_log_range(vr, b.gpa[k], len[k]);
 	}
 	vhu_packed_batch_complete(vr, &b, len);
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
-		vhu_vring_count_frame(vr, m[k]);
+	vhu_frame_tally_four(t, frame_len, frame);
 	return true;
 }
 
@@ -254,7 +257,8 @@ enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m)
  * are dropped (TCP recovers); with no room at all the frame stays the caller's.
  */
 static enum enqueue_result
-enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c,
+		 struct vhu_frame_tally *t)
 {
 	struct rte_mbuf *segs[VHU_GSO_MAX_SEGS];
 	unsigned int n = vhu_segment_for_guest(vr, m, segs);
@@ -274,7 +278,7 @@ enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 			break;
 		}
 		if (s == ENQ_DELIVERED)
-			vhu_vring_count_frame(vr, segs[done]);
+			vhu_frame_tally_mbuf(t, segs[done]);
 		else
 			VHU_COUNT(vr->stats.dropped, 1);
 	}
@@ -282,29 +286,30 @@ enqueue_segments(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 	return r;
 }
 
-/* One frame, cut into segments if the guest needs it, and counted. */
+/* One frame, cut into segments if the guest needs it, and counted (in @t if delivered). */
 static __rte_always_inline enum enqueue_result
-enqueue_counted(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
+enqueue_counted(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c,
+		struct vhu_frame_tally *t)
 {
 	enum enqueue_result r = vhu_segment_needed_for_guest(vr, m) ?
-				enqueue_segments(vr, m, c) : enqueue_frame(vr, m, c);
+				enqueue_segments(vr, m, c, t) : enqueue_frame(vr, m, c);
 
 	if (r == ENQ_DROPPED)
 		VHU_COUNT(vr->stats.dropped, 1);
 	else if (r == ENQ_DELIVERED)
-		vhu_vring_count_frame(vr, m);
+		vhu_frame_tally_mbuf(t, m);
 	return r;
 }
 
 /* Frames waiting for a translation go first, in order: whether all went. */
 static __rte_noinline bool
-enqueue_waiting(struct vhu_vring *vr, struct vhu_chain *c)
+enqueue_waiting(struct vhu_vring *vr, struct vhu_chain *c, struct vhu_frame_tally *t)
 {
 	struct vhu_rx_pending *w = &vr->rx_pending;
 
 	while (vr->rx_pending_count > 0) {
 		struct rte_mbuf *m = w->mbufs[w->head];
-		enum enqueue_result r = enqueue_counted(vr, m, c);
+		enum enqueue_result r = enqueue_counted(vr, m, c, t);
 
 		if (r == ENQ_MISS)
 			vhu_vq_ask_ahead(vr, true, VHU_ASK_AHEAD_CHAINS);
@@ -349,19 +354,19 @@ hold(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
  */
 static __rte_always_inline uint16_t
 enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, struct vhu_chain *c,
-	       const bool batching)
+	       struct vhu_frame_tally *t, const bool batching)
 {
 	uint16_t consumed = 0;
 
-	if (unlikely(vr->rx_pending_count > 0) && !enqueue_waiting(vr, c))
+	if (unlikely(vr->rx_pending_count > 0) && !enqueue_waiting(vr, c, t))
 		return hold(vr, pkts, count);
 	while (consumed < count) {
 		if (batching && (uint16_t)(count - consumed) >= VHU_PACKED_BATCH &&
-		    enqueue_batch(vr, &pkts[consumed])) {
+		    enqueue_batch(vr, &pkts[consumed], t)) {
 			consumed += VHU_PACKED_BATCH;
 			continue;
 		}
-		enum enqueue_result r = enqueue_counted(vr, pkts[consumed], c);
+		enum enqueue_result r = enqueue_counted(vr, pkts[consumed], c, t);
 
 		if (r == ENQ_MISS) {
 			vhu_vq_ask_ahead(vr, true, VHU_ASK_AHEAD_CHAINS);
@@ -380,6 +385,7 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	/* One chain at a time: the burst loop keeps nothing per chain. */
 	struct vhu_chain chain;
 	struct vhu_vq_mark burst_start;
+	struct vhu_frame_tally t;
 	uint16_t consumed = 0;
 
 	if (!rte_spinlock_trylock(&vr->lock)) {
@@ -400,11 +406,13 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 		goto out;
 	}
 	vhu_vq_mark(vr, &burst_start);
+	vhu_frame_tally_init(&t);
 	/* Behind a vIOMMU batches never form (virtqueue_packed.h): not tried. */
 	if (vr->neg.packed && vr->iotlb == NULL)
-		consumed = enqueue_frames(vr, pkts, count, &chain, true);
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true);
 	else
-		consumed = enqueue_frames(vr, pkts, count, &chain, false);
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, false);
+	vhu_vring_tally_flush(vr, &t);
 	if (vhu_vq_completed_since(vr, &burst_start))
 		vhu_vq_publish(vr);
 out:
@@ -417,12 +425,15 @@ vhu_enqueue_waiting_locked(struct vhu_vring *vr)
 {
 	struct vhu_chain chain;
 	struct vhu_vq_mark start;
+	struct vhu_frame_tally t;
 
 	if (vr->rx_pending_count == 0 || !vr->ready || vr->broken ||
 	    vhu_vq_available(vr, UINT16_MAX) == 0)
 		return;
 	vhu_vq_mark(vr, &start);
-	enqueue_waiting(vr, &chain);
+	vhu_frame_tally_init(&t);
+	enqueue_waiting(vr, &chain, &t);
+	vhu_vring_tally_flush(vr, &t);
 	if (vhu_vq_completed_since(vr, &start))
 		vhu_vq_publish(vr);
 }

@@ -11,7 +11,10 @@
 #define VHU_FRAME_COPY_H
 
 #include <stddef.h>
+#include <stdint.h>
+#include <string.h>
 
+#include <rte_branch_prediction.h>
 #include <rte_memcpy.h>
 
 /* Below this a call costs more than wider moves save. */
@@ -28,11 +31,54 @@ void vhu_frame_copy_select(void);
 /* The AVX2 build of the wide copy (frame_copy_avx2.c, compiled with -mavx2). */
 void vhu_copy_avx2(void *dst, const void *src, size_t n);
 
+/*
+ * @n bytes, 16 <= @n <= 64, as two copies of @block (16 or 32) bytes: the
+ * first @block and the last @block bytes, overlapping in the middle. Each
+ * byte is read and written inside [0, @n) only; @dst and @src do not
+ * overlap (a frame between an mbuf and guest memory).
+ */
+static __rte_always_inline void
+vhu_copy_two_blocks(uint8_t *dst, const uint8_t *src, size_t n, size_t block)
+{
+	memcpy(dst, src, block);
+	memcpy(dst + n - block, src + n - block, block);
+}
+
+/*
+ * Up to 64 bytes (a minimum-size frame): with constant-size moves of the
+ * two ends, without rte_memcpy's alignment test and size ladder.
+ */
+static __rte_always_inline void
+vhu_copy_upto64(uint8_t *dst, const uint8_t *src, size_t n)
+{
+	if (n >= 32) {
+		if (n == 64)	/* minimum-size frames: four fixed moves */
+			memcpy(dst, src, 64);
+		else
+			vhu_copy_two_blocks(dst, src, n, 32);
+	} else if (n >= 16) {
+		vhu_copy_two_blocks(dst, src, n, 16);
+	} else if (n >= 8) {
+		memcpy(dst, src, 8);
+		memcpy(dst + n - 8, src + n - 8, 8);
+	} else if (n >= 4) {
+		memcpy(dst, src, 4);
+		memcpy(dst + n - 4, src + n - 4, 4);
+	} else if (n > 0) {
+		/* 1 to 3 bytes: the first, the last, and the middle one */
+		dst[0] = src[0];
+		dst[n - 1] = src[n - 1];
+		dst[n / 2] = src[n / 2];
+	}
+}
+
 /* Always inline: GCC would otherwise outline the small copy into a call. */
 static __rte_always_inline void
 vhu_copy(void *dst, const void *src, size_t n)
 {
-	if (n < VHU_COPY_WIDE_MIN)
+	if (likely(n <= 64))
+		vhu_copy_upto64(dst, src, n);
+	else if (n < VHU_COPY_WIDE_MIN)
 		rte_memcpy(dst, src, n);
 	else
 		__atomic_load_n(&vhu_copy_wide, __ATOMIC_RELAXED)(dst, src, n);

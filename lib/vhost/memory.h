@@ -181,6 +181,23 @@ vhu_mem_guest_to_host(const struct vhu_mem_table *mem, uint64_t gpa, uint64_t le
 	return NULL;
 }
 
+/*
+ * Guest physical range -> host pointer when region @r (of the table) holds
+ * the whole range, else NULL. As vhu_mem_guest_to_host() for such a range,
+ * regions not overlapping: for buffers found near one another. A region of
+ * a table does not wrap around the address space (memory.c refuses it), so
+ * an address below it has an offset past its size: no separate test.
+ */
+static inline void *
+vhu_mem_region_to_host(const struct vhu_mem_region *r, uint64_t gpa, uint64_t len)
+{
+	uint64_t off = gpa - r->guest_phys_addr;
+
+	if (off <= r->size && len <= r->size - off)
+		return r->host_addr + off;
+	return NULL;
+}
+
 /* vhu_mem_guest_to_iov() for ranges that cross regions or are empty. */
 int vhu_mem_guest_to_iov_split(const struct vhu_mem_table *mem, uint64_t gpa, uint32_t len,
 			       struct vhu_iov *iov, uint32_t max);

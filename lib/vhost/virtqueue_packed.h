@@ -122,6 +122,8 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
 	const uint16_t kind = (vr->packed.avail_wrap ? VRING_PACKED_DESC_F_AVAIL :
 						       VRING_PACKED_DESC_F_USED) |
 			      (device_writes ? VRING_DESC_F_WRITE : 0);
+	struct vring_packed_desc d[VHU_PACKED_BATCH];
+	const struct vhu_mem_region *r;
 
 	if (slot + VHU_PACKED_BATCH > vr->size ||
 	    vr->last_used_idx + VHU_PACKED_BATCH > vr->size ||
@@ -133,17 +135,30 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
 			return false;
 	VHU_PACKED_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		struct vring_packed_desc d;
-
-		vhu_packed_desc_read(vr->packed.desc, slot + k, &d);
-		if (d.len < RTE_MAX(min_len, 1u))
+		vhu_packed_desc_read(vr->packed.desc, slot + k, &d[k]);
+		if (d[k].len < RTE_MAX(min_len, 1u))
 			return false;
-		b->addr[k] = vhu_mem_guest_to_host(vr->mem, d.addr, d.len);
-		if (b->addr[k] == NULL)
-			return false;
-		b->gpa[k] = d.addr;
-		b->len[k] = d.len;
-		b->id[k] = d.id;
+	}
+	/*
+	 * One region search for the four: the first buffer's region, which
+	 * usually holds the others too; a buffer it does not hold whole is
+	 * searched on its own. Either way each buffer must lie whole inside
+	 * one region, as vhu_mem_guest_to_host() wants.
+	 */
+	r = vhu_mem_region_below(vr->mem, d[0].addr);
+	if (r == NULL)
+		return false;
+	VHU_PACKED_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+		b->addr[k] = vhu_mem_region_to_host(r, d[k].addr, d[k].len);
+		if (unlikely(b->addr[k] == NULL)) {
+			b->addr[k] = vhu_mem_guest_to_host(vr->mem, d[k].addr, d[k].len);
+			if (b->addr[k] == NULL)
+				return false;
+		}
+		b->gpa[k] = d[k].addr;
+		b->len[k] = d[k].len;
+		b->id[k] = d[k].id;
 	}
 	return true;
 }

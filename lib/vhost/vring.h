@@ -21,6 +21,7 @@
 
 #include <stdbool.h>
 #include <stdint.h>
+#include <string.h>
 
 #include <rte_ether.h>
 #include <rte_gso.h>
@@ -389,22 +390,101 @@ vhu_size_class(uint32_t len)
 #define VHU_COUNT(counter, n) \
 	__atomic_store_n(&(counter), (counter) + (n), __ATOMIC_RELAXED)
 
-/* Counts one frame that crossed the ring: packets, bytes, size class, address class. */
+/*
+ * The frame counters of one burst (packets, bytes, size and address
+ * classes), summed here in locals and written to the ring's counters once
+ * each (vhu_vring_tally_flush()) before the burst lets go of the ring's
+ * lock: a VHU_COUNT store per counter and burst, not per frame.
+ */
+struct vhu_frame_tally {
+	uint32_t packets;
+	uint32_t multicast;
+	uint32_t broadcast;
+	uint64_t bytes;
+	uint32_t size[VHU_SIZE_CLASSES];
+};
+
 static inline void
-vhu_vring_count_frame(struct vhu_vring *vr, const struct rte_mbuf *m)
+vhu_frame_tally_init(struct vhu_frame_tally *t)
+{
+	memset(t, 0, sizeof(*t));
+}
+
+/*
+ * A frame of @len bytes, @dst its destination address (NULL when its first
+ * segment holds less than one).
+ */
+static __rte_always_inline void
+vhu_frame_tally_add(struct vhu_frame_tally *t, uint32_t len, const struct rte_ether_addr *dst)
+{
+	t->packets++;
+	t->bytes += len;
+	t->size[vhu_size_class(len)]++;
+	/* broadcast is a multicast address too: one test for a unicast frame */
+	if (dst != NULL && unlikely(rte_is_multicast_ether_addr(dst))) {
+		if (rte_is_broadcast_ether_addr(dst))
+			t->broadcast++;
+		else
+			t->multicast++;
+	}
+}
+
+/* Counts one frame that crossed the ring: packets, bytes, size class, address class. */
+static __rte_always_inline void
+vhu_frame_tally_mbuf(struct vhu_frame_tally *t, const struct rte_mbuf *m)
+{
+	vhu_frame_tally_add(t, m->pkt_len, m->data_len >= RTE_ETHER_ADDR_LEN ?
+				rte_pktmbuf_mtod(m, const struct rte_ether_addr *) : NULL);
+}
+
+/*
+ * Four frames (a packed ring's batch) of @len[k] bytes, each at least a
+ * destination address long, starting at @frame[k]: one test of the four
+ * group bits for the common case, no multicast among them, and one size
+ * class when the four have the same length.
+ */
+static __rte_always_inline void
+vhu_frame_tally_four(struct vhu_frame_tally *t, const uint32_t *len, const uint8_t *const *frame)
+{
+	t->packets += 4;
+	t->bytes += (uint64_t)len[0] + len[1] + len[2] + len[3];
+	/* four frames of one length (a stream of full-size or of minimum-size frames): one class */
+	if (((len[0] ^ len[1]) | (len[0] ^ len[2]) | (len[0] ^ len[3])) == 0) {
+		t->size[vhu_size_class(len[0])] += 4;
+	} else {
+		_Pragma("GCC unroll 4")
+		for (unsigned int k = 0; k < 4; k++)
+			t->size[vhu_size_class(len[k])]++;
+	}
+	if (unlikely(((frame[0][0] | frame[1][0] | frame[2][0] | frame[3][0]) &
+		      RTE_ETHER_GROUP_ADDR) != 0)) {
+		for (unsigned int k = 0; k < 4; k++) {
+			const struct rte_ether_addr *dst = (const struct rte_ether_addr *)frame[k];
+
+			if (rte_is_broadcast_ether_addr(dst))
+				t->broadcast++;
+			else if (rte_is_multicast_ether_addr(dst))
+				t->multicast++;
+		}
+	}
+}
+
+/* The counters of @t added to the ring's, each written once (nothing if @t is empty). */
+static inline void
+vhu_vring_tally_flush(struct vhu_vring *vr, const struct vhu_frame_tally *t)
 {
 	struct vhu_vring_stats *s = &vr->stats;
 
-	VHU_COUNT(s->packets, 1);
-	VHU_COUNT(s->bytes, m->pkt_len);
-	VHU_COUNT(s->size[vhu_size_class(m->pkt_len)], 1);
-	if (m->data_len >= RTE_ETHER_ADDR_LEN) {
-		const struct rte_ether_addr *dst = rte_pktmbuf_mtod(m, const struct rte_ether_addr *);
-
-		if (rte_is_broadcast_ether_addr(dst))
-			VHU_COUNT(s->broadcast, 1);
-		else if (rte_is_multicast_ether_addr(dst))
-			VHU_COUNT(s->multicast, 1);
+	if (t->packets == 0)
+		return;
+	VHU_COUNT(s->packets, t->packets);
+	VHU_COUNT(s->bytes, t->bytes);
+	for (unsigned int i = 0; i < VHU_SIZE_CLASSES; i++)
+		if (t->size[i] != 0)
+			VHU_COUNT(s->size[i], t->size[i]);
+	if (unlikely((t->multicast | t->broadcast) != 0)) {
+		VHU_COUNT(s->multicast, t->multicast);
+		VHU_COUNT(s->broadcast, t->broadcast);
 	}
 }
 

@@ -23,7 +23,7 @@ static uint8_t dst_buf[BUF];
 static uint8_t want[BUF];
 
 static const size_t lengths[] = {
-	0, 1, 15, 16, 17, 31, 32, 33, 63, 64, 65, 127, 128, 129, VHU_COPY_WIDE_MIN - 1,
+	0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 60, 63, 64, 65, 127, 128, 129, VHU_COPY_WIDE_MIN - 1,
 	VHU_COPY_WIDE_MIN, VHU_COPY_WIDE_MIN + 1, 511, 512, 513, 1514, 1518, 2048, 4095,
 	4096, 4097, MAX_LEN,
 };
