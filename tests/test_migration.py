@@ -78,6 +78,23 @@ def wait_for(predicate, what: str, timeout: float = 10.0):
         time.sleep(0.01)
 
 
+def start_logged(ours, a, b, log):
+    """A up with dirty logging into ``log`` (its rings' used areas logged
+    too), B up, both links up on our side."""
+    a.prepare()
+    log_fd = os.dup(log.fd)     # the back end's copy
+    assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
+    os.close(log_fd)
+    for ring in a.rings:
+        used_area, _ = ring.device_writes()
+        a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
+    a.enable()
+    a.post_rx_buffers()
+    b.start()
+    ours.wait_link_up(0)
+    ours.wait_link_up(1)
+
+
 @pytest.mark.parametrize("mrg", [0, 1], ids=["mrg0", "mrg1"])
 @pytest.mark.parametrize("packed", [0, 1], ids=["split", "packed"])
 def test_dirty_log_exact(launcher, packed, mrg):
@@ -91,18 +108,7 @@ def test_dirty_log_exact(launcher, packed, mrg):
     b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
     log = Log()
     try:
-        a.prepare()
-        log_fd = os.dup(log.fd)     # the back end's copy
-        assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
-        os.close(log_fd)
-        for ring in a.rings:
-            used_area, _ = ring.device_writes()
-            a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
-        a.enable()
-        a.post_rx_buffers()
-        b.start()
-        ours.wait_link_up(0)
-        ours.wait_link_up(1)
+        start_logged(ours, a, b, log)
         rx_used = pages(*a.rx.device_writes())
         tx_used = pages(*a.tx.device_writes())
 
@@ -163,18 +169,7 @@ def test_nothing_written_after_get_vring_base(launcher, packed):
     b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
     log = Log()
     try:
-        a.prepare()
-        log_fd = os.dup(log.fd)
-        assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
-        os.close(log_fd)
-        for ring in a.rings:
-            used_area, _ = ring.device_writes()
-            a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
-        a.enable()
-        a.post_rx_buffers()
-        b.start()
-        ours.wait_link_up(0)
-        ours.wait_link_up(1)
+        start_logged(ours, a, b, log)
         frames = gen_frames(FRAMES, seed=990 + packed)
         b.send_frames(frames[:10])
         done = []
