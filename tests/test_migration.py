@@ -16,6 +16,7 @@ For split and packed rings, with and without mergeable RX buffers.
 
 from __future__ import annotations
 
+import contextlib
 import ctypes
 import fcntl
 import os
@@ -78,37 +79,46 @@ def wait_for(predicate, what: str, timeout: float = 10.0):
         time.sleep(0.01)
 
 
-def start_logged(ours, a, b, log):
-    """A up with dirty logging into ``log`` (its rings' used areas logged
-    too), B up, both links up on our side."""
-    a.prepare()
-    log_fd = os.dup(log.fd)     # the back end's copy
-    assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
-    os.close(log_fd)
-    for ring in a.rings:
-        used_area, _ = ring.device_writes()
-        a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
-    a.enable()
-    a.post_rx_buffers()
-    b.start()
-    ours.wait_link_up(0)
-    ours.wait_link_up(1)
+@contextlib.contextmanager
+def logged_guests(launcher, features: int, tag: str):
+    """Our testpmd forwarding between guest A (``features``, dirty logging
+    into a Log, its rings' used areas logged too) and guest B, all up:
+    yields (ours, a, b, log); closes them all and checks our exit after."""
+    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
+    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
+    ours.start_forwarding()
+    a = FrontEnd(sock_a, features=features, mem_size=MEM_SIZE, gpa=0, queue_size=RING_SIZE,
+                 protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_LOG_SHMFD), tag=tag)
+    b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
+    log = Log()
+    try:
+        a.prepare()
+        log_fd = os.dup(log.fd)     # the back end's copy
+        assert a.call(Req.SET_LOG_BASE, pack_log_base(log.size, 0), [log_fd]).u64 == 0
+        os.close(log_fd)
+        for ring in a.rings:
+            used_area, _ = ring.device_writes()
+            a.set_up_ring(ring, flags=VRING_F_LOG, log=a.mem.gpa(used_area))
+        a.enable()
+        a.post_rx_buffers()
+        b.start()
+        ours.wait_link_up(0)
+        ours.wait_link_up(1)
+        yield ours, a, b, log
+    finally:
+        for g in (a, b):
+            g.close()
+        os.close(log.fd)
+    ours.stop_forwarding()
+    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
 
 
 @pytest.mark.parametrize("mrg", [0, 1], ids=["mrg0", "mrg1"])
 @pytest.mark.parametrize("packed", [0, 1], ids=["split", "packed"])
 def test_dirty_log_exact(launcher, packed, mrg):
-    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
-    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
-    ours.start_forwarding()
     features = (DEFAULT_FEATURES | bit(F_LOG_ALL) | (bit(F_RING_PACKED) if packed else 0) |
                 (bit(F_MRG_RXBUF) if mrg else 0))
-    a = FrontEnd(sock_a, features=features, mem_size=MEM_SIZE, gpa=0, queue_size=RING_SIZE,
-                 protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_LOG_SHMFD), tag="log")
-    b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
-    log = Log()
-    try:
-        start_logged(ours, a, b, log)
+    with logged_guests(launcher, features, tag="log") as (ours, a, b, log):
         rx_used = pages(*a.rx.device_writes())
         tx_used = pages(*a.tx.device_writes())
 
@@ -145,12 +155,6 @@ def test_dirty_log_exact(launcher, packed, mrg):
         wait_for(lambda: len(a.rx.completed()) > 0, "A receives with logging off")
         a.send_frames(frames[:5])
         assert log.marked() == set()
-    finally:
-        for g in (a, b):
-            g.close()
-        os.close(log.fd)
-    ours.stop_forwarding()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
 
 
 @pytest.mark.parametrize("packed", [0, 1], ids=["split", "packed"])
@@ -160,16 +164,8 @@ def test_nothing_written_after_get_vring_base(launcher, packed):
     must not reach its memory (no bitmap QEMU reads would hold them), nor
     be marked in the log.  B keeps sending after A stopped both rings with
     RX buffers still posted: not a byte of A's memory changes."""
-    sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
-    ours = launcher.ours([vhost_vdev(0, sock_a), vhost_vdev(1, sock_b)])
-    ours.start_forwarding()
     features = DEFAULT_FEATURES | bit(F_LOG_ALL) | (bit(F_RING_PACKED) if packed else 0)
-    a = FrontEnd(sock_a, features=features, mem_size=MEM_SIZE, gpa=0, queue_size=RING_SIZE,
-                 protocol_features=DEFAULT_PROTOCOL_FEATURES | bit(PF_LOG_SHMFD), tag="stop")
-    b = FrontEnd(sock_b, queue_size=RING_SIZE, tag="src")
-    log = Log()
-    try:
-        start_logged(ours, a, b, log)
+    with logged_guests(launcher, features, tag="stop") as (ours, a, b, log):
         frames = gen_frames(FRAMES, seed=990 + packed)
         b.send_frames(frames[:10])
         done = []
@@ -188,12 +184,6 @@ def test_nothing_written_after_get_vring_base(launcher, packed):
         assert not changed, f"A's memory written after GET_VRING_BASE: pages {sorted(changed)}"
         assert log.marked() == set(), f"pages logged after GET_VRING_BASE: {sorted(log.marked())}"
         assert ours.stats(0)["opackets"] == forwarded, "frames still delivered to A's stopped ring"
-    finally:
-        for g in (a, b):
-            g.close()
-        os.close(log.fd)
-    ours.stop_forwarding()
-    launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})
 
 
 def test_send_rarp_announces_guest(launcher):
