@@ -878,7 +878,7 @@ class Iommu:
             if problem:
                 self.errors.append(f"request channel: not an IOTLB miss: {problem}")
                 return
-            if m.page not in self.table or m.page in self.withheld:
+            if m.page not in self.table or m.page in self.withheld or self._closing:
                 self.deferred[m.page] = self.deferred.get(m.page, 0) | m.perm
                 return
             try:
@@ -943,6 +943,15 @@ class Iommu:
             if {m.page for m in got} >= wanted or time.monotonic() > deadline:
                 return got
             time.sleep(0.01)
+
+    def stop_answering(self, timeout: float = 2.0):
+        """Misses are read but no longer answered. An answer under way gets
+        its ack first (unless the back end keeps it past ``timeout``), so
+        :attr:`updates` counts every update the back end applied."""
+        acquired = self.lock.acquire(timeout=timeout)
+        self._closing = True
+        if acquired:
+            self.lock.release()
 
     def close(self, timeout: float = 5.0):
         """After the front end hung up: the back end closes its end with the
@@ -1212,7 +1221,8 @@ class FrontEnd(VhostUserClient):
 
     def close(self):
         if self.iommu is not None:
-            # wakes the miss thread if it waits for an answer here
+            self.iommu.stop_answering()
+            # wakes the miss thread if it still waits for an answer here
             with contextlib.suppress(OSError):
                 self.sock.shutdown(socket.SHUT_RDWR)
             self.iommu.close()
