@@ -319,8 +319,9 @@ def test_rx_translation_withheld_frames_wait(bench, pair):
     in the library (misses asked for A's RX pages, nothing delivered,
     nothing counted missed or dropped) and arrive in order, byte-exact,
     once A answers. Then the same towards B: A's TX buffer pages withheld,
-    its frames stay in its TX ring, the miss is asked again while it waits,
-    and they reach B once answered."""
+    its frames stay in its TX ring, the miss is asked again once the front
+    end has been silent for 5 s (not before), and they reach B once
+    answered."""
     a, b = pair(LAYOUTS["split"], IommuLayout(**CROSSING))
     rx_pages = buffer_pages(a, RX_RING)
     tx_pages = buffer_pages(a, TX_RING)
@@ -348,8 +349,14 @@ def test_rx_translation_withheld_frames_wait(bench, pair):
     sender.start()
     first = wait_any_miss(a.iommu, tx_pages, since=mark)
     assert first, "no miss for A's first TX buffer"
-    # asked again after a second without an answer (the ring is polled meanwhile)
-    deadline = time.monotonic() + 5
+    # asked again once the front end has answered nothing for 5 s (the ring
+    # is polled meanwhile); never before: the first ask is still awaited
+    deadline = time.monotonic() + 4
+    while time.monotonic() < deadline:
+        assert len(a.iommu.misses_for([first[0].page], since=mark)) == 1, \
+            "a miss asked again while the front end still answers"
+        time.sleep(0.05)
+    deadline = time.monotonic() + 10
     while len(a.iommu.misses_for([first[0].page], since=mark)) < 2 and \
             time.monotonic() < deadline:
         time.sleep(0.05)

@@ -14,8 +14,16 @@
 #include "vhu_log.h"
 #include "virtio_defs.h"
 
-/* A miss asked that long ago and still not answered is asked again. */
-#define ASK_AGAIN_MS 1000
+/*
+ * A front end answers the misses it can, in order, and nothing for one its
+ * own lookup refused (a guest that made a buffer available before mapping
+ * it). A miss still unanswered after the front end answered nothing for
+ * that long is asked again, so that such a ring does not wait for ever.
+ * Never sooner: a miss asked twice can be answered the second time after
+ * the guest used the buffer, unmapped it and mapped its IOVA for the other
+ * direction, and the guest's IOMMU records a DMA fault against the device.
+ */
+#define ASK_AGAIN_MS 5000
 /* Now in milliseconds: misses are rare, and a unit test needs no EAL for it. */
 static uint64_t
 now_ms(void)
@@ -183,6 +191,7 @@ static void
 forget_asked(struct vhu_iotlb *t, uint64_t iova, uint64_t last)
 {
 	rte_spinlock_lock(&t->ask_lock);
+	t->answered_ms = now_ms();
 	for (uint32_t i = 0; i < t->nasked;) {
 		if (t->asked[i].iova >= (iova & ASK_PAGE_MASK) && t->asked[i].iova <= last)
 			t->asked[i] = t->asked[--t->nasked];
@@ -282,7 +291,18 @@ send_miss(struct vhu_iotlb *t, uint64_t iova, uint8_t perm)
 	t->count.misses++;
 }
 
-/* Asks the front end for @iova's translation, unless asked for lately. */
+/* Whether the miss @a is still to be answered rather than given up on. */
+static bool
+awaited(const struct vhu_iotlb *t, const struct vhu_iotlb_asked *a, uint64_t now)
+{
+	return now - RTE_MAX(a->ms, t->answered_ms) < ASK_AGAIN_MS;
+}
+
+/*
+ * Asks the front end for @iova's translation, unless a miss for its page
+ * is awaited. With every remembered miss awaited, asks nothing: the access
+ * is tried again at the next burst.
+ */
 static void
 ask(struct vhu_iotlb *t, uint64_t iova, uint8_t perm)
 {
@@ -293,17 +313,21 @@ ask(struct vhu_iotlb *t, uint64_t iova, uint8_t perm)
 	rte_spinlock_lock(&t->ask_lock);
 	for (uint32_t i = 0; i < t->nasked; i++) {
 		if (t->asked[i].iova == page && (t->asked[i].perm & perm) == perm &&
-		    now - t->asked[i].ms < ASK_AGAIN_MS) {
+		    awaited(t, &t->asked[i], now)) {
 			rte_spinlock_unlock(&t->ask_lock);
 			return;
 		}
 	}
 	if (t->nasked == VHU_IOTLB_MAX_ASKED) {
-		/* the oldest makes room */
+		/* the oldest makes room once given up on; never one still awaited */
 		a = &t->asked[0];
 		for (uint32_t i = 1; i < t->nasked; i++)
 			if (t->asked[i].ms < a->ms)
 				a = &t->asked[i];
+		if (awaited(t, a, now)) {
+			rte_spinlock_unlock(&t->ask_lock);
+			return;
+		}
 		*a = t->asked[--t->nasked];
 	}
 	a = &t->asked[t->nasked++];

@@ -30,8 +30,12 @@
 
 /* Ranges the cache holds: DPDK's vhost library keeps as many. */
 #define VHU_IOTLB_MAX_ENTRIES 2048
-/* Misses remembered as asked, so that a ring polled again does not ask again. */
-#define VHU_IOTLB_MAX_ASKED 64
+/*
+ * Misses remembered as asked, so that a ring polled again does not ask
+ * again: room for what both rings of a port ask ahead after a miss
+ * (VHU_ASK_AHEAD_CHAINS each, a chain's buffer on up to two pages).
+ */
+#define VHU_IOTLB_MAX_ASKED 256
 
 /* Access a translation grants or a miss asks for (struct vhost_iotlb_msg's perm). */
 #define VHU_IOTLB_RO 1u
@@ -72,6 +76,7 @@ struct vhu_iotlb {
 	/* the back end's request channel and the misses asked on it */
 	rte_spinlock_t ask_lock;
 	int backend_fd;			/* from SET_BACKEND_REQ_FD, or -1 */
+	uint64_t answered_ms;		/* when a miss was last answered */
 	uint32_t nasked;
 	struct vhu_iotlb_asked asked[VHU_IOTLB_MAX_ASKED];
 	struct vhu_iotlb_entry entries[VHU_IOTLB_MAX_ENTRIES];

@@ -208,6 +208,64 @@ test_miss_asked_once(void)
 	teardown();
 }
 
+/* Whether a miss for each of the first @n pages from IOVA is on the channel, in order. */
+static bool
+read_misses(uint32_t n)
+{
+	struct vhu_iotlb_msg m;
+
+	for (uint32_t i = 0; i < n; i++)
+		if (!read_miss(&m) || m.iova != IOVA + i * PAGE)
+			return false;
+	return true;
+}
+
+/* Misses from long ago, and the front end silent since: given up on. */
+static void
+age_misses(void)
+{
+	for (uint32_t i = 0; i < T->nasked; i++)
+		T->asked[i].ms = 0;
+	T->answered_ms = 0;
+}
+
+static void
+test_miss_never_asked_twice_while_awaited(void)
+{
+	const uint32_t room = VHU_IOTLB_MAX_ASKED;
+	struct vhu_iotlb_msg m;
+	struct vhu_iov iov[1];
+
+	setup();
+	for (uint32_t i = 0; i < room; i++)
+		CHECK_EQ(vhu_iotlb_to_iov(T, IOVA + i * PAGE, 8, VHU_IOTLB_RO, iov, 1),
+			 VHU_IOTLB_MISS);
+	CHECK(read_misses(room));
+	/* no room: nothing asked, and no awaited miss forgotten to make some */
+	CHECK_EQ(vhu_iotlb_to_iov(T, IOVA + room * PAGE, 8, VHU_IOTLB_RO, iov, 1),
+		 VHU_IOTLB_MISS);
+	CHECK_EQ(vhu_iotlb_to_iov(T, IOVA, 8, VHU_IOTLB_RO, iov, 1), VHU_IOTLB_MISS);
+	CHECK(!read_miss(&m));
+	CHECK_EQ(T->nasked, room);
+	/* old, but the front end still answers (in order): still awaited */
+	age_misses();
+	CHECK(vhu_iotlb_update(T, MEM, IOVA + room * PAGE, PAGE, FE_A, VHU_IOTLB_RW));
+	CHECK_EQ(vhu_iotlb_to_iov(T, IOVA, 8, VHU_IOTLB_RO, iov, 1), VHU_IOTLB_MISS);
+	CHECK_EQ(vhu_iotlb_to_iov(T, IOVA + (room + 1) * PAGE, 8, VHU_IOTLB_RO, iov, 1),
+		 VHU_IOTLB_MISS);
+	CHECK(!read_miss(&m));
+	/* the front end silent for long: asked again, given-up misses make room */
+	age_misses();
+	CHECK_EQ(vhu_iotlb_to_iov(T, IOVA, 8, VHU_IOTLB_RO, iov, 1), VHU_IOTLB_MISS);
+	CHECK(read_misses(1));
+	CHECK_EQ(vhu_iotlb_to_iov(T, IOVA + (room + 1) * PAGE, 8, VHU_IOTLB_RO, iov, 1),
+		 VHU_IOTLB_MISS);
+	CHECK(read_miss(&m));
+	CHECK_EQ(m.iova, IOVA + (room + 1) * PAGE);
+	CHECK_EQ(T->count.misses, room + 2);
+	teardown();
+}
+
 static void
 test_invalidate(void)
 {
@@ -281,6 +339,7 @@ main(void)
 	RUN_TEST(test_update_split_across_regions);
 	RUN_TEST(test_bad_updates_change_nothing);
 	RUN_TEST(test_miss_asked_once);
+	RUN_TEST(test_miss_never_asked_twice_while_awaited);
 	RUN_TEST(test_invalidate);
 	RUN_TEST(test_bounded);
 	RUN_TEST(test_remap);
