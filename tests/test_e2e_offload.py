@@ -21,6 +21,7 @@ from __future__ import annotations
 
 import random
 import re
+import time
 
 import pytest
 from scapy.layers.inet import IP, TCP, UDP, IPOption
@@ -356,7 +357,8 @@ def test_rx_offload_flags(launcher):
     segment_requests(peer, VHOST_PORT)
     ours.start_forwarding()
     peer.start_forwarding()
-    ours.wait_stat(VHOST_PORT, "ipackets", len(frames), timeout=60, stall=10)
+    ours.wait_dumped(VHOST_PORT, len(frames), timeout=60)
+    time.sleep(0.3)     # time to show a duplicate
     dump = ours.log
     ours.stop_forwarding()
     peer.quit()
@@ -417,6 +419,7 @@ def test_linear_and_ext_buffer(launcher, buffers):
     ours.start_forwarding()
     peer.start_forwarding()
     want = fit if buffers == "linear-buffer" else frames
+    ours.wait_dumped(VHOST_PORT, len(want), timeout=60)
     ours.wait_stat(PCAP_PORT, "opackets", len(want), timeout=60, stall=10)
     peer.wait_quiescent(PCAP_PORT, "ipackets")
     xs = ours.xstats(VHOST_PORT)

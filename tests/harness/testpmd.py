@@ -437,6 +437,22 @@ class TestPmd:
                                    f"tail:\n{self.tail()}")
             time.sleep(0.1)
 
+    def wait_dumped(self, port: int, count: int, timeout: float = 60.0,
+                    start: int = 0) -> List[DumpedPacket]:
+        """Wait until verbose mode has dumped ``count`` packets received on
+        ``port`` (log from char offset ``start``); returns them. Sends no
+        command meanwhile: testpmd echoes a command character by character,
+        into the middle of the lines the forwarding lcore prints."""
+        deadline = time.monotonic() + timeout
+        while True:
+            got = [p for p in parse_verbose(self.log[start:]) if p.received and p.port == port]
+            if len(got) >= count:
+                return got
+            if time.monotonic() > deadline:
+                raise TestPmdError(f"{self.name}: {len(got)} of {count} packets dumped after "
+                                   f"{timeout}s; tail:\n{self.tail()}")
+            time.sleep(0.1)
+
     # --------------------------------------------------------------- commands
 
     def cmd(self, command: str, timeout: Optional[float] = None) -> str:
