@@ -10,8 +10,9 @@ populate our mapping of the destination's memory before it is registered
 with the userfaultfd, and QEMU could no longer place those pages (EEXIST:
 the migration stops in postcopy-paused).
 
-Scenario: B streams random data to A over TCP; once some of it arrived,
-A migrates with capability ``postcopy-ram`` (set on both QEMUs) and
+Scenario: B streams random data to A over TCP, and pings A 50 times a
+second from just before the migration to its end; once some of the stream
+arrived, A migrates with capability ``postcopy-ram`` (set on both QEMUs) and
 ``migrate-start-postcopy`` right after ``migrate``: the source switches to
 postcopy before its first pass over the guest's memory, and the
 destination runs the guest before (almost any of) its memory arrived.  Our testpmd
@@ -46,7 +47,7 @@ import time
 import pytest
 
 from qemu.migration import MAX_BANDWIDTH, start_destination, wait_arrived
-from qemu.rig import MIB, QEMU_MESSAGE_RE, close_reporting_consoles, ping
+from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, close_reporting_consoles, ping
 from qemu.vm import VmError
 from test_qemu_migration import DST, SRC, MigrationRig, Stream, wait_port_bytes
 
@@ -63,6 +64,10 @@ POSTCOPY_BANDWIDTH = 16 * MIB
 # its own (the guest's) faults
 TRACE_EVENTS = ("vhost_user_postcopy_fault_handler_found", "postcopy_ram_fault_thread_request")
 POSTCOPY_OPTS = {"postcopy-support": 1}
+# B's pings at A while it migrates (seconds, payload bytes): 50 frames/s
+# that fill A's RX buffers whatever the stream does
+PROVOKE_INTERVAL = 0.02
+PROVOKE_SIZE = 1400
 
 
 @pytest.fixture
@@ -100,6 +105,12 @@ def test_postcopy_migration_mid_stream(rig, record_property):
     before = ours.stats(SRC)["obytes"]
     stream.start()
     at_start = wait_port_bytes(ours, SRC, "obytes", before + MIGRATE_AFTER_MIB * MIB, 90)
+    # B's TCP stream may sit out the switch in retransmission back-off while
+    # the pages the destination misses arrive; pings that keep coming make
+    # our PMD write A''s RX buffers, posted on the source and untouched by
+    # the guest since, as soon as the destination runs
+    b.run_bg(f"ping -q -i {PROVOKE_INTERVAL} -s {PROVOKE_SIZE} {GUESTS['a'][0]}",
+             "/tmp/provoke.log")
     mark = len(ours.log)
 
     # migrate, in postcopy at once; B's port goes with the
@@ -137,6 +148,7 @@ def test_postcopy_migration_mid_stream(rig, record_property):
         time.sleep(0.05)
     at_end = ours.stats(SRC)["obytes"]
     into_dst = ours.stats(DST)["obytes"]    # what A' got while postcopy was active
+    b.run("kill $(pidof ping) 2>/dev/null; true")
     wait_arrived(dst)
     if not forwarding_dst:
         rig.forward(DST)
