@@ -128,7 +128,7 @@ class Bench:
         self.ours = self.launcher.ours([vhost_vdev(0, self.sock[0], **{"postcopy-support": 1,
                                                                        "iommu-support": 1}),
                                         vhost_vdev(1, self.sock[1])],
-                                       extra_eal=LOG_ARGS, app_args=["--no-mlockall"])
+                                       extra_eal=LOG_ARGS)
         self.ours.cmd("set fwd io")
         self.ours.start_forwarding()
         self.b = FrontEnd(self.sock[1], tag="B").start()

@@ -298,7 +298,7 @@ def test_postcopy_faults_wait_for_their_page(launcher, mlockall):
     (QEMU would stop, "File exists"), and our log says to use --no-mlockall."""
     sock_a, sock_b = launcher.path("vhA.sock"), launcher.path("vhB.sock")
     ours = launcher.ours([vhost_vdev(0, sock_a, **{"postcopy-support": 1}),
-                          vhost_vdev(1, sock_b)], app_args=[] if mlockall else ["--no-mlockall"])
+                          vhost_vdev(1, sock_b)], app_args=["--mlockall"] if mlockall else [])
     if mlockall and locked_kb(ours.proc.pid) == 0:
         # under ASan, whose shadow memory cannot all be locked, testpmd runs on unlocked
         launcher.finish_ours(ours, ports={"eth_vhost0": sock_a, "eth_vhost1": sock_b})

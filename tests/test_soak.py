@@ -96,7 +96,8 @@ class Pvp:
         self.socks = [launcher.path("vhV.sock"), launcher.path("vhG.sock")]
         self.ours = launcher.ours([vhost_vdev(0, self.socks[0], queues=2),
                                    vhost_vdev(1, self.socks[1], queues=2)],
-                                  app_args=["--rxq=2", "--txq=2"])
+                                  # locked and filled at start: what grows later is ours
+                                  app_args=["--rxq=2", "--txq=2", "--mlockall"])
         self.ours.enable_tx_retry()
         self.ours.start_forwarding()
         self.g_queues = 2

@@ -13,7 +13,10 @@ from .testpmd import BASE_EAL_ARGS, OUR_LCORES, PEER_LCORES, TestPmd, TestPmdErr
 # --no-flush-rx: testpmd's "start" otherwise drains every Rx queue first,
 #   which would eat the frames of a pcap rx_pcap file.
 # --total-num-mbufs: the default pool (~155k mbufs) only slows start-up.
-DEFAULT_APP_ARGS = ["--no-flush-rx", "--total-num-mbufs=16384"]
+# --no-mlockall: testpmd's default mlockall() fills all of EAL's memory at
+#   start (0.8 s and 1 GiB resident per process); a test that wants it
+#   passes --mlockall, which comes later and wins.
+DEFAULT_APP_ARGS = ["--no-flush-rx", "--total-num-mbufs=16384", "--no-mlockall"]
 
 # Lines meaning testpmd could not bring a port up (it still shows a prompt).
 PORT_FAILURE_RE = re.compile(
