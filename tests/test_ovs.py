@@ -38,7 +38,6 @@ Run: VHU_PMD="$(scripts/stage-pmd.sh build/drivers/net/vhost/librte_net_vhu.so)"
 
 from __future__ import annotations
 
-import os
 import signal
 
 import pytest
@@ -49,6 +48,7 @@ from harness.frames import assert_frames_equal_per_flow
 from harness.ovs import Ovs, missing_tools
 from harness.sanitizers import asan_requested, tsan_requested
 from qemu.migration import negotiated
+from qemu.opt_in import opt_in_unless_all
 from qemu.rig import ping, report_rate, tcp_transfer
 
 pytestmark = [pytest.mark.ours_only, pytest.mark.slow, pytest.mark.timeout(180)]
@@ -173,14 +173,12 @@ TSO_VARIANTS = {
 }
 
 
-# b_without_guest_tso: our port cutting TSO requests for a guest without TSO
-# is what test_qemu_vm.py's variant of that name covers with testpmd: only
-# VHU_QEMU_ALL=1 runs it here too (CI's time budget).
+# The default run: segments_cut. whole_frames (OVS given 64 KB frames whole)
+# and b_without_guest_tso (our port cutting TSO requests for a guest
+# without TSO, which test_qemu_vm.py also covers) are opt-in (qemu/opt_in.py).
 @pytest.mark.qemu
-@pytest.mark.parametrize("variant", [
-    v if v != "b_without_guest_tso" or os.environ.get("VHU_QEMU_ALL") == "1" else
-    pytest.param(v, marks=pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it"))
-    for v in TSO_VARIANTS])
+@pytest.mark.parametrize("variant", opt_in_unless_all(
+    TSO_VARIANTS, {"whole_frames", "b_without_guest_tso"}))
 def test_ovs_guests_tso(ovs, guests, record_property, variant):
     """Two QEMU guests on our ports of an OVS with
     ``userspace-tso-enable=true``: pings both ways, then 16 MiB from A (TSO

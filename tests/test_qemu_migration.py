@@ -49,6 +49,7 @@ from qemu.initramfs import build_initramfs
 from qemu.memdiff import PAGE, classify, differing_pages, save_memory, virtio_rings
 from qemu.migration import (F_GUEST_ANNOUNCE, F_LOG_ALL, MAX_BANDWIDTH, TCG_SAFE_EXTRA_KB,
                             negotiated, start_destination)
+from qemu.opt_in import opt_in_unless_all
 from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, Rig, close_reporting_consoles, ping
 from qemu.vm import Vm
 
@@ -78,13 +79,10 @@ VARIANTS = {"guest_announce": "", "rarp": ",guest_announce=off"}
 # (test_live_migration_guest_writing; docs/design.md, "Dirty logging and
 # live migration"). VHU_QEMU_MIGRATE_ALIGNED_RAM=1 migrates such a guest.
 ALIGNED_RAM = os.environ.get("VHU_QEMU_MIGRATE_ALIGNED_RAM") == "1"
-STREAMS = ["flowing", pytest.param("paused", marks=pytest.mark.skipif(
-    os.environ.get("VHU_QEMU_ALL") != "1", reason="VHU_QEMU_ALL=1 runs it"))]
+STREAMS = opt_in_unless_all(["flowing", "paused"], {"paused"})
 # The default run migrates once, announcing with our RARP (SEND_RARP is our
 # code; GUEST_ANNOUNCE is the guest's): VHU_QEMU_ALL=1 runs both.
-ANNOUNCES = [a if a == "rarp" or os.environ.get("VHU_QEMU_ALL") == "1" else
-             pytest.param(a, marks=pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it"))
-             for a in VARIANTS]
+ANNOUNCES = opt_in_unless_all(VARIANTS, {"guest_announce"})
 
 
 class MigrationRig(Rig):

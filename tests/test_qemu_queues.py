@@ -36,12 +36,16 @@ import time
 
 import pytest
 
+from qemu.opt_in import OPT_IN
 from qemu.rig import (GUESTS, LSC_EVENT, MIB, PORT_BASE, Rig, both_xstats,
                       close_reporting_consoles, prepare_transfer, tcp_transfer)
 from qemu.rig import ping as rig_ping
 from qemu.vm import Vm
 
-pytestmark = [pytest.mark.qemu]
+# Opt-in (qemu/opt_in.py): queue pairs enabled and disabled, and a front end
+# killed and restarted, are what test_e2e_multiqueue.py and
+# test_e2e_reconnect.py do with virtio-user.
+pytestmark = [pytest.mark.qemu, OPT_IN]
 
 QUEUES = 4
 CHANGE_MIB = 8           # the transfer during which the channels change

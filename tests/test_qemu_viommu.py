@@ -63,7 +63,6 @@ Run: VHU_PMD="$(scripts/stage-pmd.sh build/drivers/net/vhost/librte_net_vhu.so)"
 
 from __future__ import annotations
 
-import os
 import re
 import time
 
@@ -71,13 +70,12 @@ import pytest
 
 from harness import PmdSelection
 from qemu.migration import negotiated, netvhost_negotiated
+from qemu.opt_in import OPT_IN, opt_in_unless_all
 from qemu.rig import GUESTS, ping, report_rate, tcp_transfer
 from qemu.vm import Vm
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(300)]
 
-ALL = os.environ.get("VHU_QEMU_ALL") == "1"
-OPT_IN = pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it")
 
 IOMMU = "intel-iommu,device-iotlb=on,intremap=on"
 NIC_OPTS = ",iommu_platform=on,ats=on"
@@ -108,12 +106,11 @@ TRACE_LINE = r"^(?:\d+@[\d.]+:)?{event} {rest}"
 BACKENDS = {"ours": (None, False), "net_vhost": (PmdSelection("distro"), True)}
 # (net_vhost runs by default where it is the PMD under test: VHU_PMD=distro)
 BACKEND_PARAMS = [pytest.param("ours", marks=pytest.mark.ours_only),
-                  pytest.param("net_vhost", marks=() if ALL or PmdSelection.from_env().is_distro
-                               else OPT_IN)]
+                  pytest.param("net_vhost",
+                               marks=() if PmdSelection.from_env().is_distro else OPT_IN)]
 # name: (MiB A -> B, connections, MiB B -> A, extra NIC options)
 VARIANTS = {"short": (2, 1, 0, ""), "bulk": (8, 4, 2, ""), "packed": (4, 1, 0, ",packed=on")}
-VARIANT_PARAMS = ["short"] + [pytest.param(v, marks=() if ALL else OPT_IN)
-                              for v in VARIANTS if v != "short"]
+VARIANT_PARAMS = opt_in_unless_all(VARIANTS, {"bulk", "packed"})
 
 
 # ---------------------------------------------------------------- guest side

@@ -16,11 +16,11 @@ Run: /usr/bin/python3 -m pytest -v -rP tests/test_qemu_vm.py
 
 from __future__ import annotations
 
-import os
 import re
 
 import pytest
 
+from qemu.opt_in import OPT_IN, opt_in_unless_all
 from qemu.rig import LSC_EVENT, MIB, both_xstats, ping, report_rate, tcp_transfer
 
 pytestmark = [pytest.mark.qemu, pytest.mark.timeout(180)]
@@ -31,18 +31,6 @@ SMALL_MIB = 8            # after a reconnection
 # hash picks among the queues XPS gives its one vCPU).  With 16 connections
 # the chance that a queue carries none of them is 2^-15.
 SPREAD_CONNS = 16
-
-# Variants whose code the default run covers elsewhere (CI's time budget):
-# VHU_QEMU_ALL=1 runs them too.
-OPT_IN = pytest.mark.skip(reason="VHU_QEMU_ALL=1 runs it")
-
-
-def opt_in_unless_all(values, opt_in):
-    """``values`` for parametrize, those in ``opt_in`` skipped unless VHU_QEMU_ALL=1."""
-    run_all = os.environ.get("VHU_QEMU_ALL") == "1"
-    return [pytest.param(v, marks=OPT_IN) if v in opt_in and not run_all else v
-            for v in values]
-
 
 # ----------------------------------------------------------------- host side
 
@@ -62,6 +50,9 @@ def assert_every_queue_used(ours, before, queues: int, conn_bytes: int):
 
 # ----------------------------------------------------------------------- tests
 
+# Opt-in (qemu/opt_in.py): test_two_guests_two_queues pings and transfers
+# too, over two queue pairs.
+@OPT_IN
 def test_two_guests_ping_and_tcp(rig, record_property):
     """Ping both ways, then 32 MiB of random data from A to B over one TCP
     connection with matching md5sums; testpmd's port stats show the data
@@ -98,9 +89,10 @@ def test_two_guests_two_queues(rig, record_property):
     rig.finish()
 
 
-# restart: QEMU quitting and coming back on the socket is also
-# test_qemu_queues.py::test_qemu_server_killed_and_restarted.
-@pytest.mark.parametrize("event", opt_in_unless_all(["reboot", "restart"], {"restart"}))
+# Opt-in: a front end resetting the device and coming back is what
+# test_e2e_reconnect.py and the hostile catalogue do with virtio-user.
+@OPT_IN
+@pytest.mark.parametrize("event", ["reboot", "restart"])
 def test_guest_comes_back(rig, event):
     """While testpmd keeps running, guest A reboots (QEMU resets the
     machine) or its QEMU quits and starts again on the same socket: port 0's
@@ -170,11 +162,13 @@ OFFLOAD_VARIANTS = {
 }
 
 
-# Opt-in: tso_off (plain MTU frames, as most of the suite), zero_copy_tso
-# (zero-copy is tested with virtio-user), legacy_ol_flags (also
-# test_ovs.py::test_ovs_guests_tso[whole_frames]).
+# The default run: packed_tso (whole frames). Opt-in: tso_off (plain MTU
+# frames, as most of the suite), b_without_guest_tso and tso_cut_by_default
+# (the segmenting of test_e2e_offload.py, and of
+# test_ovs.py::test_ovs_guests_tso[segments_cut] with QEMU), zero_copy_tso
+# (zero-copy is tested with virtio-user), legacy_ol_flags.
 @pytest.mark.parametrize("variant", opt_in_unless_all(
-    OFFLOAD_VARIANTS, {"tso_off", "zero_copy_tso", "legacy_ol_flags"}))
+    OFFLOAD_VARIANTS, set(OFFLOAD_VARIANTS) - {"packed_tso"}))
 def test_tso_between_guests(rig, record_property, variant):
     """16 MiB from A to B over TCP, checksums matching, with:
     - packed rings, TSO and the whole-frames settings: A's GSO frames (up to
