@@ -114,7 +114,8 @@ struct vhu_packed_view {
 	uint16_t published_used_idx;	/* where the driver looks for the next used slot */
 	uint32_t npending;
 	uint32_t pending_cap;
-	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
+	/* a ring's worth, allocated at start: cache lines of its own (rte_malloc) */
+	struct vhu_packed_used *pending;
 };
 
 /* Interrupting the guest: the call fd and what the last decision to call saw. */
