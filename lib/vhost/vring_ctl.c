@@ -296,6 +296,7 @@ refresh(struct vhu_vring *vr)
 	if (vr->mem != mem) {
 		if (mem != NULL)
 			vhu_mem_table_get(mem);
+		vhu_zc_memory_leaving(vr);
 		vhu_mem_table_put(vr->mem);
 		vr->mem = mem;
 	}
