@@ -19,6 +19,7 @@
 #ifndef VHU_VRING_H
 #define VHU_VRING_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -250,6 +251,9 @@ struct vhu_vring {
 	 * lock, positions, counters) is another's.
 	 */
 } __rte_cache_aligned;
+
+_Static_assert(alignof(struct vhu_vring) == RTE_CACHE_LINE_SIZE,
+	       "a ring fills whole cache lines: rings side by side share none");
 
 /* Whether the front end negotiated feature bit @feature (VIRTIO_*_F_*) for the ring. */
 static inline bool
