@@ -16,11 +16,11 @@ BURSTS and 2 x BURSTS bursts. The instruction count is exact (the same per
 packet in both runs, which is checked); the misses per packet are the
 difference between the two runs over the difference in packets, so that
 what the first round of each ring misses (the cache starts empty) is left
-out: what is left is the steady state. About 10 minutes on two CPUs; needs
+out: what is left is the steady state. About 3 minutes on two CPUs; needs
 ``valgrind`` and ``ninja -C build``.
 
 With ``--check``, instructions only (one run per case, no cache
-simulation, about 3 minutes): the exit status is 1 when a case costs more
+simulation, about 2 minutes): the exit status is 1 when a case costs more
 than 5% more per packet with more queue pairs than with one.
 
 Usage: bench/queues.py [--build DIR] [--bursts K] [--jobs J] [--check]
