@@ -2,6 +2,7 @@
 /*
  * The ring under test, whatever its layout: see ring.h.
  */
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -120,11 +121,18 @@ ring_session_end(void)
 	R.kick = -1;
 }
 
+/* session_start() with the base the layout sends for the driver where it is. */
+static bool
+session_start_at_driver(const struct vhu_vring_addr_config *addr, int callfd)
+{
+	return session_start(addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0,
+			     callfd);
+}
+
 bool
 ring_session_resume(void)
 {
-	return session_start(&R.addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0,
-			     G.callfd);
+	return session_start_at_driver(&R.addr, G.callfd);
 }
 
 bool
@@ -157,6 +165,16 @@ ring_end(void)
 	close(R.kick);
 }
 
+/* The current ring's record and driver state go aside, for ring_select() to bring back. */
+static void
+ring_keep(void)
+{
+	size_t driver_size = R.ops->driver_size();
+
+	rings.rec[rings.current] = R;
+	memcpy(rings.driver + rings.current * driver_size, R.ops->driver, driver_size);
+}
+
 bool
 rings_add(unsigned int n)
 {
@@ -166,18 +184,19 @@ rings_add(unsigned int n)
 	rings.rec = calloc(n, sizeof(*rings.rec));
 	rings.driver = malloc(n * driver_size);
 	/* side by side and cache aligned, as in a port */
-	rings.added = rte_zmalloc("unit rings", (n - 1) * sizeof(*rings.added), RTE_CACHE_LINE_SIZE);
+	rings.added = rte_zmalloc("unit rings", (n - 1) * sizeof(*rings.added),
+				  alignof(struct vhu_vring));
 	if (rings.rec == NULL || rings.driver == NULL || (n > 1 && rings.added == NULL))
 		die("rings_add");
 	rings.n = 1;
 	rings.current = 0;
 	while (rings.n < n) {
+		/* an added ring's areas have room for its own size only */
 		uint32_t room = first.size;
 		struct vhu_vring_addr_config addr;
 		unsigned int i = rings.n++;
 
-		rings.rec[rings.current] = R;
-		memcpy(rings.driver + rings.current * driver_size, R.ops->driver, driver_size);
+		ring_keep();
 		rings.current = i;
 		R = (struct ring){
 			.ops = first.ops, .active = true, .mem = first.mem, .vr = &rings.added[i - 1],
@@ -190,8 +209,7 @@ rings_add(unsigned int n)
 		addr = R.ops->lay_out();
 		vhu_vring_ctl_init(R.vr, (uint16_t)i, "unit", SOCKET_ID_ANY, 0, &gso);
 		G.vr = R.vr;
-		if (!session_start(&addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0,
-				   xdup(G.callfd)))
+		if (!session_start_at_driver(&addr, xdup(G.callfd)))
 			return false;
 	}
 	return true;
@@ -204,8 +222,7 @@ ring_select(unsigned int i)
 
 	if (i == rings.current)
 		return;
-	rings.rec[rings.current] = R;
-	memcpy(rings.driver + rings.current * driver_size, R.ops->driver, driver_size);
+	ring_keep();
 	R = rings.rec[i];
 	memcpy(R.ops->driver, rings.driver + i * driver_size, driver_size);
 	G.vr = R.vr;
