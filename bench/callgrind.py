@@ -1,7 +1,11 @@
-"""Read callgrind output files: self cost per function and call edges.
+"""Run programs under callgrind; read its output files: self cost per
+function and call edges.
 
-Only what the benchmark needs: the ``Ir`` event, functions qualified by their
-object (ELF file), and for every call edge its count and inclusive cost.
+``count_below()`` runs a program counting one function and what it calls
+(the library benchmarks, bench/regions.py and bench/queues.py). The rest
+reads what the PMD benchmark (bench/run.py) needs: the ``Ir`` event,
+functions qualified by their object (ELF file), and for every call edge its
+count and inclusive cost.
 Callgrind measures an edge's inclusive cost exactly (everything between call
 and return), so the cost of a PMD's burst function is known even when the
 functions below it also serve other callers.
@@ -16,14 +20,48 @@ from __future__ import annotations
 
 import os
 import re
+import subprocess
 from collections import defaultdict
 from pathlib import Path
-from typing import Callable, Dict, Iterable, List, Tuple
+from typing import Callable, Dict, Iterable, List, Sequence, Tuple
 
 # (object path, function name as callgrind writes it, with caller context)
 Func = Tuple[str, str]
 
 _COMPRESSED = re.compile(r"\((\d+)\)(?: (.*))?$")
+
+
+class RunFailed(Exception):
+    pass
+
+
+def count_below(cmd: Sequence[str], function: str, out: Path,
+                options: Sequence[str] = ()) -> Tuple[Dict[str, int], str]:
+    """Runs ``cmd`` under callgrind counting ``function`` and everything it
+    calls, nothing else (``--toggle-collect``), with callgrind ``options``
+    added (``--cache-sim=yes`` ...), its output file ``out``. Returns the
+    totals per event (``Ir``, and the cache simulation's events when it is
+    on) and the program's standard output. ``LD_BIND_NOW=1``: otherwise the
+    first call of each shared-library function from ``function`` would count
+    the dynamic linker's lookup. Raises RunFailed when the program fails."""
+    full = ["valgrind", "--tool=callgrind", f"--toggle-collect={function}",
+            f"--callgrind-out-file={out}", *options, *cmd]
+    res = subprocess.run(full, capture_output=True, text=True,
+                         env=dict(os.environ, LD_BIND_NOW="1"))
+    if res.returncode != 0:
+        raise RunFailed(f"{' '.join(full)} failed (exit {res.returncode}):\n{res.stdout}"
+                        f"{res.stderr[-2000:]}")
+    events = summary = None
+    with open(out, encoding="utf-8") as fh:
+        for line in fh:
+            if line.startswith("events:"):
+                events = line.split()[1:]
+            elif line.startswith("summary:"):
+                summary = [int(v) for v in line.split()[1:]]
+    if events is None or summary is None:
+        raise RunFailed(f"{out}: no events or summary line")
+    # trailing events with no count are left out of the summary line
+    return dict(zip(events, summary + [0] * (len(events) - len(summary)))), res.stdout
 
 
 def base_name(func: Func) -> str:

@@ -13,9 +13,7 @@ every address through an IOTLB of 4 KiB entries, one per page the rings and
 buffers use, all translated before the loop).
 
 The count is exact and repeatable (the same for any number of iterations),
-so one run per case does. ``LD_BIND_NOW=1``: otherwise the first call of
-each DPDK function from the burst would count the dynamic linker's lookup.
-About a minute on two CPUs; needs ``valgrind`` and ``ninja -C build``.
+so one run per case does. About a minute on two CPUs; needs ``valgrind`` and ``ninja -C build``.
 
 With ``--check``, only the one-region cases run, and each is compared with
 the figure committed in bench/instructions.json: the exit status is 1 when
@@ -32,11 +30,12 @@ import argparse
 import json
 import os
 import shutil
-import subprocess
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
+
+import callgrind
 
 REPO = Path(__file__).resolve().parent.parent
 RINGS = ("split", "packed")
@@ -50,21 +49,17 @@ GUARD_GROWTH = 0.03  # --check fails above this growth
 def count(exe: Path, ring: str, direction: str, regions: int, iommu: bool, iterations: int,
           outdir: Path) -> float:
     """Instructions per packet of one case."""
-    out = outdir / f"callgrind.{ring}.{direction}.{regions}.{int(iommu)}"
-    cmd = ["valgrind", "--tool=callgrind", f"--toggle-collect=vhu_{direction}_burst",
-           f"--callgrind-out-file={out}", str(exe), ring, direction, str(regions),
-           str(iterations)] + (["iommu"] if iommu else [])
-    res = subprocess.run(cmd, capture_output=True, text=True,
-                         env=dict(os.environ, LD_BIND_NOW="1"))
+    cmd = [str(exe), ring, direction, str(regions), str(iterations)] + (["iommu"] if iommu else [])
     packets = iterations * BURST
-    if res.returncode != 0 or f": {packets} packets," not in res.stdout:
-        sys.exit(f"{' '.join(cmd)} failed (exit {res.returncode}):\n{res.stdout}"
-                 f"{res.stderr[-2000:]}")
-    with open(out, encoding="utf-8") as fh:
-        for line in fh:
-            if line.startswith("summary:"):
-                return int(line.split()[1]) / packets
-    sys.exit(f"{out}: no summary line")
+    try:
+        events, stdout = callgrind.count_below(
+            cmd, f"vhu_{direction}_burst",
+            outdir / f"callgrind.{ring}.{direction}.{regions}.{int(iommu)}")
+    except callgrind.RunFailed as e:
+        sys.exit(str(e))
+    if f": {packets} packets," not in stdout:
+        sys.exit(f"{' '.join(cmd)}: not {packets} packets:\n{stdout}")
+    return events["Ir"] / packets
 
 
 def main() -> None:

@@ -37,6 +37,8 @@
 #include "guest_fixture.h"
 #include "ring.h"
 
+#include "bench_common.h"
+
 #define RING_SIZE	256
 #define BURST		32
 #define FRAME_LEN	64
@@ -106,13 +108,6 @@ regions_table(uint32_t n)
 	return mem;
 }
 
-static __rte_noreturn void
-wrong(const char *what, uint32_t iteration)
-{
-	fprintf(stderr, "iteration %u: %s\n", iteration, what);
-	exit(1);
-}
-
 static void
 dequeue_loop(uint32_t iterations, uint32_t hdr_len)
 {
@@ -128,14 +123,14 @@ dequeue_loop(uint32_t iterations, uint32_t hdr_len)
 		for (unsigned int i = 0; i < BURST; i++)
 			p[i] = post1(next_buffer(), hdr_len + FRAME_LEN, 0);
 		if (vhu_dequeue_burst(R.vr, mp, pkts, BURST) != BURST)
-			wrong("short dequeue burst", it);
+			bench_wrong("short dequeue burst", it);
 		for (unsigned int i = 0; i < BURST; i++)
 			if (pkts[i]->pkt_len != FRAME_LEN)
-				wrong("dequeued frame of the wrong length", it);
+				bench_wrong("dequeued frame of the wrong length", it);
 		rte_pktmbuf_free_bulk(pkts, BURST);
 		for (unsigned int i = 0; i < BURST; i++)
 			if (!used_is(&p[i], 0))
-				wrong("used entry", it);
+				bench_wrong("used entry", it);
 	}
 }
 
@@ -154,10 +149,10 @@ enqueue_loop(uint32_t iterations, uint32_t hdr_len)
 		for (unsigned int i = 0; i < BURST; i++)
 			p[i] = post1(next_buffer(), SLOT_SIZE, F_WRITE);
 		if (vhu_enqueue_burst(R.vr, pkts, BURST) != BURST)
-			wrong("short enqueue burst", it);
+			bench_wrong("short enqueue burst", it);
 		for (unsigned int i = 0; i < BURST; i++)
 			if (!used_is(&p[i], hdr_len + FRAME_LEN))
-				wrong("used entry", it);
+				bench_wrong("used entry", it);
 	}
 }
 
@@ -167,17 +162,6 @@ usage(const char *prog)
 	fprintf(stderr, "usage: %s split|packed dequeue|enqueue REGIONS(1..%u) ITERATIONS [iommu]\n",
 		prog, VHU_MEM_MAX_REGIONS);
 	exit(2);
-}
-
-static uint32_t
-number(const char *s, uint32_t max, const char *prog)
-{
-	char *end;
-	unsigned long v = strtoul(s, &end, 10);
-
-	if (*s == '\0' || *end != '\0' || v == 0 || v > max)
-		usage(prog);
-	return (uint32_t)v;
 }
 
 int
@@ -198,9 +182,11 @@ main(int argc, char **argv)
 		usage(argv[0]);
 	packed = strcmp(argv[1], "packed") == 0;
 	dequeue = strcmp(argv[2], "dequeue") == 0;
-	nregions = number(argv[3], VHU_MEM_MAX_REGIONS, argv[0]);
+	nregions = bench_number(argv[3], VHU_MEM_MAX_REGIONS);
 	/* the packet count must fit in 32 bits */
-	iterations = number(argv[4], UINT32_MAX / BURST, argv[0]);
+	iterations = bench_number(argv[4], UINT32_MAX / BURST);
+	if (nregions == 0 || iterations == 0)
+		usage(argv[0]);
 	features = dequeue ? V1 : V1 | MRG;
 
 	if (!unit_start(argv[0]))

@@ -40,12 +40,13 @@ now_ms(void)
 struct vhu_iotlb *
 vhu_iotlb_create(const char *name)
 {
-	struct vhu_iotlb *t = calloc(1, sizeof(*t));
+	struct vhu_iotlb *t = aligned_alloc(alignof(struct vhu_iotlb), sizeof(*t));
 
 	if (t == NULL) {
 		VHU_LOG(ERR, "%s: out of memory for the IOTLB", name);
 		return NULL;
 	}
+	memset(t, 0, sizeof(*t));
 	t->name = name;
 	t->backend_fd = -1;
 	rte_spinlock_init(&t->ask_lock);

@@ -21,6 +21,7 @@
 #ifndef VHU_IOTLB_H
 #define VHU_IOTLB_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
 
@@ -70,17 +71,27 @@ struct vhu_iotlb_counters {
 };
 
 struct vhu_iotlb {
+	/* What every ring's lookups read: changed by the control thread only. */
 	const char *name;		/* the port's, for log lines */
 	uint32_t nentries;
-	struct vhu_iotlb_counters count;
-	/* the back end's request channel and the misses asked on it */
-	rte_spinlock_t ask_lock;
+	struct vhu_iotlb_entry entries[VHU_IOTLB_MAX_ENTRIES];
+	/*
+	 * The back end's request channel and the misses asked on it, written
+	 * by any ring's poller that misses (every burst while it waits for
+	 * the answer): cache lines apart from what the lookups read, so that
+	 * a ring waiting for a translation does not slow the others' hits.
+	 */
+	rte_spinlock_t ask_lock __rte_cache_aligned;
 	int backend_fd;			/* from SET_BACKEND_REQ_FD, or -1 */
 	uint64_t answered_ms;		/* when a miss was last answered */
 	uint32_t nasked;
 	struct vhu_iotlb_asked asked[VHU_IOTLB_MAX_ASKED];
-	struct vhu_iotlb_entry entries[VHU_IOTLB_MAX_ENTRIES];
+	/* misses: with ask_lock held; the others: control thread, every ring lock held */
+	struct vhu_iotlb_counters count;
 };
+
+_Static_assert(alignof(struct vhu_iotlb) == RTE_CACHE_LINE_SIZE,
+	       "the IOTLB fills whole cache lines (vhu_iotlb_create()): no other object shares one");
 
 /* An empty cache without a request channel; NULL (logged) without memory. */
 struct vhu_iotlb *vhu_iotlb_create(const char *name);

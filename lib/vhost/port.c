@@ -2,6 +2,7 @@
 /* The public API of the library (vhu.h): ports and their rings. */
 #include "port.h"
 
+#include <stdalign.h>
 #include <stdio.h>
 
 #include <rte_malloc.h>
@@ -40,7 +41,7 @@ vhu_port_create(const struct vhu_port_config *cfg)
 	 * the data path keeps counting into the ring itself.
 	 */
 	p = rte_zmalloc_socket("vhu_port", sizeof(*p) + nrings * sizeof(p->vrings[0]),
-			       RTE_CACHE_LINE_SIZE, cfg->socket_id);
+			       alignof(struct vhu_port), cfg->socket_id);
 	if (p == NULL) {
 		VHU_LOG(ERR, "%s: out of memory", cfg->name);
 		return NULL;

@@ -7,6 +7,8 @@
 #ifndef VHU_PORT_H
 #define VHU_PORT_H
 
+#include <stddef.h>
+
 #include <rte_gso.h>
 
 #include "session.h"
@@ -14,6 +16,11 @@
 #include "vhu.h"
 #include "vring.h"
 
+/*
+ * One allocation, cache aligned (vhu_port_create()): the port's own fields,
+ * written by the control thread only, then its rings, each on cache lines
+ * of its own (vring.h).
+ */
 struct vhu_port {
 	char name[64];
 	struct rte_gso_ctx gso;		/* software segmentation towards the guest */
@@ -22,5 +29,8 @@ struct vhu_port {
 	struct vhu_ctl_deferred destroy;	/* when destroyed from the control thread */
 	struct vhu_vring vrings[];
 };
+
+_Static_assert(offsetof(struct vhu_port, vrings) % RTE_CACHE_LINE_SIZE == 0,
+	       "the first ring shares no cache line with the port's own fields");
 
 #endif /* VHU_PORT_H */

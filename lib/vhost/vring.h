@@ -19,6 +19,7 @@
 #ifndef VHU_VRING_H
 #define VHU_VRING_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
@@ -114,7 +115,8 @@ struct vhu_packed_view {
 	uint16_t published_used_idx;	/* where the driver looks for the next used slot */
 	uint32_t npending;
 	uint32_t pending_cap;
-	struct vhu_packed_used *pending;	/* a ring's worth, allocated at start */
+	/* a ring's worth, allocated at start: cache lines of its own (rte_malloc) */
+	struct vhu_packed_used *pending;
 };
 
 /* Interrupting the guest: the call fd and what the last decision to call saw. */
@@ -249,6 +251,9 @@ struct vhu_vring {
 	 * lock, positions, counters) is another's.
 	 */
 } __rte_cache_aligned;
+
+_Static_assert(alignof(struct vhu_vring) == RTE_CACHE_LINE_SIZE,
+	       "a ring fills whole cache lines: rings side by side share none");
 
 /* Whether the front end negotiated feature bit @feature (VIRTIO_*_F_*) for the ring. */
 static inline bool

@@ -2,9 +2,10 @@
 #include "vring_ctl.h"
 
 #include <inttypes.h>
-#include <stdlib.h>
 #include <string.h>
 #include <unistd.h>
+
+#include <rte_malloc.h>
 
 #include "enqueue.h"
 #include "vhu_log.h"
@@ -160,7 +161,15 @@ translate_packed(struct vhu_vring *vr, const struct vhu_mem_table *mem)
 		return false;
 	}
 	if (pk->pending_cap < vr->size) {
-		struct vhu_packed_used *p = realloc(pk->pending, vr->size * sizeof(*p));
+		/*
+		 * Written by every burst that completes a chain on its own:
+		 * whole cache lines, so that no other ring's array (or anything
+		 * else) shares one with it.
+		 */
+		struct vhu_packed_used *p =
+			rte_realloc_socket(pk->pending,
+					   RTE_ALIGN_CEIL(vr->size * sizeof(*p), RTE_CACHE_LINE_SIZE),
+					   RTE_CACHE_LINE_SIZE, vr->socket_id);
 
 		if (p == NULL) {
 			VHU_LOG(ERR, "%s: ring %u: out of memory", vr->port_name, vr->index);
@@ -287,6 +296,7 @@ refresh(struct vhu_vring *vr)
 	if (vr->mem != mem) {
 		if (mem != NULL)
 			vhu_mem_table_get(mem);
+		vhu_zc_memory_leaving(vr);
 		vhu_mem_table_put(vr->mem);
 		vr->mem = mem;
 	}
@@ -419,7 +429,7 @@ vhu_vring_ctl_reset(struct vhu_vring *vr)
 	vr->rx_pending_count = 0;
 	vr->size = 0;
 	unmap_rings(vr);
-	free(pk->pending);
+	rte_free(pk->pending);
 	pk->pending = NULL;
 	pk->pending_cap = 0;
 	pk->npending = 0;

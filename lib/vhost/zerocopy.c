@@ -31,7 +31,8 @@ pool_put(struct vhu_zc_pool *pool)
 
 /*
  * The last mbuf pointing into a held chain was freed, on whatever lcore:
- * let go of the memory and tell the ring's lcore, which completes the chain.
+ * let go of the memory if the slot holds a reference of its own, and tell
+ * the ring's lcore, which completes the chain.
  */
 static void
 mbufs_freed(void *addr __rte_unused, void *opaque)
@@ -39,8 +40,10 @@ mbufs_freed(void *addr __rte_unused, void *opaque)
 	struct vhu_zc_slot *slot = opaque;
 	struct vhu_zc_pool *pool = slot->pool;
 
-	vhu_mem_table_put(slot->mem);
-	slot->mem = NULL;
+	/* against vhu_zc_memory_leaving() turning the ring's reference into the slot's */
+	if (__atomic_exchange_n(&slot->mem_ref, VHU_ZC_MEM_NONE, __ATOMIC_ACQ_REL) ==
+	    VHU_ZC_MEM_OWNED)
+		vhu_mem_table_put(slot->mem);
 	/* Never full: it has room for every slot, and a slot is in it at most once. */
 	rte_ring_mp_enqueue(pool->done, slot);
 	pool_put(pool);
@@ -123,11 +126,32 @@ vhu_zc_reap(struct vhu_vring *vr)
 }
 
 void
+vhu_zc_memory_leaving(struct vhu_vring *vr)
+{
+	struct vhu_zc_pool *pool = vr->zc;
+
+	if (pool == NULL)
+		return;
+	/* Every borrowed slot points into the ring's table: earlier tables were left here. */
+	for (uint32_t i = 0; i < pool->nslots; i++) {
+		struct vhu_zc_slot *slot = &pool->slots[i];
+		uint32_t borrowed = VHU_ZC_MEM_BORROWED;
+
+		/* the ring's reference, dropped after this, keeps the table meanwhile */
+		if (__atomic_compare_exchange_n(&slot->mem_ref, &borrowed, VHU_ZC_MEM_OWNED, false,
+						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			vhu_mem_table_get(slot->mem);
+	}
+}
+
+void
 vhu_zc_ring_stopped(struct vhu_vring *vr, bool give_back_held)
 {
 	struct vhu_zc_pool *pool = vr->zc;
 	if (pool == NULL)
 		return;
+	/* mbufs still out outlive the ring's hold on its table */
+	vhu_zc_memory_leaving(vr);
 	if (give_back_held && vhu_vq_mapped(vr)) {
 		uint32_t completed = vhu_zc_reap(vr);
 
@@ -149,8 +173,9 @@ vhu_zc_hold(struct vhu_vring *vr, const struct vhu_chain *c, uint16_t nsegs)
 	if (pool == NULL || pool->nfree == 0)
 		return NULL;
 	slot = &pool->slots[pool->free[--pool->nfree]];
-	vhu_mem_table_get(vr->mem);
+	/* reused only once reaped, after its mbufs_freed(): nothing else writes it now */
 	slot->mem = vr->mem;
+	__atomic_store_n(&slot->mem_ref, VHU_ZC_MEM_BORROWED, __ATOMIC_RELAXED);
 	slot->id = c->id;
 	slot->nslots = c->nslots;
 	slot->held = true;

@@ -6,9 +6,10 @@
  * application has freed the last of those mbufs.
  *
  * What made DPDK drop its own dequeue zero-copy is ruled out by construction:
- * - Memory: every held chain keeps a reference on the memory table it points
- *   into, so the mapping outlives a disconnect or a new SET_MEM_TABLE until
- *   the last mbuf is freed.
+ * - Memory: every held chain keeps the memory table it points into (the
+ *   ring's reference, then one of its own: enum vhu_zc_mem_ref), so the
+ *   mapping outlives a disconnect or a new SET_MEM_TABLE until the last
+ *   mbuf is freed.
  * - Lifetime: the slots a ring hands out live in a reference-counted pool of
  *   their own; an mbuf freed after its ring was stopped, reset or destroyed
  *   touches only that pool, never the ring or the port.
@@ -36,11 +37,26 @@ _Static_assert(VHU_ZC_HEAD_BYTES < VHU_ZC_MIN_THRESHOLD, "zero-copy frames have 
 
 struct vhu_zc_pool;
 
+/*
+ * What keeps the memory table a chain's mbufs point into. While the ring
+ * keeps that table, its own reference does: handing a frame out and freeing
+ * it write no reference count of the table, which every ring of the session
+ * reads (its regions) and would otherwise share written with the others.
+ * When the ring lets go of the table, each chain whose mbufs are still out
+ * takes a reference of its own (vhu_zc_memory_leaving()).
+ */
+enum vhu_zc_mem_ref {
+	VHU_ZC_MEM_NONE,	/* no mbufs out */
+	VHU_ZC_MEM_BORROWED,	/* the ring's reference covers them */
+	VHU_ZC_MEM_OWNED,	/* one reference of the slot's, dropped with the last mbuf */
+};
+
 /* A chain handed to the application: what it takes to give it back. */
 struct vhu_zc_slot {
 	struct rte_mbuf_ext_shared_info shinfo;	/* free_cb runs when the mbufs are gone */
 	struct vhu_zc_pool *pool;
-	struct vhu_mem_table *mem;		/* held while the mbufs point into it */
+	struct vhu_mem_table *mem;		/* what the mbufs point into */
+	uint32_t mem_ref;			/* enum vhu_zc_mem_ref, atomic */
 	uint16_t id;				/* chain head (split) / buffer id (packed) */
 	uint16_t nslots;			/* ring slots of the chain (packed) */
 	bool held;				/* handed out, not given back (ring's lcore) */
@@ -60,9 +76,17 @@ void vhu_zc_ring_stopped(struct vhu_vring *vr, bool give_back);
 uint32_t vhu_zc_reap(struct vhu_vring *vr);
 
 /*
+ * The ring lets go of its memory table (for another, or none) or of its
+ * pool: every chain whose mbufs are still out takes a reference of its own
+ * on the table. With the ring lock held, before the ring drops its
+ * reference.
+ */
+void vhu_zc_memory_leaving(struct vhu_vring *vr);
+
+/*
  * A free slot for chain @c, or NULL when the ring holds all it may. The
- * slot holds a reference on the ring's memory table and its shinfo is
- * armed for @nsegs external buffers.
+ * ring's reference on its memory table covers the slot (no reference count
+ * written), and its shinfo is armed for @nsegs external buffers.
  */
 struct vhu_zc_slot *vhu_zc_hold(struct vhu_vring *vr, const struct vhu_chain *c,
 				uint16_t nsegs);

@@ -2,6 +2,7 @@
 /*
  * The ring under test, whatever its layout: see ring.h.
  */
+#include <stdalign.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -9,6 +10,7 @@
 #include <sys/socket.h>
 #include <unistd.h>
 
+#include <rte_malloc.h>
 #include <rte_mbuf.h>
 #include <rte_mempool.h>
 
@@ -19,6 +21,22 @@
 #include "ring.h"
 
 struct ring R;
+
+/* The ring ring_start() sets up. */
+static struct vhu_vring own;
+
+/*
+ * The rings of the session (rings_add()), the first one own: each ring's
+ * record and its layout driver's state, kept here while another ring is
+ * current (the current one's are R and the driver's).
+ */
+static struct {
+	struct ring *rec;
+	uint8_t *driver;		/* n x driver_size() bytes */
+	struct vhu_vring *added;	/* rings 1 .. n - 1 */
+	unsigned int n;
+	unsigned int current;
+} rings;
 
 void
 ring_use(const struct ring_ops *ops)
@@ -34,6 +52,7 @@ ring_memory(uint32_t size, uint64_t features, uint32_t start)
 	memset(&R, 0, sizeof(R));
 	R.ops = ops;
 	R.active = true;
+	R.room = ops->room;
 	R.size = size;
 	R.start = start;
 	R.kick = -1;
@@ -53,10 +72,10 @@ ring_rebase(struct vhu_mem_table *mem, uint64_t features)
 /*
  * A front end's session sets the ring up, as the control thread does; it
  * becomes ready at the last step. The ring gets a copy of the driver's kick
- * fd and owns the call fd.
+ * fd and owns @callfd.
  */
 static bool
-session_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base)
+session_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base, int callfd)
 {
 	struct vhu_vring *vr = R.vr;
 
@@ -73,7 +92,7 @@ session_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t
 		die("eventfd");
 	R.kick_checked = R.posted;
 	vhu_vring_ctl_start(vr, xdup(R.kick));
-	vhu_vring_ctl_set_callfd(vr, G.callfd);
+	vhu_vring_ctl_set_callfd(vr, callfd);
 	vhu_vring_ctl_enable(vr, true);
 	ring_rebase(R.mem, R.features);
 	/* as an application enabling scatter: frames of any size, in chains */
@@ -85,10 +104,10 @@ bool
 ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t base)
 {
 	R.mem = guest_mem_table();
-	R.vr = &R.own;
+	R.vr = &own;
 	G.vr = R.vr;
 	vhu_vring_ctl_init(R.vr, 0, "unit", SOCKET_ID_ANY, 0, &gso);
-	return session_start(addr, send_base, base);
+	return session_start(addr, send_base, base, G.callfd);
 }
 
 void
@@ -102,10 +121,18 @@ ring_session_end(void)
 	R.kick = -1;
 }
 
+/* session_start() with the base the layout sends for the driver where it is. */
+static bool
+session_start_at_driver(const struct vhu_vring_addr_config *addr, int callfd)
+{
+	return session_start(addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0,
+			     callfd);
+}
+
 bool
 ring_session_resume(void)
 {
-	return session_start(&R.addr, R.ops->base != NULL, R.ops->base != NULL ? R.ops->base() : 0);
+	return session_start_at_driver(&R.addr, G.callfd);
 }
 
 bool
@@ -129,6 +156,96 @@ ring_refresh(uint64_t features)
 	ring_rebase(R.mem, R.features);
 }
 
+/* The current ring's session and fds end (closing the ring's kick fd copy and call fd). */
+static void
+ring_end(void)
+{
+	vhu_vring_ctl_reset(R.vr);
+	vhu_vring_intr_close(R.vr);
+	close(R.kick);
+}
+
+/* The current ring's record and driver state go aside, for ring_select() to bring back. */
+static void
+ring_keep(void)
+{
+	size_t driver_size = R.ops->driver_size();
+
+	rings.rec[rings.current] = R;
+	memcpy(rings.driver + rings.current * driver_size, R.ops->driver, driver_size);
+}
+
+bool
+rings_add(unsigned int n)
+{
+	const struct ring first = R;
+	size_t driver_size = R.ops->driver_size();
+
+	rings.rec = calloc(n, sizeof(*rings.rec));
+	rings.driver = malloc(n * driver_size);
+	/* side by side and cache aligned, as in a port */
+	rings.added = rte_zmalloc("unit rings", (n - 1) * sizeof(*rings.added),
+				  alignof(struct vhu_vring));
+	if (rings.rec == NULL || rings.driver == NULL || (n > 1 && rings.added == NULL))
+		die("rings_add");
+	rings.n = 1;
+	rings.current = 0;
+	while (rings.n < n) {
+		/* an added ring's areas have room for its own size only */
+		uint32_t room = first.size;
+		struct vhu_vring_addr_config addr;
+		unsigned int i = rings.n++;
+
+		ring_keep();
+		rings.current = i;
+		R = (struct ring){
+			.ops = first.ops, .active = true, .mem = first.mem, .vr = &rings.added[i - 1],
+			.room = room, .size = first.size, .start = first.start,
+			.features = first.features, .kick = -1,
+		};
+		R.areas = (uint32_t)(galloc(R.ops->areas_size(room)) - G.g);
+		memset(G.g + R.areas, 0, R.ops->areas_size(room));
+		vhu_mem_table_get(R.mem);
+		addr = R.ops->lay_out();
+		vhu_vring_ctl_init(R.vr, (uint16_t)i, "unit", SOCKET_ID_ANY, 0, &gso);
+		G.vr = R.vr;
+		if (!session_start_at_driver(&addr, xdup(G.callfd)))
+			return false;
+	}
+	return true;
+}
+
+void
+ring_select(unsigned int i)
+{
+	size_t driver_size = R.ops->driver_size();
+
+	if (i == rings.current)
+		return;
+	ring_keep();
+	R = rings.rec[i];
+	memcpy(R.ops->driver, rings.driver + i * driver_size, driver_size);
+	G.vr = R.vr;
+	rings.current = i;
+}
+
+/* The rings rings_add() added end, each dropping its reference to the memory table. */
+static void
+rings_teardown(void)
+{
+	for (unsigned int i = rings.n; i-- > 1;) {
+		ring_select(i);
+		ring_end();
+		vhu_mem_table_put(R.mem);
+	}
+	if (rings.n > 0)
+		ring_select(0);
+	free(rings.rec);
+	free(rings.driver);
+	rte_free(rings.added);
+	memset(&rings, 0, sizeof(rings));
+}
+
 bool
 ring_teardown(void)
 {
@@ -136,12 +253,11 @@ ring_teardown(void)
 
 	if (!R.active)
 		return true;
+	rings_teardown();
 	free_tracked();
 	if (R.mem != NULL) {
 		/* closes the call fd and the ring's kick fd, drops the ring's reference */
-		vhu_vring_ctl_reset(&R.own);
-		vhu_vring_intr_close(&R.own);
-		close(R.kick);
+		ring_end();
 		if (R.mem->refcnt != 1) {
 			fprintf(stderr, "  memory table: %u references, only ours expected\n",
 				R.mem->refcnt);

@@ -13,7 +13,8 @@
  * descriptor in the ring (so an indirect one takes one).
  *
  * Region 0 (guest_fixture.h) holds the ring's areas below RING_INDIR_OFF,
- * then indirect tables, then buffers from RING_BUF_OFF.
+ * then indirect tables, then buffers from RING_BUF_OFF (and the areas of
+ * the rings rings_add() adds).
  *
  * Like guest_fixture.h, nothing here uses check.h: the helpers return what
  * they found and print what differs; the tests assert.
@@ -79,8 +80,25 @@ struct bad_case {
 struct ring_ops {
 	const char *name;
 	uint64_t features;	/* the layout's feature bit */
-	/* Lays the ring out in fresh guest memory, the driver at R.start; returns its addresses. */
+	/*
+	 * The largest ring whose areas fit below RING_INDIR_OFF, where
+	 * ring_memory() lays the ring out; and the bytes the areas of a ring
+	 * of up to @room entries take.
+	 */
+	uint32_t room;
+	uint32_t (*areas_size)(uint32_t room);
+	/*
+	 * Lays the ring out in guest memory from R.areas on, with room for
+	 * R.room entries, the driver at R.start; returns its addresses.
+	 */
 	struct vhu_vring_addr_config (*lay_out)(void);
+	/*
+	 * The driver's state (split: S, packed: P): its first driver_size()
+	 * bytes are the current ring's, kept aside while another ring is
+	 * current (ring_select()).
+	 */
+	void *driver;
+	size_t (*driver_size)(void);
 	/*
 	 * SET_VRING_BASE for the driver where it is, all it made available
 	 * used; NULL: the ring resumes from guest memory.
@@ -130,8 +148,9 @@ struct ring {
 	const struct ring_ops *ops;	/* the layout, kept from one test to the next */
 	bool active;
 	struct vhu_mem_table *mem;	/* our own reference (NULL: the ring is a port's) */
-	struct vhu_vring own;
-	struct vhu_vring *vr;		/* the ring under test: &own, or a port's */
+	struct vhu_vring *vr;		/* the ring under test: the fixture's, or a port's */
+	uint32_t areas;			/* where its areas start in region 0 */
+	uint32_t room;			/* the largest ring they have room for */
 	uint32_t size;
 	uint32_t start;			/* where the driver started, in slots */
 	uint64_t features;		/* negotiated, the layout's bit included */
@@ -149,7 +168,7 @@ extern struct ring R;
 void ring_use(const struct ring_ops *ops);
 
 /*
- * Fresh guest memory and a ring of @size entries laid out in it, the driver
+ * Fresh guest memory and a ring of @size entries laid out at its start, the driver
  * @start slots from slot 0 of its first lap (split: its 16-bit index, so any
  * value; packed: a slot, plus @size when its wrap counter starts at 0).
  * Returns the ring's addresses; nothing is set up yet.
@@ -191,6 +210,21 @@ bool ring_translate_buffers(uint8_t perm);
 unsigned int ring_misses_asked(uint64_t *iova, unsigned int max);
 /* Frees what the test left; false (printed) when the ring or the pool kept something. */
 bool ring_teardown(void);
+
+/* ---- several rings ---- */
+
+/*
+ * More rings in the session of the current one, as a front end sets up a
+ * port's other queues: @n in all, the current one first. Each added ring is
+ * set up as the current one was (layout, size, features, start), in the
+ * same guest memory and memory table, its areas taken from the buffer
+ * space, with a kick fd of its own and a copy of the guest's call fd; the
+ * added rings' struct vhu_vring lie side by side, as a port's do. False
+ * when one did not become ready. ring_teardown() ends them all.
+ */
+bool rings_add(unsigned int n);
+/* Ring @i (0: the first) becomes the current ring: R, G.vr and its layout's driver. */
+void ring_select(unsigned int i);
 
 /* For a layout's post: chain @id, of @nslots slots, is made available where the driver is. */
 struct posted ring_posted(uint16_t id, uint16_t nslots);

@@ -2,6 +2,7 @@
 /*
  * The packed ring's guest driver: see ring_packed.h and ring.h.
  */
+#include <stddef.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -11,10 +12,31 @@
 
 #include "ring_packed.h"
 
-/* Region 0: room for a ring of the largest size (32768 x 16 bytes), then the event areas. */
-#define DESC_OFF	0x00000u
-#define DRV_EV_OFF	0x80000u	/* driver event suppression (SET_VRING_ADDR avail) */
-#define DEV_EV_OFF	0x80100u	/* device event suppression (SET_VRING_ADDR used) */
+/*
+ * From R.areas on: room for a ring of R.room entries, then the event areas
+ * (at the start of region 0, a ring of the largest size: 32768 x 16 bytes).
+ */
+#define EV_GAP		0x100u
+
+static uint32_t
+desc_off(void)
+{
+	return R.areas;
+}
+
+/* driver event suppression (SET_VRING_ADDR avail) */
+static uint32_t
+drv_ev_off(void)
+{
+	return R.areas + R.room * (uint32_t)sizeof(struct vring_packed_desc);
+}
+
+/* device event suppression (SET_VRING_ADDR used) */
+static uint32_t
+dev_ev_off(void)
+{
+	return drv_ev_off() + EV_GAP;
+}
 
 struct packed_driver P;
 
@@ -168,27 +190,41 @@ reap(struct used_ent *u)
  * lap before. So no slot looks used, or available, to either before it is
  * handed over.
  */
+static uint32_t
+packed_areas_size(uint32_t room)
+{
+	return room * (uint32_t)sizeof(struct vring_packed_desc) + EV_GAP +
+	       (uint32_t)sizeof(struct vring_packed_desc_event);
+}
+
 static struct vhu_vring_addr_config
 packed_lay_out(void)
 {
 	const uint32_t slot = R.start % R.size, lap = R.start / R.size;
 
 	memset(&P, 0, sizeof(P));
-	P.desc = (struct vring_packed_desc *)(G.g + DESC_OFF);
+	P.desc = (struct vring_packed_desc *)(G.g + desc_off());
 	for (uint32_t s = 0; s < R.size; s++)
 		P.desc[s].flags = used_flags(lap_wrap(s < slot ? lap : lap + 1), false);
-	P.drv_ev = (struct vring_packed_desc_event *)(G.g + DRV_EV_OFF);
-	P.dev_ev = (struct vring_packed_desc_event *)(G.g + DEV_EV_OFF);
+	P.drv_ev = (struct vring_packed_desc_event *)(G.g + drv_ev_off());
+	P.dev_ev = (struct vring_packed_desc_event *)(G.g + dev_ev_off());
 	P.dev_ev->flags = 0xaaaa;	/* the device must overwrite it */
 	P.dev_ev->off_wrap = 0x5555;
 	P.drv_ev->flags = VRING_PACKED_EVENT_FLAG_ENABLE;
 	P.used_slot = (uint16_t)(R.start % R.size);
 	P.used_wrap = lap_wrap(R.start / R.size);
 	return (struct vhu_vring_addr_config){
-		.desc = FE_BASE + DESC_OFF,
-		.avail = FE_BASE + DRV_EV_OFF,
-		.used = FE_BASE + DEV_EV_OFF,
+		.desc = FE_BASE + desc_off(),
+		.avail = FE_BASE + drv_ev_off(),
+		.used = FE_BASE + dev_ev_off(),
 	};
+}
+
+/* The buffer ids of a ring are below its size: id_slots[] past them is not its state. */
+static size_t
+packed_driver_size(void)
+{
+	return offsetof(struct packed_driver, id_slots) + R.size * sizeof(P.id_slots[0]);
 }
 
 static uint32_t
@@ -335,12 +371,12 @@ packed_mapped(void)
 {
 	const struct vhu_vring *vr = R.vr;
 
-	return vr->packed.desc == vhu_mem_guest_to_host(R.mem, GPA_BASE + DESC_OFF,
+	return vr->packed.desc == vhu_mem_guest_to_host(R.mem, GPA_BASE + desc_off(),
 							R.size * sizeof(*P.desc)) &&
 	       vr->packed.driver_event ==
-	       vhu_mem_guest_to_host(R.mem, GPA_BASE + DRV_EV_OFF, sizeof(*P.drv_ev)) &&
+	       vhu_mem_guest_to_host(R.mem, GPA_BASE + drv_ev_off(), sizeof(*P.drv_ev)) &&
 	       vr->packed.device_event ==
-	       vhu_mem_guest_to_host(R.mem, GPA_BASE + DEV_EV_OFF, sizeof(*P.dev_ev)) &&
+	       vhu_mem_guest_to_host(R.mem, GPA_BASE + dev_ev_off(), sizeof(*P.dev_ev)) &&
 	       vr->split.desc == NULL && vr->split.avail == NULL && vr->split.used == NULL;
 }
 
@@ -351,7 +387,7 @@ packed_misplace(bool outside)
 	struct vhu_vring_addr_config addr = R.vr->ctl.addr;
 
 	addr.desc = outside ? FE2_BASE + GUEST2_SIZE - (R.size - 1) * sizeof(*P.desc) :
-			      FE_BASE + DESC_OFF;
+			      FE_BASE + desc_off();
 	vhu_vring_ctl_set_addr(R.vr, &addr);
 }
 
@@ -377,7 +413,11 @@ static const struct bad_case packed_bad_tx[] = {
 const struct ring_ops packed_ops = {
 	.name = "packed",
 	.features = PK,
+	.room = VHU_VRING_MAX_SIZE,
+	.areas_size = packed_areas_size,
 	.lay_out = packed_lay_out,
+	.driver = &P,
+	.driver_size = packed_driver_size,
 	.base = packed_base,
 	.post = packed_post,
 	.table = packed_table,

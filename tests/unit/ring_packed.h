@@ -38,7 +38,8 @@ struct packed_driver {
 	bool used_wrap;
 	uint32_t inflight;		/* slots made available and not yet used */
 	uint32_t ids;
-	uint16_t id_slots[VHU_VRING_MAX_SIZE];	/* descriptors of each buffer id in flight */
+	/* descriptors of each buffer id in flight; last: see packed_driver_size() */
+	uint16_t id_slots[VHU_VRING_MAX_SIZE];
 };
 
 extern struct packed_driver P;

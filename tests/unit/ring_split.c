@@ -11,10 +11,30 @@
 
 #include "ring_split.h"
 
-/* The three areas at the start of region 0 (rings of up to 4096 entries). */
-#define DESC_OFF	0x00000u
-#define AVAIL_OFF	0x10000u
-#define USED_OFF	0x20000u
+/*
+ * The three areas from R.areas on, each with room for a ring of R.room
+ * entries (16 bytes an entry: a descriptor table's). At the start of region
+ * 0 rings of up to 4096 entries fit.
+ */
+#define ROOM		4096u
+
+static uint32_t
+desc_off(void)
+{
+	return R.areas;
+}
+
+static uint32_t
+avail_off(void)
+{
+	return R.areas + R.room * (uint32_t)sizeof(struct vring_desc);
+}
+
+static uint32_t
+used_off(void)
+{
+	return R.areas + 2 * R.room * (uint32_t)sizeof(struct vring_desc);
+}
 
 struct split_driver S;
 
@@ -61,22 +81,34 @@ split_bait(struct vring_desc *table, uint32_t slot)
  * device resumes), and descriptors are handed out from there too, so that
  * chains of a ring started near its end cross the end of the table.
  */
+static uint32_t
+split_areas_size(uint32_t room)
+{
+	return 2 * room * (uint32_t)sizeof(struct vring_desc) + (uint32_t)vring_used_area_size(room);
+}
+
 static struct vhu_vring_addr_config
 split_lay_out(void)
 {
 	memset(&S, 0, sizeof(S));
-	S.desc = (struct vring_desc *)(G.g + DESC_OFF);
-	S.avail = (struct vring_avail *)(G.g + AVAIL_OFF);
-	S.used = (struct vring_used *)(G.g + USED_OFF);
+	S.desc = (struct vring_desc *)(G.g + desc_off());
+	S.avail = (struct vring_avail *)(G.g + avail_off());
+	S.used = (struct vring_used *)(G.g + used_off());
 	S.avail->idx = (uint16_t)R.start;
 	S.used->idx = (uint16_t)R.start;
 	S.used_read = (uint16_t)R.start;
 	S.next_desc = R.start % R.size;
 	return (struct vhu_vring_addr_config){
-		.desc = FE_BASE + DESC_OFF,
-		.avail = FE_BASE + AVAIL_OFF,
-		.used = FE_BASE + USED_OFF,
+		.desc = FE_BASE + desc_off(),
+		.avail = FE_BASE + avail_off(),
+		.used = FE_BASE + used_off(),
 	};
+}
+
+static size_t
+split_driver_size(void)
+{
+	return sizeof(S);
 }
 
 static struct posted
@@ -220,11 +252,11 @@ split_must_kick(void)
 static bool
 split_mapped(void)
 {
-	return R.vr->split.desc == vhu_mem_guest_to_host(R.mem, GPA_BASE + DESC_OFF,
+	return R.vr->split.desc == vhu_mem_guest_to_host(R.mem, GPA_BASE + desc_off(),
 							 vring_desc_area_size(R.size)) &&
-	       R.vr->split.avail == vhu_mem_guest_to_host(R.mem, GPA_BASE + AVAIL_OFF,
+	       R.vr->split.avail == vhu_mem_guest_to_host(R.mem, GPA_BASE + avail_off(),
 							  vring_avail_area_size(R.size)) &&
-	       R.vr->split.used == vhu_mem_guest_to_host(R.mem, GPA_BASE + USED_OFF,
+	       R.vr->split.used == vhu_mem_guest_to_host(R.mem, GPA_BASE + used_off(),
 							 vring_used_area_size(R.size));
 }
 
@@ -234,7 +266,7 @@ split_misplace(bool outside)
 {
 	struct vhu_vring_addr_config addr = R.vr->ctl.addr;
 
-	addr.used = outside ? FE_BASE + GUEST_SIZE - 0x10 : FE_BASE + USED_OFF;
+	addr.used = outside ? FE_BASE + GUEST_SIZE - 0x10 : FE_BASE + used_off();
 	vhu_vring_ctl_set_addr(R.vr, &addr);
 }
 
@@ -338,7 +370,11 @@ static const struct bad_case split_bad_tx[] = {
 const struct ring_ops split_ops = {
 	.name = "split",
 	.features = 0,
+	.room = ROOM,
+	.areas_size = split_areas_size,
 	.lay_out = split_lay_out,
+	.driver = &S,
+	.driver_size = split_driver_size,
 	.post = split_post,
 	.table = split_table,
 	.used_is = split_used_is,

@@ -589,7 +589,7 @@ test_zc_big_frame_held_until_freed(void)
 	CHECK_EQ(vhu_zc_held(R.vr), 1);
 	CHECK_EQ(used_idx(), 0);			/* held */
 	CHECK_EQ(calls(), 0);
-	CHECK_EQ(R.mem->refcnt, 3);			/* ours, the ring's, the mbuf's */
+	CHECK_EQ(R.mem->refcnt, 2);			/* ours, the ring's (covering the mbuf's) */
 
 	/* past the head, what the mbuf shows is the guest's buffer itself */
 	gframe = (uint8_t *)tx_hdr(&p) + 12;
@@ -666,12 +666,55 @@ test_zc_held_across_invalidation(void)
 	rte_spinlock_unlock(&R.vr->lock);
 	CHECK_EQ(R.iotlb->nentries, RING_BUF_OFF / 4096);	/* the ring areas' only */
 	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
-	CHECK_EQ(R.mem->refcnt, 3);			/* ours, the ring's, the mbuf's */
+	CHECK_EQ(R.mem->refcnt, 2);			/* ours, the ring's (covering the mbuf's) */
 	app_free(pkts[0]);
 	CHECK_EQ(R.mem->refcnt, 2);
 	/* giving the chain back touches the used ring only, still translated */
 	CHECK_EQ(deq(pkts, 4), 0);
 	CHECK(used_is(&p, 0));
+}
+
+/*
+ * Zero-copy mbufs and the memory table they point into. While the ring
+ * keeps the table, its reference covers them: handing them out and freeing
+ * them write no count of the table, which every ring of the session reads.
+ * When the ring moves to another table (SET_MEM_TABLE), each mbuf still out
+ * takes a reference of its own on the old one, dropped when it is freed.
+ */
+static void
+test_zc_memory_table_references(void)
+{
+	uint8_t frame[2][1500];
+	struct rte_mbuf *pkts[4];
+	struct vhu_mem_table *old = NULL;
+	struct posted p[2];
+
+	CHECK(setup_zc(16));
+	for (int i = 0; i < 2; i++) {
+		make_frame(frame[i], sizeof(frame[i]), 99 + i);
+		p[i] = tx_simple(frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(deq(pkts, 4), 2);
+	CHECK_EQ(stats()->zero_copy, 2);
+	CHECK_EQ(R.mem->refcnt, 2);			/* ours and the ring's */
+	app_free(pkts[1]);				/* freed while the ring keeps the table */
+	CHECK_EQ(R.mem->refcnt, 2);
+
+	/* the same memory in a new table, the ring moved onto it */
+	old = R.mem;
+	R.mem = guest_mem_table();
+	ring_refresh(R.features);
+	EXPECT_EQ(old->refcnt, 2);			/* ours and pkts[0]'s */
+	EXPECT_EQ(R.mem->refcnt, 2);			/* ours and the ring's */
+	EXPECT(mbuf_is(pkts[0], frame[0], sizeof(frame[0])));
+	app_free(pkts[0]);
+	EXPECT_EQ(old->refcnt, 1);
+	vhu_mem_table_put(old);
+	/* both chains go back, in the order their mbufs were freed */
+	CHECK_EQ(deq(pkts, 4), 0);
+	CHECK(used_is(&p[1], 0));
+	CHECK(used_is(&p[0], 0));
+	CHECK_EQ(vhu_zc_held(R.vr), 0);
 }
 
 /*
@@ -901,6 +944,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_zc_small_frames_copied);
 	RUN_TEST(test_zc_big_frame_held_until_freed);
 	RUN_TEST(test_zc_held_across_invalidation);
+	RUN_TEST(test_zc_memory_table_references);
 	RUN_TEST(test_zc_no_mbuf_for_the_rest);
 	RUN_TEST(test_zc_disable_enable_keeps_held);
 	RUN_TEST(test_zc_chain_pieces);

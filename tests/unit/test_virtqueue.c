@@ -148,6 +148,49 @@ test_deq_single(void)
 	CHECK(caught_up());
 }
 
+/*
+ * Rings of one session (the queues of a port): one memory table, and each
+ * ring its own positions, used entries and counters. A burst on one ring
+ * takes nothing from the others.
+ */
+static void
+test_deq_rings_of_one_session(void)
+{
+	enum { NRINGS = 3 };
+	uint8_t frame[NRINGS][60];
+	struct posted p[NRINGS];
+	struct rte_mbuf *pkts[8];
+
+	CHECK(ring_setup(8, V1));
+	CHECK(rings_add(NRINGS));
+	/* ours and the ring's, per ring */
+	CHECK_EQ(R.mem->refcnt, 2 * NRINGS);
+	for (unsigned int i = 0; i < NRINGS; i++) {
+		ring_select(i);
+		CHECK_EQ(R.vr->index, i);
+		make_frame(frame[i], sizeof(frame[i]), 20 + i);
+		p[i] = tx_simple(frame[i], sizeof(frame[i]));
+	}
+	/* from ring 1 on, round the rings */
+	for (unsigned int k = 0; k < NRINGS; k++) {
+		unsigned int i = (k + 1) % NRINGS;
+
+		ring_select(i);
+		CHECK_EQ(deq(pkts, 8), 1);
+		CHECK(mbuf_is(pkts[0], frame[i], sizeof(frame[i])));
+		CHECK(used_is(&p[i], 0));
+		CHECK(caught_up());
+		CHECK_EQ(calls(), 1);
+		CHECK_EQ(stats()->packets, 1);
+		for (unsigned int j = k + 1; j < NRINGS; j++) {
+			ring_select((j + 1) % NRINGS);
+			CHECK(device_at(&p[(j + 1) % NRINGS]));
+			CHECK(none_used());
+			CHECK_EQ(stats()->packets, 0);
+		}
+	}
+}
+
 /* Several chains available, the burst smaller than that. */
 static void
 test_deq_burst_limit(void)
@@ -1982,6 +2025,7 @@ main(int argc __rte_unused, char **argv)
 
 	RUN_BOTH(test_deq_single);
 	RUN_BOTH(test_deq_burst_limit);
+	RUN_BOTH(test_deq_rings_of_one_session);
 	RUN_BOTH(test_deq_chain);
 	RUN_BOTH(test_deq_indirect);
 	RUN_BOTH(test_deq_indirect_unaligned);

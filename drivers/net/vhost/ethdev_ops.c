@@ -1,6 +1,7 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /* The port's ethdev operations: configuration, lifecycle, capabilities, queues. */
 #include <errno.h>
+#include <stdalign.h>
 
 #include <rte_eal.h>
 #include <rte_malloc.h>
@@ -155,7 +156,7 @@ static struct vhost_queue *
 queue_create(struct rte_eth_dev *dev, uint16_t ring_index, unsigned int socket_id)
 {
 	struct pmd_internal *in = dev->data->dev_private;
-	struct vhost_queue *q = rte_zmalloc_socket(NULL, sizeof(*q), RTE_CACHE_LINE_SIZE,
+	struct vhost_queue *q = rte_zmalloc_socket(NULL, sizeof(*q), alignof(struct vhost_queue),
 						   (int)socket_id);
 
 	if (q == NULL) {

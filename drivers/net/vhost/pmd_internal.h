@@ -10,6 +10,7 @@
 #ifndef VHU_PMD_INTERNAL_H
 #define VHU_PMD_INTERNAL_H
 
+#include <stdalign.h>
 #include <stdbool.h>
 #include <stdint.h>
 #include <sys/un.h>
@@ -29,6 +30,11 @@ extern int vhu_pmd_logtype;
 /* The largest MTU without a guest's own: a whole 64 KiB IP packet. */
 #define VHU_MAX_MTU UINT16_MAX
 
+/*
+ * One ethdev queue, polled by one lcore, which writes @unsent every transmit
+ * burst: whole cache lines of its own (an allocation each, cache aligned),
+ * so that no other queue's lcore writes a line of it.
+ */
 struct vhost_queue {
 	struct vhu_vring *vring;
 	struct rte_mempool *mb_pool;	/* RX queues only */
@@ -38,7 +44,10 @@ struct vhost_queue {
 	/* Counter values at the last stats reset. */
 	struct vhu_vring_stats base;
 	uint64_t unsent_base;
-};
+} __rte_cache_aligned;
+
+_Static_assert(alignof(struct vhost_queue) == RTE_CACHE_LINE_SIZE,
+	       "a queue fills whole cache lines: no other queue's data shares one");
 
 struct pmd_internal {
 	struct vhu_port *vport;
