@@ -137,10 +137,17 @@ vhu_zc_memory_leaving(struct vhu_vring *vr)
 		struct vhu_zc_slot *slot = &pool->slots[i];
 		uint32_t borrowed = VHU_ZC_MEM_BORROWED;
 
-		/* the ring's reference, dropped after this, keeps the table meanwhile */
-		if (__atomic_compare_exchange_n(&slot->mem_ref, &borrowed, VHU_ZC_MEM_OWNED, false,
-						__ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
-			vhu_mem_table_get(slot->mem);
+		if (__atomic_load_n(&slot->mem_ref, __ATOMIC_RELAXED) != VHU_ZC_MEM_BORROWED)
+			continue;
+		/*
+		 * The reference is taken before the slot says it owns one: from
+		 * then on the last mbuf, freed on another lcore, drops it, and
+		 * must not find the count at the ring's reference alone.
+		 */
+		vhu_mem_table_get(slot->mem);
+		if (!__atomic_compare_exchange_n(&slot->mem_ref, &borrowed, VHU_ZC_MEM_OWNED, false,
+						 __ATOMIC_ACQ_REL, __ATOMIC_RELAXED))
+			vhu_mem_table_put(slot->mem);	/* freed meanwhile; the ring's keeps it */
 	}
 }
 
