@@ -6,9 +6,11 @@
 #ifndef VHU_BENCH_COMMON_H
 #define VHU_BENCH_COMMON_H
 
+#include <stdbool.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 
 #include <rte_common.h>
 
@@ -22,6 +24,22 @@ bench_number(const char *s, uint32_t max)
 	if (*s == '\0' || *end != '\0' || v == 0 || v > max)
 		return 0;
 	return (uint32_t)v;
+}
+
+/*
+ * The first two arguments, "split|packed dequeue|enqueue", as *@packed and
+ * *@dequeue; false when they are something else.
+ */
+static inline bool
+bench_ring_and_direction(char **argv, bool *packed, bool *dequeue)
+{
+	if (strcmp(argv[1], "split") != 0 && strcmp(argv[1], "packed") != 0)
+		return false;
+	if (strcmp(argv[2], "dequeue") != 0 && strcmp(argv[2], "enqueue") != 0)
+		return false;
+	*packed = strcmp(argv[1], "packed") == 0;
+	*dequeue = strcmp(argv[2], "dequeue") == 0;
+	return true;
 }
 
 /* A check of the loop failed in @iteration: the count would mean nothing. */

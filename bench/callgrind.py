@@ -20,7 +20,9 @@ from __future__ import annotations
 
 import os
 import re
+import shutil
 import subprocess
+import sys
 from collections import defaultdict
 from pathlib import Path
 from typing import Callable, Dict, Iterable, List, Sequence, Tuple
@@ -33,6 +35,17 @@ _COMPRESSED = re.compile(r"\((\d+)\)(?: (.*))?$")
 
 class RunFailed(Exception):
     pass
+
+
+def bench_program(build: Path, name: str) -> Path:
+    """The benchmark program ``bench/bench_<name>`` of meson build
+    ``build``; exits with what is missing when it or valgrind is."""
+    exe = build / "bench" / f"bench_{name}"
+    if not exe.is_file():
+        sys.exit(f"{exe} missing: ninja -C {build}")
+    if shutil.which("valgrind") is None:
+        sys.exit("valgrind missing")
+    return exe
 
 
 def count_below(cmd: Sequence[str], function: str, out: Path,

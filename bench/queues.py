@@ -30,7 +30,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -102,11 +101,7 @@ def main() -> None:
                     help=f"instructions only: fail above {FLAT:.0%} growth over one queue pair")
     args = ap.parse_args()
 
-    exe = args.build / "bench/queues/bench_queues"
-    if not exe.is_file():
-        sys.exit(f"{exe} missing: ninja -C {args.build}")
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind missing")
+    exe = callgrind.bench_program(args.build, "queues")
     if args.bursts % QUEUE_PAIRS[-1] != 0:
         sys.exit(f"--bursts: a multiple of {QUEUE_PAIRS[-1]}, so that every ring gets as many")
     cache_sim = not args.check

@@ -29,7 +29,6 @@ from __future__ import annotations
 import argparse
 import json
 import os
-import shutil
 import sys
 import tempfile
 from concurrent.futures import ThreadPoolExecutor
@@ -76,11 +75,7 @@ def main() -> None:
                       help=f"one region only, recorded in {FIGURES.name}")
     args = ap.parse_args()
 
-    exe = args.build / "bench/regions/bench_regions"
-    if not exe.is_file():
-        sys.exit(f"{exe} missing: ninja -C {args.build}")
-    if shutil.which("valgrind") is None:
-        sys.exit("valgrind missing")
+    exe = callgrind.bench_program(args.build, "regions")
     guard = args.check or args.write
     regions = (1,) if guard else REGIONS
     cases = [(ring, d, n, False) for ring in RINGS for d in DIRS for n in regions] + \

@@ -7,7 +7,7 @@
  * callgrind to count. bench/queues.py runs the matrix; one case:
  *
  *   valgrind --tool=callgrind --toggle-collect=vhu_dequeue_burst \
- *       build/bench/queues/bench_queues split dequeue 128 32
+ *       build/bench/bench_queues split dequeue 128 32
  *
  * dequeue polls the N queue pairs' guest TX rings, enqueue their guest RX
  * rings; the other direction's rings are not set up (nothing of theirs is
@@ -179,14 +179,8 @@ main(int argc, char **argv)
 	uint32_t rounds;
 	uint64_t features;
 
-	if (argc != 5)
+	if (argc != 5 || !bench_ring_and_direction(argv, &packed, &dequeue))
 		usage(argv[0]);
-	if (strcmp(argv[1], "split") != 0 && strcmp(argv[1], "packed") != 0)
-		usage(argv[0]);
-	if (strcmp(argv[2], "dequeue") != 0 && strcmp(argv[2], "enqueue") != 0)
-		usage(argv[0]);
-	packed = strcmp(argv[1], "packed") == 0;
-	dequeue = strcmp(argv[2], "dequeue") == 0;
 	nrings = bench_number(argv[3], VHU_MAX_QUEUE_PAIRS);
 	/* the packet count must fit in 32 bits */
 	rounds = nrings == 0 ? 0 : bench_number(argv[4], UINT32_MAX / BURST / nrings);

@@ -6,7 +6,7 @@
  * for callgrind to count. bench/regions.py runs the matrix; one case:
  *
  *   valgrind --tool=callgrind --toggle-collect=vhu_dequeue_burst \
- *       build/bench/regions/bench_regions split dequeue 509 2000
+ *       build/bench/bench_regions split dequeue 509 2000
  *
  * Each iteration the guest makes 32 one-descriptor chains available, the
  * device takes them in one burst of 32, the guest reads the 32 used entries
@@ -176,12 +176,8 @@ main(int argc, char **argv)
 	if (argc != 5 && !(argc == 6 && strcmp(argv[5], "iommu") == 0))
 		usage(argv[0]);
 	iommu = argc == 6;
-	if (strcmp(argv[1], "split") != 0 && strcmp(argv[1], "packed") != 0)
+	if (!bench_ring_and_direction(argv, &packed, &dequeue))
 		usage(argv[0]);
-	if (strcmp(argv[2], "dequeue") != 0 && strcmp(argv[2], "enqueue") != 0)
-		usage(argv[0]);
-	packed = strcmp(argv[1], "packed") == 0;
-	dequeue = strcmp(argv[2], "dequeue") == 0;
 	nregions = bench_number(argv[3], VHU_MEM_MAX_REGIONS);
 	/* the packet count must fit in 32 bits */
 	iterations = bench_number(argv[4], UINT32_MAX / BURST);
