@@ -18,7 +18,14 @@ struct vhu_zc_pool {
 	uint32_t nfree;			/* ring's lcore only, as are free[] and nheld */
 	uint32_t nheld;
 	uint32_t *free;			/* indices of free slots */
-	struct rte_ring *done;		/* slots whose mbufs are gone: any lcore -> ring's */
+	/*
+	 * Indices of the slots whose mbufs are gone (any lcore -> ring's):
+	 * uint32_t elements copied from and to uint32_t objects. rte_ring's
+	 * pointer API copies void * objects through uint64_t lvalues, which
+	 * strict aliasing lets the compiler drop: clang -O2 leaves the last
+	 * pointer of a burst whose length is not a multiple of four unwritten.
+	 */
+	struct rte_ring *done;
 	struct vhu_zc_slot slots[];
 };
 
@@ -39,13 +46,14 @@ mbufs_freed(void *addr __rte_unused, void *opaque)
 {
 	struct vhu_zc_slot *slot = opaque;
 	struct vhu_zc_pool *pool = slot->pool;
+	uint32_t index = (uint32_t)(slot - pool->slots);
 
 	/* against vhu_zc_memory_leaving() turning the ring's reference into the slot's */
 	if (__atomic_exchange_n(&slot->mem_ref, VHU_ZC_MEM_NONE, __ATOMIC_ACQ_REL) ==
 	    VHU_ZC_MEM_OWNED)
 		vhu_mem_table_put(slot->mem);
 	/* Never full: it has room for every slot, and a slot is in it at most once. */
-	rte_ring_mp_enqueue(pool->done, slot);
+	rte_ring_mp_enqueue_elem(pool->done, &index, sizeof(index));
 	pool_put(pool);
 }
 
@@ -63,7 +71,7 @@ vhu_zc_ring_started(struct vhu_vring *vr)
 	size_t head = RTE_ALIGN_CEIL(sizeof(struct vhu_zc_pool) +
 				     nslots * sizeof(struct vhu_zc_slot) +
 				     nslots * sizeof(uint32_t), RTE_CACHE_LINE_SIZE);
-	ssize_t ring_size = rte_ring_get_memsize(ring_count);
+	ssize_t ring_size = rte_ring_get_memsize_elem(sizeof(uint32_t), ring_count);
 	struct vhu_zc_pool *pool;
 
 	if (vr->zc_threshold == 0 || vr->zc != NULL)
@@ -112,14 +120,13 @@ vhu_zc_reap(struct vhu_vring *vr)
 	if (pool == NULL)
 		return 0;
 	do {
-		void *done[REAP_BURST];
+		uint32_t done[REAP_BURST];
 
-		n = rte_ring_sc_dequeue_burst(pool->done, done, REAP_BURST, NULL);
+		n = rte_ring_sc_dequeue_burst_elem(pool->done, done, sizeof(done[0]), REAP_BURST,
+						   NULL);
 		for (unsigned int i = 0; i < n; i++) {
-			struct vhu_zc_slot *slot = done[i];
-
-			total += give_back(vr, slot);
-			pool->free[pool->nfree++] = (uint32_t)(slot - pool->slots);
+			total += give_back(vr, &pool->slots[done[i]]);
+			pool->free[pool->nfree++] = done[i];
 		}
 	} while (n == REAP_BURST);
 	return total;

@@ -817,6 +817,39 @@ test_zc_bound_and_order(void)
 }
 
 /*
+ * Chains whose mbufs were freed since the last burst all go back in the
+ * next one, whatever their number: 1 to 8 (all a 16-entry ring may hold),
+ * so that the ring of freed slots is read in every length modulo four
+ * (rte_ring copies groups of four, then the rest) and across its end.
+ */
+static void
+test_zc_reap_every_count(void)
+{
+	uint8_t frame[1000];
+	struct rte_mbuf *pkts[8];
+	struct posted p[8];
+	uint16_t used = 0;
+
+	CHECK(setup_zc(16));
+	for (unsigned int count = 1; count <= RTE_DIM(pkts); count++) {
+		for (unsigned int i = 0; i < count; i++) {
+			make_frame(frame, sizeof(frame), 110 + i);
+			p[i] = tx_simple(frame, sizeof(frame));
+		}
+		CHECK_EQ(deq(pkts, RTE_DIM(pkts)), count);
+		CHECK_EQ(vhu_zc_held(R.vr), count);
+		for (unsigned int i = count; i > 0; i--)
+			app_free(pkts[i - 1]);
+		CHECK_EQ(deq(pkts, RTE_DIM(pkts)), 0);
+		used += count;
+		CHECK_EQ(used_idx(), used);
+		for (unsigned int i = count; i > 0; i--)
+			CHECK(used_is(&p[i - 1], 0));
+		CHECK_EQ(vhu_zc_held(R.vr), 0);
+	}
+}
+
+/*
  * The front end goes away while the application holds mbufs: they stay
  * readable (the memory stays mapped), nothing is written to the old ring,
  * and the mapping goes with the last mbuf.
@@ -949,6 +982,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_zc_disable_enable_keeps_held);
 	RUN_TEST(test_zc_chain_pieces);
 	RUN_TEST(test_zc_bound_and_order);
+	RUN_TEST(test_zc_reap_every_count);
 	RUN_TEST(test_zc_disconnect_while_held);
 	RUN_TEST(test_zc_stop_gives_back);
 	RUN_TEST(test_zc_checksum_far_copied);
