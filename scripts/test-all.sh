@@ -28,15 +28,13 @@ echo "== unit tests, ASan+UBSan =="
 meson test -C build-asan --print-errorlogs
 # The end-to-end cases where our code meets hostile or changing input: the
 # hostile catalogue, port lifecycle and callbacks, zero-copy, IOTLB, memory
-# regions, dirty log and postcopy, two lcores on four queue pairs (the
-# one-lcore variants run the same code). The rest of the suite carries
-# frames through paths these and the unit tests already take under ASan.
+# regions, dirty log and postcopy. The rest of the suite carries frames
+# through paths these, the unit tests and the fuzzers already take under
+# ASan (two lcores on shared state: the ThreadSanitizer pass below).
 ASAN_E2E=(tests/test_hostile.py tests/test_e2e_stats_events.py tests/test_e2e_zerocopy.py
-          tests/test_e2e_viommu.py tests/test_e2e_mem_slots.py tests/test_migration.py
-          tests/test_e2e_multiqueue.py)
-echo "== end-to-end tests, ASan+UBSan (${ASAN_E2E[*]}, not one_lcore_variant) =="
-VHU_ASAN=1 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" \
-    $PY -m pytest -v -m "not one_lcore_variant" "${ASAN_E2E[@]}" "$@"
+          tests/test_e2e_viommu.py tests/test_e2e_mem_slots.py tests/test_migration.py)
+echo "== end-to-end tests, ASan+UBSan (${ASAN_E2E[*]}) =="
+VHU_ASAN=1 VHU_PMD="$(scripts/stage-pmd.sh build-asan/$PMD)" $PY -m pytest -v "${ASAN_E2E[@]}" "$@"
 
 # Our side under ThreadSanitizer: the cases where lcores poll while the
 # front end churns (scripts/test-tsan.sh; ~2 min; --long for the hour).

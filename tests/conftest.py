@@ -22,9 +22,6 @@ def pytest_configure(config):
     config.addinivalue_line("markers", "ours_only: needs OUR PMD; skipped when VHU_PMD=distro")
     config.addinivalue_line("markers", "qemu: boots QEMU guests (TCG) on our ports "
                             "(deselect with -m 'not qemu')")
-    config.addinivalue_line("markers", "one_lcore_variant: the one-forwarding-lcore variant "
-                            "of a test whose two-lcore variant runs the same code "
-                            "(deselect with -m 'not one_lcore_variant')")
     config.addinivalue_line("markers", "timeout(seconds): wall-clock limit of one test "
                             f"(default {DEFAULT_TEST_TIMEOUT}s, env VHU_TEST_TIMEOUT)")
 

@@ -39,8 +39,8 @@ ONE_FWD_LCORE = dict(lcores=["-l", "0,1"], fwd_args=[])
 
 @pytest.mark.parametrize("packed_vq", [0, 1], ids=["split", "packed"])
 @pytest.mark.parametrize("queues, cores", [
-    pytest.param(2, ONE_FWD_LCORE, id="2q", marks=pytest.mark.one_lcore_variant),
-    pytest.param(4, ONE_FWD_LCORE, id="4q", marks=pytest.mark.one_lcore_variant),
+    pytest.param(2, ONE_FWD_LCORE, id="2q"),
+    pytest.param(4, ONE_FWD_LCORE, id="4q"),
     pytest.param(4, TWO_FWD_LCORES, id="4q_2lcores")])
 @pytest.mark.parametrize("direction", ["g2h", "h2g"])
 def test_every_queue_byte_exact(launcher, direction, queues, cores, packed_vq):

@@ -50,8 +50,9 @@ def assert_every_queue_used(ours, before, queues: int, conn_bytes: int):
 
 # ----------------------------------------------------------------------- tests
 
-# Opt-in (qemu/opt_in.py): test_two_guests_two_queues pings and transfers
-# too, over two queue pairs.
+# Opt-in (qemu/opt_in.py), both: the vIOMMU, TSO, migration and Open vSwitch
+# tests ping and transfer between two guests too; queue pairs are
+# test_e2e_multiqueue.py's (virtio-user).
 @OPT_IN
 def test_two_guests_ping_and_tcp(rig, record_property):
     """Ping both ways, then 32 MiB of random data from A to B over one TCP
@@ -71,6 +72,7 @@ def test_two_guests_ping_and_tcp(rig, record_property):
     rig.finish()
 
 
+@OPT_IN
 def test_two_guests_two_queues(rig, record_property):
     """queues=2 on both ports, both guests with 2 combined channels: 16
     parallel TCP connections (32 MiB in all) spread over both queue pairs,
