@@ -1,7 +1,8 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
  * What the library's benchmark programs (bench/regions, bench/queues)
- * share: reading their numeric arguments and stopping on a wrong result.
+ * share: reading their arguments, a checked dequeue burst, stopping on a
+ * wrong result.
  */
 #ifndef VHU_BENCH_COMMON_H
 #define VHU_BENCH_COMMON_H
@@ -13,6 +14,9 @@
 #include <string.h>
 
 #include <rte_common.h>
+#include <rte_mbuf.h>
+
+#include "vhu.h"
 
 /* @s as a number from 1 to @max; 0 when it is not one. */
 static inline uint32_t
@@ -48,6 +52,22 @@ bench_wrong(const char *what, uint32_t iteration)
 {
 	fprintf(stderr, "iteration %u: %s\n", iteration, what);
 	exit(1);
+}
+
+/*
+ * One dequeue burst of @n frames of @frame_len bytes from @vr into @pkts,
+ * checked, then freed; anything else stops the program (@iteration says when).
+ */
+static inline void
+bench_dequeue_checked(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
+		      uint16_t n, uint32_t frame_len, uint32_t iteration)
+{
+	if (vhu_dequeue_burst(vr, mp, pkts, n) != n)
+		bench_wrong("short dequeue burst", iteration);
+	for (unsigned int i = 0; i < n; i++)
+		if (pkts[i]->pkt_len != frame_len)
+			bench_wrong("dequeued frame of the wrong length", iteration);
+	rte_pktmbuf_free_bulk(pkts, n);
 }
 
 #endif /* VHU_BENCH_COMMON_H */

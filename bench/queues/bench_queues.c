@@ -129,12 +129,7 @@ dequeue_loop(uint32_t rounds, uint32_t hdr_len)
 		post_all(hdr_len + FRAME_LEN, 0);
 		for (uint32_t q = 0; q < nrings; q++) {
 			ring_select(q);
-			if (vhu_dequeue_burst(R.vr, pool, pkts, BURST) != BURST)
-				bench_wrong("short dequeue burst", r);
-			for (unsigned int i = 0; i < BURST; i++)
-				if (pkts[i]->pkt_len != FRAME_LEN)
-					bench_wrong("dequeued frame of the wrong length", r);
-			rte_pktmbuf_free_bulk(pkts, BURST);
+			bench_dequeue_checked(R.vr, pool, pkts, BURST, FRAME_LEN, r);
 			check_used(q, 0, r);
 		}
 	}

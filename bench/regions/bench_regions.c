@@ -122,12 +122,7 @@ dequeue_loop(uint32_t iterations, uint32_t hdr_len)
 	for (uint32_t it = 0; it < iterations; it++) {
 		for (unsigned int i = 0; i < BURST; i++)
 			p[i] = post1(next_buffer(), hdr_len + FRAME_LEN, 0);
-		if (vhu_dequeue_burst(R.vr, mp, pkts, BURST) != BURST)
-			bench_wrong("short dequeue burst", it);
-		for (unsigned int i = 0; i < BURST; i++)
-			if (pkts[i]->pkt_len != FRAME_LEN)
-				bench_wrong("dequeued frame of the wrong length", it);
-		rte_pktmbuf_free_bulk(pkts, BURST);
+		bench_dequeue_checked(R.vr, mp, pkts, BURST, FRAME_LEN, it);
 		for (unsigned int i = 0; i < BURST; i++)
 			if (!used_is(&p[i], 0))
 				bench_wrong("used entry", it);
