@@ -450,7 +450,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	/* Chains whose zero-copy mbufs the application freed go back first. */
 	completed = vhu_zc_reap(vr);
 	avail = vhu_vq_available(vr, count - received);
-	if (avail > 0 && rte_pktmbuf_alloc_bulk(mp, &pkts[received], avail) != 0) {
+	if (avail > 0 && vhu_rxbuf_alloc_bulk(mp, &pkts[received], avail) != 0) {
 		VHU_COUNT(vr->stats.alloc_failed, 1);
 		avail = 0;
 	}

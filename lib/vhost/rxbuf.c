@@ -1,7 +1,54 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 #include "rxbuf.h"
 
+#include <errno.h>
+#include <string.h>
+
 #include <rte_malloc.h>
+
+/*
+ * The fields rte_pktmbuf_reset() sets, written as constants, as DPDK's
+ * vector PMDs rearm their mbufs: data_off, refcnt, nb_segs and port as one
+ * 8-byte word made once per burst, then zeroes. rte_pktmbuf_reset() loads
+ * ol_flags and buf_len of every mbuf and stores field by field; that was
+ * half the cost of taking a 64-byte frame's mbuf. A free mbuf's next is
+ * NULL already (DPDK keeps free mbufs so; rte_mbuf_raw_alloc() checks it).
+ * Every mbuf of a pool has the buffer length of the first, but for pools of
+ * pinned external buffers, whose buffers may differ: those keep DPDK's
+ * reset, as does their flag.
+ */
+int
+vhu_rxbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned int n)
+{
+	struct rte_mbuf rearm;
+	uint64_t rearm_word;
+
+	if (unlikely(rte_pktmbuf_priv_flags(mp) & RTE_PKTMBUF_POOL_F_PINNED_EXT_BUF))
+		return rte_pktmbuf_alloc_bulk(mp, pkts, n);
+	if (unlikely(rte_mempool_get_bulk(mp, (void **)pkts, n) != 0))
+		return -ENOENT;
+	if (n == 0)
+		return 0;
+	rearm.data_off = RTE_MIN((uint16_t)RTE_PKTMBUF_HEADROOM, pkts[0]->buf_len);
+	rte_mbuf_refcnt_set(&rearm, 1);
+	rearm.nb_segs = 1;
+	rearm.port = RTE_MBUF_PORT_INVALID;
+	memcpy(&rearm_word, &rearm.rearm_data, sizeof(rearm_word));
+	for (unsigned int i = 0; i < n; i++) {
+		struct rte_mbuf *m = pkts[i];
+
+		__rte_mbuf_raw_sanity_check(m);
+		memcpy(&m->rearm_data, &rearm_word, sizeof(rearm_word));
+		m->ol_flags = 0;
+		m->packet_type = 0;
+		m->pkt_len = 0;
+		m->data_len = 0;
+		m->vlan_tci = 0;
+		m->vlan_tci_outer = 0;
+		m->tx_offload = 0;
+	}
+	return 0;
+}
 
 static void
 free_ext(void *addr, void *opaque __rte_unused)
