@@ -207,7 +207,7 @@ offload:
 }
 
 /*
- * Four frames at once from a packed ring (virtqueue_packed.h: a batch),
+ * Four frames at once (virtqueue.h: a batch; @packed: the ring's layout),
  * into the empty mbufs @m: each a one-descriptor chain whose header asks
  * for nothing (flags and GSO type 0) and whose frame fits its mbuf, so that
  * every one is a plain copy, delivered. Their checks come before anything
@@ -215,23 +215,24 @@ offload:
  * path handles them (the same frames as without batches, the same reports).
  */
 static __rte_always_inline bool
-dequeue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally *t)
+dequeue_batch(struct vhu_vring *vr, const bool packed, struct rte_mbuf **m,
+	      struct vhu_frame_tally *t)
 {
-	static const uint32_t nothing_written[VHU_PACKED_BATCH];
+	static const uint32_t nothing_written[VHU_BATCH];
 	const uint16_t hdr_len = vr->neg.hdr_len;
-	uint32_t frame_len[VHU_PACKED_BATCH];
-	uint8_t *frame[VHU_PACKED_BATCH];
-	struct vhu_packed_batch b;
+	uint32_t frame_len[VHU_BATCH];
+	uint8_t *frame[VHU_BATCH];
+	struct vhu_batch b;
 
-	if (!vhu_packed_batch_peek(vr, false, hdr_len + RTE_ETHER_HDR_LEN, &b))
+	if (!vhu_vq_batch_peek(vr, packed, false, hdr_len + RTE_ETHER_HDR_LEN, &b))
 		return false;
 	/*
 	 * Every load before the first copy's stores (which may alias
 	 * anything). The mbufs are empty (data_len 0): their room is what
 	 * lies after data_off.
 	 */
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
 		uint16_t asks;	/* the header's flags and gso_type, read at once */
 
 		memcpy(&asks, b.addr[k] + offsetof(struct virtio_net_hdr, flags), sizeof(asks));
@@ -241,13 +242,13 @@ dequeue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally 
 			return false;
 		frame[k] = rte_pktmbuf_mtod(m[k], uint8_t *);
 	}
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
 		vhu_copy(frame[k], b.addr[k] + hdr_len, frame_len[k]);
 		m[k]->data_len = (uint16_t)frame_len[k];
 		m[k]->pkt_len = frame_len[k];
 	}
-	vhu_packed_batch_complete(vr, &b, nothing_written);
+	vhu_vq_batch_complete(vr, packed, &b, nothing_written);
 	/* each frame at least an Ethernet header long (the peek's minimum) */
 	vhu_frame_tally_four(t, frame_len, (const uint8_t *const *)frame);
 	return true;
@@ -335,8 +336,8 @@ vhu_dequeue_waiting(struct vhu_vring *vr)
  * delivered, *@end to the first mbuf left over, and counts the chains
  * completed in *@completed, the frames delivered in @t. False when the burst can take no more: the ring
  * gave nothing (empty, broken, a miss) or a frame cut into segments took
- * the room left. Out of line: the burst calls it once, a packed ring's
- * batch loop once per chain that is not part of a batch.
+ * the room left. Out of line: the burst calls it once, the batch loop once
+ * per chain that is not part of a batch.
  */
 static __rte_noinline bool
 dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
@@ -390,20 +391,20 @@ dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **p
 }
 
 /*
- * dequeue_chains() for a packed ring without zero-copy or vIOMMU: each run
- * of four frames dequeue_batch() takes goes at once, any other chain on its
- * own.
+ * dequeue_chains() for a ring without zero-copy or vIOMMU: each run of four
+ * frames dequeue_batch() takes goes at once, any other chain on its own.
+ * Instantiated once per layout (@packed).
  */
-static void
-dequeue_chains_batched(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **pkts,
-		       uint16_t count, uint16_t chains, uint16_t *received, uint16_t *end,
-		       uint32_t *completed, struct vhu_frame_tally *t)
+static __rte_always_inline void
+dequeue_chains_batched(struct vhu_vring *vr, const bool packed, struct rte_mempool *mp,
+		       struct rte_mbuf **pkts, uint16_t count, uint16_t chains, uint16_t *received,
+		       uint16_t *end, uint32_t *completed, struct vhu_frame_tally *t)
 {
 	while (chains > 0) {
-		if (chains >= VHU_PACKED_BATCH && dequeue_batch(vr, &pkts[*received], t)) {
-			*received += VHU_PACKED_BATCH;
-			*completed += VHU_PACKED_BATCH;
-			chains -= VHU_PACKED_BATCH;
+		if (chains >= VHU_BATCH && dequeue_batch(vr, packed, &pkts[*received], t)) {
+			*received += VHU_BATCH;
+			*completed += VHU_BATCH;
+			chains -= VHU_BATCH;
 		} else if (dequeue_chains(vr, mp, pkts, count, 1, received, end, completed, t)) {
 			chains--;
 		} else {
@@ -456,9 +457,13 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	}
 	/* pkts[received .. end) hold the mbufs allocated and not used yet. */
 	end = received + avail;
-	/* Behind a vIOMMU batches never form (virtqueue_packed.h): not tried. */
-	if (vr->neg.packed && vr->zc == NULL && vr->iotlb == NULL)
-		dequeue_chains_batched(vr, mp, pkts, count, avail, &received, &end, &completed, &t);
+	/* Behind a vIOMMU batches never form (virtqueue.h): not tried. */
+	if (vr->zc == NULL && vr->iotlb == NULL && vr->neg.packed)
+		dequeue_chains_batched(vr, true, mp, pkts, count, avail, &received, &end, &completed,
+				       &t);
+	else if (vr->zc == NULL && vr->iotlb == NULL)
+		dequeue_chains_batched(vr, false, mp, pkts, count, avail, &received, &end,
+				       &completed, &t);
 	else
 		dequeue_chains(vr, mp, pkts, count, avail, &received, &end, &completed, &t);
 	if (completed > 0)

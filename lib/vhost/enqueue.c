@@ -209,24 +209,25 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 }
 
 /*
- * Four frames at once into a packed ring (virtqueue_packed.h: a batch):
+ * Four frames at once (virtqueue.h: a batch; @packed: the ring's layout):
  * each one mbuf asking for no offload, into a one-descriptor chain that
  * holds it with its header (num_buffers 1), as enqueue_frame() would put
  * it. Their checks come before anything is taken: false, nothing taken,
  * when one does not pass, and enqueue_frame() handles them one by one.
  */
 static __rte_always_inline bool
-enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally *t)
+enqueue_batch(struct vhu_vring *vr, const bool packed, struct rte_mbuf **m,
+	      struct vhu_frame_tally *t)
 {
 	static const struct virtio_net_hdr_mrg_rxbuf hdr = { .num_buffers = 1 };
 	const uint16_t hdr_len = vr->neg.hdr_len;
-	uint32_t len[VHU_PACKED_BATCH], frame_len[VHU_PACKED_BATCH];
-	const uint8_t *frame[VHU_PACKED_BATCH];
-	struct vhu_packed_batch b;
+	uint32_t len[VHU_BATCH], frame_len[VHU_BATCH];
+	const uint8_t *frame[VHU_BATCH];
+	struct vhu_batch b;
 
 	/* (a frame shorter than an address is counted as on its own: not in a batch) */
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
 		if (m[k]->next != NULL || (m[k]->ol_flags & OFFLOAD_REQUESTS) ||
 		    m[k]->data_len < RTE_ETHER_ADDR_LEN)
 			return false;
@@ -234,19 +235,19 @@ enqueue_batch(struct vhu_vring *vr, struct rte_mbuf **m, struct vhu_frame_tally 
 		len[k] = hdr_len + frame_len[k];
 		frame[k] = rte_pktmbuf_mtod(m[k], const uint8_t *);
 	}
-	if (!vhu_packed_batch_peek(vr, true, hdr_len, &b))
+	if (!vhu_vq_batch_peek(vr, packed, true, hdr_len, &b))
 		return false;
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++)
 		if (b.len[k] < len[k])
 			return false;
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
 		put_header(vr, b.addr[k], &hdr);
 		vhu_copy(b.addr[k] + hdr_len, frame[k], frame_len[k]);
 		vhu_vring_log_range(vr, b.gpa[k], len[k]);
 	}
-	vhu_packed_batch_complete(vr, &b, len);
+	vhu_vq_batch_complete(vr, packed, &b, len);
 	vhu_frame_tally_four(t, frame_len, frame);
 	return true;
 }
@@ -347,23 +348,24 @@ hold(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 /*
  * @pkts into the ring; with a vIOMMU, those from the first whose buffer
  * misses a translation wait for it (they count as consumed). Returns how
- * many were consumed. With @batching (packed rings without a vIOMMU) a run
- * of four frames enqueue_batch() takes goes at once. Instantiated both
- * ways, so that split rings pay nothing for it; the work per frame is out
- * of line (enqueue_frame()), so the two copies of the loop are small.
+ * many were consumed. With @batching (rings without a vIOMMU) a run of
+ * four frames enqueue_batch() takes goes at once. Instantiated for each
+ * layout (@packed) with batches and once without, so that neither pays for
+ * the other; the work per frame is out of line (enqueue_frame()), so the
+ * copies of the loop are small.
  */
 static __rte_always_inline uint16_t
 enqueue_frames(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count, struct vhu_chain *c,
-	       struct vhu_frame_tally *t, const bool batching)
+	       struct vhu_frame_tally *t, const bool batching, const bool packed)
 {
 	uint16_t consumed = 0;
 
 	if (unlikely(vr->rx_pending_count > 0) && !enqueue_waiting(vr, c, t))
 		return hold(vr, pkts, count);
 	while (consumed < count) {
-		if (batching && (uint16_t)(count - consumed) >= VHU_PACKED_BATCH &&
-		    enqueue_batch(vr, &pkts[consumed], t)) {
-			consumed += VHU_PACKED_BATCH;
+		if (batching && (uint16_t)(count - consumed) >= VHU_BATCH &&
+		    enqueue_batch(vr, packed, &pkts[consumed], t)) {
+			consumed += VHU_BATCH;
 			continue;
 		}
 		enum enqueue_result r = enqueue_counted(vr, pkts[consumed], c, t);
@@ -407,11 +409,13 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	}
 	vhu_vq_mark(vr, &burst_start);
 	vhu_frame_tally_init(&t);
-	/* Behind a vIOMMU batches never form (virtqueue_packed.h): not tried. */
-	if (vr->neg.packed && vr->iotlb == NULL)
-		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true);
+	/* Behind a vIOMMU batches never form (virtqueue.h): not tried. */
+	if (vr->iotlb == NULL && vr->neg.packed)
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true, true);
+	else if (vr->iotlb == NULL)
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true, false);
 	else
-		consumed = enqueue_frames(vr, pkts, count, &chain, &t, false);
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, false, false);
 	vhu_vring_tally_flush(vr, &t);
 	if (vhu_vq_completed_since(vr, &burst_start))
 		vhu_vq_publish(vr);

@@ -60,14 +60,6 @@ vhu_packed_used_put(struct vhu_vring *vr, uint16_t slot, uint16_t id, uint32_t l
 	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), sizeof(*d));
 }
 
-/* Number of slots vhu_packed_used_put_batch() hands back at once. */
-#define VHU_PACKED_BATCH 4u
-/*
- * Before a loop over the slots of a batch: unrolled, the loops of a batch
- * are straight code (GCC -O2 does not unroll them by itself).
- */
-#define VHU_PACKED_BATCH_UNROLL _Pragma("GCC unroll 4")
-
 /*
  * Hands slots @slot .. @slot + 3 (not wrapping) back used: buffer @id[k],
  * @len[k] bytes written, wrap bits @flags (WRITE added where bytes were).
@@ -78,8 +70,8 @@ vhu_packed_used_put_batch(struct vhu_vring *vr, uint16_t slot, const uint16_t *i
 {
 	struct vring_packed_desc *d = &vr->packed.desc[slot];
 
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
 		d[k].id = id[k];
 		d[k].len = len[k];
 	}
@@ -88,12 +80,12 @@ vhu_packed_used_put_batch(struct vhu_vring *vr, uint16_t slot, const uint16_t *i
 	 * (One release fence and relaxed stores would do the same, but
 	 * ThreadSanitizer does not model fences; on x86-64 both are plain stores.)
 	 */
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 1; k < VHU_PACKED_BATCH; k++)
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 1; k < VHU_BATCH; k++)
 		__atomic_store_n(&d[k].flags, flags | (len[k] ? VRING_DESC_F_WRITE : 0),
 				 __ATOMIC_RELEASE);
 	__atomic_store_n(&d[0].flags, flags | (len[0] ? VRING_DESC_F_WRITE : 0), __ATOMIC_RELEASE);
-	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), VHU_PACKED_BATCH * sizeof(*d));
+	vhu_vring_log_used(vr, (uint64_t)slot * sizeof(*d), VHU_BATCH * sizeof(*d));
 }
 
 static inline uint16_t

@@ -72,6 +72,37 @@ vhu_vq_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 			    vhu_split_take_one(vr, device_writes, min_len, c);
 }
 
+/*
+ * The next four chains as a batch (vring.h), if each is the common kind of
+ * vhu_vq_take_one() and the layout lets four go at once; nothing is taken
+ * either way. Behind a vIOMMU batches never form. @packed is
+ * vr->neg.packed, given by a caller instantiated once per layout (a test
+ * of the layout per batch costs the packed batch path 4 instructions per
+ * frame).
+ */
+static __rte_always_inline bool
+vhu_vq_batch_peek(struct vhu_vring *vr, const bool packed, bool device_writes,
+		  uint32_t min_len, struct vhu_batch *b)
+{
+	return packed ? vhu_packed_batch_peek(vr, device_writes, min_len, b) :
+			vhu_split_batch_peek(vr, device_writes, min_len, b);
+}
+
+/*
+ * The batch @b, just peeked, is taken and done, @written[k] bytes written
+ * into buffer k: in place on a packed ring (virtqueue_packed.h), visible
+ * to the driver at once there and at the next publish on a split ring.
+ */
+static __rte_always_inline void
+vhu_vq_batch_complete(struct vhu_vring *vr, const bool packed, const struct vhu_batch *b,
+		      const uint32_t *written)
+{
+	if (packed)
+		vhu_packed_batch_complete(vr, b, written);
+	else
+		vhu_split_batch_complete(vr, b, written);
+}
+
 /* The chain @id (@nslots ring slots) is done, @len bytes written; visible at the next publish. */
 static inline void
 vhu_vq_complete_id(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)

@@ -93,27 +93,20 @@ vhu_packed_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	return true;
 }
 
-/* Four one-descriptor chains at consecutive slots, mapped (vhu_packed_batch_peek()). */
-struct vhu_packed_batch {
-	uint8_t *addr[VHU_PACKED_BATCH];	/* each buffer whole, in one memory region */
-	uint64_t gpa[VHU_PACKED_BATCH];
-	uint32_t len[VHU_PACKED_BATCH];
-	uint16_t id[VHU_PACKED_BATCH];
-};
-
 /*
- * The next four available slots, if each is a chain of the common kind
- * (vhu_packed_take_one(): one direct descriptor of the wanted direction, of
- * at least @min_len bytes and not empty, inside one memory region), they do
- * not wrap around the ring's end, nor do the four used slots they will be
- * handed back in, and the ring has room for them. True with @b set; nothing
- * is taken either way: vhu_packed_batch_complete() takes them. Anything
- * else (a chain, an indirect table, a bad buffer, a vIOMMU) is left to the
- * one-chain path, which reports what is bad exactly as it always does.
+ * The next four available slots as a batch (vring.h), if each is a chain
+ * of the common kind (vhu_packed_take_one(): one direct descriptor of the
+ * wanted direction, of at least @min_len bytes and not empty, inside one
+ * memory region), they do not wrap around the ring's end, nor do the four
+ * used slots they will be handed back in, and the ring has room for them.
+ * True with @b set; nothing is taken either way:
+ * vhu_packed_batch_complete() takes them. Anything else (a chain, an
+ * indirect table, a bad buffer, a vIOMMU) is left to the one-chain path,
+ * which reports what is bad exactly as it always does.
  */
 static inline bool
 vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
-		      struct vhu_packed_batch *b)
+		      struct vhu_batch *b)
 {
 	const uint16_t slot = vr->last_avail_idx;
 	/* available in this lap (AVAIL as the wrap counter, USED not), and the kind */
@@ -122,45 +115,27 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
 	const uint16_t kind = (vr->packed.avail_wrap ? VRING_PACKED_DESC_F_AVAIL :
 						       VRING_PACKED_DESC_F_USED) |
 			      (device_writes ? VRING_DESC_F_WRITE : 0);
-	struct vring_packed_desc d[VHU_PACKED_BATCH];
-	const struct vhu_mem_region *r;
 
-	if (slot + VHU_PACKED_BATCH > vr->size ||
-	    vr->last_used_idx + VHU_PACKED_BATCH > vr->size ||
-	    vhu_packed_slots_held(vr) + VHU_PACKED_BATCH > vr->size || vr->iotlb != NULL)
+	if (slot + VHU_BATCH > vr->size ||
+	    vr->last_used_idx + VHU_BATCH > vr->size ||
+	    vhu_packed_slots_held(vr) + VHU_BATCH > vr->size || vr->iotlb != NULL)
 		return false;
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++)
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++)
 		if ((vhu_packed_desc_flags(vr, slot + k) & kind_mask) != kind)
 			return false;
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		vhu_packed_desc_read(vr->packed.desc, slot + k, &d[k]);
-		if (d[k].len < RTE_MAX(min_len, 1u))
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
+		struct vring_packed_desc d;
+
+		vhu_packed_desc_read(vr->packed.desc, slot + k, &d);
+		if (d.len < RTE_MAX(min_len, 1u))
 			return false;
+		b->gpa[k] = d.addr;
+		b->len[k] = d.len;
+		b->id[k] = d.id;
 	}
-	/*
-	 * One region search for the four: the first buffer's region, which
-	 * usually holds the others too; a buffer it does not hold whole is
-	 * searched on its own. Either way each buffer must lie whole inside
-	 * one region, as vhu_mem_guest_to_host() wants.
-	 */
-	r = vhu_mem_region_below(vr->mem, d[0].addr);
-	if (r == NULL)
-		return false;
-	VHU_PACKED_BATCH_UNROLL
-	for (unsigned int k = 0; k < VHU_PACKED_BATCH; k++) {
-		b->addr[k] = vhu_mem_region_to_host(r, d[k].addr, d[k].len);
-		if (unlikely(b->addr[k] == NULL)) {
-			b->addr[k] = vhu_mem_guest_to_host(vr->mem, d[k].addr, d[k].len);
-			if (b->addr[k] == NULL)
-				return false;
-		}
-		b->gpa[k] = d[k].addr;
-		b->len[k] = d[k].len;
-		b->id[k] = d[k].id;
-	}
-	return true;
+	return vhu_vring_batch_map(vr, b);
 }
 
 /*
@@ -171,19 +146,19 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
  * order in which it finds them used stays the ring's.
  */
 static inline void
-vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_packed_batch *b,
+vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b,
 			  const uint32_t *written)
 {
 	struct vhu_packed_view *pk = &vr->packed;
 
-	vr->last_avail_idx += VHU_PACKED_BATCH;
+	vr->last_avail_idx += VHU_BATCH;
 	if (vr->last_avail_idx == vr->size) {
 		vr->last_avail_idx = 0;
 		pk->avail_wrap = !pk->avail_wrap;
 	}
 	vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id, written,
 				  pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0);
-	vr->last_used_idx += VHU_PACKED_BATCH;
+	vr->last_used_idx += VHU_BATCH;
 	if (vr->last_used_idx == vr->size) {
 		vr->last_used_idx = 0;
 		pk->used_wrap = !pk->used_wrap;

@@ -60,6 +60,53 @@ vhu_split_take_one(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	return true;
 }
 
+/*
+ * The next four available chains as a batch (vring.h), if each is of the
+ * common kind of vhu_split_take_one(). True with @b set; nothing is taken
+ * either way: vhu_split_batch_complete() takes them. Anything else (a
+ * chain, an indirect table, a bad head or buffer, a vIOMMU) is left to the
+ * one-chain path, which reports what is bad exactly as it always does.
+ */
+static inline bool
+vhu_split_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
+		     struct vhu_batch *b)
+{
+	const uint16_t idx = vr->last_avail_idx;
+	const uint16_t kind = device_writes ? VRING_DESC_F_WRITE : 0;
+
+	if ((uint16_t)(vr->split.avail_idx_shadow - idx) < VHU_BATCH || vr->iotlb != NULL)
+		return false;
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
+		b->id[k] = vhu_split_avail_head(vr, (uint16_t)(idx + k));
+		if (b->id[k] >= vr->size)
+			return false;
+	}
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
+		struct vring_desc d;
+
+		vhu_split_desc_read(vr->split.desc, b->id[k], &d);
+		if ((d.flags & (VRING_DESC_F_NEXT | VRING_DESC_F_INDIRECT | VRING_DESC_F_WRITE)) !=
+		    kind || d.len < RTE_MAX(min_len, 1u))
+			return false;
+		b->gpa[k] = d.addr;
+		b->len[k] = d.len;
+	}
+	return vhu_vring_batch_map(vr, b);
+}
+
+/* The batch @b, peeked at the available index, is taken and done, @written[k] bytes written into buffer k. */
+static inline void
+vhu_split_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b, const uint32_t *written)
+{
+	vr->last_avail_idx += VHU_BATCH;
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++)
+		vhu_split_used_put(vr, (uint16_t)(vr->last_used_idx + k), b->id[k], written[k]);
+	vr->last_used_idx += VHU_BATCH;
+}
+
 /* Record that the chain with head @id is done, @len bytes written into it. Not yet visible. */
 static inline void
 vhu_split_complete(struct vhu_vring *vr, uint16_t id, uint32_t len)

@@ -343,6 +343,50 @@ vhu_vring_map(struct vhu_vring *vr, uint64_t addr, uint64_t len, int *why)
 	return vhu_iotlb_to_host(vr->iotlb, addr, len, VHU_IOTLB_RO, NULL, why);
 }
 
+/* Chains a batch takes at once (virtqueue.h: vhu_vq_batch_peek()). */
+#define VHU_BATCH 4u
+/*
+ * Before a loop over the chains of a batch: unrolled, the loops of a batch
+ * are straight code (GCC -O2 does not unroll them by itself).
+ */
+#define VHU_BATCH_UNROLL _Pragma("GCC unroll 4")
+
+/*
+ * Four one-descriptor chains next to be taken, each the common kind of
+ * vhu_vring_one_piece(), mapped: a batch (vhu_vq_batch_peek()).
+ */
+struct vhu_batch {
+	uint8_t *addr[VHU_BATCH];	/* each buffer whole, in one memory region */
+	uint64_t gpa[VHU_BATCH];
+	uint32_t len[VHU_BATCH];
+	uint16_t id[VHU_BATCH];
+};
+
+/*
+ * Maps the buffers of @b (gpa and len set) into addr: false when one does
+ * not lie whole inside one memory region. One region search for the four:
+ * the first buffer's region, which usually holds the others too; a buffer
+ * it does not hold whole is searched on its own.
+ */
+static inline bool
+vhu_vring_batch_map(const struct vhu_vring *vr, struct vhu_batch *b)
+{
+	const struct vhu_mem_region *r = vhu_mem_region_below(vr->mem, b->gpa[0]);
+
+	if (r == NULL)
+		return false;
+	VHU_BATCH_UNROLL
+	for (unsigned int k = 0; k < VHU_BATCH; k++) {
+		b->addr[k] = vhu_mem_region_to_host(r, b->gpa[k], b->len[k]);
+		if (unlikely(b->addr[k] == NULL)) {
+			b->addr[k] = vhu_mem_guest_to_host(vr->mem, b->gpa[k], b->len[k]);
+			if (b->addr[k] == NULL)
+				return false;
+		}
+	}
+	return true;
+}
+
 /* vhu_vring_one_piece() behind a vIOMMU: out of line, off the common path. */
 bool vhu_vring_one_piece_iotlb(struct vhu_vring *vr, bool device_writes, uint64_t addr,
 			       uint32_t len, uint16_t id, struct vhu_chain *c);

@@ -185,28 +185,82 @@ test_deq_avail_jump(void)
 	CHECK(!R.vr->broken);
 }
 
-/* A head index beyond the ring: what came before it is delivered, then the ring stops. */
+/*
+ * A head index beyond the ring, at each place of what would be a batch of
+ * four: what came before it is delivered, then the ring stops.
+ */
 static void
 test_deq_head_out_of_range(void)
 {
 	uint8_t frame[60];
 	struct rte_mbuf *pkts[8];
-	struct posted p;
+	struct posted p[5];
 
-	CHECK(ring_setup(16, V1));
-	make_frame(frame, sizeof(frame), 52);
-	p = tx_simple(frame, sizeof(frame));
-	split_bait(S.desc, 16);
-	split_push(16);
-	tx_simple(frame, sizeof(frame));
-	CHECK_EQ(deq(pkts, 8), 1);
-	CHECK(mbuf_is(pkts[0], frame, sizeof(frame)));
-	CHECK(R.vr->broken);
-	CHECK_EQ(used_idx(), 1);		/* the bad entry is not completed */
-	CHECK(used_is(&p, 0));
-	CHECK_EQ(stats()->malformed, 1);
-	CHECK_EQ(deq(pkts, 8), 0);
-	CHECK_EQ(used_idx(), 1);
+	for (uint16_t bad = 0; bad < 4; bad++) {
+		CHECK(ring_setup(16, V1));
+		make_frame(frame, sizeof(frame), 52);
+		for (uint16_t i = 0; i < 5; i++) {
+			if (i == bad) {
+				split_bait(S.desc, 16);
+				split_push(16);
+			} else {
+				p[i] = tx_simple(frame, sizeof(frame));
+			}
+		}
+		CHECK_EQ(deq(pkts, 8), bad);
+		for (uint16_t i = 0; i < bad; i++) {
+			CHECK(mbuf_is(pkts[i], frame, sizeof(frame)));
+			CHECK(used_is(&p[i], 0));
+		}
+		CHECK(R.vr->broken);
+		CHECK_EQ(used_idx(), bad);		/* the bad entry is not completed */
+		CHECK_EQ(stats()->malformed, 1);
+		CHECK_EQ(deq(pkts, 8), 0);
+		CHECK_EQ(used_idx(), bad);
+		teardown();
+	}
+}
+
+/*
+ * Batches whose available and used entries run over the end of their
+ * rings (a ring of 8 started at 6): every frame arrives in order, each
+ * used entry where the driver looks for it, both ways.
+ */
+static void
+test_batch_wraps(void)
+{
+	uint8_t frame[8][70], got[12 + 70];
+	struct rte_mbuf *pkts[8];
+	struct rx_chain c[8];
+	struct posted p[8];
+
+	CHECK(ring_setup_at(8, V1, 6));
+	for (int i = 0; i < 8; i++) {
+		make_frame(frame[i], sizeof(frame[i]), 700 + i);
+		p[i] = tx_simple(frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(deq(pkts, 8), 8);
+	for (int i = 0; i < 8; i++) {
+		CHECK(mbuf_is(pkts[i], frame[i], sizeof(frame[i])));
+		CHECK(used_is(&p[i], 0));
+	}
+	CHECK(none_used());
+	teardown();
+
+	CHECK(ring_setup_at(8, V1 | MRG, 6));
+	for (int i = 0; i < 8; i++) {
+		c[i] = rx_simple(sizeof(got));
+		pkts[i] = mk_mbuf1(frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(enq(pkts, 8), 8);
+	for (int i = 0; i < 8; i++) {
+		CHECK(used_is(&c[i].p, sizeof(got)));
+		rx_read(&c[i], got, sizeof(got));
+		CHECK(hdr_is(got, 12, 1));
+		CHECK_MEM_EQ(got + 12, frame[i], sizeof(frame[i]));
+	}
+	CHECK(none_used());
+	CHECK_EQ(stats()->packets, 8);
 }
 
 /* ==================================================================== */
@@ -963,6 +1017,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_TEST(test_deq_index_wrap);
 	RUN_TEST(test_deq_avail_jump);
 	RUN_TEST(test_deq_head_out_of_range);
+	RUN_TEST(test_batch_wraps);
 
 	RUN_TEST(test_enq_legacy_header);
 	RUN_TEST(test_enq_mrg_num_buffers_bytes);

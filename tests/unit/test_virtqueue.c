@@ -31,6 +31,7 @@
 #include "vring_ctl.h"
 
 #include "check.h"
+#include "log_capture.h"
 #include "ring.h"
 #include "store_trace.h"
 
@@ -1997,6 +1998,340 @@ test_monitor(void)
 }
 
 /* ==================================================================== */
+/* batches: four one-descriptor chains at once, either layout           */
+/* (test_packed.c and test_split.c: what only one layout's batches do)  */
+/* ==================================================================== */
+
+/*
+ * Frame counters as a reference computes them, one frame at a time: what
+ * the ring's must add up to whichever path (batch, one chain) took them.
+ */
+struct want_counts {
+	uint64_t packets, bytes, broadcast, multicast, size[VHU_SIZE_CLASSES];
+};
+
+static void
+want_frame(struct want_counts *w, const uint8_t *f, uint32_t len)
+{
+	static const uint8_t bcast[6] = { 0xff, 0xff, 0xff, 0xff, 0xff, 0xff };
+	unsigned int c = len < 64 ? 0 : len == 64 ? 1 : len < 128 ? 2 : len < 256 ? 3 :
+			 len < 512 ? 4 : len < 1024 ? 5 : len <= 1518 ? 6 : 7;
+
+	w->packets++;
+	w->bytes += len;
+	w->size[c]++;
+	if (len >= 6 && memcmp(f, bcast, 6) == 0)
+		w->broadcast++;
+	else if (len >= 6 && (f[0] & 1))
+		w->multicast++;
+}
+
+static bool
+counts_are(const struct want_counts *w)
+{
+	const struct vhu_vring_stats *s = stats();
+	bool ok = s->packets == w->packets && s->bytes == w->bytes &&
+		  s->broadcast == w->broadcast && s->multicast == w->multicast;
+
+	for (unsigned int c = 0; c < VHU_SIZE_CLASSES; c++)
+		ok = ok && s->size[c] == w->size[c];
+	if (!ok)
+		fprintf(stderr, "packets %" PRIu64 "/%" PRIu64 " bytes %" PRIu64 "/%" PRIu64
+			" broadcast %" PRIu64 "/%" PRIu64 " multicast %" PRIu64 "/%" PRIu64 "\n",
+			s->packets, w->packets, s->bytes, w->bytes, s->broadcast, w->broadcast,
+			s->multicast, w->multicast);
+	return ok;
+}
+
+/* Destination address kinds of the frames of test_batch_*_counters. */
+static void
+set_dst(uint8_t *f, unsigned int kind)
+{
+	static const uint8_t dst[3][6] = {
+		{ 0x52, 0x54, 0x00, 0x12, 0x34, 0x56 },	/* unicast */
+		{ 0xff, 0xff, 0xff, 0xff, 0xff, 0xff },	/* broadcast */
+		{ 0x01, 0x00, 0x5e, 0x00, 0x00, 0x01 },	/* multicast */
+	};
+
+	memcpy(f, dst[kind % 3], 6);
+}
+
+/*
+ * Counters summed per burst stay exact: one burst of a batch of four
+ * 64-byte frames (unicast, broadcast, multicast), a batch of four lengths
+ * in four size classes, a two-descriptor chain and single chains after it
+ * (one-chain path), over every size class and address class; then a second
+ * burst adds to them.
+ */
+static void
+test_batch_deq_counters(void)
+{
+	static const uint32_t flen[] = { 64, 64, 64, 64, 60, 65, 200, 1000, 70, 1518, 1600, 14 };
+	static const unsigned int kind[] = { 0, 1, 2, 0, 2, 0, 0, 1, 1, 2, 0, 1 };
+	static const uint32_t lens[] = { 40, 42 };
+	static uint8_t frame[12][1600];
+	struct want_counts w = { 0 };
+	struct rte_mbuf *pkts[12];
+
+	CHECK(ring_setup(32, V1));
+	for (int i = 0; i < 12; i++) {
+		make_frame(frame[i], flen[i], 400 + i);
+		set_dst(frame[i], kind[i]);
+	}
+	frame[8][28] = frame[8][29] = 0;	/* the chain's second buffer as a header would be */
+	for (int i = 0; i < 12; i++) {
+		if (i == 8)
+			tx_post(lens, 2, frame[i]);
+		else
+			tx_simple(frame[i], flen[i]);
+		want_frame(&w, frame[i], flen[i]);
+	}
+	CHECK_EQ(deq(pkts, 12), 12);
+	for (int i = 0; i < 12; i++)
+		CHECK(mbuf_is(pkts[i], frame[i], flen[i]));
+	CHECK(counts_are(&w));
+	for (int i = 0; i < 4; i++) {
+		tx_simple(frame[i], flen[i]);
+		want_frame(&w, frame[i], flen[i]);
+	}
+	CHECK_EQ(deq(pkts, 12), 4);
+	CHECK(counts_are(&w));
+	CHECK_EQ(stats()->malformed, 0);
+	CHECK_EQ(stats()->dropped, 0);
+}
+
+/*
+ * The same on a guest RX ring, with a 5-byte frame (shorter than an
+ * address: counted without an address class, never in a batch) among them.
+ */
+static void
+test_batch_enq_counters(void)
+{
+	static const uint32_t flen[] = { 64, 64, 64, 64, 60, 65, 200, 1000, 5, 1518, 1600, 14 };
+	static const unsigned int kind[] = { 0, 1, 2, 0, 2, 0, 0, 1, 1, 2, 0, 1 };
+	static uint8_t frame[12][1600];
+	struct want_counts w = { 0 };
+	struct rte_mbuf *pkts[12];
+
+	CHECK(ring_setup(32, V1 | MRG));
+	for (int i = 0; i < 12; i++) {
+		make_frame(frame[i], flen[i], 500 + i);
+		set_dst(frame[i], kind[i]);
+		rx_simple(12 + 1600);
+		pkts[i] = mk_mbuf1(frame[i], flen[i]);
+		want_frame(&w, frame[i], flen[i]);
+	}
+	CHECK_EQ(enq(pkts, 12), 12);
+	CHECK(counts_are(&w));
+	for (int i = 0; i < 4; i++) {
+		rx_simple(12 + 1600);
+		pkts[i] = mk_mbuf1(frame[i], flen[i]);
+		want_frame(&w, frame[i], flen[i]);
+	}
+	CHECK_EQ(enq(pkts, 4), 4);
+	CHECK(counts_are(&w));
+	CHECK_EQ(stats()->dropped, 0);
+}
+
+/*
+ * A buffer too short for its frame third of four: no batch; with mergeable
+ * buffers that frame takes it and the next one (num_buffers 2), as on its own.
+ */
+static void
+test_batch_enq_short_buffer(void)
+{
+	static const uint32_t buf_len[] = { 140, 140, 50, 140, 140 };
+	uint8_t frame[4][80], got[140];
+	struct rte_mbuf *pkts[4];
+	struct rx_chain c[5];
+
+	CHECK(ring_setup(8, V1 | MRG));
+	for (int i = 0; i < 5; i++)
+		c[i] = rx_simple(buf_len[i]);
+	for (int i = 0; i < 4; i++) {
+		make_frame(frame[i], sizeof(frame[i]), 500 + i);
+		pkts[i] = mk_mbuf1(frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(enq(pkts, 4), 4);
+	CHECK(used_is(&c[0].p, 92));
+	CHECK(used_is(&c[1].p, 92));
+	CHECK(used_is(&c[2].p, 50));
+	CHECK(used_is(&c[3].p, 42));
+	CHECK(used_is(&c[4].p, 92));
+	rx_read(&c[2], got, 50);
+	rx_read(&c[3], got + 50, 42);
+	CHECK(hdr_is(got, 12, 2));
+	CHECK_MEM_EQ(got + 12, frame[2], sizeof(frame[2]));
+	rx_read(&c[4], got, 92);
+	CHECK(hdr_is(got, 12, 1));
+	CHECK_MEM_EQ(got + 12, frame[3], sizeof(frame[3]));
+	CHECK(rx_untouched_from(&c[4], 92));
+	CHECK_EQ(stats()->packets, 4);
+}
+
+/*
+ * A frame longer than its mbuf third of four: no batch; it arrives in two
+ * mbufs, as on its own, and the frames around it in one each.
+ */
+static void
+test_batch_deq_frame_beyond_mbuf(void)
+{
+	static uint8_t frame[4][RTE_MBUF_DEFAULT_DATAROOM + 100];
+	const uint32_t len[4] = { 70, 70, sizeof(frame[2]), 70 };
+	struct rte_mbuf *pkts[4];
+	struct posted p[4];
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 4; i++) {
+		make_frame(frame[i], len[i], 600 + i);
+		p[i] = tx_simple(frame[i], len[i]);
+	}
+	CHECK_EQ(deq(pkts, 4), 4);
+	for (int i = 0; i < 4; i++) {
+		CHECK(mbuf_is(pkts[i], frame[i], len[i]));
+		CHECK_EQ(pkts[i]->nb_segs, i == 2 ? 2 : 1);
+		CHECK(used_is(&p[i], 0));
+	}
+	CHECK_EQ(stats()->packets, 4);
+}
+
+/* Lines of the captured log holding @s. */
+static unsigned int
+log_lines_with(const char *s)
+{
+	unsigned int n = 0;
+
+	for (const char *p = strstr(log_buf, s); p != NULL; p = strstr(p + 1, s))
+		n++;
+	return n;
+}
+
+/*
+ * What the log says of chain @p refused for its buffer @addr+@len outside
+ * guest memory: a packed ring names the slot and the buffer id, a split
+ * ring the head and the buffer.
+ */
+static void
+outside_line(char *line, size_t size, const struct posted *p, uint64_t addr, uint32_t len)
+{
+	if (R.ops == &packed_ops)
+		snprintf(line, size, "chain at slot %u (buffer %u): buffer outside guest memory or in too many pieces\n",
+			 p->slot, p->id);
+	else
+		snprintf(line, size, "chain %u: buffer 0x%" PRIx64 "+%u outside guest memory or in too many pieces\n",
+			 p->id, addr, len);
+}
+
+/*
+ * A buffer outside guest memory third of four, on either ring: the four
+ * are no batch, and the bad one is refused as on its own (test_virtqueue's
+ * malformed cases): completed empty in its place, counted once, logged once
+ * naming it; the frames around it go through.
+ */
+static void
+test_batch_buffer_outside(void)
+{
+	const uint64_t outside = UINT64_C(0x40000000);
+	uint8_t frame[4][70], got[82];
+	struct rte_mbuf *pkts[4];
+	struct rx_chain c[4];
+	struct posted p[4];
+	char line[160];
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 4; i++)
+		make_frame(frame[i], sizeof(frame[i]), 400 + i);
+	for (int i = 0; i < 4; i++)
+		p[i] = i == 2 ? post1(outside, 12 + 70, 0) : tx_simple(frame[i], sizeof(frame[i]));
+	log_capture_start();
+	uint16_t n = deq(pkts, 4);
+	log_capture_stop();
+	CHECK_EQ(n, 3);
+	CHECK(mbuf_is(pkts[0], frame[0], sizeof(frame[0])));
+	CHECK(mbuf_is(pkts[1], frame[1], sizeof(frame[1])));
+	CHECK(mbuf_is(pkts[2], frame[3], sizeof(frame[3])));
+	for (int i = 0; i < 4; i++)
+		CHECK(used_is(&p[i], 0));
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 3);
+	outside_line(line, sizeof(line), &p[2], outside, 12 + 70);
+	CHECK_EQ(log_lines_with(line), 1);
+	CHECK_EQ(log_lines_with("outside guest memory"), 1);
+	teardown();
+
+	CHECK(ring_setup(8, V1));
+	for (int i = 0; i < 4; i++) {
+		if (i == 2)
+			c[i].p = post1(outside, 200, F_WRITE);
+		else
+			c[i] = rx_simple(sizeof(got));
+		pkts[i] = mk_mbuf1(frame[i], sizeof(frame[i]));
+	}
+	log_capture_start();
+	n = enq(pkts, 4);
+	log_capture_stop();
+	CHECK_EQ(n, 4);					/* consumed, one dropped */
+	for (int i = 0; i < 4; i++) {
+		CHECK(used_is(&c[i].p, i == 2 ? 0 : sizeof(got)));
+		if (i == 2)
+			continue;
+		rx_read(&c[i], got, sizeof(got));
+		CHECK(hdr_is(got, 12, 1));
+		CHECK_MEM_EQ(got + 12, frame[i], sizeof(frame[i]));
+	}
+	CHECK_EQ(stats()->malformed, 1);
+	CHECK_EQ(stats()->dropped, 1);
+	CHECK_EQ(stats()->packets, 3);
+	outside_line(line, sizeof(line), &c[2].p, outside, 200);
+	CHECK_EQ(log_lines_with(line), 1);
+	CHECK_EQ(log_lines_with("outside guest memory"), 1);
+}
+
+/*
+ * A batch whose third buffer lies in the other memory region than the
+ * first's: translated on its own, the four go as before; then the third
+ * running past the end of that region: refused as on its own.
+ */
+static void
+test_batch_other_region(void)
+{
+	uint8_t frame[4][70];
+	struct rte_mbuf *pkts[4];
+	struct posted p[4];
+
+	for (int run = 0; run < 2; run++) {
+		uint8_t *b2 = run == 0 ? G.g2 + 1024 : G.g2 + GUEST2_SIZE - 40;
+
+		CHECK(ring_setup(8, V1));
+		for (int i = 0; i < 4; i++)
+			make_frame(frame[i], sizeof(frame[i]), 600 + i);
+		if (run == 0) {
+			memset(b2, 0, 12);
+			memcpy(b2 + 12, frame[2], sizeof(frame[2]));
+		}
+		for (int i = 0; i < 4; i++)
+			p[i] = i == 2 ? post1(gpa(b2), 12 + 70, 0) :
+					tx_simple(frame[i], sizeof(frame[i]));
+		log_capture_start();
+		uint16_t n = deq(pkts, 4);
+		log_capture_stop();
+		CHECK_EQ(n, run == 0 ? 4 : 3);
+		for (int i = 0, k = 0; i < 4; i++) {
+			if (run == 1 && i == 2)
+				continue;
+			CHECK(mbuf_is(pkts[k++], frame[i], sizeof(frame[i])));
+		}
+		for (int i = 0; i < 4; i++)
+			CHECK(used_is(&p[i], 0));
+		CHECK_EQ(stats()->malformed, (uint64_t)run);
+		CHECK_EQ(stats()->packets, run == 0 ? 4 : 3);
+		CHECK_EQ(log_lines_with("outside guest memory"), run);
+		teardown();
+	}
+}
+
+/* ==================================================================== */
 
 /* Runs @fn once per layout, named <layout>/<name>. */
 static void
@@ -2037,6 +2372,13 @@ main(int argc __rte_unused, char **argv)
 	RUN_BOTH(test_deq_malformed);
 	RUN_BOTH(test_deq_malformed_in_run);
 	RUN_BOTH(test_deq_chain_as_long_as_ring);
+
+	RUN_BOTH(test_batch_deq_frame_beyond_mbuf);
+	RUN_BOTH(test_batch_enq_short_buffer);
+	RUN_BOTH(test_batch_buffer_outside);
+	RUN_BOTH(test_batch_other_region);
+	RUN_BOTH(test_batch_deq_counters);
+	RUN_BOTH(test_batch_enq_counters);
 
 	RUN_BOTH(test_enq_simple);
 	RUN_BOTH(test_enq_chain);
