@@ -100,11 +100,11 @@ check_alloc_is_reset(struct rte_mempool *p)
 	rte_pktmbuf_free_bulk(got, N_MBUFS);
 }
 
+/* check_alloc_is_reset() on a fresh pool of buffers of @data_room bytes. */
 static void
-test_ordinary_buffers(void)
+check_pool_of(const char *name, uint16_t data_room)
 {
-	struct rte_mempool *p = rte_pktmbuf_pool_create("rxbuf_plain", N_MBUFS, 0, 0,
-							RTE_MBUF_DEFAULT_BUF_SIZE,
+	struct rte_mempool *p = rte_pktmbuf_pool_create(name, N_MBUFS, 0, 0, data_room,
 							(int)rte_socket_id());
 
 	CHECK(p != NULL);
@@ -112,17 +112,17 @@ test_ordinary_buffers(void)
 	rte_mempool_free(p);
 }
 
+static void
+test_ordinary_buffers(void)
+{
+	check_pool_of("rxbuf_plain", RTE_MBUF_DEFAULT_BUF_SIZE);
+}
+
 /* Buffers shorter than the headroom: data_off is the buffer's length. */
 static void
 test_buffers_shorter_than_headroom(void)
 {
-	struct rte_mempool *p = rte_pktmbuf_pool_create("rxbuf_short", N_MBUFS, 0, 0,
-							RTE_PKTMBUF_HEADROOM / 2,
-							(int)rte_socket_id());
-
-	CHECK(p != NULL);
-	check_alloc_is_reset(p);
-	rte_mempool_free(p);
+	check_pool_of("rxbuf_short", RTE_PKTMBUF_HEADROOM / 2);
 }
 
 /* Pinned external buffers: the EXTERNAL flag stays, as with DPDK's reset. */
