@@ -10,7 +10,10 @@ regions) under callgrind for {split, packed} x {dequeue, enqueue} x {1, 8,
 ``--toggle-collect``: nothing else is counted), and the ratio to one region.
 Then the same with one region behind a vIOMMU (``bench_regions ... iommu``:
 every address through an IOTLB of 4 KiB entries, one per page the rings and
-buffers use, all translated before the loop).
+buffers use, all translated before the loop). Last, RX interrupts: dequeue
+with the ring's interrupt armed and disarmed after every burst
+(``bench_regions ... intr``), the bursts counted again and the arming and
+disarming on their own (``vhu_vring_intr_enable``), per pair.
 
 The count is exact and repeatable (the same for any number of iterations),
 so one run per case does. About a minute on two CPUs; needs ``valgrind`` and ``ninja -C build``.
@@ -45,15 +48,17 @@ FIGURES = REPO / "bench" / "instructions.json"
 GUARD_GROWTH = 0.03  # --check fails above this growth
 
 
-def count(exe: Path, ring: str, direction: str, regions: int, iommu: bool, iterations: int,
-          outdir: Path) -> float:
-    """Instructions per packet of one case."""
-    cmd = [str(exe), ring, direction, str(regions), str(iterations)] + (["iommu"] if iommu else [])
+def count(exe: Path, ring: str, direction: str, regions: int, variant: str, iterations: int,
+          outdir: Path, function: str = "") -> float:
+    """Instructions per packet of one case (``variant``: "", "iommu" or
+    "intr"); of ``function`` instead of the burst function when given."""
+    cmd = [str(exe), ring, direction, str(regions), str(iterations)] + ([variant] if variant else [])
     packets = iterations * BURST
+    function = function or f"vhu_{direction}_burst"
     try:
         events, stdout = callgrind.count_below(
-            cmd, f"vhu_{direction}_burst",
-            outdir / f"callgrind.{ring}.{direction}.{regions}.{int(iommu)}")
+            cmd, function,
+            outdir / f"callgrind.{ring}.{direction}.{regions}.{variant}.{function}")
     except callgrind.RunFailed as e:
         sys.exit(str(e))
     if f": {packets} packets," not in stdout:
@@ -78,12 +83,17 @@ def main() -> None:
     exe = callgrind.bench_program(args.build, "regions")
     guard = args.check or args.write
     regions = (1,) if guard else REGIONS
-    cases = [(ring, d, n, False) for ring in RINGS for d in DIRS for n in regions] + \
-        [(ring, d, 1, True) for ring in RINGS for d in DIRS]
+    cases = [(ring, d, n, "") for ring in RINGS for d in DIRS for n in regions] + \
+        [(ring, d, 1, "iommu") for ring in RINGS for d in DIRS]
+    arming = [] if guard else [(ring, "dequeue", 1, "intr") for ring in RINGS]
     with tempfile.TemporaryDirectory(prefix="vhu-regions-") as tmp, \
             ThreadPoolExecutor(max_workers=max(1, args.jobs)) as pool:
-        futures = {c: pool.submit(count, exe, *c, args.iterations, Path(tmp)) for c in cases}
+        futures = {c: pool.submit(count, exe, *c, args.iterations, Path(tmp))
+                   for c in cases + arming}
+        arm_futures = {c: pool.submit(count, exe, *c, args.iterations, Path(tmp),
+                                      "vhu_vring_intr_enable") for c in arming}
         ipp = {c: f.result() for c, f in futures.items()}
+        arm_ipp = {c: f.result() for c, f in arm_futures.items()}
     if guard:
         sys.exit(check_or_write(ipp, args.write))
 
@@ -94,24 +104,33 @@ def main() -> None:
     print("|---" * (len(REGIONS) + 2) + "|")
     for ring in RINGS:
         for d in DIRS:
-            base = ipp[(ring, d, 1, False)]
-            cells = [f"{base:.1f}"] + [f"{ipp[(ring, d, n, False)]:.1f} "
-                                      f"({ipp[(ring, d, n, False)] / base:.2f})"
+            base = ipp[(ring, d, 1, "")]
+            cells = [f"{base:.1f}"] + [f"{ipp[(ring, d, n, '')]:.1f} "
+                                      f"({ipp[(ring, d, n, '')] / base:.2f})"
                                       for n in REGIONS[1:]]
             print(f"| {d} {ring} | " + " | ".join(cells)
-                  + f" | +{ipp[(ring, d, REGIONS[-1], False)] - base:.1f} |")
+                  + f" | +{ipp[(ring, d, REGIONS[-1], '')] - base:.1f} |")
     print("\nOne region, without and behind a vIOMMU:\n")
     print("| case | guest physical addresses | IOVAs through the IOTLB | difference |")
     print("|---|---|---|---|")
     for ring in RINGS:
         for d in DIRS:
-            off, on = ipp[(ring, d, 1, False)], ipp[(ring, d, 1, True)]
+            off, on = ipp[(ring, d, 1, "")], ipp[(ring, d, 1, "iommu")]
             print(f"| {d} {ring} | {off:.1f} | {on:.1f} | +{on - off:.1f} |")
+    print("\nOne region, dequeue, the RX interrupt armed and disarmed after every burst:\n")
+    print("| case | bursts, never armed | bursts, armed between | arming and disarming, "
+          "per pair (per packet) |")
+    print("|---|---|---|---|")
+    for c in arming:
+        ring = c[0]
+        pair = arm_ipp[c] * BURST
+        print(f"| dequeue {ring} | {ipp[(ring, 'dequeue', 1, '')]:.1f} | {ipp[c]:.1f} | "
+              f"{pair:.0f} ({arm_ipp[c]:.1f}) |")
 
 
 def case_name(case) -> str:
-    ring, d, _, iommu = case
-    return f"{d} {ring}" + (" iommu" if iommu else "")
+    ring, d, _, variant = case
+    return f"{d} {ring}" + (f" {variant}" if variant else "")
 
 
 def check_or_write(ipp, write: bool) -> int:
