@@ -119,6 +119,12 @@ SEED_BURSTS = 4
 V2V_SEED_BURSTS = SEED_BURSTS // 2
 
 VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
+            # valgrind runs one thread at a time; its default lock lets the
+            # forwarding thread, polling without a break, take it back again
+            # and again: testpmd's main thread, woken by a command, then
+            # waited tens of seconds for its turn on a loaded machine (over
+            # the 60 s a "stop" is given). Round robin between ready threads:
+            "--fair-sched=yes",
             # callers in function names keep the receive and transmit
             # subtrees apart where they share helpers (see callgrind.py)
             "--separate-callers=12",
