@@ -288,6 +288,7 @@ take_pending(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count,
 
 	for (uint16_t i = 0; i < n; i++) {
 		pkts[i] = p->mbufs[p->head + i];
+		pkts[i]->port = vr->mbuf_port;
 		vhu_frame_tally_mbuf(t, pkts[i]);
 	}
 	p->head = vr->rx_pending_count == n ? 0 : (uint16_t)(p->head + n);
@@ -383,6 +384,7 @@ dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **p
 			rte_pktmbuf_free(m->next);
 			m->next = NULL;
 			rte_pktmbuf_reset(m);
+			m->port = vr->mbuf_port;
 			if (v == VHU_RX_DROP)
 				VHU_COUNT(vr->stats.dropped, 1);
 		}
@@ -443,6 +445,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 			VHU_COUNT(vr->stats.alloc_failed, 1);	/* still pending: the next burst tries */
 		} else {
 			vr->rarp.pending = false;
+			rarp->port = vr->mbuf_port;
 			vhu_frame_tally_mbuf(&t, rarp);
 			pkts[received++] = rarp;
 			goto out;
@@ -451,7 +454,7 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	/* Chains whose zero-copy mbufs the application freed go back first. */
 	completed = vhu_zc_reap(vr);
 	avail = vhu_vq_available(vr, count - received);
-	if (avail > 0 && vhu_rxbuf_alloc_bulk(mp, &pkts[received], avail) != 0) {
+	if (avail > 0 && vhu_rxbuf_alloc_bulk(mp, &pkts[received], avail, vr->mbuf_port) != 0) {
 		VHU_COUNT(vr->stats.alloc_failed, 1);
 		avail = 0;
 	}

@@ -58,6 +58,7 @@ vhu_port_create(const struct vhu_port_config *cfg)
 		p->vrings[i].linear_buffer = cfg->linear_buffer;
 		p->vrings[i].ext_buffer = cfg->ext_buffer;
 		p->vrings[i].iommu = cfg->iommu;
+		p->vrings[i].mbuf_port = cfg->mbuf_port;
 	}
 	if (vhu_session_init(&p->session, cfg, p->name, p->vrings) < 0) {
 		rte_free(p);

@@ -20,10 +20,11 @@
 
 /*
  * rte_pktmbuf_alloc_bulk(): @n mbufs from @mp, each empty, one segment,
- * with the pool's headroom and no flag but a pinned external buffer's.
- * 0, or a negative errno when the pool has fewer than @n.
+ * with the pool's headroom and no flag but a pinned external buffer's; and
+ * port @port. 0, or a negative errno when the pool has fewer than @n.
  */
-int vhu_rxbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned int n);
+int vhu_rxbuf_alloc_bulk(struct rte_mempool *mp, struct rte_mbuf **pkts, unsigned int n,
+			 uint16_t port);
 
 /* Attaches to @m a buffer for @len bytes of frame. False when there is no memory. */
 bool vhu_rxbuf_attach_ext(struct rte_mbuf *m, uint32_t len, int socket_id);

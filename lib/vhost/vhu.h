@@ -61,6 +61,8 @@ struct vhu_port_config {
 	bool postcopy;			/* offer postcopy live migration (PROTOCOL_F_PAGEFAULT) */
 	bool iommu;			/* offer guests a vIOMMU (VIRTIO_F_ACCESS_PLATFORM) */
 	int socket_id;			/* NUMA socket for the port's own mbuf pools */
+	uint16_t mbuf_port;		/* what received mbufs carry as their port
+					 * (rte_mbuf.port): the ethdev's port id */
 	const struct vhu_port_ops *ops;
 	void *ops_ctx;
 };
@@ -162,9 +164,10 @@ uint16_t vhu_port_mtu(const struct vhu_port *port);
 void vhu_port_set_rx_offloads(struct vhu_port *port, uint32_t offloads);
 
 /*
- * Guest TX ring -> mbufs allocated from @mp. Returns the number received:
- * frames, or the segments of a GSO frame cut in software (those that do not
- * fit in @count come first in the next burst).
+ * Guest TX ring -> mbufs allocated from @mp, each with the port's
+ * mbuf_port as its port. Returns the number received: frames, or the
+ * segments of a GSO frame cut in software (those that do not fit in @count
+ * come first in the next burst).
  */
 uint16_t vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp,
 			   struct rte_mbuf **pkts, uint16_t count);

@@ -223,6 +223,7 @@ struct vhu_vring {
 	struct vhu_vring_rarp rarp;
 	struct vhu_zc_pool *zc;		/* zero-copy (zerocopy.h): one reference, or NULL */
 	uint32_t rx_offloads;		/* VHU_RX_OFFLOAD_*: what the application takes */
+	uint16_t mbuf_port;		/* received mbufs' port (fixed at port creation) */
 	uint16_t rx_pending_count;	/* segments waiting in rx_pending */
 	struct vhu_vring_stats stats;
 	uint32_t errors_logged;

@@ -311,8 +311,15 @@ deq(struct rte_mbuf **pkts, uint16_t n)
 {
 	uint16_t r = vhu_dequeue_burst(G.vr, mp, pkts, n);
 
-	for (uint16_t i = 0; i < r; i++)
+	for (uint16_t i = 0; i < r; i++) {
 		track(pkts[i]);
+		/* whichever path made it: frame, segment, RARP, a dropped frame's mbuf reused */
+		if (pkts[i]->port != G.vr->mbuf_port) {
+			fprintf(stderr, "mbuf %u of the burst has port %u, the ring's is %u\n", i,
+				pkts[i]->port, G.vr->mbuf_port);
+			abort();
+		}
+	}
 	return r;
 }
 

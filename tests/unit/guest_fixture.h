@@ -50,6 +50,8 @@
 #define HDR_BYTE	0xee	/* TX virtio-net headers are filled with it */
 
 #define POOL_N		4095u
+/* The port the rings under test give the mbufs they deliver (deq() checks every one). */
+#define UNIT_MBUF_PORT	5u
 #define MAX_TRACKED	512
 
 /* The guest's side of the current test; guest_setup() starts it afresh. */

@@ -107,6 +107,7 @@ ring_start(const struct vhu_vring_addr_config *addr, bool send_base, uint32_t ba
 	R.vr = &own;
 	G.vr = R.vr;
 	vhu_vring_ctl_init(R.vr, 0, "unit", SOCKET_ID_ANY, 0, &gso);
+	R.vr->mbuf_port = UNIT_MBUF_PORT;
 	return session_start(addr, send_base, base, G.callfd);
 }
 
@@ -208,6 +209,7 @@ rings_add(unsigned int n)
 		vhu_mem_table_get(R.mem);
 		addr = R.ops->lay_out();
 		vhu_vring_ctl_init(R.vr, (uint16_t)i, "unit", SOCKET_ID_ANY, 0, &gso);
+		R.vr->mbuf_port = UNIT_MBUF_PORT;
 		G.vr = R.vr;
 		if (!session_start_at_driver(&addr, xdup(G.callfd)))
 			return false;

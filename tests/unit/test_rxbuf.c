@@ -2,7 +2,8 @@
 /*
  * Unit tests of vhu_rxbuf_alloc_bulk() (lib/vhost/rxbuf.c): every mbuf it
  * gives is exactly what rte_pktmbuf_alloc_bulk() would give, i.e. the mbuf
- * as it was in the pool with rte_pktmbuf_reset() applied, whatever the
+ * as it was in the pool with rte_pktmbuf_reset() applied, with the port
+ * asked for, whatever the
  * fields held when the mbuf was freed; for pools of ordinary buffers, pools
  * whose buffers are shorter than the headroom, and pools of pinned external
  * buffers; and an empty pool gives nothing and keeps its mbufs.
@@ -23,6 +24,7 @@
 
 #define N_MBUFS 64u
 #define PINNED_BUF_LEN 2048u
+#define RX_PORT 7u
 
 /* What each mbuf of @p held before it was allocated, by address. */
 struct pool_snapshot {
@@ -57,7 +59,7 @@ dirty_pool(struct rte_mempool *p, struct pool_snapshot *s)
 	rte_mempool_put_bulk(p, (void **)s->mbuf, N_MBUFS);
 }
 
-/* Whether @m is its snapshot in @s with rte_pktmbuf_reset() applied. */
+/* Whether @m is its snapshot in @s with rte_pktmbuf_reset() applied, port RX_PORT. */
 static bool
 is_reset(const struct pool_snapshot *s, const struct rte_mbuf *m)
 {
@@ -67,6 +69,7 @@ is_reset(const struct pool_snapshot *s, const struct rte_mbuf *m)
 		struct rte_mbuf want = s->before[i];
 
 		rte_pktmbuf_reset(&want);
+		want.port = RX_PORT;
 		if (memcmp(&want, m, sizeof(want)) == 0)
 			return true;
 		fprintf(stderr, "mbuf %u: data_off %u/%u, ol_flags %#" PRIx64 "/%#" PRIx64
@@ -91,7 +94,7 @@ check_alloc_is_reset(struct rte_mempool *p)
 	for (unsigned int burst = 1; n < N_MBUFS; burst = burst % 5 + 1) {
 		unsigned int k = RTE_MIN(burst, N_MBUFS - n);
 
-		CHECK_EQ(vhu_rxbuf_alloc_bulk(p, &got[n], k), 0);
+		CHECK_EQ(vhu_rxbuf_alloc_bulk(p, &got[n], k, RX_PORT), 0);
 		for (unsigned int i = n; i < n + k; i++)
 			CHECK(is_reset(&s, got[i]));
 		n += k;
@@ -146,7 +149,7 @@ test_pinned_external_buffers(void)
 	check_alloc_is_reset(p);
 	struct rte_mbuf *m;
 
-	CHECK_EQ(vhu_rxbuf_alloc_bulk(p, &m, 1), 0);
+	CHECK_EQ(vhu_rxbuf_alloc_bulk(p, &m, 1, RX_PORT), 0);
 	CHECK(m->ol_flags & RTE_MBUF_F_EXTERNAL);
 	rte_pktmbuf_free(m);
 	rte_mempool_free(p);
@@ -162,10 +165,10 @@ test_empty_pool_gives_nothing(void)
 	struct rte_mbuf *got[5] = {NULL};
 
 	CHECK(p != NULL);
-	CHECK(vhu_rxbuf_alloc_bulk(p, got, 5) < 0);
+	CHECK(vhu_rxbuf_alloc_bulk(p, got, 5, RX_PORT) < 0);
 	CHECK(got[0] == NULL);
 	CHECK_EQ(rte_mempool_avail_count(p), 4);
-	CHECK_EQ(vhu_rxbuf_alloc_bulk(p, got, 4), 0);
+	CHECK_EQ(vhu_rxbuf_alloc_bulk(p, got, 4, RX_PORT), 0);
 	rte_pktmbuf_free_bulk(got, 4);
 	rte_mempool_free(p);
 }

@@ -36,6 +36,7 @@
 #include "store_trace.h"
 
 #define GUEST_CSUM	VHU_BIT(VIRTIO_NET_F_GUEST_CSUM)
+#define HOST_TSO	(VHU_BIT(VIRTIO_NET_F_CSUM) | VHU_BIT(VIRTIO_NET_F_HOST_TSO4))
 #define LOG_ALL		VHU_BIT(VHOST_F_LOG_ALL)
 
 static void
@@ -468,6 +469,7 @@ test_deq_rarp_alloc_failure(void)
 	EXPECT(!R.vr->rarp.pending);
 	EXPECT_EQ(rte_be_to_cpu_16(rte_pktmbuf_mtod(pkts[0], struct rte_ether_hdr *)->ether_type),
 		  RTE_ETHER_TYPE_RARP);
+	EXPECT_EQ(pkts[0]->port, UNIT_MBUF_PORT);
 	rte_pktmbuf_free(pkts[0]);
 	EXPECT_EQ(rte_mempool_avail_count(small), 1);
 	rte_mempool_free(small);
@@ -1997,6 +1999,46 @@ test_monitor(void)
 	CHECK_EQ(R.mem->refcnt, 3);
 }
 
+/*
+ * A guest's TSO frame for an application that does not take TSO: cut in
+ * software into segments, two in the burst that has room for two, the
+ * third in the next burst; each its own frame of the ring's port (deq()
+ * checks every mbuf's port).
+ */
+static void
+test_deq_tso_cut(void)
+{
+	static uint8_t f[54 + 3000];
+	const struct virtio_net_hdr hdr = {
+		.flags = VIRTIO_NET_HDR_F_NEEDS_CSUM,
+		.gso_type = VIRTIO_NET_HDR_GSO_TCPV4,
+		.hdr_len = 54,
+		.gso_size = 1000,
+		.csum_start = 34,
+		.csum_offset = 16,
+	};
+	uint32_t len = tcp4_frame(f, 3000), pos = 0;
+	struct rte_mbuf *pkts[4];
+	struct posted p;
+	uint8_t *b;
+
+	CHECK(ring_setup(8, V1 | HOST_TSO));
+	vhu_vring_ctl_set_rx_offloads(R.vr, 0);
+	b = tx_buf(12 + len, 12, f, &pos);
+	memcpy(b, &hdr, sizeof(hdr));
+	p = post1(gpa(b), 12 + len, 0);
+	CHECK_EQ(deq(pkts, 2), 2);
+	CHECK(used_is(&p, 0));
+	CHECK_EQ(deq(&pkts[2], 2), 1);
+	for (int i = 0; i < 3; i++) {
+		CHECK_EQ(pkts[i]->pkt_len, 54 + 1000);
+		CHECK_MEM_EQ(rte_pktmbuf_mtod_offset(pkts[i], uint8_t *, 54), f + 54 + i * 1000,
+			     pkts[i]->data_len - 54);
+	}
+	CHECK_EQ(stats()->packets, 3);
+	CHECK_EQ(stats()->malformed, 0);
+}
+
 /* ==================================================================== */
 /* batches: four one-descriptor chains at once, either layout           */
 /* (test_packed.c and test_split.c: what only one layout's batches do)  */
@@ -2373,6 +2415,7 @@ main(int argc __rte_unused, char **argv)
 	RUN_BOTH(test_deq_malformed_in_run);
 	RUN_BOTH(test_deq_chain_as_long_as_ring);
 
+	RUN_BOTH(test_deq_tso_cut);
 	RUN_BOTH(test_batch_deq_frame_beyond_mbuf);
 	RUN_BOTH(test_batch_enq_short_buffer);
 	RUN_BOTH(test_batch_buffer_outside);

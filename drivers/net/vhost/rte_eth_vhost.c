@@ -183,6 +183,7 @@ vhost_probe(struct rte_vdev_device *vdev)
 		.postcopy = a.postcopy,
 		.iommu = a.iommu,
 		.socket_id = numa,
+		.mbuf_port = eth_dev->data->port_id,
 		.ops = &port_ops,
 		.ops_ctx = in,
 	};

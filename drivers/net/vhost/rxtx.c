@@ -9,11 +9,9 @@ uint16_t
 eth_vhost_rx(void *q, struct rte_mbuf **pkts, uint16_t count)
 {
 	struct vhost_queue *rxq = q;
-	uint16_t n = vhu_dequeue_burst(rxq->vring, rxq->mb_pool, pkts, count);
 
-	for (uint16_t i = 0; i < n; i++)
-		pkts[i]->port = rxq->port_id;
-	return n;
+	/* the library gives the mbufs our port id (vhu_port_config.mbuf_port) */
+	return vhu_dequeue_burst(rxq->vring, rxq->mb_pool, pkts, count);
 }
 
 /* Frames the guest has sent that RX queue @q has not received yet (switches balance queues on it). */
