@@ -56,11 +56,9 @@ Usage: bench/run.py --quick | bench/run.py [--dirs ...] [--sizes ...] ...
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
-import platform
 import re
 import shutil
 import struct
@@ -83,6 +81,8 @@ from harness.testpmd import (OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError,  # 
 
 import callgrind  # noqa: E402
 import report  # noqa: E402
+from common import (FLOWGEN_FCS, command_output, run_metadata, snapshot_plugin,  # noqa: E402
+                    thread_cpu_seconds)
 
 # Per direction: the vhost side's and the peer's forwarding modes, and whose
 # port counts the packets that made it (for enqueue and PVP: what the peer got).
@@ -95,8 +95,6 @@ DIRECTIONS = {
 # generate and count (both ports' ipackets: what went through the vhost side).
 V2V = "v2v"
 V2V_MODES = {"vhost": "io", "peer": "flowgen", "count": ("peer", "ipackets")}
-# testpmd's flowgen makes its frames this much shorter than txpkts says
-FLOWGEN_FCS = 4
 
 # testpmd's default pool (~155k mbufs) only slows start-up; 16k is plenty for
 # 4 queue pairs of 256 descriptors.
@@ -186,22 +184,6 @@ class Pmd:
             raise TestPmdError(f"{tp.name}: not served by {self.name}: {problems}")
 
 
-def snapshot_plugin(so: Path) -> Path:
-    """A private copy of our plugin: the build may change during a long run,
-    and the copy (mode 0700 directory) satisfies EAL's -d check wherever the
-    tree lives."""
-    dest = Path(tempfile.mkdtemp(prefix="bench-", dir=_cache_dir())) / so.name
-    shutil.copy2(so, dest)
-    return dest
-
-
-def _cache_dir() -> Path:
-    d = Path(os.environ.get("HOME", "/root")) / ".cache" / "vhu"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o700)
-    return d
-
-
 # ----------------------------------------------------------------- pps
 
 
@@ -284,6 +266,11 @@ class Pair:
                 "cpu_peer": (cpu1[1] - cpu0[1]) / (t1 - t0), **extra}
 
 
+def forwarding_cpu_seconds(tp: TestPmd) -> float:
+    """CPU time of the process's forwarding thread (EAL names it rte-worker-N)."""
+    return thread_cpu_seconds(tp.proc.pid, "rte-worker")
+
+
 _ZC_XSTAT_RE = re.compile(r"^rx_q\d+_zero_copy_packets$")
 
 
@@ -295,21 +282,6 @@ def vhost_zero_copy(tp: TestPmd, ports) -> tuple:
         zc += sum(v for k, v in tp.xstats(port).items() if _ZC_XSTAT_RE.match(k))
         rx += tp.stats(port)["ipackets"]
     return zc, rx
-
-
-def forwarding_cpu_seconds(tp: TestPmd) -> float:
-    """CPU time of the process's forwarding thread (EAL names it rte-worker-N)."""
-    ticks = 0
-    task_dir = Path(f"/proc/{tp.proc.pid}/task")
-    for tid in os.listdir(task_dir):
-        try:
-            stat = (task_dir / tid / "stat").read_text()
-        except OSError:
-            continue
-        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if name.startswith("rte-worker"):
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_pps(pmds: List[Pmd], cases: List[dict], args, workroot: Path, log) -> List[dict]:
@@ -779,25 +751,9 @@ def build_cases(args) -> List[dict]:
 
 
 def metadata(args, so: Path) -> dict:
-    def cmd(*argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, cwd=REPO,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "git": cmd("git", "describe", "--always", "--dirty"),
-        "plugin": str(args.pmd), "plugin_sha256": hashlib.sha256(so.read_bytes()).hexdigest(),
-        "dpdk": cmd("dpkg-query", "-W", "-f=${Version}", "dpdk"),
-        "valgrind": cmd("valgrind", "--version"),
-        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                     if l.startswith("model name")), platform.processor()),
-        "nproc": os.cpu_count(), "loadavg_start": os.getloadavg(),
-        "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds",
-                                                   "zc", "zc_threshold", "guest_csum")},
-        "command": " ".join(sys.argv),
-    }
+    return {**run_metadata(args.pmd, so), "valgrind": command_output("valgrind", "--version"),
+            "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds",
+                                                       "zc", "zc_threshold", "guest_csum")}}
 
 
 def parse_args(argv=None):
