@@ -1,5 +1,7 @@
 """A private Open vSwitch (DPDK datapath) whose ``type=dpdk`` ports are our
-``eth_vhost`` ports, for tests/test_ovs.py.
+``eth_vhost`` ports, for tests/test_ovs.py; or, to compare with them
+(bench/ovs.py), whose ports are its own vhost-user ports (``type=dpdkvhostuser``,
+served by DPDK's vhost library).
 
 Nothing of the system's OVS is used or touched: the database, its server,
 the control sockets, the logs and the PID files live in ``<workdir>/ovs``
@@ -125,7 +127,8 @@ class Ovs:
         self.env = dict(os.environ, **{f"OVS_{v}DIR": str(self.dir)
                                        for v in ("RUN", "DB", "LOG", "SYSCONF", "PKGDATA")})
         self.procs: Dict[str, subprocess.Popen] = {}
-        self.ports: Dict[str, str] = {}        # ethdev name (eth_vhost0) -> socket
+        # our ethdev's name (eth_vhost0), or OVS's own vhost-user interface's -> socket
+        self.ports: Dict[str, str] = {}
         self.returncodes: Dict[str, Optional[int]] = {}
         self.died: List[str] = []              # daemons found gone when asked to stop
         _LIVE.add(self)
@@ -217,6 +220,16 @@ class Ovs:
         dev, _, args = devargs.partition(",")
         self.ports[dev] = re.search(r"(?:^|,)iface=([^,]+)", args).group(1)
 
+    def add_vhost_user_port(self, name: str, ofport: int) -> Path:
+        """OVS's own vhost-user port (``type=dpdkvhostuser``, DPDK's vhost
+        library, not a PMD) ``name``, OpenFlow port ``ofport``: OVS listens
+        on ``<rundir>/name`` for a front end. Returns that socket."""
+        self.vsctl("add-port", self.bridge, name, "--", "set", "Interface", name,
+                   "type=dpdkvhostuser", f"ofport_request={ofport}")
+        sock = self.dir / name
+        self.ports[name] = str(sock)
+        return sock
+
     def cross_connect(self, a: int, b: int):
         """Everything entering OpenFlow port ``a`` leaves by ``b`` and the
         other way round; nothing else is forwarded (no MAC learning, no
@@ -255,6 +268,40 @@ class Ovs:
                 stats[direction + key] = int(value)
         return stats
 
+    # ------------------------------------------------------- polling threads
+
+    def pmd_stats_clear(self):
+        self.appctl("dpif-netdev/pmd-stats-clear")
+
+    def pmd_stats(self) -> Dict[int, Dict[str, float]]:
+        """``dpif-netdev/pmd-stats-show`` since the last pmd_stats_clear(),
+        per polling thread (by core id): the first number of each line, e.g.
+        "packets received", "idle cycles", "processing cycles", "avg
+        processing cycles per packet"."""
+        stats: Dict[int, Dict[str, float]] = {}
+        current: Optional[Dict[str, float]] = None
+        for line in self.appctl("dpif-netdev/pmd-stats-show").splitlines():
+            m = re.match(r"pmd thread numa_id \d+ core_id (\d+):", line)
+            if m:
+                current = stats.setdefault(int(m.group(1)), {})
+            elif not line.startswith(" "):
+                current = None          # "main thread:", the non-polling threads
+            elif current is not None:
+                kv = re.match(r"\s+([^:]+):\s+([\d.]+)", line)
+                if kv:
+                    current[kv.group(1)] = float(kv.group(2))
+        return stats
+
+    def pmd_perf_show(self) -> str:
+        """``dpif-netdev/pmd-perf-show``: the polling threads' iterations,
+        packets and cycles per packet since the last pmd_stats_clear()."""
+        return self.appctl("dpif-netdev/pmd-perf-show")
+
+    @property
+    def vswitchd_pid(self) -> int:
+        # unshare execs ovs-vswitchd-dpdk (no --fork): the same process
+        return self.procs["ovs-vswitchd"].pid
+
     # ---------------------------------------------- our ports, seen from DPDK
 
     def telemetry(self, command: str):
@@ -275,14 +322,15 @@ class Ovs:
         """ethdev's view of the port: the RX/TX offloads OVS enabled, LRO..."""
         return self.telemetry(f"/ethdev/info,{self.port_id(ethdev)}")
 
-    def wait_link_up(self, name: str, ethdev: str, timeout: float = 30.0):
+    def wait_link_up(self, name: str, ethdev: Optional[str], timeout: float = 30.0):
         """Until our port ``ethdev`` reports its link up, and OVS says so of
         interface ``name`` (its ``link_state``: OVS polls the link every
-        5 s, and the database lags behind)."""
-        pid = self.port_id(ethdev)
+        5 s, and the database lags behind). ``ethdev`` None: OVS's own
+        vhost-user port, only OVS is asked."""
+        pid = None if ethdev is None else self.port_id(ethdev)
         deadline = time.monotonic() + timeout
         while True:
-            ours = self.telemetry(f"/ethdev/link_status,{pid}").get("status")
+            ours = "UP" if pid is None else self.telemetry(f"/ethdev/link_status,{pid}").get("status")
             theirs = self.vsctl("get", "Interface", name, "link_state").strip()
             if (ours, theirs) == ("UP", "up"):
                 return
