@@ -81,8 +81,8 @@ from harness.testpmd import (OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError,  # 
 
 import callgrind  # noqa: E402
 import report  # noqa: E402
-from common import (FLOWGEN_FCS, command_output, run_metadata, snapshot_plugin,  # noqa: E402
-                    thread_cpu_seconds)
+from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_metadata,  # noqa: E402
+                    snapshot_plugin, thread_cpu_seconds)
 
 # Per direction: the vhost side's and the peer's forwarding modes, and whose
 # port counts the packets that made it (for enqueue and PVP: what the peer got).
@@ -96,9 +96,6 @@ DIRECTIONS = {
 V2V = "v2v"
 V2V_MODES = {"vhost": "io", "peer": "flowgen", "count": ("peer", "ipackets")}
 
-# testpmd's default pool (~155k mbufs) only slows start-up; 16k is plenty for
-# 4 queue pairs of 256 descriptors.
-APP_ARGS = ["--total-num-mbufs=16384", "--nb-cores=1"]
 # Frames bigger than a default mbuf (2048 bytes of data) stand for TSO frames
 # (up to 64 KB): testpmd's generators make one-segment frames only (flowgen)
 # and cannot make TCP segmentation frames, so such sizes get a setup of their
@@ -154,7 +151,7 @@ class Setup:
                                 packed_vq=int(self.ring == "packed"))
 
     def app_args(self) -> List[str]:
-        return (APP_ARGS + (BIG_MBUF_ARGS if self.big_mbufs else [])
+        return (TESTPMD_APP_ARGS + (BIG_MBUF_ARGS if self.big_mbufs else [])
                 + [f"--rxq={self.queues}", f"--txq={self.queues}"])
 
 
