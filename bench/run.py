@@ -113,11 +113,9 @@ SEED_BURSTS = 4
 # same 128 frames per loop.
 V2V_SEED_BURSTS = SEED_BURSTS // 2
 
-VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-            # callers in function names keep the receive and transmit
-            # subtrees apart where they share helpers (see callgrind.py)
-            "--separate-callers=12",
-            "--compress-pos=no"]  # absolute line numbers, see callgrind.parse
+# callers in function names keep the receive and transmit subtrees apart
+# where they share helpers (see callgrind.py)
+VALGRIND = callgrind.WINDOWED + ["--separate-callers=12"]
 
 # --guest-csum (see the module's docstring): off (io forwarding, frames
 # without checksum requests), sw, offload; and the RX flag of every frame the
@@ -528,11 +526,6 @@ def check_guest_csum(tp: TestPmd, mode: str) -> dict:
     return check
 
 
-def _callgrind_control(tp: TestPmd, *args: str):
-    subprocess.run(["callgrind_control", *args, str(tp.proc.pid)], check=True,
-                   capture_output=True, timeout=120)
-
-
 def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: Path,
                         log) -> List[dict]:
     guest_csum = getattr(args, "guest_csum", "off")
@@ -578,14 +571,14 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
             tp.stop_forwarding()
             if guest_csum != "off":
                 check = check_guest_csum(tp, guest_csum)
-            _callgrind_control(tp, "-i", "on")
+            callgrind.control(tp.proc.pid, "-i", "on")
             tp.start_forwarding()
             time.sleep(args.cg_seconds)
             stats = parse_fwd_stats(tp.stop_forwarding())
             if 0 not in stats:
                 raise TestPmdError(f"{tp.name}: no forward statistics for port 0 at stop")
-            _callgrind_control(tp, "-d")
-            _callgrind_control(tp, "-i", "off")
+            callgrind.control(tp.proc.pid, "-d")
+            callgrind.control(tp.proc.pid, "-i", "off")
             dump = Path(f"{out_base}.{tp.proc.pid}.{n}")
             prof = callgrind.parse(dump)
             res = analyse_profile(prof, pmd, stats[0],
@@ -659,12 +652,12 @@ def run_callgrind_v2v(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: P
             time.sleep(args.warmup)
             tp.stop_forwarding()
             zc0, _ = vhost_zero_copy(tp, vhost_ports)
-            _callgrind_control(tp, "-i", "on")
+            callgrind.control(tp.proc.pid, "-i", "on")
             tp.start_forwarding()
             time.sleep(args.cg_seconds)
             stats = parse_fwd_stats(tp.stop_forwarding())
-            _callgrind_control(tp, "-d")
-            _callgrind_control(tp, "-i", "off")
+            callgrind.control(tp.proc.pid, "-d")
+            callgrind.control(tp.proc.pid, "-i", "off")
             zc1, _ = vhost_zero_copy(tp, vhost_ports)
             if any(p not in stats for p in range(4)):
                 raise TestPmdError(f"{tp.name}: forward statistics for ports {sorted(stats)} "
