@@ -110,8 +110,11 @@ def dpdk_telemetry(file_prefix: str, command: str, timeout: float = 10.0):
 class Ovs:
     """ovsdb-server and ovs-vswitchd-dpdk of one test, in ``<workdir>/ovs``."""
 
-    def __init__(self, workdir: Path, pmd: PmdSelection):
+    def __init__(self, workdir: Path, pmd: PmdSelection, wrapper: Sequence[str] = ()):
+        """``wrapper``: a command ovs-vswitchd-dpdk runs under (valgrind ...),
+        in the same process (vswitchd_pid)."""
         self.pmd = pmd
+        self.wrapper = list(wrapper)
         self.dir = Path(workdir) / "ovs"
         self.dir.mkdir(parents=True, exist_ok=True)
         # Its own port is a kernel tap device of that name, as is the
@@ -188,7 +191,7 @@ class Ovs:
         self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
                    *(f"other_config:{k}={json.dumps(v)}" for k, v in config.items()))
         self._spawn("ovs-vswitchd", [
-            "unshare", "--net", "--", VSWITCHD, f"unix:{self.db_sock}",
+            "unshare", "--net", "--", *self.wrapper, VSWITCHD, f"unix:{self.db_sock}",
             f"--unixctl={self.ctl['ovs-vswitchd']}",
             f"--pidfile={self.dir / 'ovs-vswitchd.pid'}", f"--log-file={self.log_path}"])
 
@@ -299,7 +302,7 @@ class Ovs:
 
     @property
     def vswitchd_pid(self) -> int:
-        # unshare execs ovs-vswitchd-dpdk (no --fork): the same process
+        # unshare execs ovs-vswitchd-dpdk or its wrapper (no --fork): the same process
         return self.procs["ovs-vswitchd"].pid
 
     # ---------------------------------------------- our ports, seen from DPDK
