@@ -42,8 +42,21 @@ variants, ours first in even repetitions and OVS's own first in odd ones;
 the ratio ours/own is taken per repetition (windows tens of seconds apart)
 and reported as median (min..max).
 
+On a shared machine those figures move by tens of percent from one window
+to the next, so a second figure does not depend on the load: ovs-vswitchd's
+instructions per packet, counted by callgrind. One more session per variant
+and ring runs ovs-vswitchd-dpdk under callgrind (``--fair-sched=yes``,
+instrumentation off until the window), the peer as above: it outruns OVS,
+which then always finds full bursts. Per size, after the warm-up, the
+window (``--cg-seconds``) is counted and dumped; the figure is the
+instructions of every thread of OVS over the packets its polling thread
+received (pmd-stats-show), split by object: OVS itself, the vhost back end
+(our plugin or librte_vhost), the rest of DPDK, libc.
+
 Usage: bench/ovs.py [--quick] [--sizes 64,1518] [--rings split,packed] [--reps N]
-Results: bench/results/<date-time>-ovs/ (results.json, table.md, run.log).
+                    [--no-pps] [--no-callgrind]
+Results: bench/results/<date-time>-ovs/ (results.json, table.md, breakdown.md:
+the functions with the most instructions, the callgrind profiles, run.log).
 """
 
 from __future__ import annotations
@@ -55,6 +68,7 @@ import os
 import re
 import shutil
 import statistics
+import subprocess
 import sys
 import tempfile
 import time
@@ -68,15 +82,23 @@ from harness.ovs import Ovs, OvsError, missing_tools  # noqa: E402
 from harness.pmd import DEFAULT_PMD_SO, PmdSelection, driver_identity_problems  # noqa: E402
 from harness.testpmd import PEER_LCORES, TestPmd, TestPmdError, vhost_vdev, virtio_user_vdev  # noqa: E402
 
+import callgrind  # noqa: E402
 import report  # noqa: E402
-from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, run_metadata, snapshot_plugin,  # noqa: E402
-                    thread_cpu_seconds)
+from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_metadata,  # noqa: E402
+                    snapshot_plugin, thread_cpu_seconds)
 
 VARIANTS = ("ours", "ovs-own")
 BASELINE = "ovs-own"
 # OVS interface names and their OpenFlow port numbers
 IFACES = ("vh0", "vh1")
 OFPORTS = (1, 2)
+# What OVS warns of here, beyond what harness/ovs.py expects with our ports:
+BENCH_WARNINGS = re.compile(
+    # the port type of the ovs-own variant (chosen as the one that leaves the
+    # peer as it is with our ports: a vhost-user client; see docs/performance.md)
+    r"dpdkvhostuser ports are considered deprecated"
+    # under callgrind (some 50 times slower) its threads' loops overrun
+    r"|\|timeval(\(\w+\))?\|WARN\|")
 # The pmd-perf-show line with what the polling thread received and its cost:
 # "Rx packets:   8088288  (2010 Kpps, 722 cycles/pkt)"
 # OVS's polling thread's cycles per packet: as it reports them, and times the
@@ -88,13 +110,22 @@ _PERF_RX_RE = re.compile(r"Rx packets:\s+(\d+)\s+\((\d+) Kpps, (\d+) cycles/pkt\
 class Session:
     """One variant's OVS and the peer on its two ports, for one ring layout."""
 
-    def __init__(self, variant: str, so: Path, ring: str, workdir: Path):
+    def __init__(self, variant: str, so: Path, ring: str, workdir: Path,
+                 under_callgrind: bool = False):
         self.variant = variant
         self.workdir = workdir
         self.selection = PmdSelection("ours", so) if variant == "ours" else PmdSelection("distro")
         self.ring = ring
-        self.sw = Ovs(workdir, self.selection)
+        self.profile_base = workdir / "callgrind.ovs-vswitchd"
+        # fair scheduling: valgrind runs one thread at a time, and by default
+        # the polling thread wins the lock back so often that OVS's main
+        # thread answers no ovs-appctl in a minute
+        wrapper = (callgrind.WINDOWED + ["--fair-sched=yes",
+                                         f"--callgrind-out-file={self.profile_base}.%p"]
+                   if under_callgrind else [])
+        self.sw = Ovs(workdir, self.selection, wrapper)
         self.peer = None
+        self.dumps = 0
 
     def start(self):
         self.sw.start()
@@ -168,6 +199,38 @@ class Session:
                 "cpu_peer": (cpu1[1] - cpu0[1]) / (t1 - t0),
                 "pmd_stats": pmd, "pmd_perf_show": perf}
 
+    def profile(self, size: int, warmup: float, seconds: float) -> dict:
+        """Under callgrind: OVS's instructions (every thread of it) per packet
+        its polling thread received, by object, over a window of ``seconds``.
+        OVS is the bottleneck then (some 30 kpps), every burst full."""
+        self.peer.cmd(f"set txpkts {size + FLOWGEN_FCS}")
+        pid = self.sw.vswitchd_pid
+        self.peer.start_forwarding()
+        try:
+            time.sleep(warmup)
+            # what passes between "-i on" and the clear is counted by
+            # callgrind only, what passes between the dump and the show by
+            # OVS only: about as many packets, each gap one command long
+            callgrind.control(pid, "-i", "on")
+            self.sw.pmd_stats_clear()
+            time.sleep(seconds)
+            callgrind.control(pid, "-d")
+            pmd_threads = self.sw.pmd_stats()
+            callgrind.control(pid, "-i", "off")
+        finally:
+            self.peer.stop_forwarding()
+        self.dumps += 1
+        dump = Path(f"{self.profile_base}.{pid}.{self.dumps}")
+        pmd, = pmd_threads.values()
+        packets = pmd["packets received"]
+        by_object, functions = profile_costs(callgrind.parse(dump))
+        return {"packets": packets, "batch": pmd["avg. packets per output batch"],
+                "instr_per_pkt": sum(by_object.values()) / packets,
+                "by_object": {k: v / packets for k, v in by_object.items()},
+                "functions": [{**f, "instr_per_pkt": f["instr"] / packets}
+                              for f in functions],
+                "dump": dump}
+
     def _cpu_seconds(self):
         return (thread_cpu_seconds(self.sw.vswitchd_pid, "pmd-c"),
                 thread_cpu_seconds(self.peer.proc.pid, "rte-worker"))
@@ -178,7 +241,32 @@ class Session:
         OVS logged that the tests do not expect."""
         if self.peer is not None:
             self.peer.close()
-        return self.sw.stop() + self.sw.died + self.sw.unexpected_warnings()
+        return self.sw.stop() + self.sw.died + [w for w in self.sw.unexpected_warnings()
+                                                if not BENCH_WARNINGS.search(w)]
+
+
+# The objects of ovs-vswitchd's profile, as the table groups them
+OBJECT_GROUPS = (("OVS", re.compile(r"ovs-vswitchd")),
+                 ("vhost", re.compile(r"librte_vhost|librte_net_vhu")),
+                 ("DPDK, other", re.compile(r"librte_")),
+                 ("libc", re.compile(r"libc\.so")))
+
+
+def profile_costs(prof: callgrind.Profile, top: int = 25):
+    """Instructions per object group (OBJECT_GROUPS, the rest "other") and
+    the ``top`` functions (their own instructions) of a profile."""
+    groups: Dict[str, int] = {name: 0 for name, _ in OBJECT_GROUPS}
+    groups["other"] = 0
+    functions: Dict[tuple, int] = {}
+    for func, cost in prof.self_cost.items():
+        obj = os.path.basename(func[0] or "?")
+        group = next((name for name, rx in OBJECT_GROUPS if rx.search(obj)), "other")
+        groups[group] += cost
+        key = (obj, callgrind.base_name(func))
+        functions[key] = functions.get(key, 0) + cost
+    ranked = sorted(functions.items(), key=lambda kv: -kv[1])[:top]
+    return groups, [{"object": obj, "function": name, "instr": cost}
+                    for (obj, name), cost in ranked]
 
 
 def run(args, so: Path, workroot: Path, log) -> List[dict]:
@@ -211,6 +299,39 @@ def run(args, so: Path, workroot: Path, log) -> List[dict]:
                     log(f"  {ring} rep {rep} {variant}: at stop: {problems}")
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
+    return rows
+
+
+def run_callgrind(args, so: Path, workroot: Path, log) -> List[dict]:
+    """One session per variant and ring under callgrind, every size profiled
+    (instructions are deterministic enough: no repetitions)."""
+    rows = []
+    for ring, variant in itertools.product(args.rings, VARIANTS):
+        workdir = Path(tempfile.mkdtemp(prefix=f"cg-{variant}-{ring}-", dir=workroot))
+        session = Session(variant, so, ring, workdir, under_callgrind=True)
+        key = {"variant": variant, "ring": ring}
+        done = []
+        try:
+            session.start()
+            for size in args.sizes:
+                p = session.profile(size, args.warmup, args.cg_seconds)
+                done.append(size)
+                kept = args.out / f"callgrind.{variant}.{ring}.{size}B.out"
+                shutil.copy(p.pop("dump"), kept)
+                rows.append({**key, "size": size, **p, "profile": kept.name})
+                log(f"  callgrind {ring:6s} {size:5d}B {variant:7s} "
+                    f"{p['instr_per_pkt']:7.0f} instr/pkt ({p['packets']:.0f} pkts, "
+                    + ", ".join(f"{k} {v:.0f}" for k, v in p["by_object"].items()) + ")")
+        except (TestPmdError, OvsError, OSError, subprocess.SubprocessError, ValueError) as exc:
+            log(f"  callgrind {ring} {variant}: FAILED: {exc}")
+            rows += [{**key, "size": s, "error": str(exc)[:2000]}
+                     for s in args.sizes if s not in done]
+        finally:
+            problems = session.close()
+            if problems:
+                log(f"  callgrind {ring} {variant}: at stop: {problems}")
+        if not args.keep:
+            shutil.rmtree(workdir, ignore_errors=True)
     return rows
 
 
@@ -279,6 +400,41 @@ def _fmt_median(s) -> str:
     return "-" if not s else f"{s['median']:.0f}"
 
 
+def callgrind_table_md(rows: List[dict]) -> str:
+    """Per ring and size: OVS's instructions per packet in both variants,
+    their ratio, and each variant's by object group."""
+    by = {(r["ring"], r["size"], r["variant"]): r for r in rows if "error" not in r}
+    groups = [name for name, _ in OBJECT_GROUPS] + ["other"]
+    out = ["| case | instr/pkt ours | instr/pkt own | ratio | "
+           + " | ".join(f"{g}: ours; own" for g in groups) + " |",
+           "|---" * (4 + len(groups)) + "|"]
+    for ring, size in sorted({(r["ring"], r["size"]) for r in rows},
+                             key=lambda k: (report.RING_ORDER.get(k[0], 9), k[1])):
+        ours, own = by.get((ring, size, "ours")), by.get((ring, size, BASELINE))
+        cells = [f"{ring} {size}B"]
+        cells += [f"{r['instr_per_pkt']:.0f}" if r else "failed" for r in (ours, own)]
+        cells.append(f"{ours['instr_per_pkt'] / own['instr_per_pkt']:.2f}" if ours and own else "-")
+        cells += ["; ".join(f"{r['by_object'][g]:.0f}" if r else "-" for r in (ours, own))
+                  for g in groups]
+        out.append("| " + " | ".join(cells) + " |")
+    return "\n".join(out) + "\n"
+
+
+def breakdown_md(rows: List[dict], top: int = 12) -> str:
+    """The functions with the most instructions per packet, per profile."""
+    out = []
+    for r in rows:
+        if "error" in r:
+            continue
+        out += [f"#### {r['variant']}, {r['ring']}, {r['size']} bytes: "
+                f"{r['instr_per_pkt']:.0f} instructions per packet ({r['profile']})", "",
+                "| instr/pkt | object | function |", "|---|---|---|"]
+        out += [f"| {f['instr_per_pkt']:.1f} | {f['object']} | `{f['function']}` |"
+                for f in r["functions"][:top]]
+        out.append("")
+    return "\n".join(out)
+
+
 # -------------------------------------------------------------------- main
 
 
@@ -286,13 +442,17 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     csv = lambda conv: (lambda s: [conv(x) for x in s.split(",")])  # noqa: E731
     ap.add_argument("--quick", action="store_true",
-                    help="64 and 1518 bytes, split and packed, 3 repetitions (about 5 min)")
+                    help="64 and 1518 bytes, split and packed, 3 repetitions (about 8 min)")
     ap.add_argument("--sizes", type=csv(int), default=[64, 512, 1518],
                     help="frame sizes without CRC, 60..1518 (OVS's MTU is 1500)")
     ap.add_argument("--rings", type=csv(str), default=["split", "packed"])
     ap.add_argument("--reps", type=int, default=5, help="repetitions per variant (default 5)")
     ap.add_argument("--warmup", type=float, default=1.5, help="seconds before a window")
     ap.add_argument("--seconds", type=float, default=4.0, help="window (seconds)")
+    ap.add_argument("--cg-seconds", type=float, default=5.0,
+                    help="callgrind window (seconds; OVS forwards some 30 kpps under callgrind)")
+    ap.add_argument("--no-pps", action="store_true")
+    ap.add_argument("--no-callgrind", action="store_true")
     ap.add_argument("--pmd", type=Path, default=DEFAULT_PMD_SO, help="our plugin (.so)")
     ap.add_argument("--out", type=Path, default=None,
                     help="results directory (default bench/results/<date-time>-ovs)")
@@ -326,29 +486,41 @@ def main(argv=None) -> int:
         logfile.write(line + "\n")
         logfile.flush()
 
-    sessions = args.reps * len(args.rings) * len(VARIANTS)
-    est = sessions * (10 + len(args.sizes) * (args.warmup + args.seconds + 1))
-    log(f"{sessions} sessions of {len(args.sizes)} windows, about {est / 60:.0f} min; "
-        f"results in {args.out}")
+    pps_sessions = 0 if args.no_pps else args.reps * len(args.rings) * len(VARIANTS)
+    cg_sessions = 0 if args.no_callgrind else len(args.rings) * len(VARIANTS)
+    est = (pps_sessions * (10 + len(args.sizes) * (args.warmup + args.seconds + 1))
+           + cg_sessions * (20 + len(args.sizes) * (args.warmup + args.cg_seconds + 5)))
+    log(f"{pps_sessions} sessions measuring pps, {cg_sessions} under callgrind, "
+        f"{len(args.sizes)} sizes each, about {est / 60:.0f} min; results in {args.out}")
     results = {"meta": {**run_metadata(args.pmd, so),
-                        "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds",
-                                                                   "sizes", "rings")}},
-               "windows": []}
+                        "valgrind": command_output("valgrind", "--version"),
+                        "settings": {k: getattr(args, k) for k in (
+                            "reps", "warmup", "seconds", "cg_seconds", "sizes", "rings")}},
+               "windows": [], "callgrind": []}
     # short socket paths (AF_UNIX: 107 bytes)
     workroot = Path(tempfile.mkdtemp(prefix="vhuovs-", dir="/tmp"))
+    save = lambda: (args.out / "results.json").write_text(json.dumps(results, indent=1))  # noqa: E731
     try:
-        results["windows"] = run(args, so, workroot, log)
+        if not args.no_pps:
+            results["windows"] = run(args, so, workroot, log)
+            save()
+        if not args.no_callgrind:
+            results["callgrind"] = run_callgrind(args, so, workroot, log)
     finally:
         results["meta"]["loadavg_end"] = os.getloadavg()
-        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+        save()
         if not args.keep:
             shutil.rmtree(workroot, ignore_errors=True)
             shutil.rmtree(so.parent, ignore_errors=True)
-    summary = summarise(results["windows"])
-    table = table_md(summary)
-    (args.out / "table.md").write_text(table)
-    print(table)
-    log(f"done: {args.out}/results.json, table.md; load average "
+    tables = []
+    if results["windows"]:
+        tables.append(table_md(summarise(results["windows"])))
+    if results["callgrind"]:
+        tables.append(callgrind_table_md(results["callgrind"]))
+        (args.out / "breakdown.md").write_text(breakdown_md(results["callgrind"]))
+    (args.out / "table.md").write_text("\n".join(tables))
+    print("\n".join(tables))
+    log(f"done: {args.out}/results.json, table.md, breakdown.md; load average "
         f"{results['meta']['loadavg_start'][0]:.1f} at the start, "
         f"{results['meta']['loadavg_end'][0]:.1f} at the end")
     return 0
