@@ -124,6 +124,13 @@ class Session:
                                          f"--callgrind-out-file={self.profile_base}.%p"]
                    if under_callgrind else [])
         self.sw = Ovs(workdir, self.selection, wrapper)
+        # Under callgrind OVS is some 50 times slower than the peer, so its
+        # receive rings are full and every burst takes 32 frames, except
+        # after the peer was descheduled (a neighbour on CPU 0) long enough
+        # for OVS to empty them: then it polls half-empty rings and the
+        # polls' cost per packet grows. Rings of 1024 (virtio-user's
+        # largest) hold some 20 ms of OVS's work, not 5.
+        self.queue_size = CALLGRIND_QUEUE_SIZE if under_callgrind else None
         self.peer = None
         self.dumps = 0
 
@@ -141,7 +148,8 @@ class Session:
         self.sw.cross_connect(*OFPORTS)
         self.peer = TestPmd(f"peer-{self.variant}",
                             vdevs=[virtio_user_vdev(i, sock, mrg_rxbuf=1,
-                                                    packed_vq=int(self.ring == "packed"))
+                                                    packed_vq=int(self.ring == "packed"),
+                                                    queue_size=self.queue_size)
                                    for i, sock in enumerate(socks)],
                             app_args=TESTPMD_APP_ARGS, lcores=PEER_LCORES, log_dir=self.workdir)
         self.peer.start()
@@ -201,30 +209,33 @@ class Session:
 
     def profile(self, size: int, warmup: float, seconds: float) -> dict:
         """Under callgrind: OVS's instructions (every thread of it) per packet
-        its polling thread received, by object, over a window of ``seconds``.
-        OVS is the bottleneck then (some 30 kpps), every burst full."""
+        it forwarded, by object, over a window of ``seconds``. OVS is the
+        bottleneck then (some 30 kpps), every burst full."""
         self.peer.cmd(f"set txpkts {size + FLOWGEN_FCS}")
         pid = self.sw.vswitchd_pid
+        ports = range(len(IFACES))
         self.peer.start_forwarding()
         try:
             time.sleep(warmup)
-            # what passes between "-i on" and the clear is counted by
-            # callgrind only, what passes between the dump and the show by
-            # OVS only: about as many packets, each gap one command long
+            # The packets are what the peer received meanwhile: callgrind's
+            # control (vgdb) acts within milliseconds, whereas OVS's main
+            # thread, under callgrind, answers ovs-appctl (pmd-stats) a
+            # second or more later, and counted windows 7 to 15% off.
             callgrind.control(pid, "-i", "on")
-            self.sw.pmd_stats_clear()
+            stats0 = self.peer.stats_all()
             time.sleep(seconds)
+            stats1 = self.peer.stats_all()
             callgrind.control(pid, "-d")
-            pmd_threads = self.sw.pmd_stats()
             callgrind.control(pid, "-i", "off")
         finally:
             self.peer.stop_forwarding()
         self.dumps += 1
         dump = Path(f"{self.profile_base}.{pid}.{self.dumps}")
-        pmd, = pmd_threads.values()
-        packets = pmd["packets received"]
-        by_object, functions = profile_costs(callgrind.parse(dump))
-        return {"packets": packets, "batch": pmd["avg. packets per output batch"],
+        packets = sum(stats1[p]["ipackets"] - stats0[p]["ipackets"] for p in ports)
+        if not packets:
+            raise OvsError(f"{self.variant}: no packet through OVS under callgrind")
+        by_object, functions, polls = profile_costs(callgrind.parse(dump))
+        return {"packets": packets, "polls_per_pkt": polls / packets,
                 "instr_per_pkt": sum(by_object.values()) / packets,
                 "by_object": {k: v / packets for k, v in by_object.items()},
                 "functions": [{**f, "instr_per_pkt": f["instr"] / packets}
@@ -245,6 +256,11 @@ class Session:
                                                 if not BENCH_WARNINGS.search(w)]
 
 
+# The peer's ring size under callgrind (see Session)
+CALLGRIND_QUEUE_SIZE = 1024
+# The back ends' receive burst functions, called by OVS once per poll of a
+# port: their calls per packet show how full the polls were (1/32: always)
+RX_ENTRIES = ("eth_vhost_rx", "rte_vhost_dequeue_burst")
 # The objects of ovs-vswitchd's profile, as the table groups them
 OBJECT_GROUPS = (("OVS", re.compile(r"ovs-vswitchd")),
                  ("vhost", re.compile(r"librte_vhost|librte_net_vhu")),
@@ -253,8 +269,9 @@ OBJECT_GROUPS = (("OVS", re.compile(r"ovs-vswitchd")),
 
 
 def profile_costs(prof: callgrind.Profile, top: int = 25):
-    """Instructions per object group (OBJECT_GROUPS, the rest "other") and
-    the ``top`` functions (their own instructions) of a profile."""
+    """Instructions per object group (OBJECT_GROUPS, the rest "other"), the
+    ``top`` functions (their own instructions) and the polls (calls of
+    RX_ENTRIES) of a profile."""
     groups: Dict[str, int] = {name: 0 for name, _ in OBJECT_GROUPS}
     groups["other"] = 0
     functions: Dict[tuple, int] = {}
@@ -265,8 +282,10 @@ def profile_costs(prof: callgrind.Profile, top: int = 25):
         key = (obj, callgrind.base_name(func))
         functions[key] = functions.get(key, 0) + cost
     ranked = sorted(functions.items(), key=lambda kv: -kv[1])[:top]
+    polls = sum(calls for callees in prof.edges.values() for callee, (calls, _) in callees.items()
+                if callgrind.base_name(callee) in RX_ENTRIES)
     return groups, [{"object": obj, "function": name, "instr": cost}
-                    for (obj, name), cost in ranked]
+                    for (obj, name), cost in ranked], polls
 
 
 def run(args, so: Path, workroot: Path, log) -> List[dict]:
@@ -321,6 +340,7 @@ def run_callgrind(args, so: Path, workroot: Path, log) -> List[dict]:
                 rows.append({**key, "size": size, **p, "profile": kept.name})
                 log(f"  callgrind {ring:6s} {size:5d}B {variant:7s} "
                     f"{p['instr_per_pkt']:7.0f} instr/pkt ({p['packets']:.0f} pkts, "
+                    f"{p['polls_per_pkt'] * 32:.2f} polls per 32, "
                     + ", ".join(f"{k} {v:.0f}" for k, v in p["by_object"].items()) + ")")
         except (TestPmdError, OvsError, OSError, subprocess.SubprocessError, ValueError) as exc:
             log(f"  callgrind {ring} {variant}: FAILED: {exc}")
