@@ -107,6 +107,26 @@ def dpdk_telemetry(file_prefix: str, command: str, timeout: float = 10.0):
     return reply[command.split(",")[0]]
 
 
+def parse_pmd_stats(text: str) -> Dict[int, Dict[str, float]]:
+    """``dpif-netdev/pmd-stats-show`` per polling thread (by core id): the
+    first number of each line, e.g. "packets received", "idle cycles",
+    "processing cycles", "avg processing cycles per packet". The main
+    thread's section (the non-polling threads) is left out."""
+    stats: Dict[int, Dict[str, float]] = {}
+    current: Optional[Dict[str, float]] = None
+    for line in text.splitlines():
+        m = re.match(r"pmd thread numa_id \d+ core_id (\d+):", line)
+        if m:
+            current = stats.setdefault(int(m.group(1)), {})
+        elif not line.startswith(" "):
+            current = None          # "main thread:"
+        elif current is not None:
+            kv = re.match(r"\s+([^:]+):\s+([\d.]+)", line)
+            if kv:
+                current[kv.group(1)] = float(kv.group(2))
+    return stats
+
+
 class Ovs:
     """ovsdb-server and ovs-vswitchd-dpdk of one test, in ``<workdir>/ovs``."""
 
@@ -278,22 +298,8 @@ class Ovs:
 
     def pmd_stats(self) -> Dict[int, Dict[str, float]]:
         """``dpif-netdev/pmd-stats-show`` since the last pmd_stats_clear(),
-        per polling thread (by core id): the first number of each line, e.g.
-        "packets received", "idle cycles", "processing cycles", "avg
-        processing cycles per packet"."""
-        stats: Dict[int, Dict[str, float]] = {}
-        current: Optional[Dict[str, float]] = None
-        for line in self.appctl("dpif-netdev/pmd-stats-show").splitlines():
-            m = re.match(r"pmd thread numa_id \d+ core_id (\d+):", line)
-            if m:
-                current = stats.setdefault(int(m.group(1)), {})
-            elif not line.startswith(" "):
-                current = None          # "main thread:", the non-polling threads
-            elif current is not None:
-                kv = re.match(r"\s+([^:]+):\s+([\d.]+)", line)
-                if kv:
-                    current[kv.group(1)] = float(kv.group(2))
-        return stats
+        per polling thread (parse_pmd_stats)."""
+        return parse_pmd_stats(self.appctl("dpif-netdev/pmd-stats-show"))
 
     def pmd_perf_show(self) -> str:
         """``dpif-netdev/pmd-perf-show``: the polling threads' iterations,
