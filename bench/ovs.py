@@ -462,7 +462,7 @@ def parse_args(argv=None):
     ap = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     csv = lambda conv: (lambda s: [conv(x) for x in s.split(",")])  # noqa: E731
     ap.add_argument("--quick", action="store_true",
-                    help="64 and 1518 bytes, split and packed, 3 repetitions (about 8 min)")
+                    help="64 and 1518 bytes, split and packed, 3 repetitions (about 6 min)")
     ap.add_argument("--sizes", type=csv(int), default=[64, 512, 1518],
                     help="frame sizes without CRC, 60..1518 (OVS's MTU is 1500)")
     ap.add_argument("--rings", type=csv(str), default=["split", "packed"])
