@@ -30,9 +30,10 @@ peer's counters read twice ``--seconds`` apart, then ``pmd-stats-show`` and
 ``pmd-perf-show``. The figure is what the peer received (both ports'
 ``ipackets``) per second; OVS's own figure is its polling thread's
 "avg processing cycles per packet" (its busy iterations' TSC cycles over the
-packets it received; idle polling is not in it). Both polling threads'
-CPU shares are recorded: on a shared machine they, more than the code, can
-set the rate.
+packets it received; idle polling is not in it), also times the share of a
+CPU the thread got (TSC cycles go on while it is descheduled). Both polling
+threads' CPU shares are recorded: on a shared machine they, more than the
+code, can set the rate.
 
 Two OVS polling on one CPU would share it, so the variants cannot stand
 side by side as bench/run.py's testpmd pairs do: a session starts one
@@ -46,12 +47,12 @@ On a shared machine those figures move by tens of percent from one window
 to the next, so a second figure does not depend on the load: ovs-vswitchd's
 instructions per packet, counted by callgrind. One more session per variant
 and ring runs ovs-vswitchd-dpdk under callgrind (``--fair-sched=yes``,
-instrumentation off until the window), the peer as above: it outruns OVS,
-which then always finds full bursts. Per size, after the warm-up, the
-window (``--cg-seconds``) is counted and dumped; the figure is the
-instructions of every thread of OVS over the packets its polling thread
-received (pmd-stats-show), split by object: OVS itself, the vhost back end
-(our plugin or librte_vhost), the rest of DPDK, libc.
+instrumentation off until the window), the peer as above but with rings of
+1024 entries: it outruns OVS, which then always finds full bursts. Per size,
+after the warm-up, the window (``--cg-seconds``) is counted and dumped; the
+figure is the instructions of every thread of OVS over the packets the peer
+received meanwhile, split by object: OVS itself, the vhost back end (our
+plugin or librte_vhost), the rest of DPDK, libc.
 
 Usage: bench/ovs.py [--quick] [--sizes 64,1518] [--rings split,packed] [--reps N]
                     [--no-pps] [--no-callgrind]
@@ -97,14 +98,24 @@ BENCH_WARNINGS = re.compile(
     # the port type of the ovs-own variant (chosen as the one that leaves the
     # peer as it is with our ports: a vhost-user client; see docs/performance.md)
     r"dpdkvhostuser ports are considered deprecated"
-    # under callgrind (some 50 times slower) its threads' loops overrun
+    # under callgrind its threads' loops overrun
     r"|\|timeval(\(\w+\))?\|WARN\|")
-# The pmd-perf-show line with what the polling thread received and its cost:
-# "Rx packets:   8088288  (2010 Kpps, 722 cycles/pkt)"
 # OVS's polling thread's cycles per packet: as it reports them, and times the
 # share of a CPU the thread got (see Session.measure)
 CYCLES = ("pmd_cycles_per_pkt", "pmd_cycles_per_pkt_running")
+# The pmd-perf-show line with what the polling thread received and its cost:
+# "Rx packets:   8088288  (2010 Kpps, 722 cycles/pkt)"
 _PERF_RX_RE = re.compile(r"Rx packets:\s+(\d+)\s+\((\d+) Kpps, (\d+) cycles/pkt\)")
+# The peer's ring size under callgrind (see Session)
+CALLGRIND_QUEUE_SIZE = 1024
+# The back ends' receive burst functions, called by OVS once per poll of a
+# port: their calls per packet show how full the polls were (1/32: always)
+RX_ENTRIES = ("eth_vhost_rx", "rte_vhost_dequeue_burst")
+# The objects of ovs-vswitchd's profile, as the table groups them
+OBJECT_GROUPS = (("OVS", re.compile(r"ovs-vswitchd")),
+                 ("vhost", re.compile(r"librte_vhost|librte_net_vhu")),
+                 ("DPDK, other", re.compile(r"librte_")),
+                 ("libc", re.compile(r"libc\.so")))
 
 
 class Session:
@@ -124,8 +135,8 @@ class Session:
                                          f"--callgrind-out-file={self.profile_base}.%p"]
                    if under_callgrind else [])
         self.sw = Ovs(workdir, self.selection, wrapper)
-        # Under callgrind OVS is some 50 times slower than the peer, so its
-        # receive rings are full and every burst takes 32 frames, except
+        # Under callgrind OVS forwards 30 to 100 kpps, far fewer than the
+        # peer sends, so its receive rings are full and every burst takes 32 frames, except
         # after the peer was descheduled (a neighbour on CPU 0) long enough
         # for OVS to empty them: then it polls half-empty rings and the
         # polls' cost per packet grows. Rings of 1024 (virtio-user's
@@ -186,11 +197,12 @@ class Session:
         offered = sum(stats1[p]["opackets"] - stats0[p]["opackets"] for p in ports)
         polled = pmd["idle cycles"] + pmd["processing cycles"]
         perf_rx = _PERF_RX_RE.search(perf)
-        # offered: what the peer's rings took; what of it was not delivered
-        # OVS dropped (a full receive ring of the peer: OVS retries a
-        # vhost-user port a few times, a type=dpdk port while it takes any)
         cpu_pmd = (cpu1[0] - cpu0[0]) / (t1 - t0)
-        return {"pps": delivered / (t1 - t0), "offered_pps": offered / (t1 - t0),
+        return {"pps": delivered / (t1 - t0),
+                # what the peer's rings took; what of it was not delivered OVS
+                # dropped (a full receive ring of the peer: OVS retries a
+                # vhost-user port a few times, a type=dpdk port while it takes any)
+                "offered_pps": offered / (t1 - t0),
                 "pmd_cycles_per_pkt": pmd["avg processing cycles per packet"],
                 # OVS counts TSC cycles per iteration, so the time its thread
                 # spent descheduled (a neighbour on CPU 1) inflates its figure;
@@ -210,7 +222,7 @@ class Session:
     def profile(self, size: int, warmup: float, seconds: float) -> dict:
         """Under callgrind: OVS's instructions (every thread of it) per packet
         it forwarded, by object, over a window of ``seconds``. OVS is the
-        bottleneck then (some 30 kpps), every burst full."""
+        bottleneck then (30 to 100 kpps), every burst full."""
         self.peer.cmd(f"set txpkts {size + FLOWGEN_FCS}")
         pid = self.sw.vswitchd_pid
         ports = range(len(IFACES))
@@ -254,18 +266,6 @@ class Session:
             self.peer.close()
         return self.sw.stop() + self.sw.died + [w for w in self.sw.unexpected_warnings()
                                                 if not BENCH_WARNINGS.search(w)]
-
-
-# The peer's ring size under callgrind (see Session)
-CALLGRIND_QUEUE_SIZE = 1024
-# The back ends' receive burst functions, called by OVS once per poll of a
-# port: their calls per packet show how full the polls were (1/32: always)
-RX_ENTRIES = ("eth_vhost_rx", "rte_vhost_dequeue_burst")
-# The objects of ovs-vswitchd's profile, as the table groups them
-OBJECT_GROUPS = (("OVS", re.compile(r"ovs-vswitchd")),
-                 ("vhost", re.compile(r"librte_vhost|librte_net_vhu")),
-                 ("DPDK, other", re.compile(r"librte_")),
-                 ("libc", re.compile(r"libc\.so")))
 
 
 def profile_costs(prof: callgrind.Profile, top: int = 25):
