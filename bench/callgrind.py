@@ -2,8 +2,9 @@
 function and call edges.
 
 ``count_below()`` runs a program counting one function and what it calls
-(the library benchmarks, bench/regions.py and bench/queues.py). The rest
-reads what the PMD benchmark (bench/run.py) needs: the ``Ir`` event,
+(the library benchmarks, bench/regions.py and bench/queues.py); WINDOWED and
+control() count a window of a running program (bench/run.py's testpmd,
+bench/ovs.py's ovs-vswitchd). The rest reads what they need: the ``Ir`` event,
 functions qualified by their object (ELF file), and for every call edge its
 count and inclusive cost.
 Callgrind measures an edge's inclusive cost exactly (everything between call
@@ -35,6 +36,24 @@ _COMPRESSED = re.compile(r"\((\d+)\)(?: (.*))?$")
 
 class RunFailed(Exception):
     pass
+
+
+# callgrind counting nothing until control(pid, "-i", "on"): a window of a
+# running program, dumped with control(pid, "-d"); positions written whole,
+# as parse() reads them
+WINDOWED = ["valgrind", "--tool=callgrind", "--instr-atstart=no", "--compress-pos=no",
+            # valgrind runs one thread at a time; its default lock lets a
+            # polling thread that never blocks take it back again and again:
+            # the program's main thread, woken by a command (testpmd's,
+            # ovs-appctl's), then waited tens of seconds for its turn on a
+            # loaded machine. Round robin between ready threads:
+            "--fair-sched=yes"]
+
+
+def control(pid: int, *args: str) -> None:
+    """callgrind_control ``args`` (``-i on``, ``-d``...) to process ``pid``."""
+    subprocess.run(["callgrind_control", *args, str(pid)], check=True,
+                   capture_output=True, timeout=120)
 
 
 def bench_program(build: Path, name: str) -> Path:

@@ -50,7 +50,7 @@ def v2v_instr(row: dict) -> Optional[float]:
     return (row["dequeue"]["instr"] + row["enqueue"]["instr"]) / pkts if pkts else None
 
 
-def _spread(values: List[float]) -> Optional[dict]:
+def spread(values: List[float]) -> Optional[dict]:
     if not values:
         return None
     return {"median": statistics.median(values), "min": min(values), "max": max(values),
@@ -99,9 +99,9 @@ def summarise(results: dict) -> List[dict]:
             pairs = [r for r in reps.get(key, {}).values() if v in r and BASELINE in r]
             rows.append({"key": key, "variant": v, "label": _label(key, v),
                          "error": errors.get(key),
-                         "pps_ours": _spread([r[v] for r in pairs]),
-                         "pps_distro": _spread([r[BASELINE] for r in pairs]),
-                         "pps_ratio": _spread([r[v] / r[BASELINE] for r in pairs if r[BASELINE]]),
+                         "pps_ours": spread([r[v] for r in pairs]),
+                         "pps_distro": spread([r[BASELINE] for r in pairs]),
+                         "pps_ratio": spread([r[v] / r[BASELINE] for r in pairs if r[BASELINE]]),
                          "instr_ours": instr.get(key, {}).get(v),
                          "instr_distro": instr.get(key, {}).get(BASELINE),
                          "cpu": {pmd: tuple(statistics.median(x[i] for x in shares)
@@ -130,7 +130,7 @@ def _verdict(row: dict) -> str:
     return "met" if not missed else "missed: " + ", ".join(missed)
 
 
-def _fmt_spread(s: Optional[dict], scale: float = 1.0, digits: int = 2) -> str:
+def fmt_spread(s: Optional[dict], scale: float = 1.0, digits: int = 2) -> str:
     if not s:
         return "-"
     return (f"{s['median'] / scale:.{digits}f} "
@@ -150,9 +150,9 @@ def table_md(rows: List[dict]) -> str:
     for r in rows:
         io, idd, ir = r["instr_ours"], r["instr_distro"], r["instr_ratio"]
         out.append(
-            f"| {r['label']} | {_fmt_spread(r['pps_ours'], 1e6)} | "
-            f"{_fmt_spread(r['pps_distro'], 1e6)} | "
-            f"{_fmt_spread(r['pps_ratio']) if not r['error'] else 'failed'} | "
+            f"| {r['label']} | {fmt_spread(r['pps_ours'], 1e6)} | "
+            f"{fmt_spread(r['pps_distro'], 1e6)} | "
+            f"{fmt_spread(r['pps_ratio']) if not r['error'] else 'failed'} | "
             f"{f'{io:.0f}' if io else '-'} | {f'{idd:.0f}' if idd else '-'} | "
             f"{f'{ir:.2f}' if ir else '-'} | {r['verdict']} | {_fmt_cpu(r['cpu'])} |")
     return "\n".join(out) + "\n"
@@ -255,9 +255,9 @@ def v2v_table_md(results: dict, rows: List[dict]) -> str:
         any_row = next(iter(vr.values()))
         ck = key[1:]
         cells = [_label(key)]
-        cells += [_fmt_spread(vr[v]["pps_ours"], 1e6) if v in vr else "-" for v in variants]
-        cells.append(_fmt_spread(any_row["pps_distro"], 1e6))
-        cells += [(_fmt_spread(vr[v]["pps_ratio"]) if not vr[v]["error"] else "failed")
+        cells += [fmt_spread(vr[v]["pps_ours"], 1e6) if v in vr else "-" for v in variants]
+        cells.append(fmt_spread(any_row["pps_distro"], 1e6))
+        cells += [(fmt_spread(vr[v]["pps_ratio"]) if not vr[v]["error"] else "failed")
                   if v in vr else "-" for v in variants]
         for v in names:
             c = cg.get(ck, {}).get(v)

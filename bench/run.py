@@ -56,11 +56,9 @@ Usage: bench/run.py --quick | bench/run.py [--dirs ...] [--sizes ...] ...
 from __future__ import annotations
 
 import argparse
-import hashlib
 import itertools
 import json
 import os
-import platform
 import re
 import shutil
 import struct
@@ -83,6 +81,8 @@ from harness.testpmd import (OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError,  # 
 
 import callgrind  # noqa: E402
 import report  # noqa: E402
+from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_metadata,  # noqa: E402
+                    snapshot_plugin, thread_cpu_seconds)
 
 # Per direction: the vhost side's and the peer's forwarding modes, and whose
 # port counts the packets that made it (for enqueue and PVP: what the peer got).
@@ -95,12 +95,7 @@ DIRECTIONS = {
 # generate and count (both ports' ipackets: what went through the vhost side).
 V2V = "v2v"
 V2V_MODES = {"vhost": "io", "peer": "flowgen", "count": ("peer", "ipackets")}
-# testpmd's flowgen makes its frames this much shorter than txpkts says
-FLOWGEN_FCS = 4
 
-# testpmd's default pool (~155k mbufs) only slows start-up; 16k is plenty for
-# 4 queue pairs of 256 descriptors.
-APP_ARGS = ["--total-num-mbufs=16384", "--nb-cores=1"]
 # Frames bigger than a default mbuf (2048 bytes of data) stand for TSO frames
 # (up to 64 KB): testpmd's generators make one-segment frames only (flowgen)
 # and cannot make TCP segmentation frames, so such sizes get a setup of their
@@ -118,17 +113,9 @@ SEED_BURSTS = 4
 # same 128 frames per loop.
 V2V_SEED_BURSTS = SEED_BURSTS // 2
 
-VALGRIND = ["valgrind", "--tool=callgrind", "--instr-atstart=no",
-            # valgrind runs one thread at a time; its default lock lets the
-            # forwarding thread, polling without a break, take it back again
-            # and again: testpmd's main thread, woken by a command, then
-            # waited tens of seconds for its turn on a loaded machine (over
-            # the 60 s a "stop" is given). Round robin between ready threads:
-            "--fair-sched=yes",
-            # callers in function names keep the receive and transmit
-            # subtrees apart where they share helpers (see callgrind.py)
-            "--separate-callers=12",
-            "--compress-pos=no"]  # absolute line numbers, see callgrind.parse
+# callers in function names keep the receive and transmit subtrees apart
+# where they share helpers (see callgrind.py)
+VALGRIND = callgrind.WINDOWED + ["--separate-callers=12"]
 
 # --guest-csum (see the module's docstring): off (io forwarding, frames
 # without checksum requests), sw, offload; and the RX flag of every frame the
@@ -162,7 +149,7 @@ class Setup:
                                 packed_vq=int(self.ring == "packed"))
 
     def app_args(self) -> List[str]:
-        return (APP_ARGS + (BIG_MBUF_ARGS if self.big_mbufs else [])
+        return (TESTPMD_APP_ARGS + (BIG_MBUF_ARGS if self.big_mbufs else [])
                 + [f"--rxq={self.queues}", f"--txq={self.queues}"])
 
 
@@ -190,22 +177,6 @@ class Pmd:
         problems = driver_identity_problems(tp.log, self.selection, ports)
         if problems:
             raise TestPmdError(f"{tp.name}: not served by {self.name}: {problems}")
-
-
-def snapshot_plugin(so: Path) -> Path:
-    """A private copy of our plugin: the build may change during a long run,
-    and the copy (mode 0700 directory) satisfies EAL's -d check wherever the
-    tree lives."""
-    dest = Path(tempfile.mkdtemp(prefix="bench-", dir=_cache_dir())) / so.name
-    shutil.copy2(so, dest)
-    return dest
-
-
-def _cache_dir() -> Path:
-    d = Path(os.environ.get("HOME", "/root")) / ".cache" / "vhu"
-    d.mkdir(parents=True, exist_ok=True)
-    os.chmod(d, 0o700)
-    return d
 
 
 # ----------------------------------------------------------------- pps
@@ -290,6 +261,11 @@ class Pair:
                 "cpu_peer": (cpu1[1] - cpu0[1]) / (t1 - t0), **extra}
 
 
+def forwarding_cpu_seconds(tp: TestPmd) -> float:
+    """CPU time of the process's forwarding thread (EAL names it rte-worker-N)."""
+    return thread_cpu_seconds(tp.proc.pid, "rte-worker")
+
+
 _ZC_XSTAT_RE = re.compile(r"^rx_q\d+_zero_copy_packets$")
 
 
@@ -301,21 +277,6 @@ def vhost_zero_copy(tp: TestPmd, ports) -> tuple:
         zc += sum(v for k, v in tp.xstats(port).items() if _ZC_XSTAT_RE.match(k))
         rx += tp.stats(port)["ipackets"]
     return zc, rx
-
-
-def forwarding_cpu_seconds(tp: TestPmd) -> float:
-    """CPU time of the process's forwarding thread (EAL names it rte-worker-N)."""
-    ticks = 0
-    task_dir = Path(f"/proc/{tp.proc.pid}/task")
-    for tid in os.listdir(task_dir):
-        try:
-            stat = (task_dir / tid / "stat").read_text()
-        except OSError:
-            continue
-        name, fields = stat[stat.index("(") + 1:stat.rindex(")")], stat[stat.rindex(")") + 2:].split()
-        if name.startswith("rte-worker"):
-            ticks += int(fields[11]) + int(fields[12])  # utime + stime
-    return ticks / os.sysconf("SC_CLK_TCK")
 
 
 def run_pps(pmds: List[Pmd], cases: List[dict], args, workroot: Path, log) -> List[dict]:
@@ -565,11 +526,6 @@ def check_guest_csum(tp: TestPmd, mode: str) -> dict:
     return check
 
 
-def _callgrind_control(tp: TestPmd, *args: str):
-    subprocess.run(["callgrind_control", *args, str(tp.proc.pid)], check=True,
-                   capture_output=True, timeout=120)
-
-
 def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: Path,
                         log) -> List[dict]:
     guest_csum = getattr(args, "guest_csum", "off")
@@ -615,14 +571,14 @@ def run_callgrind_setup(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir:
             tp.stop_forwarding()
             if guest_csum != "off":
                 check = check_guest_csum(tp, guest_csum)
-            _callgrind_control(tp, "-i", "on")
+            callgrind.control(tp.proc.pid, "-i", "on")
             tp.start_forwarding()
             time.sleep(args.cg_seconds)
             stats = parse_fwd_stats(tp.stop_forwarding())
             if 0 not in stats:
                 raise TestPmdError(f"{tp.name}: no forward statistics for port 0 at stop")
-            _callgrind_control(tp, "-d")
-            _callgrind_control(tp, "-i", "off")
+            callgrind.control(tp.proc.pid, "-d")
+            callgrind.control(tp.proc.pid, "-i", "off")
             dump = Path(f"{out_base}.{tp.proc.pid}.{n}")
             prof = callgrind.parse(dump)
             res = analyse_profile(prof, pmd, stats[0],
@@ -696,12 +652,12 @@ def run_callgrind_v2v(pmd: Pmd, setup: Setup, sizes: List[int], args, workdir: P
             time.sleep(args.warmup)
             tp.stop_forwarding()
             zc0, _ = vhost_zero_copy(tp, vhost_ports)
-            _callgrind_control(tp, "-i", "on")
+            callgrind.control(tp.proc.pid, "-i", "on")
             tp.start_forwarding()
             time.sleep(args.cg_seconds)
             stats = parse_fwd_stats(tp.stop_forwarding())
-            _callgrind_control(tp, "-d")
-            _callgrind_control(tp, "-i", "off")
+            callgrind.control(tp.proc.pid, "-d")
+            callgrind.control(tp.proc.pid, "-i", "off")
             zc1, _ = vhost_zero_copy(tp, vhost_ports)
             if any(p not in stats for p in range(4)):
                 raise TestPmdError(f"{tp.name}: forward statistics for ports {sorted(stats)} "
@@ -785,25 +741,9 @@ def build_cases(args) -> List[dict]:
 
 
 def metadata(args, so: Path) -> dict:
-    def cmd(*argv):
-        try:
-            return subprocess.run(argv, capture_output=True, text=True, cwd=REPO,
-                                  timeout=30).stdout.strip()
-        except (OSError, subprocess.SubprocessError):
-            return ""
-    return {
-        "date": time.strftime("%Y-%m-%d %H:%M:%S %z"),
-        "git": cmd("git", "describe", "--always", "--dirty"),
-        "plugin": str(args.pmd), "plugin_sha256": hashlib.sha256(so.read_bytes()).hexdigest(),
-        "dpdk": cmd("dpkg-query", "-W", "-f=${Version}", "dpdk"),
-        "valgrind": cmd("valgrind", "--version"),
-        "cpu": next((l.split(":", 1)[1].strip() for l in open("/proc/cpuinfo")
-                     if l.startswith("model name")), platform.processor()),
-        "nproc": os.cpu_count(), "loadavg_start": os.getloadavg(),
-        "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds",
-                                                   "zc", "zc_threshold", "guest_csum")},
-        "command": " ".join(sys.argv),
-    }
+    return {**run_metadata(args.pmd, so), "valgrind": command_output("valgrind", "--version"),
+            "settings": {k: getattr(args, k) for k in ("reps", "warmup", "seconds", "cg_seconds",
+                                                       "zc", "zc_threshold", "guest_csum")}}
 
 
 def parse_args(argv=None):

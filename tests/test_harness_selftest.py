@@ -20,6 +20,7 @@ from harness import sanitizers
 from harness.inet import checksum_problems, mtu_sized, reassemble_ipv4
 from harness.frames import assert_frames_equal_per_flow, ethertype
 from harness.launcher import Launcher
+from harness.ovs import parse_pmd_stats
 from harness.testpmd import PROMPT_RE, parse_verbose
 
 STATS_TEXT = """
@@ -111,6 +112,30 @@ port 3/queue 0: sent 1 packets
 - nb_segs=1 - sw ptype: L2_ETHER L3_IPV4 L4_UDP  - l2_len=14 - l3_len=20 - l4_len=8 - Send queue=0x0
 testpmd>   ol_flags: RTE_MBUF_F_TX_UDP_CKSUM
 """
+
+
+# OVS 3.1's dpif-netdev/pmd-stats-show (lines left out)
+PMD_STATS_TEXT = """pmd thread numa_id 0 core_id 1:
+  packets received: 8087840
+  simple match hits: 8087840
+  avg. packets per output batch: 32.00
+  idle cycles: 2195469998 (27.34%)
+  processing cycles: 5835978852 (72.66%)
+  avg cycles per packet: 993.03 (8031448850/8087840)
+  avg processing cycles per packet: 721.57 (5835978852/8087840)
+main thread:
+  packets received: 0
+  avg. packets per output batch: 0.00
+"""
+
+
+def test_parse_pmd_stats():
+    stats = parse_pmd_stats(PMD_STATS_TEXT)
+    assert list(stats) == [1]
+    assert stats[1]["packets received"] == 8087840
+    assert stats[1]["idle cycles"] == 2195469998
+    assert stats[1]["avg processing cycles per packet"] == 721.57
+    assert stats[1]["avg. packets per output batch"] == 32.0
 
 
 def test_parse_verbose():

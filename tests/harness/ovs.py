@@ -1,5 +1,7 @@
 """A private Open vSwitch (DPDK datapath) whose ``type=dpdk`` ports are our
-``eth_vhost`` ports, for tests/test_ovs.py.
+``eth_vhost`` ports, for tests/test_ovs.py; or, to compare with them
+(bench/ovs.py), whose ports are its own vhost-user ports (``type=dpdkvhostuser``,
+served by DPDK's vhost library).
 
 Nothing of the system's OVS is used or touched: the database, its server,
 the control sockets, the logs and the PID files live in ``<workdir>/ovs``
@@ -105,11 +107,34 @@ def dpdk_telemetry(file_prefix: str, command: str, timeout: float = 10.0):
     return reply[command.split(",")[0]]
 
 
+def parse_pmd_stats(text: str) -> Dict[int, Dict[str, float]]:
+    """``dpif-netdev/pmd-stats-show`` per polling thread (by core id): the
+    first number of each line, e.g. "packets received", "idle cycles",
+    "processing cycles", "avg processing cycles per packet". The main
+    thread's section (the non-polling threads) is left out."""
+    stats: Dict[int, Dict[str, float]] = {}
+    current: Optional[Dict[str, float]] = None
+    for line in text.splitlines():
+        m = re.match(r"pmd thread numa_id \d+ core_id (\d+):", line)
+        if m:
+            current = stats.setdefault(int(m.group(1)), {})
+        elif not line.startswith(" "):
+            current = None          # "main thread:"
+        elif current is not None:
+            kv = re.match(r"\s+([^:]+):\s+([\d.]+)", line)
+            if kv:
+                current[kv.group(1)] = float(kv.group(2))
+    return stats
+
+
 class Ovs:
     """ovsdb-server and ovs-vswitchd-dpdk of one test, in ``<workdir>/ovs``."""
 
-    def __init__(self, workdir: Path, pmd: PmdSelection):
+    def __init__(self, workdir: Path, pmd: PmdSelection, wrapper: Sequence[str] = ()):
+        """``wrapper``: a command ovs-vswitchd-dpdk runs under (valgrind ...),
+        in the same process (vswitchd_pid)."""
         self.pmd = pmd
+        self.wrapper = list(wrapper)
         self.dir = Path(workdir) / "ovs"
         self.dir.mkdir(parents=True, exist_ok=True)
         # Its own port is a kernel tap device of that name, as is the
@@ -125,7 +150,8 @@ class Ovs:
         self.env = dict(os.environ, **{f"OVS_{v}DIR": str(self.dir)
                                        for v in ("RUN", "DB", "LOG", "SYSCONF", "PKGDATA")})
         self.procs: Dict[str, subprocess.Popen] = {}
-        self.ports: Dict[str, str] = {}        # ethdev name (eth_vhost0) -> socket
+        # our ethdev's name (eth_vhost0), or OVS's own vhost-user interface's -> socket
+        self.ports: Dict[str, str] = {}
         self.returncodes: Dict[str, Optional[int]] = {}
         self.died: List[str] = []              # daemons found gone when asked to stop
         _LIVE.add(self)
@@ -185,7 +211,7 @@ class Ovs:
         self.vsctl("--no-wait", "init", "--", "set", "Open_vSwitch", ".",
                    *(f"other_config:{k}={json.dumps(v)}" for k, v in config.items()))
         self._spawn("ovs-vswitchd", [
-            "unshare", "--net", "--", VSWITCHD, f"unix:{self.db_sock}",
+            "unshare", "--net", "--", *self.wrapper, VSWITCHD, f"unix:{self.db_sock}",
             f"--unixctl={self.ctl['ovs-vswitchd']}",
             f"--pidfile={self.dir / 'ovs-vswitchd.pid'}", f"--log-file={self.log_path}"])
 
@@ -216,6 +242,16 @@ class Ovs:
                    f"options:dpdk-devargs={json.dumps(devargs)}", f"ofport_request={ofport}")
         dev, _, args = devargs.partition(",")
         self.ports[dev] = re.search(r"(?:^|,)iface=([^,]+)", args).group(1)
+
+    def add_vhost_user_port(self, name: str, ofport: int) -> Path:
+        """OVS's own vhost-user port (``type=dpdkvhostuser``, DPDK's vhost
+        library, not a PMD) ``name``, OpenFlow port ``ofport``: OVS listens
+        on ``<rundir>/name`` for a front end. Returns that socket."""
+        self.vsctl("add-port", self.bridge, name, "--", "set", "Interface", name,
+                   "type=dpdkvhostuser", f"ofport_request={ofport}")
+        sock = self.dir / name
+        self.ports[name] = str(sock)
+        return sock
 
     def cross_connect(self, a: int, b: int):
         """Everything entering OpenFlow port ``a`` leaves by ``b`` and the
@@ -255,6 +291,26 @@ class Ovs:
                 stats[direction + key] = int(value)
         return stats
 
+    # ------------------------------------------------------- polling threads
+
+    def pmd_stats_clear(self):
+        self.appctl("dpif-netdev/pmd-stats-clear")
+
+    def pmd_stats(self) -> Dict[int, Dict[str, float]]:
+        """``dpif-netdev/pmd-stats-show`` since the last pmd_stats_clear(),
+        per polling thread (parse_pmd_stats)."""
+        return parse_pmd_stats(self.appctl("dpif-netdev/pmd-stats-show"))
+
+    def pmd_perf_show(self) -> str:
+        """``dpif-netdev/pmd-perf-show``: the polling threads' iterations,
+        packets and cycles per packet since the last pmd_stats_clear()."""
+        return self.appctl("dpif-netdev/pmd-perf-show")
+
+    @property
+    def vswitchd_pid(self) -> int:
+        # unshare execs ovs-vswitchd-dpdk or its wrapper (no --fork): the same process
+        return self.procs["ovs-vswitchd"].pid
+
     # ---------------------------------------------- our ports, seen from DPDK
 
     def telemetry(self, command: str):
@@ -275,14 +331,15 @@ class Ovs:
         """ethdev's view of the port: the RX/TX offloads OVS enabled, LRO..."""
         return self.telemetry(f"/ethdev/info,{self.port_id(ethdev)}")
 
-    def wait_link_up(self, name: str, ethdev: str, timeout: float = 30.0):
+    def wait_link_up(self, name: str, ethdev: Optional[str], timeout: float = 30.0):
         """Until our port ``ethdev`` reports its link up, and OVS says so of
         interface ``name`` (its ``link_state``: OVS polls the link every
-        5 s, and the database lags behind)."""
-        pid = self.port_id(ethdev)
+        5 s, and the database lags behind). ``ethdev`` None: OVS's own
+        vhost-user port, only OVS is asked."""
+        pid = None if ethdev is None else self.port_id(ethdev)
         deadline = time.monotonic() + timeout
         while True:
-            ours = self.telemetry(f"/ethdev/link_status,{pid}").get("status")
+            ours = "UP" if pid is None else self.telemetry(f"/ethdev/link_status,{pid}").get("status")
             theirs = self.vsctl("get", "Interface", name, "link_state").strip()
             if (ours, theirs) == ("UP", "up"):
                 return
