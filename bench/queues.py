@@ -98,7 +98,7 @@ def main() -> None:
     ap.add_argument("--jobs", type=int, default=os.cpu_count() or 1,
                     help="callgrind runs at a time (one per CPU)")
     ap.add_argument("--check", action="store_true",
-                    help=f"instructions only: fail above {FLAT:.0%} growth over one queue pair")
+                    help=f"instructions only: fail above {FLAT * 100:.0f}%% growth over one queue pair")
     args = ap.parse_args()
 
     exe = callgrind.bench_program(args.build, "queues")

@@ -75,7 +75,7 @@ def main() -> None:
     mode = ap.add_mutually_exclusive_group()
     mode.add_argument("--check", action="store_true",
                       help=f"one region only, against {FIGURES.name}: fail above "
-                           f"{GUARD_GROWTH:.0%} growth")
+                           f"{GUARD_GROWTH * 100:.0f}%% growth")  # argparse %-formats help
     mode.add_argument("--write", action="store_true",
                       help=f"one region only, recorded in {FIGURES.name}")
     args = ap.parse_args()
