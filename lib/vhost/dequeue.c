@@ -218,7 +218,6 @@ static __rte_always_inline bool
 dequeue_batch(struct vhu_vring *vr, const bool packed, struct rte_mbuf **m,
 	      struct vhu_frame_tally *t)
 {
-	static const uint32_t nothing_written[VHU_BATCH];
 	const uint16_t hdr_len = vr->neg.hdr_len;
 	uint32_t frame_len[VHU_BATCH];
 	uint8_t *frame[VHU_BATCH];
@@ -248,7 +247,7 @@ dequeue_batch(struct vhu_vring *vr, const bool packed, struct rte_mbuf **m,
 		m[k]->data_len = (uint16_t)frame_len[k];
 		m[k]->pkt_len = frame_len[k];
 	}
-	vhu_vq_batch_complete(vr, packed, &b, nothing_written);
+	vhu_vq_batch_complete(vr, packed, &b, NULL);
 	/* each frame at least an Ethernet header long (the peek's minimum) */
 	vhu_frame_tally_four(t, frame_len, (const uint8_t *const *)frame);
 	return true;

@@ -90,7 +90,7 @@ vhu_vq_batch_peek(struct vhu_vring *vr, const bool packed, bool device_writes,
 
 /*
  * The batch @b, just peeked, is taken and done, @written[k] bytes written
- * into buffer k: in place on a packed ring (virtqueue_packed.h), visible
+ * into buffer k (@written NULL: none, the device read them): in place on a packed ring (virtqueue_packed.h), visible
  * to the driver at once there and at the next publish on a split ring.
  */
 static __rte_always_inline void

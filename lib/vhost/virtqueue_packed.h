@@ -140,24 +140,37 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
 
 /*
  * The batch @b, peeked at the available index, is taken and handed back
- * used at once, @written[k] bytes written into buffer k. Written in place,
- * not kept aside: completions kept aside from before it are in earlier
- * slots, which the driver must see used before it looks at these, so the
- * order in which it finds them used stays the ring's.
+ * used at once, @written[k] bytes written into buffer k (@written NULL:
+ * none, the device read them). Written in place, not kept aside:
+ * completions kept aside from before it are in earlier slots, which the
+ * driver must see used before it looks at these, so the order in which it
+ * finds them used stays the ring's.
+ *
+ * With IN_ORDER negotiated, buffers the device only read go back as one
+ * used descriptor, in the batch's first slot, naming the last buffer: the
+ * driver knows the buffers before it in the ring are used too (VIRTIO 1.2,
+ * 2.8.20, in-order use of descriptors), and reads one descriptor where it
+ * would read four (DPDK's virtio driver: 16 instructions per frame).
  */
 static inline void
 vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b,
 			  const uint32_t *written)
 {
 	struct vhu_packed_view *pk = &vr->packed;
+	const uint16_t used_flags = pk->used_wrap ?
+				    VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
+	static const uint32_t nothing[VHU_BATCH];
 
 	vr->last_avail_idx += VHU_BATCH;
 	if (vr->last_avail_idx == vr->size) {
 		vr->last_avail_idx = 0;
 		pk->avail_wrap = !pk->avail_wrap;
 	}
-	vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id, written,
-				  pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0);
+	if (written == NULL && vr->neg.in_order)
+		vhu_packed_used_put(vr, vr->last_used_idx, b->id[VHU_BATCH - 1], 0, used_flags);
+	else
+		vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id,
+					  written != NULL ? written : nothing, used_flags);
 	vr->last_used_idx += VHU_BATCH;
 	if (vr->last_used_idx == vr->size) {
 		vr->last_used_idx = 0;

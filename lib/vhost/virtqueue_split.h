@@ -96,14 +96,18 @@ vhu_split_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len,
 	return vhu_vring_batch_map(vr, b);
 }
 
-/* The batch @b, peeked at the available index, is taken and done, @written[k] bytes written into buffer k. */
+/*
+ * The batch @b, peeked at the available index, is taken and done,
+ * @written[k] bytes written into buffer k (@written NULL: none).
+ */
 static inline void
 vhu_split_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b, const uint32_t *written)
 {
 	vr->last_avail_idx += VHU_BATCH;
 	VHU_BATCH_UNROLL
 	for (unsigned int k = 0; k < VHU_BATCH; k++)
-		vhu_split_used_put(vr, (uint16_t)(vr->last_used_idx + k), b->id[k], written[k]);
+		vhu_split_used_put(vr, (uint16_t)(vr->last_used_idx + k), b->id[k],
+				   written != NULL ? written[k] : 0);
 	vr->last_used_idx += VHU_BATCH;
 }
 

@@ -90,6 +90,7 @@ struct vhu_vring_negotiated {
 	bool packed;		/* VIRTIO_F_RING_PACKED: the layout */
 	bool event_idx;		/* VIRTIO_RING_F_EVENT_IDX */
 	bool mrg_rxbuf;		/* VIRTIO_NET_F_MRG_RXBUF */
+	bool in_order;		/* VIRTIO_F_IN_ORDER */
 };
 
 /* Where a split ring's three areas are mapped (split_access.h reads and writes them). */

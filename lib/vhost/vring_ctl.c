@@ -279,6 +279,7 @@ derive_negotiated(struct vhu_vring_negotiated *neg, uint64_t features)
 	neg->mrg_rxbuf = (features & VHU_BIT(VIRTIO_NET_F_MRG_RXBUF)) != 0;
 	neg->event_idx = (features & VHU_BIT(VIRTIO_RING_F_EVENT_IDX)) != 0;
 	neg->packed = (features & VHU_BIT(VIRTIO_F_RING_PACKED)) != 0;
+	neg->in_order = (features & VHU_BIT(VIRTIO_F_IN_ORDER)) != 0;
 }
 
 /* Re-derives the data-path view from the control part. With the ring lock held. */
