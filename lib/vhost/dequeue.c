@@ -269,7 +269,7 @@ discard_chains(struct vhu_vring *vr, uint16_t count)
 
 		if (t == VHU_TAKE_BROKEN || t == VHU_TAKE_EMPTY || t == VHU_TAKE_MISS)
 			break;
-		vhu_vq_complete(vr, &chain, 0);
+		vhu_vq_complete_read(vr, &chain);
 		completed++;
 		VHU_COUNT(vr->stats.dropped, 1);
 	}
@@ -362,7 +362,7 @@ dequeue_chains(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf **p
 					chain_to_mbuf(vr, &chain, m, mp, &held) : VHU_RX_DROP;
 
 		if (!held) {
-			vhu_vq_complete(vr, &chain, 0);
+			vhu_vq_complete_read(vr, &chain);
 			(*completed)++;
 		}
 		if (likely(v == VHU_RX_DELIVER)) {

@@ -120,6 +120,16 @@ vhu_vq_complete(struct vhu_vring *vr, const struct vhu_chain *c, uint32_t len)
 	vhu_vq_complete_id(vr, c->id, c->nslots, len);
 }
 
+/* The chain @c of a guest TX ring, which the device only read, is done; visible at the next publish. */
+static inline void
+vhu_vq_complete_read(struct vhu_vring *vr, const struct vhu_chain *c)
+{
+	if (vr->neg.packed)
+		vhu_packed_complete_read(vr, c->id, c->nslots);
+	else
+		vhu_split_complete(vr, c->id, 0);
+}
+
 /* A position to come back to when a frame cannot finish. */
 struct vhu_vq_mark {
 	uint16_t avail_idx;

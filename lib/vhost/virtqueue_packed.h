@@ -138,46 +138,6 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
 	return vhu_vring_batch_map(vr, b);
 }
 
-/*
- * The batch @b, peeked at the available index, is taken and handed back
- * used at once, @written[k] bytes written into buffer k (@written NULL:
- * none, the device read them). Written in place, not kept aside:
- * completions kept aside from before it are in earlier slots, which the
- * driver must see used before it looks at these, so the order in which it
- * finds them used stays the ring's.
- *
- * With IN_ORDER negotiated, buffers the device only read go back as one
- * used descriptor, in the batch's first slot, naming the last buffer: the
- * driver knows the buffers before it in the ring are used too (VIRTIO 1.2,
- * 2.8.20, in-order use of descriptors), and reads one descriptor where it
- * would read four (DPDK's virtio driver: 16 instructions per frame).
- */
-static inline void
-vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b,
-			  const uint32_t *written)
-{
-	struct vhu_packed_view *pk = &vr->packed;
-	const uint16_t used_flags = pk->used_wrap ?
-				    VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
-	static const uint32_t nothing[VHU_BATCH];
-
-	vr->last_avail_idx += VHU_BATCH;
-	if (vr->last_avail_idx == vr->size) {
-		vr->last_avail_idx = 0;
-		pk->avail_wrap = !pk->avail_wrap;
-	}
-	if (written == NULL && vr->neg.in_order)
-		vhu_packed_used_put(vr, vr->last_used_idx, b->id[VHU_BATCH - 1], 0, used_flags);
-	else
-		vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id,
-					  written != NULL ? written : nothing, used_flags);
-	vr->last_used_idx += VHU_BATCH;
-	if (vr->last_used_idx == vr->size) {
-		vr->last_used_idx = 0;
-		pk->used_wrap = !pk->used_wrap;
-	}
-}
-
 /* Buffer @id, which took @nslots ring slots, is done with @len bytes written. */
 static inline void
 vhu_packed_complete(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)
@@ -192,6 +152,69 @@ vhu_packed_complete(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t
 	vr->last_used_idx += nslots;
 	if (vr->last_used_idx >= vr->size) {
 		vr->last_used_idx -= vr->size;
+		pk->used_wrap = !pk->used_wrap;
+	}
+}
+
+/*
+ * Buffer @id (@nslots ring slots) of a guest TX ring, which the device
+ * only read, is done. With IN_ORDER negotiated, the buffers done since the
+ * last publish go back as one run: a used descriptor in the first one's
+ * slot naming the last, from which the driver knows that the buffers
+ * before it in the ring are used too (VIRTIO 1.2, in-order use of
+ * descriptors). DPDK's virtio driver then reads one used descriptor a
+ * burst instead of one a frame (16 instructions a frame). Only guest TX
+ * rings: the driver of a guest RX ring needs each used length.
+ */
+static inline void
+vhu_packed_complete_read(struct vhu_vring *vr, uint16_t id, uint16_t nslots)
+{
+	struct vhu_packed_view *pk = &vr->packed;
+
+	if (!vr->neg.in_order || pk->npending == 0) {
+		vhu_packed_complete(vr, id, nslots, 0);
+		return;
+	}
+	pk->pending[pk->npending - 1].id = id;
+	vr->last_used_idx += nslots;
+	if (vr->last_used_idx >= vr->size) {
+		vr->last_used_idx -= vr->size;
+		pk->used_wrap = !pk->used_wrap;
+	}
+}
+
+/*
+ * The batch @b, peeked at the available index, is taken and handed back
+ * used at once, @written[k] bytes written into buffer k (@written NULL:
+ * none, the device read them). Written in place, not kept aside:
+ * completions kept aside from before it are in earlier slots, which the
+ * driver must see used before it looks at these, so the order in which it
+ * finds them used stays the ring's.
+ *
+ * Read buffers (guest TX) with IN_ORDER negotiated are kept aside
+ * instead, as part of the burst's run (vhu_packed_complete_read()).
+ */
+static inline void
+vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b,
+			  const uint32_t *written)
+{
+	struct vhu_packed_view *pk = &vr->packed;
+	static const uint32_t nothing[VHU_BATCH];
+
+	vr->last_avail_idx += VHU_BATCH;
+	if (vr->last_avail_idx == vr->size) {
+		vr->last_avail_idx = 0;
+		pk->avail_wrap = !pk->avail_wrap;
+	}
+	if (written == NULL && vr->neg.in_order) {
+		vhu_packed_complete_read(vr, b->id[VHU_BATCH - 1], VHU_BATCH);
+		return;
+	}
+	vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id, written != NULL ? written : nothing,
+				  pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0);
+	vr->last_used_idx += VHU_BATCH;
+	if (vr->last_used_idx == vr->size) {
+		vr->last_used_idx = 0;
 		pk->used_wrap = !pk->used_wrap;
 	}
 }
