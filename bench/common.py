@@ -80,3 +80,17 @@ def command_output(*argv: str) -> str:
                               timeout=30).stdout.strip()
     except (OSError, subprocess.SubprocessError):
         return ""
+
+
+def run_logger(path: Path):
+    """A function printing each message with the time and appending it to
+    the file at ``path``: a benchmark's progress, on screen and kept."""
+    logfile = open(path, "a")
+
+    def log(msg: str) -> None:
+        line = time.strftime("%H:%M:%S ") + msg
+        print(line, flush=True)
+        logfile.write(line + "\n")
+        logfile.flush()
+
+    return log

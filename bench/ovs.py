@@ -85,8 +85,8 @@ from harness.testpmd import PEER_LCORES, TestPmd, TestPmdError, vhost_vdev, virt
 
 import callgrind  # noqa: E402
 import report  # noqa: E402
-from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_metadata,  # noqa: E402
-                    snapshot_plugin, thread_cpu_seconds)
+from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_logger,  # noqa: E402
+                    run_metadata, snapshot_plugin, thread_cpu_seconds)
 
 VARIANTS = ("ours", "ovs-own")
 BASELINE = "ovs-own"
@@ -285,6 +285,27 @@ def profile_costs(prof: callgrind.Profile, top: int = 25):
                     for (obj, name), cost in ranked], polls
 
 
+def session_rows(session: "Session", key: dict, sizes: List[int], label: str, log,
+                 measure) -> List[dict]:
+    """Starts ``session``, one row per size with what ``measure(size)``
+    returns, then stops it; a failure leaves an error row for each size not
+    measured, and the run goes on with the next session."""
+    rows, done = [], []
+    try:
+        session.start()
+        for size in sizes:
+            rows.append({**key, "size": size, **measure(size)})
+            done.append(size)
+    except (TestPmdError, OvsError, OSError, subprocess.SubprocessError, ValueError) as exc:
+        log(f"  {label}: FAILED: {exc}")
+        rows += [{**key, "size": s, "error": str(exc)[:2000]} for s in sizes if s not in done]
+    finally:
+        problems = session.close()
+        if problems:
+            log(f"  {label}: at stop: {problems}")
+    return rows
+
+
 def run(args, so: Path, workroot: Path, log) -> List[dict]:
     rows = []
     for rep, ring in itertools.product(range(args.reps), args.rings):
@@ -293,26 +314,17 @@ def run(args, so: Path, workroot: Path, log) -> List[dict]:
         for variant in order:
             workdir = Path(tempfile.mkdtemp(prefix=f"{variant}-{ring}-", dir=workroot))
             session = Session(variant, so, ring, workdir)
-            key = {"variant": variant, "ring": ring, "rep": rep}
-            done = []
-            try:
-                session.start()
-                for size in args.sizes:
-                    m = session.measure(size, args.warmup, args.seconds)
-                    done.append(size)
-                    rows.append({**key, "size": size, **m, "loadavg": os.getloadavg()[0]})
-                    log(f"  {ring:6s} {size:5d}B rep {rep} {variant:7s} "
-                        f"{m['pps'] / 1e6:6.3f} Mpps delivered (offered {m['offered_pps'] / 1e6:.3f}), "
-                        f"OVS PMD {m['pmd_cycles_per_pkt']:6.0f} cycles/pkt, idle {m['pmd_idle']:.0%}, "
-                        f"CPU PMD {m['cpu_pmd']:.0%} peer {m['cpu_peer']:.0%}")
-            except (TestPmdError, OvsError) as exc:
-                log(f"  {ring} rep {rep} {variant}: FAILED: {exc}")
-                rows += [{**key, "size": s, "error": str(exc)[:2000]}
-                         for s in args.sizes if s not in done]
-            finally:
-                problems = session.close()
-                if problems:
-                    log(f"  {ring} rep {rep} {variant}: at stop: {problems}")
+
+            def measure(size, session=session, variant=variant, ring=ring, rep=rep):
+                m = session.measure(size, args.warmup, args.seconds)
+                log(f"  {ring:6s} {size:5d}B rep {rep} {variant:7s} "
+                    f"{m['pps'] / 1e6:6.3f} Mpps delivered (offered {m['offered_pps'] / 1e6:.3f}), "
+                    f"OVS PMD {m['pmd_cycles_per_pkt']:6.0f} cycles/pkt, idle {m['pmd_idle']:.0%}, "
+                    f"CPU PMD {m['cpu_pmd']:.0%} peer {m['cpu_peer']:.0%}")
+                return {**m, "loadavg": os.getloadavg()[0]}
+
+            rows += session_rows(session, {"variant": variant, "ring": ring, "rep": rep},
+                                 args.sizes, f"{ring} rep {rep} {variant}", log, measure)
             if not args.keep:
                 shutil.rmtree(workdir, ignore_errors=True)
     return rows
@@ -325,28 +337,19 @@ def run_callgrind(args, so: Path, workroot: Path, log) -> List[dict]:
     for ring, variant in itertools.product(args.rings, VARIANTS):
         workdir = Path(tempfile.mkdtemp(prefix=f"cg-{variant}-{ring}-", dir=workroot))
         session = Session(variant, so, ring, workdir, under_callgrind=True)
-        key = {"variant": variant, "ring": ring}
-        done = []
-        try:
-            session.start()
-            for size in args.sizes:
-                p = session.profile(size, args.warmup, args.cg_seconds)
-                done.append(size)
-                kept = args.out / f"callgrind.{variant}.{ring}.{size}B.out"
-                shutil.copy(p.pop("dump"), kept)
-                rows.append({**key, "size": size, **p, "profile": kept.name})
-                log(f"  callgrind {ring:6s} {size:5d}B {variant:7s} "
-                    f"{p['instr_per_pkt']:7.0f} instr/pkt ({p['packets']:.0f} pkts, "
-                    f"{p['polls_per_pkt'] * 32:.2f} polls per 32, "
-                    + ", ".join(f"{k} {v:.0f}" for k, v in p["by_object"].items()) + ")")
-        except (TestPmdError, OvsError, OSError, subprocess.SubprocessError, ValueError) as exc:
-            log(f"  callgrind {ring} {variant}: FAILED: {exc}")
-            rows += [{**key, "size": s, "error": str(exc)[:2000]}
-                     for s in args.sizes if s not in done]
-        finally:
-            problems = session.close()
-            if problems:
-                log(f"  callgrind {ring} {variant}: at stop: {problems}")
+
+        def profile(size, session=session, variant=variant, ring=ring):
+            p = session.profile(size, args.warmup, args.cg_seconds)
+            kept = args.out / f"callgrind.{variant}.{ring}.{size}B.out"
+            shutil.copy(p.pop("dump"), kept)
+            log(f"  callgrind {ring:6s} {size:5d}B {variant:7s} "
+                f"{p['instr_per_pkt']:7.0f} instr/pkt ({p['packets']:.0f} pkts, "
+                f"{p['polls_per_pkt'] * 32:.2f} polls per 32, "
+                + ", ".join(f"{k} {v:.0f}" for k, v in p["by_object"].items()) + ")")
+            return {**p, "profile": kept.name}
+
+        rows += session_rows(session, {"variant": variant, "ring": ring}, args.sizes,
+                             f"callgrind {ring} {variant}", log, profile)
         if not args.keep:
             shutil.rmtree(workdir, ignore_errors=True)
     return rows
@@ -495,13 +498,7 @@ def main(argv=None) -> int:
     args.out = args.out or BENCH_DIR / "results" / (time.strftime("%Y%m%d-%H%M%S") + "-ovs")
     args.out.mkdir(parents=True, exist_ok=True)
     so = snapshot_plugin(args.pmd)
-    logfile = open(args.out / "run.log", "a")
-
-    def log(msg):
-        line = time.strftime("%H:%M:%S ") + msg
-        print(line, flush=True)
-        logfile.write(line + "\n")
-        logfile.flush()
+    log = run_logger(args.out / "run.log")
 
     pps_sessions = 0 if args.no_pps else args.reps * len(args.rings) * len(VARIANTS)
     cg_sessions = 0 if args.no_callgrind else len(args.rings) * len(VARIANTS)

@@ -81,8 +81,8 @@ from harness.testpmd import (OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError,  # 
 
 import callgrind  # noqa: E402
 import report  # noqa: E402
-from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_metadata,  # noqa: E402
-                    snapshot_plugin, thread_cpu_seconds)
+from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_logger,  # noqa: E402
+                    run_metadata, snapshot_plugin, thread_cpu_seconds)
 
 # Per direction: the vhost side's and the peer's forwarding modes, and whose
 # port counts the packets that made it (for enqueue and PVP: what the peer got).
@@ -833,13 +833,7 @@ def main(argv=None) -> int:
             zc["zero-copy-threshold"] = args.zc_threshold
         pmds.insert(1, Pmd("ours-zc", PmdSelection("ours", so), zc))
     cases = build_cases(args)
-    logfile = open(args.out / "run.log", "a")
-
-    def log(msg):
-        line = time.strftime("%H:%M:%S ") + msg
-        print(line, flush=True)
-        logfile.write(line + "\n")
-        logfile.flush()
+    log = run_logger(args.out / "run.log")
 
     results = {"meta": metadata(args, so), "pps": [], "callgrind": []}
     est = (0 if args.no_pps else
