@@ -460,14 +460,14 @@ vhu_dequeue_burst(struct vhu_vring *vr, struct rte_mempool *mp, struct rte_mbuf 
 	/* pkts[received .. end) hold the mbufs allocated and not used yet. */
 	end = received + avail;
 	/* Behind a vIOMMU batches never form (virtqueue.h): not tried. */
-	if (vr->zc == NULL && vr->iotlb == NULL && vr->neg.packed)
+	if (vr->zc != NULL || vr->iotlb != NULL)
+		dequeue_chains(vr, mp, pkts, count, avail, &received, &end, &completed, &t);
+	else if (vr->neg.packed)
 		dequeue_chains_batched(vr, true, mp, pkts, count, avail, &received, &end, &completed,
 				       &t);
-	else if (vr->zc == NULL && vr->iotlb == NULL)
+	else
 		dequeue_chains_batched(vr, false, mp, pkts, count, avail, &received, &end,
 				       &completed, &t);
-	else
-		dequeue_chains(vr, mp, pkts, count, avail, &received, &end, &completed, &t);
 	if (completed > 0)
 		vhu_vq_publish(vr);
 	if (end > received)

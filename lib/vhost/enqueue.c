@@ -410,12 +410,12 @@ vhu_enqueue_burst(struct vhu_vring *vr, struct rte_mbuf **pkts, uint16_t count)
 	vhu_vq_mark(vr, &burst_start);
 	vhu_frame_tally_init(&t);
 	/* Behind a vIOMMU batches never form (virtqueue.h): not tried. */
-	if (vr->iotlb == NULL && vr->neg.packed)
-		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true, true);
-	else if (vr->iotlb == NULL)
-		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true, false);
-	else
+	if (vr->iotlb != NULL)
 		consumed = enqueue_frames(vr, pkts, count, &chain, &t, false, false);
+	else if (vr->neg.packed)
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true, true);
+	else
+		consumed = enqueue_frames(vr, pkts, count, &chain, &t, true, false);
 	vhu_vring_tally_flush(vr, &t);
 	if (vhu_vq_completed_since(vr, &burst_start))
 		vhu_vq_publish(vr);

@@ -90,8 +90,10 @@ vhu_vq_batch_peek(struct vhu_vring *vr, const bool packed, bool device_writes,
 
 /*
  * The batch @b, just peeked, is taken and done, @written[k] bytes written
- * into buffer k (@written NULL: none, the device read them): in place on a packed ring (virtqueue_packed.h), visible
- * to the driver at once there and at the next publish on a split ring.
+ * into buffer k (@written NULL: none, the device read them). A packed ring
+ * hands it back in place, visible to the driver at once, but for read
+ * buffers with IN_ORDER, kept aside as part of a run (virtqueue_packed.h);
+ * a split ring's is visible at the next publish.
  */
 static __rte_always_inline void
 vhu_vq_batch_complete(struct vhu_vring *vr, const bool packed, const struct vhu_batch *b,

@@ -138,6 +138,17 @@ vhu_packed_batch_peek(struct vhu_vring *vr, bool device_writes, uint32_t min_len
 	return vhu_vring_batch_map(vr, b);
 }
 
+/* The used position moves @nslots slots on, flipping the wrap counter at the ring's end. */
+static inline void
+vhu_packed_used_advance(struct vhu_vring *vr, uint16_t nslots)
+{
+	vr->last_used_idx += nslots;
+	if (vr->last_used_idx >= vr->size) {
+		vr->last_used_idx -= vr->size;
+		vr->packed.used_wrap = !vr->packed.used_wrap;
+	}
+}
+
 /* Buffer @id, which took @nslots ring slots, is done with @len bytes written. */
 static inline void
 vhu_packed_complete(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t len)
@@ -149,11 +160,7 @@ vhu_packed_complete(struct vhu_vring *vr, uint16_t id, uint16_t nslots, uint32_t
 	u->id = id;
 	u->len = len;
 	u->flags = pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0;
-	vr->last_used_idx += nslots;
-	if (vr->last_used_idx >= vr->size) {
-		vr->last_used_idx -= vr->size;
-		pk->used_wrap = !pk->used_wrap;
-	}
+	vhu_packed_used_advance(vr, nslots);
 }
 
 /*
@@ -176,11 +183,7 @@ vhu_packed_complete_read(struct vhu_vring *vr, uint16_t id, uint16_t nslots)
 		return;
 	}
 	pk->pending[pk->npending - 1].id = id;
-	vr->last_used_idx += nslots;
-	if (vr->last_used_idx >= vr->size) {
-		vr->last_used_idx -= vr->size;
-		pk->used_wrap = !pk->used_wrap;
-	}
+	vhu_packed_used_advance(vr, nslots);
 }
 
 /*
@@ -212,11 +215,7 @@ vhu_packed_batch_complete(struct vhu_vring *vr, const struct vhu_batch *b,
 	}
 	vhu_packed_used_put_batch(vr, vr->last_used_idx, b->id, written != NULL ? written : nothing,
 				  pk->used_wrap ? VRING_PACKED_DESC_F_AVAIL | VRING_PACKED_DESC_F_USED : 0);
-	vr->last_used_idx += VHU_BATCH;
-	if (vr->last_used_idx == vr->size) {
-		vr->last_used_idx = 0;
-		pk->used_wrap = !pk->used_wrap;
-	}
+	vhu_packed_used_advance(vr, VHU_BATCH);
 }
 
 /* Completions kept aside since the first @npending now go back with length 0. */
