@@ -6,6 +6,7 @@ and build that a run records."""
 from __future__ import annotations
 
 import hashlib
+import json
 import os
 import platform
 import shutil
@@ -94,3 +95,27 @@ def run_logger(path: Path):
         logfile.flush()
 
     return log
+
+
+def run_phases(args, results: dict, pps_key: str, pps, callgrind, workroot: Path,
+               so: Path) -> None:
+    """The packets-per-second phase (``pps()`` into ``results[pps_key]``),
+    then the callgrind phase (``callgrind()``), each unless ``--no-pps`` /
+    ``--no-callgrind``; results.json written after each phase and at the
+    end whatever happens, with the load average; then the work directory
+    and the plugin's copy removed unless ``--keep``."""
+    def save():
+        (args.out / "results.json").write_text(json.dumps(results, indent=1))
+
+    try:
+        if not args.no_pps:
+            results[pps_key] = pps()
+            save()
+        if not args.no_callgrind:
+            results["callgrind"] = callgrind()
+    finally:
+        results["meta"]["loadavg_end"] = os.getloadavg()
+        save()
+        if not args.keep:
+            shutil.rmtree(workroot, ignore_errors=True)
+            shutil.rmtree(so.parent, ignore_errors=True)

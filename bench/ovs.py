@@ -64,7 +64,6 @@ from __future__ import annotations
 
 import argparse
 import itertools
-import json
 import os
 import re
 import shutil
@@ -86,7 +85,7 @@ from harness.testpmd import PEER_LCORES, TestPmd, TestPmdError, vhost_vdev, virt
 import callgrind  # noqa: E402
 import report  # noqa: E402
 from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_logger,  # noqa: E402
-                    run_metadata, snapshot_plugin, thread_cpu_seconds)
+                    run_metadata, run_phases, snapshot_plugin, thread_cpu_seconds)
 
 VARIANTS = ("ours", "ovs-own")
 BASELINE = "ovs-own"
@@ -513,19 +512,8 @@ def main(argv=None) -> int:
                "windows": [], "callgrind": []}
     # short socket paths (AF_UNIX: 107 bytes)
     workroot = Path(tempfile.mkdtemp(prefix="vhuovs-", dir="/tmp"))
-    save = lambda: (args.out / "results.json").write_text(json.dumps(results, indent=1))  # noqa: E731
-    try:
-        if not args.no_pps:
-            results["windows"] = run(args, so, workroot, log)
-            save()
-        if not args.no_callgrind:
-            results["callgrind"] = run_callgrind(args, so, workroot, log)
-    finally:
-        results["meta"]["loadavg_end"] = os.getloadavg()
-        save()
-        if not args.keep:
-            shutil.rmtree(workroot, ignore_errors=True)
-            shutil.rmtree(so.parent, ignore_errors=True)
+    run_phases(args, results, "windows", lambda: run(args, so, workroot, log),
+               lambda: run_callgrind(args, so, workroot, log), workroot, so)
     tables = []
     if results["windows"]:
         tables.append(table_md(summarise(results["windows"])))

@@ -82,7 +82,7 @@ from harness.testpmd import (OUR_LCORES, PEER_LCORES, TestPmd, TestPmdError,  # 
 import callgrind  # noqa: E402
 import report  # noqa: E402
 from common import (FLOWGEN_FCS, TESTPMD_APP_ARGS, command_output, run_logger,  # noqa: E402
-                    run_metadata, snapshot_plugin, thread_cpu_seconds)
+                    run_metadata, run_phases, snapshot_plugin, thread_cpu_seconds)
 
 # Per direction: the vhost side's and the peer's forwarding modes, and whose
 # port counts the packets that made it (for enqueue and PVP: what the peer got).
@@ -844,19 +844,8 @@ def main(argv=None) -> int:
     log(f"{len(cases)} cases, about {est / 60:.0f} min; results in {args.out}")
     # short socket paths (AF_UNIX: 107 bytes)
     workroot = Path(tempfile.mkdtemp(prefix="vhubench-", dir="/tmp"))
-    save = lambda: (args.out / "results.json").write_text(json.dumps(results, indent=1))  # noqa: E731
-    try:
-        if not args.no_pps:
-            results["pps"] = run_pps(pmds, cases, args, workroot, log)
-            save()
-        if not args.no_callgrind:
-            results["callgrind"] = run_callgrind(pmds, cases, args, workroot, log)
-    finally:
-        results["meta"]["loadavg_end"] = os.getloadavg()
-        save()
-        if not args.keep:
-            shutil.rmtree(workroot, ignore_errors=True)
-            shutil.rmtree(so.parent, ignore_errors=True)
+    run_phases(args, results, "pps", lambda: run_pps(pmds, cases, args, workroot, log),
+               lambda: run_callgrind(pmds, cases, args, workroot, log), workroot, so)
     report.write_all(results, args.out, args.img)
     log(f"done: {args.out}/results.json, table.md, breakdown.md; charts in {args.img}")
     return 0
