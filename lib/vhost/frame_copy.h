@@ -4,8 +4,13 @@
  * inlined (rte_memcpy as the build's baseline, SSE4.2 for the distribution's
  * DPDK); from VHU_COPY_WIDE_MIN bytes on, where the per-byte cost dominates,
  * one call to the widest copy this CPU allows: 32-byte AVX2 moves halve the
- * instructions of a 1518-byte frame's copy. The choice is made once, at the
- * first port's creation, within EAL's --force-max-simd-bitwidth.
+ * instructions of a 1518-byte frame's copy. From VHU_COPY_STRING_MIN bytes
+ * on, a CPU with fast short REP MOVSB (FSRM) copies faster with one string
+ * move, which its microcode carries out in whole cache lines, than with
+ * vector moves (docs/performance.md: a full-size Ethernet frame's enqueue
+ * gains 10 to 20%; frames of 512 to 1280 bytes gain nothing). The choices are made once,
+ * at the first port's creation, the vector width within EAL's
+ * --force-max-simd-bitwidth.
  */
 #ifndef VHU_FRAME_COPY_H
 #define VHU_FRAME_COPY_H
@@ -19,17 +24,24 @@
 
 /* Below this a call costs more than wider moves save. */
 #define VHU_COPY_WIDE_MIN 256
+/* From this on a string move beats vector moves, on a CPU with FSRM. */
+#define VHU_COPY_STRING_MIN 1400
 
 typedef void (*vhu_copy_fn)(void *dst, const void *src, size_t n);
 
 /* The wide copy in use (baseline until vhu_frame_copy_select() picks). */
 extern vhu_copy_fn vhu_copy_wide;
+/* The copy of VHU_COPY_STRING_MIN bytes and more: the wide one, or the string move. */
+extern vhu_copy_fn vhu_copy_long;
 
 /* Picks the wide copy for this CPU; idempotent, call after rte_eal_init(). */
 void vhu_frame_copy_select(void);
 
 /* The AVX2 build of the wide copy (frame_copy_avx2.c, compiled with -mavx2). */
 void vhu_copy_avx2(void *dst, const void *src, size_t n);
+
+/* One REP MOVSB of @n bytes. */
+void vhu_copy_string(void *dst, const void *src, size_t n);
 
 /*
  * @n bytes, 16 <= @n <= 64, as two copies of @block (16 or 32) bytes: the
@@ -80,8 +92,10 @@ vhu_copy(void *dst, const void *src, size_t n)
 		vhu_copy_upto64(dst, src, n);
 	else if (n < VHU_COPY_WIDE_MIN)
 		rte_memcpy(dst, src, n);
-	else
+	else if (n < VHU_COPY_STRING_MIN)
 		__atomic_load_n(&vhu_copy_wide, __ATOMIC_RELAXED)(dst, src, n);
+	else
+		__atomic_load_n(&vhu_copy_long, __ATOMIC_RELAXED)(dst, src, n);
 }
 
 #endif /* VHU_FRAME_COPY_H */

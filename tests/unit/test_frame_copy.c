@@ -1,10 +1,14 @@
 /* SPDX-License-Identifier: BSD-3-Clause */
 /*
- * Unit tests of lib/vhost/frame_copy.c: the inline copy and both wide copies
- * (baseline and, on a CPU with AVX2, the -mavx2 build) copy exactly the bytes
- * asked for, at every alignment of source and destination, across the sizes
- * where the copy loops change shape, and write nothing around them.
+ * Unit tests of lib/vhost/frame_copy.c: the inline copy, both wide copies
+ * (baseline and, on a CPU with AVX2, the -mavx2 build) and the string move
+ * copy exactly the bytes asked for, at every alignment of source and
+ * destination, across the sizes where the copy loops change shape, and
+ * write nothing around them; the long copy is the string move exactly on
+ * CPUs with FSRM.
  */
+#include <cpuid.h>
+#include <stdbool.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -24,7 +28,8 @@ static uint8_t want[BUF];
 
 static const size_t lengths[] = {
 	0, 1, 2, 3, 4, 5, 7, 8, 9, 12, 15, 16, 17, 24, 31, 32, 33, 47, 48, 49, 60, 63, 64, 65, 127, 128, 129, VHU_COPY_WIDE_MIN - 1,
-	VHU_COPY_WIDE_MIN, VHU_COPY_WIDE_MIN + 1, 511, 512, 513, 1514, 1518, 2048, 4095,
+	VHU_COPY_WIDE_MIN, VHU_COPY_WIDE_MIN + 1, 511, 512, 513, VHU_COPY_STRING_MIN - 1,
+	VHU_COPY_STRING_MIN, VHU_COPY_STRING_MIN + 1, 1514, 1518, 2048, 4095,
 	4096, 4097, MAX_LEN,
 };
 
@@ -73,10 +78,30 @@ test_avx2_copy(void)
 	check_copy(vhu_copy_avx2);
 }
 
+static void
+test_string_copy(void)
+{
+	check_copy(vhu_copy_string);
+}
+
+/* What vhu_frame_copy_select() picked copies right, the string move where FSRM says it is fast. */
+static void
+test_selected_copies(void)
+{
+	unsigned int eax, ebx, ecx, edx;
+	bool fsrm = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 4));
+
+	vhu_frame_copy_select();
+	CHECK(vhu_copy_long == (fsrm ? vhu_copy_string : vhu_copy_wide));
+	check_copy(inline_copy);
+}
+
 int
 main(void)
 {
 	RUN_TEST(test_inline_and_baseline_copy);
 	RUN_TEST(test_avx2_copy);
+	RUN_TEST(test_string_copy);
+	RUN_TEST(test_selected_copies);
 	return check_summary("test_frame_copy");
 }
