@@ -8,9 +8,9 @@
  * on, a CPU with fast short REP MOVSB (FSRM) copies faster with one string
  * move, which its microcode carries out in whole cache lines, than with
  * vector moves (docs/performance.md: a full-size Ethernet frame's enqueue
- * gains 10 to 20%; frames of 512 to 1280 bytes gain nothing). The choices are made once,
- * at the first port's creation, the vector width within EAL's
- * --force-max-simd-bitwidth.
+ * gains 10 to 20%; frames of 512 to 1280 bytes gain nothing). The choices
+ * are made once, at the first port's creation, the vector width within
+ * EAL's --force-max-simd-bitwidth.
  */
 #ifndef VHU_FRAME_COPY_H
 #define VHU_FRAME_COPY_H
@@ -34,7 +34,7 @@ extern vhu_copy_fn vhu_copy_wide;
 /* The copy of VHU_COPY_STRING_MIN bytes and more: the wide one, or the string move. */
 extern vhu_copy_fn vhu_copy_long;
 
-/* Picks the wide copy for this CPU; idempotent, call after rte_eal_init(). */
+/* Picks the wide and the long copy for this CPU; idempotent, call after rte_eal_init(). */
 void vhu_frame_copy_select(void);
 
 /* The AVX2 build of the wide copy (frame_copy_avx2.c, compiled with -mavx2). */
