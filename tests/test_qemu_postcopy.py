@@ -15,14 +15,16 @@ second from just before the migration to its end; once some of the stream
 arrived, A migrates with capability ``postcopy-ram`` (set on both QEMUs) and
 ``migrate-start-postcopy`` right after ``migrate``: the source switches to
 postcopy before its first pass over the guest's memory, and the
-destination runs the guest before (almost any of) its memory arrived.  Our testpmd
-forwards B's port with the destination's as soon as the destination runs,
-while postcopy is still active (postcopy bandwidth limited to
-POSTCOPY_BANDWIDTH, so that it lasts a few seconds): our PMD then writes
-the stream into guest pages that may not be there yet, each such access
-waits in the kernel until QEMU placed the page (our userfaultfd, handed to
-QEMU at POSTCOPY_ADVISE).  The stream's second half is sent once the
-migration completed, over the same connection.
+destination runs the guest before (almost any of) its memory arrived.  Our
+testpmd forwards B's port with the destination's from ``migrate`` on, so
+our PMD polls A''s rings from the moment the destination QEMU starts them:
+it then reads the rings and writes the stream and the pings into guest
+pages that may not be there yet, each such access waiting in the kernel
+until QEMU placed the page (our userfaultfd, handed to QEMU at
+POSTCOPY_ADVISE).  The source sends the missing pages slowly
+(POSTCOPY_SLOW) until the destination QEMU took a first fault of ours, then
+fast (POSTCOPY_FAST).  The stream's second half is sent once the migration
+completed, over the same connection.
 
 Checked: query-migrate went through ``postcopy-active`` and completed; the
 destination runs; our log shows, for eth_vhost1, ``postcopy: listening``,
@@ -31,7 +33,7 @@ stream arrives intact on the destination (md5) and B and A' ping each
 other; no QEMU printed a warning or error; every QEMU and our testpmd exit
 cleanly, the ports served by our PMD.  Our PMD must have met a missing page
 at least once: the destination QEMU traces (-trace) the faults it read from
-our userfaultfd (vhost_user_postcopy_fault_handler_found; a handful per run
+our userfaultfd (vhost_user_postcopy_fault_handler_found; 2 to 5 per run
 here, the page stream then goes on from the page asked for) and those of
 its own guest (postcopy_ram_fault_thread_request, printed).
 
@@ -46,7 +48,7 @@ import time
 
 import pytest
 
-from qemu.migration import MAX_BANDWIDTH, start_destination, wait_arrived
+from qemu.migration import start_destination, wait_arrived
 from qemu.rig import GUESTS, MIB, QEMU_MESSAGE_RE, close_reporting_consoles, ping
 from qemu.vm import VmError
 from test_qemu_migration import DST, SRC, MigrationRig, Stream, wait_port_bytes
@@ -56,13 +58,20 @@ pytestmark = [pytest.mark.qemu, pytest.mark.ours_only, pytest.mark.timeout(180)]
 FIRST_MIB = 16                  # streamed before/while A migrates
 SECOND_MIB = 4                  # streamed once the migration completed
 MIGRATE_AFTER_MIB = 2           # A received that much before the migration starts
-# migrate-set-parameters max-postcopy-bandwidth (bytes/s): the pages still
-# missing when postcopy starts come at that rate (and on demand), long
-# enough for our PMD to touch some of them
-POSTCOPY_BANDWIDTH = 16 * MIB
+# migrate-set-parameters max-bandwidth (bytes/s) before the switch to
+# postcopy, and max-postcopy-bandwidth after it: slow until the destination
+# QEMU took a fault of ours from our userfaultfd, so that the pages our PMD
+# writes first are still missing then (pages come at that rate, on demand,
+# and the stream goes on from each page asked for, past the RX buffers
+# next to it); fast once it did, to finish. Slow for at most
+# OUR_FAULT_TIMEOUT seconds.
+POSTCOPY_SLOW = 2 * MIB
+POSTCOPY_FAST = 64 * MIB
+OUR_FAULT_TIMEOUT = 30
 # destination QEMU trace events: our faults it took from our userfaultfd,
 # its own (the guest's) faults
-TRACE_EVENTS = ("vhost_user_postcopy_fault_handler_found", "postcopy_ram_fault_thread_request")
+OUR_FAULT = "vhost_user_postcopy_fault_handler_found"
+TRACE_EVENTS = (OUR_FAULT, "postcopy_ram_fault_thread_request")
 POSTCOPY_OPTS = {"postcopy-support": 1}
 # B's pings at A while it migrates (seconds, payload bytes): 50 frames/s
 # that fill A's RX buffers whatever the stream does
@@ -82,6 +91,11 @@ def postcopy_capability(vm):
            capabilities=[{"capability": "postcopy-ram", "state": True}])
 
 
+def traced(vm, event: str) -> int:
+    """How many times ``vm`` (run with ``-trace event``) traced ``event``."""
+    return len(re.findall(rf"^(?:\d+@[\d.]+:)?{event} ", vm.log, re.M))
+
+
 def test_postcopy_migration_mid_stream(rig, record_property):
     """B streams to A; A migrates from eth_vhost0 to eth_vhost1 in postcopy
     mode, the destination running (and our PMD writing its memory) before
@@ -99,8 +113,8 @@ def test_postcopy_migration_mid_stream(rig, record_property):
                                                rig.socks[DST], extra_args=trace)
     for vm in (a, dst):
         postcopy_capability(vm)
-    a.qmp("migrate-set-parameters", **{"max-bandwidth": MAX_BANDWIDTH,
-                                       "max-postcopy-bandwidth": POSTCOPY_BANDWIDTH})
+    a.qmp("migrate-set-parameters", **{"max-bandwidth": POSTCOPY_SLOW,
+                                       "max-postcopy-bandwidth": POSTCOPY_SLOW})
 
     before = ours.stats(SRC)["obytes"]
     stream.start()
@@ -108,20 +122,22 @@ def test_postcopy_migration_mid_stream(rig, record_property):
     # B's TCP stream may sit out the switch in retransmission back-off while
     # the pages the destination misses arrive; pings that keep coming make
     # our PMD write A''s RX buffers, posted on the source and untouched by
-    # the guest since, as soon as the destination runs
+    # the guest since, as soon as the destination starts A''s rings
     b.run_bg(f"ping -q -i {PROVOKE_INTERVAL} -s {PROVOKE_SIZE} {GUESTS['a'][0]}",
              "/tmp/provoke.log")
     mark = len(ours.log)
 
-    # migrate, in postcopy at once; B's port goes with the
-    # destination's as soon as the destination runs
+    # migrate, in postcopy at once; B's port goes with the destination's
+    # from now on: our PMD polls A''s rings from the moment the destination
+    # QEMU starts them, before the guest runs again
     t0 = time.monotonic()
     a.qmp("migrate", uri=dst.incoming)
     # at once: the source switches to postcopy before its first pass over
     # the guest's memory, which is then missing on the destination
     a.qmp("migrate-start-postcopy")
+    rig.forward(DST)
     statuses, dst_statuses = [], []
-    forwarding_dst = False
+    fast_after = None       # seconds of slow postcopy
     info = {}
     while True:
         info = a.qmp("query-migrate") or {}
@@ -131,7 +147,12 @@ def test_postcopy_migration_mid_stream(rig, record_property):
         if status in ("failed", "cancelled") or status.startswith("postcopy-paused"):
             raise AssertionError(f"migration {status} (statuses {statuses}): {info}\n"
                                  f"destination:\n{dst.tail()}\nours:\n{ours.tail()}")
-        if not forwarding_dst:
+        if status == "postcopy-active" and fast_after is None:
+            slow_for = time.monotonic() - t0
+            if traced(dst, OUR_FAULT) or slow_for > OUR_FAULT_TIMEOUT:
+                a.qmp("migrate-set-parameters", **{"max-postcopy-bandwidth": POSTCOPY_FAST})
+                fast_after = slow_for
+        if "running" not in dst_statuses:
             try:
                 dst_status = dst.qmp("query-status")["status"]
             except (VmError, OSError) as exc:
@@ -139,9 +160,6 @@ def test_postcopy_migration_mid_stream(rig, record_property):
                                      f"{dst.tail()}") from exc
             if not dst_statuses or dst_statuses[-1] != dst_status:
                 dst_statuses.append(dst_status)
-            if dst_status == "running":
-                rig.forward(DST)
-                forwarding_dst = status
         if status == "completed":
             break
         assert time.monotonic() - t0 < 90, f"migration not completed after 90 s: {statuses}"
@@ -150,10 +168,9 @@ def test_postcopy_migration_mid_stream(rig, record_property):
     into_dst = ours.stats(DST)["obytes"]    # what A' got while postcopy was active
     b.run("kill $(pidof ping) 2>/dev/null; true")
     wait_arrived(dst)
-    if not forwarding_dst:
-        rig.forward(DST)
-    print(f"\nsource statuses {statuses}; destination {dst_statuses}; forwarding to the "
-          f"destination from source status {forwarding_dst!r}")
+    print(f"\nsource statuses {statuses}; destination {dst_statuses}; postcopy at "
+          f"{POSTCOPY_SLOW // MIB} MiB/s for {fast_after or 0:.1f} s, then "
+          f"{POSTCOPY_FAST // MIB} MiB/s")
     assert "postcopy-active" in statuses, f"never postcopy-active: {statuses}"
     ram = info.get("ram", {})
     record_property("migration_total_ms", info.get("total-time"))
@@ -182,13 +199,12 @@ def test_postcopy_migration_mid_stream(rig, record_property):
     ping(b, dst)
     ping(dst, b)
 
-    counts = {ev: len(re.findall(rf"^(?:\d+@[\d.]+:)?{ev} ", dst.log, re.M))
-              for ev in TRACE_EVENTS}
+    counts = {ev: traced(dst, ev) for ev in TRACE_EVENTS}
     for ev, n in counts.items():
         record_property(ev, n)
     print(f"destination QEMU traced: {counts}")
     assert into_dst > 0, "nothing reached A' on eth_vhost1 while postcopy was active"
-    assert counts["vhost_user_postcopy_fault_handler_found"] >= 1, \
+    assert counts[OUR_FAULT] >= 1, \
         f"QEMU resolved no page fault of ours (our PMD wrote {into_dst} bytes into A' in " \
         f"postcopy): {counts}"
     rig.finish()
