@@ -201,6 +201,8 @@ enqueue_frame(struct vhu_vring *vr, struct rte_mbuf *m, struct vhu_chain *c)
 				off += n;
 			}
 		}
+		if (vhu_demote_wanted())
+			vhu_demote_line(piece);
 		vhu_vring_log_chain(vr, c, off);
 		vhu_vq_complete(vr, c, off);
 		return ENQ_DELIVERED;
@@ -246,6 +248,11 @@ enqueue_batch(struct vhu_vring *vr, const bool packed, struct rte_mbuf **m,
 		put_header(vr, b.addr[k], &hdr);
 		vhu_copy(b.addr[k] + hdr_len, frame[k], frame_len[k]);
 		vhu_vring_log_range(vr, b.gpa[k], len[k]);
+	}
+	if (vhu_demote_wanted()) {
+		VHU_BATCH_UNROLL
+		for (unsigned int k = 0; k < VHU_BATCH; k++)
+			vhu_demote_line(b.addr[k]);
 	}
 	vhu_vq_batch_complete(vr, packed, &b, len);
 	vhu_frame_tally_four(t, frame_len, frame);

@@ -19,11 +19,23 @@ copy_baseline(void *dst, const void *src, size_t n)
 
 vhu_copy_fn vhu_copy_wide = copy_baseline;
 vhu_copy_fn vhu_copy_long = copy_baseline;
+bool vhu_cldemote;
 
 void
 vhu_copy_string(void *dst, const void *src, size_t n)
 {
 	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
+}
+
+/* CPUID leaf 7: ECX if @ecx, else EDX; 0 where the CPU has no leaf 7. */
+static unsigned int
+cpuid_leaf7(bool ecx)
+{
+	unsigned int eax, ebx, c, d;
+
+	if (!__get_cpuid_count(7, 0, &eax, &ebx, &c, &d))
+		return 0;
+	return ecx ? c : d;
 }
 
 /*
@@ -34,9 +46,14 @@ vhu_copy_string(void *dst, const void *src, size_t n)
 static bool
 cpu_has_fsrm(void)
 {
-	unsigned int eax, ebx, ecx, edx;
+	return (cpuid_leaf7(false) & (1u << 4)) != 0;
+}
 
-	return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 4)) != 0;
+/* CLDEMOTE: CPUID leaf 7, ECX bit 25 (Valgrind's CPU has none either). */
+static bool
+cpu_has_cldemote(void)
+{
+	return (cpuid_leaf7(true) & (1u << 25)) != 0;
 }
 
 void
@@ -55,8 +72,10 @@ vhu_frame_copy_select(void)
 	/* Other ports' rings may be copying already: any choice is valid. */
 	__atomic_store_n(&vhu_copy_wide, wide, __ATOMIC_RELAXED);
 	__atomic_store_n(&vhu_copy_long, lng, __ATOMIC_RELAXED);
-	VHU_LOG(INFO, "frame copies of %u bytes and more: %s; of %u and more: %s",
+	__atomic_store_n(&vhu_cldemote, cpu_has_cldemote(), __ATOMIC_RELAXED);
+	VHU_LOG(INFO, "frame copies of %u bytes and more: %s; of %u and more: %s; "
+		"buffers' first lines demoted (CLDEMOTE): %s",
 		VHU_COPY_WIDE_MIN, wide == vhu_copy_avx2 ? "AVX2" : "baseline",
 		VHU_COPY_STRING_MIN, lng == vhu_copy_string ? "REP MOVSB (FSRM)" :
-		"the same");
+		"the same", vhu_cldemote ? "yes" : "no");
 }

@@ -5,7 +5,8 @@
  * copy exactly the bytes asked for, at every alignment of source and
  * destination, across the sizes where the copy loops change shape, and
  * write nothing around them; the long copy is the string move exactly on
- * CPUs with FSRM.
+ * CPUs with FSRM. Demoting what was written (CLDEMOTE, used exactly on CPUs
+ * that have it) changes none of it, at any alignment and length.
  */
 #include <cpuid.h>
 #include <stdbool.h>
@@ -84,16 +85,46 @@ test_string_copy(void)
 	check_copy(vhu_copy_string);
 }
 
-/* What vhu_frame_copy_select() picked copies right, the string move where FSRM says it is fast. */
+/* CPUID leaf 7's ECX and EDX, zero where the CPU has no leaf 7. */
+static void
+cpuid_leaf7(unsigned int *ecx, unsigned int *edx)
+{
+	unsigned int eax, ebx;
+
+	if (!__get_cpuid_count(7, 0, &eax, &ebx, ecx, edx))
+		*ecx = *edx = 0;
+}
+
+static void
+copy_then_demote(void *dst, const void *src, size_t n)
+{
+	vhu_copy(dst, src, n);
+	if (vhu_demote_wanted())
+		vhu_demote_line(dst);
+}
+
+/*
+ * What vhu_frame_copy_select() picked copies right: the string move where
+ * FSRM says it is fast, CLDEMOTE after the copies where the CPU has it, and
+ * that hint leaves every byte as written.
+ */
 static void
 test_selected_copies(void)
 {
-	unsigned int eax, ebx, ecx, edx;
-	bool fsrm = __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 4));
+	unsigned int ecx, edx;
+
+	cpuid_leaf7(&ecx, &edx);
+	bool fsrm = edx & (1u << 4);
+	bool cldemote = ecx & (1u << 25);
 
 	vhu_frame_copy_select();
 	CHECK(vhu_copy_long == (fsrm ? vhu_copy_string : vhu_copy_wide));
-	check_copy(inline_copy);
+	CHECK(vhu_cldemote == cldemote);
+	check_copy(copy_then_demote);
+	/* A CPU without it executes the same bytes as a NOP: harmless there too. */
+	vhu_cldemote = true;
+	check_copy(copy_then_demote);
+	vhu_cldemote = cldemote;
 }
 
 int
