@@ -27,17 +27,6 @@ vhu_copy_string(void *dst, const void *src, size_t n)
 	__asm__ volatile("rep movsb" : "+D"(dst), "+S"(src), "+c"(n) : : "memory");
 }
 
-/* CPUID leaf 7: ECX if @ecx, else EDX; 0 where the CPU has no leaf 7. */
-static unsigned int
-cpuid_leaf7(bool ecx)
-{
-	unsigned int eax, ebx, c, d;
-
-	if (!__get_cpuid_count(7, 0, &eax, &ebx, &c, &d))
-		return 0;
-	return ecx ? c : d;
-}
-
 /*
  * Fast short REP MOVSB: CPUID leaf 7, EDX bit 4. DPDK 22.11 has no flag
  * for it. (Valgrind's emulated CPU has none: callgrind counts the vector
@@ -46,14 +35,9 @@ cpuid_leaf7(bool ecx)
 static bool
 cpu_has_fsrm(void)
 {
-	return (cpuid_leaf7(false) & (1u << 4)) != 0;
-}
+	unsigned int eax, ebx, ecx, edx;
 
-/* CLDEMOTE: CPUID leaf 7, ECX bit 25 (Valgrind's CPU has none either). */
-static bool
-cpu_has_cldemote(void)
-{
-	return (cpuid_leaf7(true) & (1u << 25)) != 0;
+	return __get_cpuid_count(7, 0, &eax, &ebx, &ecx, &edx) && (edx & (1u << 4)) != 0;
 }
 
 void
@@ -72,7 +56,9 @@ vhu_frame_copy_select(void)
 	/* Other ports' rings may be copying already: any choice is valid. */
 	__atomic_store_n(&vhu_copy_wide, wide, __ATOMIC_RELAXED);
 	__atomic_store_n(&vhu_copy_long, lng, __ATOMIC_RELAXED);
-	__atomic_store_n(&vhu_cldemote, cpu_has_cldemote(), __ATOMIC_RELAXED);
+	/* (Valgrind's CPU has no CLDEMOTE either: callgrind counts the flag test.) */
+	__atomic_store_n(&vhu_cldemote, rte_cpu_get_flag_enabled(RTE_CPUFLAG_CLDEMOTE) > 0,
+			 __ATOMIC_RELAXED);
 	VHU_LOG(INFO, "frame copies of %u bytes and more: %s; of %u and more: %s; "
 		"buffers' first lines demoted (CLDEMOTE): %s",
 		VHU_COPY_WIDE_MIN, wide == vhu_copy_avx2 ? "AVX2" : "baseline",
