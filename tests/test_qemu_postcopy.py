@@ -33,7 +33,7 @@ stream arrives intact on the destination (md5) and B and A' ping each
 other; no QEMU printed a warning or error; every QEMU and our testpmd exit
 cleanly, the ports served by our PMD.  Our PMD must have met a missing page
 at least once: the destination QEMU traces (-trace) the faults it read from
-our userfaultfd (vhost_user_postcopy_fault_handler_found; 2 to 5 per run
+our userfaultfd (vhost_user_postcopy_fault_handler_found; 2 to 6 per run
 here, the page stream then goes on from the page asked for) and those of
 its own guest (postcopy_ram_fault_thread_request, printed).
 
